@@ -1,0 +1,250 @@
+import { readFile } from 'node:fs/promises';
+import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
+import type { Command } from '../command/command.ts';
+import { Semaphore } from '../concurrency.ts';
+import { TackleError } from '../errors.ts';
+import { ExecConnection, stdinBytes, type ConnectionStats, type ExecOptions, type ExecResult } from './connection.ts';
+import { appendKnownHost, checkHostKey, keyFingerprint, loadKnownHosts } from './known-hosts.ts';
+
+/** Where and as whom to connect; `name` is the inventory name used in messages. */
+export interface SshEndpoint {
+  name: string;
+  address: string;
+  port: number;
+  user: string;
+  /** Tried in order; a missing file that was asked for by name is an error. */
+  privateKeyPaths: string[];
+  /** Files checked for the host key; new keys are recorded in the first. */
+  knownHostsPaths: string[];
+  /** Path of an ssh-agent socket (SSH_AUTH_SOCK), passed in explicitly. */
+  agent?: string;
+  /** Reach this endpoint through another one (ProxyJump). */
+  jump?: SshEndpoint;
+}
+
+export interface SshOptions {
+  /** Record unknown host keys instead of refusing them. A changed key is always refused. */
+  acceptNewHostKeys?: boolean;
+  connectTimeoutMs?: number;
+  keepaliveIntervalMs?: number;
+  /** Channels open at once; OpenSSH's MaxSessions defaults to 10 and refuses the 11th. */
+  maxChannels?: number;
+}
+
+/**
+ * Connects with ssh2 directly (not ssh2-promise: its exec drops exit codes,
+ * joins arguments unquoted and can hang when the connection dies).
+ *
+ * @example
+ * const conn = await connectSsh({ name: 'web1', address: '10.0.0.5', port: 22, user: 'root',
+ *   privateKeyPaths: ['/root/.ssh/id_ed25519'], knownHostsPaths: ['/root/.ssh/known_hosts'] });
+ */
+export async function connectSsh(endpoint: SshEndpoint, options: SshOptions = {}): Promise<SshConnection> {
+  const jump = endpoint.jump ? await connectSsh(endpoint.jump, options) : undefined;
+  try {
+    const sock = jump ? await jump.forward(endpoint) : undefined;
+    const client = await handshake(endpoint, options, sock);
+    return new SshConnection(endpoint, client, options.maxChannels ?? 10, jump);
+  } catch (err) {
+    await jump?.close();
+    throw err;
+  }
+}
+
+async function authMethods(endpoint: SshEndpoint): Promise<NonNullable<ConnectConfig['authHandler']>> {
+  const username = endpoint.user;
+  const methods: Array<{ type: 'publickey'; username: string; key: Buffer } | { type: 'agent'; username: string; agent: string }> = [];
+  if (endpoint.agent) methods.push({ type: 'agent', username, agent: endpoint.agent });
+  for (const path of endpoint.privateKeyPaths) {
+    const key = await readFile(path).catch((cause: NodeJS.ErrnoException) => {
+      throw connectError(endpoint, `cannot read private key ${path}: ${cause.code ?? cause.message}`, cause);
+    });
+    methods.push({ type: 'publickey', username, key });
+  }
+  if (methods.length === 0) throw connectError(endpoint, 'no private key and no ssh-agent to authenticate with; set privateKeyPath in the inventory');
+  return methods as NonNullable<ConnectConfig['authHandler']>;
+}
+
+async function handshake(endpoint: SshEndpoint, options: SshOptions, sock?: ClientChannel): Promise<Client> {
+  const known = await loadKnownHosts(endpoint.knownHostsPaths);
+  const authHandler = await authMethods(endpoint);
+  const client = new Client();
+  let hostKeyProblem: string | undefined;
+  const timeoutMs = options.connectTimeoutMs ?? 10_000;
+
+  const config: ConnectConfig = {
+    host: endpoint.address,
+    port: endpoint.port,
+    username: endpoint.user,
+    authHandler,
+    readyTimeout: timeoutMs,
+    keepaliveInterval: options.keepaliveIntervalMs ?? 15_000,
+    keepaliveCountMax: 3,
+    ...(sock ? { sock } : {}),
+    hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
+      const check = checkHostKey(known, endpoint.address, endpoint.port, key);
+      const fp = keyFingerprint(key);
+      const where = endpoint.port === 22 ? endpoint.address : `[${endpoint.address}]:${endpoint.port}`;
+      if (check.kind === 'match') return verify(true);
+      if (check.kind === 'revoked') {
+        hostKeyProblem = `host key ${fp} of ${where} is marked @revoked in known_hosts; refusing to connect`;
+        return verify(false);
+      }
+      if (check.kind === 'changed') {
+        hostKeyProblem = `HOST KEY CHANGED for ${where}: it now presents ${fp}, which differs from the key in known_hosts. This may be an attack (or a reinstalled host): check it, then remove the old line with \`ssh-keygen -R ${where}\``;
+        return verify(false);
+      }
+      if (!options.acceptNewHostKeys) {
+        hostKeyProblem = `host key of ${where} is unknown (${fp}); it is not in ${endpoint.knownHostsPaths.join(' or ')}. Verify the fingerprint, then run again with --accept-new-host-keys to record it`;
+        return verify(false);
+      }
+      const file = endpoint.knownHostsPaths[0];
+      if (!file) return verify(false);
+      appendKnownHost(file, endpoint.address, endpoint.port, key).then(
+        () => verify(true),
+        (cause: Error) => {
+          hostKeyProblem = `could not record the host key in ${file}: ${cause.message}`;
+          verify(false);
+        },
+      );
+    },
+  };
+
+  return new Promise((resolve, reject) => {
+    const onError = (cause: Error & { level?: string; code?: string }) => {
+      client.removeListener('ready', onReady);
+      client.end();
+      reject(connectError(endpoint, hostKeyProblem ?? explainConnectError(cause, endpoint, timeoutMs), cause));
+    };
+    const onReady = () => {
+      client.removeListener('error', onError);
+      resolve(client);
+    };
+    client.once('ready', onReady);
+    client.once('error', onError);
+    client.connect(config);
+  });
+}
+
+function explainConnectError(cause: Error & { level?: string; code?: string }, e: SshEndpoint, timeoutMs: number): string {
+  const where = `${e.address}:${e.port}`;
+  if (cause.level === 'client-authentication') {
+    const keys = e.privateKeyPaths.length ? `key ${e.privateKeyPaths.join(', ')}` : 'no key file';
+    return `authentication as ${e.user} failed at ${where} (tried ${keys}${e.agent ? ' and ssh-agent' : ''}); the server did not accept the key`;
+  }
+  if (/Timed out while waiting for handshake/.test(cause.message) || cause.code === 'ETIMEDOUT')
+    return `no SSH answer from ${where} within ${Math.round(timeoutMs / 1000)} s; the host is down or the port is filtered`;
+  if (cause.code === 'ECONNREFUSED') return `connection refused by ${where}; is sshd running on that port?`;
+  if (cause.code === 'EHOSTUNREACH' || cause.code === 'ENETUNREACH') return `no route to ${where}; the host is down or unreachable from here`;
+  if (cause.code === 'ENOTFOUND' || cause.code === 'EAI_AGAIN') return `cannot resolve ${e.address}`;
+  if (cause.code === 'ECONNRESET') return `connection to ${where} was reset during the handshake`;
+  return `cannot connect to ${where}: ${cause.message}`;
+}
+
+function connectError(e: SshEndpoint, reason: string, cause?: unknown): TackleError {
+  return new TackleError({ phase: 'connect', host: e.name, reason, cause });
+}
+
+/** An open SSH connection; exec waits for a free channel rather than exceeding MaxSessions. */
+export class SshConnection extends ExecConnection {
+  readonly #client: Client;
+  readonly #slots: Semaphore;
+  readonly #jump: SshConnection | undefined;
+  readonly #pending = new Set<(err: TackleError) => void>();
+  readonly #stats: ConnectionStats = { channels: 0, commands: 0 };
+  #lost: TackleError | undefined;
+
+  constructor(
+    readonly endpoint: SshEndpoint,
+    client: Client,
+    maxChannels: number,
+    jump?: SshConnection,
+  ) {
+    super();
+    this.#client = client;
+    this.#slots = new Semaphore(maxChannels);
+    this.#jump = jump;
+    const lose = (why: string) => {
+      if (this.#lost) return;
+      this.#lost = connectError(endpoint, why);
+      for (const fail of this.#pending) fail(this.#lost);
+      this.#pending.clear();
+    };
+    client.on('error', (err) => lose(`connection to ${endpoint.address} lost: ${err.message}`));
+    client.on('close', () => lose(`connection to ${endpoint.address} closed`));
+  }
+
+  get host(): string {
+    return this.endpoint.name;
+  }
+
+  exec(command: Command, options: ExecOptions = {}): Promise<ExecResult> {
+    return this.#slots.use(() => this.#exec(command, options));
+  }
+
+  #exec(command: Command, options: ExecOptions): Promise<ExecResult> {
+    if (this.#lost) return Promise.reject(this.#lost);
+    const started = performance.now();
+    this.#stats.channels++;
+    this.#stats.commands++;
+    return new Promise((resolve, reject) => {
+      const fail = (err: TackleError) => reject(err);
+      this.#pending.add(fail);
+      this.#client.exec(command.reveal(), (err, stream) => {
+        if (err) {
+          this.#pending.delete(fail);
+          return reject(connectError(this.endpoint, `could not open a channel on ${this.endpoint.address}: ${err.message}`, err));
+        }
+        const out: Buffer[] = [];
+        const errs: Buffer[] = [];
+        let exitCode: number | null = null;
+        let signal: string | null = null;
+        const abort = () => stream.close();
+        options.signal?.addEventListener('abort', abort, { once: true });
+        stream.on('data', (d: Buffer) => out.push(d));
+        stream.stderr.on('data', (d: Buffer) => errs.push(d));
+        stream.on('exit', (code: number | null, sig?: string) => {
+          exitCode = code;
+          signal = sig ?? null;
+        });
+        stream.on('close', () => {
+          this.#pending.delete(fail);
+          options.signal?.removeEventListener('abort', abort);
+          if (this.#lost && exitCode === null && signal === null) return reject(this.#lost);
+          resolve({
+            command,
+            exitCode,
+            signal: signal ?? (options.signal?.aborted ? 'SIGHUP' : null),
+            stdout: Buffer.concat(out).toString(),
+            stderr: Buffer.concat(errs).toString(),
+            durationMs: performance.now() - started,
+          });
+        });
+        stream.end(stdinBytes(options.stdin));
+      });
+    });
+  }
+
+  /** Opens a TCP tunnel to another endpoint through this host (for ProxyJump). */
+  forward(to: SshEndpoint): Promise<ClientChannel> {
+    return new Promise((resolve, reject) => {
+      this.#client.forwardOut('127.0.0.1', 0, to.address, to.port, (err, channel) => {
+        if (err) reject(connectError(to, `jump host ${this.endpoint.name} could not reach ${to.address}:${to.port}: ${err.message}`, err));
+        else resolve(channel);
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#client.end();
+    await this.#jump?.close();
+  }
+
+  stats(): ConnectionStats {
+    return { ...this.#stats };
+  }
+
+  countCommands(n: number): void {
+    this.#stats.commands += n;
+  }
+}

@@ -1,0 +1,121 @@
+import { assertOk, type Connection } from '../connection/connection.ts';
+import { TackleError } from '../errors.ts';
+import type { Fact } from '../facts/fact.ts';
+import type { Vars } from '../inventory/inventory.ts';
+import { gatherFacts } from './gather.ts';
+import type { Operation } from './operation.ts';
+import type { HostContext, StepStatus } from './task.ts';
+
+/** One step as the report shows it; all text is masked. */
+export interface StepResult {
+  name: string;
+  status: StepStatus;
+  durationMs: number;
+  summary?: string;
+  diff?: string;
+  commands?: string[];
+  error?: TackleError;
+}
+
+export type StepListener = (event: { type: 'step:start'; step: string } | { type: 'step:end'; step: StepResult }) => void;
+
+/** Raised inside a task body to end it on this host; the step is already recorded. */
+export class StepFailed extends Error {
+  constructor(readonly error: TackleError) {
+    super(error.message);
+    this.name = 'StepFailed';
+  }
+}
+
+/** Raised when Ctrl-C asked to stop before a step started. */
+export class Interrupted extends Error {
+  constructor() {
+    super('interrupted before this step');
+    this.name = 'Interrupted';
+  }
+}
+
+/** Normalises anything thrown below the runner into a TackleError naming host and step. */
+export function asTackleError(err: unknown, host: string, step?: string): TackleError {
+  if (err instanceof StepFailed) return err.error;
+  if (err instanceof TackleError) return err.at(host, step);
+  const e = err as Error;
+  return new TackleError({ phase: 'task', host, step, reason: e?.message ?? String(err), cause: err });
+}
+
+/** The per-host state of one run: fact cache, steps, notified handlers. */
+export class HostRun<V extends Vars> implements HostContext<V> {
+  readonly steps: StepResult[] = [];
+  readonly notified = new Set<string>();
+  readonly #cache = new Map<string, unknown>();
+  #prefix = '';
+
+  constructor(
+    readonly name: string,
+    readonly groups: readonly string[],
+    readonly vars: V,
+    readonly connection: Connection,
+    readonly dryRun: boolean,
+    readonly signal: AbortSignal | undefined,
+    readonly listener: StepListener,
+  ) {}
+
+  async fact<T>(fact: Fact<T>): Promise<T> {
+    const [value] = await this.#facts([fact]);
+    return value as T;
+  }
+
+  async #facts(facts: readonly Fact<unknown>[]): Promise<unknown[]> {
+    const missing = facts.filter((f, i) => !this.#cache.has(f.key) && facts.findIndex((g) => g.key === f.key) === i);
+    const values = await gatherFacts(this.connection, missing);
+    missing.forEach((f, i) => this.#cache.set(f.key, values[i]));
+    return facts.map((f) => this.#cache.get(f.key));
+  }
+
+  /** Runs handler bodies with their steps named after the handler. */
+  async withPrefix(prefix: string, body: () => Promise<void>): Promise<void> {
+    this.#prefix = prefix;
+    try {
+      await body();
+    } finally {
+      this.#prefix = '';
+    }
+  }
+
+  async run(op: Operation): Promise<'ok' | 'changed'> {
+    const name = this.#prefix + op.name;
+    if (this.signal?.aborted) throw new Interrupted();
+    this.listener({ type: 'step:start', step: name });
+    const started = performance.now();
+    const record = (step: Omit<StepResult, 'name' | 'durationMs'>): StepResult => {
+      const result = { name, durationMs: Math.round(performance.now() - started), ...step };
+      this.steps.push(result);
+      this.listener({ type: 'step:end', step: result });
+      return result;
+    };
+    try {
+      const keys = Object.keys(op.facts);
+      const values = await this.#facts(keys.map((k) => op.facts[k] as Fact<unknown>));
+      const change = op.plan(Object.fromEntries(keys.map((k, i) => [k, values[i]])));
+      if (!change || change.actions.length === 0) {
+        record({ status: 'ok' });
+        return 'ok';
+      }
+      const commands = change.actions.map((a) => a.command.toString());
+      if (!this.dryRun) {
+        // Facts may be stale after any change; a converged run changes nothing and keeps its cache.
+        this.#cache.clear();
+        for (const action of change.actions) {
+          assertOk(await this.connection.exec(action.command, action.stdin === undefined ? {} : { stdin: action.stdin }), this.name);
+        }
+      }
+      op.notify.forEach((h) => this.notified.add(h));
+      record({ status: 'changed', summary: change.summary, commands, ...(change.diff ? { diff: change.diff } : {}) });
+      return 'changed';
+    } catch (err) {
+      const error = asTackleError(err, this.name, name);
+      record({ status: 'failed', error });
+      throw new StepFailed(error);
+    }
+  }
+}

@@ -1,0 +1,56 @@
+import type { Command } from '../command/command.ts';
+import type { Stdin } from '../connection/connection.ts';
+import type { FactMap, FactValues } from '../facts/fact.ts';
+
+/** One command of a plan, with what it reads on stdin (file content, say). */
+export interface Action {
+  command: Command;
+  stdin?: Stdin;
+}
+
+/** What an operation would change: a one-line summary, its commands and, for files, a diff. */
+export interface Change {
+  summary: string;
+  actions: Action[];
+  /** Unified diff, already masked when the content is secret. */
+  diff?: string;
+}
+
+/** Options every operation takes. */
+export interface CommonOptions {
+  /** Handlers to run once at the end of the task if this step changed something. */
+  notify?: string | readonly string[];
+  /** Overrides the step name shown in the UI and the report. */
+  name?: string;
+}
+
+/**
+ * A planner: from the facts it asks for, the change it would make, or
+ * `undefined` when the host is already as desired. Applying is the engine's job.
+ */
+export interface Operation<F extends FactMap = FactMap> {
+  readonly name: string;
+  readonly facts: F;
+  readonly notify: readonly string[];
+  plan(facts: FactValues<F>): Change | undefined;
+}
+
+/**
+ * @example
+ * defineOperation({ name: 'touch /x', facts: { f: fileFact('/x') }, options,
+ *   plan: ({ f }) => f.kind === 'missing' ? { summary: 'create /x', actions: [{ command: sh`touch /x` }] } : undefined })
+ */
+export function defineOperation<F extends FactMap>(spec: {
+  name: string;
+  facts: F;
+  options?: CommonOptions;
+  plan(facts: FactValues<F>): Change | undefined;
+}): Operation<F> {
+  const notify = spec.options?.notify;
+  return {
+    name: spec.options?.name ?? spec.name,
+    facts: spec.facts,
+    notify: notify === undefined ? [] : typeof notify === 'string' ? [notify] : [...notify],
+    plan: spec.plan,
+  };
+}
