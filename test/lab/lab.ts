@@ -1,0 +1,619 @@
+// The real-host test lab: Debian 12 hosts booted with systemd-nspawn, each in its own network
+// namespace on a per-lab bridge, reachable from this machine over SSH at 10.200.N.(10+i).
+//
+// Everything a lab owns is recorded in /run/tackle-lab/N/ (its state file and pid files) and named
+// `tkl-N-*` (bridge, veths, namespaces, nspawn machines), so any process can take it down again:
+// the test that started it, a reaper after a crash, or `npm run lab -- down`.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { appendFile, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { check, lastLines, poll, run, type RunResult } from './exec.ts';
+import { ensureImage, type ImageOptions } from './image.ts';
+import { childPids, findProcesses, mounts, processArgv, signal, unmountUnder, waitForExit } from './system.ts';
+
+export { DEFAULT_IMAGE_DIR, ensureImage, OPS_PASSWORD, readMirrors, type ImageOptions, type Mirrors } from './image.ts';
+export type { RunResult } from './exec.ts';
+
+/** Where labs record themselves; one directory per lab index. */
+export const STATE_ROOT = '/run/tackle-lab';
+const PROXY_PORT = 3142;
+const MAX_HOSTS = 50;
+const MAX_LABS = 255;
+/** Prefix of every bridge, veth, namespace and nspawn machine a lab creates. */
+const NAME_PREFIX = 'tkl-';
+/** Prefix of every lab's temporary directory under the OS temp dir. */
+const TMP_PREFIX = 'tackle-lab-';
+
+/** A lab host as a test or an inventory sees it. */
+export interface LabHost {
+  name: string;
+  address: string;
+  port: 22;
+}
+
+export interface SshOptions {
+  /** Remote user; default `root`. The lab's key is authorized for root, admin and ops. */
+  user?: string;
+  /** Written to the remote command's stdin. */
+  input?: string;
+}
+
+export interface StartLabOptions {
+  /** How many hosts, 1 to 50. */
+  hosts: number;
+  /** Host names are `${name}1`, `${name}2`…; default `lab`. */
+  name?: string;
+  /** Progress lines (image build, timings). The lab never prints by itself. */
+  log?: (line: string) => void;
+  /** Keep the lab after this process exits (the CLI's `up`); default: taken down on exit. */
+  keepAfterExit?: boolean;
+  /** How long each host may take to answer ssh; default 60 s. */
+  bootTimeoutMs?: number;
+  image?: Omit<ImageOptions, 'log'>;
+}
+
+/** A running lab. Any process can get one for an existing lab with {@link listLabs}. */
+export interface Lab {
+  /** N in 10.200.N.0/24 and in every `tkl-N-*` name. */
+  readonly index: number;
+  readonly name: string;
+  readonly hosts: readonly LabHost[];
+  /** The controller's address on the lab bridge; hosts route through it and find the apt proxy there. */
+  readonly bridgeAddress: string;
+  /** The apt proxy (tinyproxy) every host is configured with. */
+  readonly proxyUrl: string;
+  /** Private half of the lab's ed25519 key (no passphrase), authorized for root, admin and ops. */
+  readonly privateKeyPath: string;
+  /** known_hosts listing every host's own host key. */
+  readonly knownHostsPath: string;
+  /** An inventory module for the lab ({@link writeInventory}), written at start. */
+  readonly inventoryFile: string;
+  readonly keepAfterExit: boolean;
+  /**
+   * The lab host called `hostName`; a TypeError for an unknown name.
+   * @example lab.host('lab1').address // '10.200.3.11'
+   */
+  host(hostName: string): LabHost;
+  /**
+   * OpenSSH client arguments (before the remote command) for a strict, non-interactive login.
+   * @example spawn('ssh', [...lab.sshArgs('lab1'), 'uptime'])
+   */
+  sshArgs(hostName: string, opts?: { user?: string }): string[];
+  /**
+   * Runs `command` on a host with the OpenSSH client: an oracle independent of tackle's own SSH.
+   * Exit code 255 means ssh itself failed (e.g. the host is stopped).
+   * @example const { stdout } = await lab.ssh('lab1', 'hostname');
+   */
+  ssh(hostName: string, command: string, opts?: SshOptions): Promise<RunResult>;
+  /** Whether the host's container is running. */
+  isRunning(hostName: string): Promise<boolean>;
+  /**
+   * Cuts the host's power: its container is killed at once and its link goes down, so its address
+   * stops answering (connections time out). Its disk (the overlay) is kept for {@link Lab.start}.
+   */
+  stop(hostName: string): Promise<void>;
+  /** Boots a stopped host again and waits until it answers ssh. */
+  start(hostName: string): Promise<void>;
+  /** Removes everything the lab created. Idempotent; safe to call twice or concurrently. */
+  down(): Promise<void>;
+}
+
+/** What a lab records in /run/tackle-lab/N/state.json; never changes after start. */
+interface LabState {
+  index: number;
+  name: string;
+  createdAt: string;
+  keepAfterExit: boolean;
+  image: string;
+  tmpDir: string;
+  bridge: string;
+  bridgeAddress: string;
+  privateKeyPath: string;
+  knownHostsPath: string;
+  inventoryFile: string;
+  bootTimeoutMs: number;
+  hosts: HostState[];
+}
+
+interface HostState {
+  name: string;
+  address: string;
+  netns: string;
+  /** Controller-side end of the host's veth pair (the host sees its end as eth0). */
+  veth: string;
+  /** Holds the overlay's upper and work dirs, the merged root and the nspawn log. */
+  dir: string;
+  root: string;
+  machine: string;
+}
+
+const labDir = (index: number): string => join(STATE_ROOT, String(index));
+const statePath = (index: number): string => join(labDir(index), 'state.json');
+const hostPidFile = (state: LabState, host: HostState): string => join(labDir(state.index), `${host.name}.pid`);
+const proxyPidFile = (state: LabState): string => join(labDir(state.index), 'tinyproxy.pid');
+const proxyConfig = (state: LabState): string => join(labDir(state.index), 'tinyproxy.conf');
+const nspawnLog = (host: HostState): string => join(host.dir, 'nspawn.log');
+
+/**
+ * Builds the image if needed, then starts a lab of `opts.hosts` hosts and resolves once every host
+ * answers `ssh root@host true`. On failure everything already created is removed again.
+ *
+ * @example
+ * const lab = await startLab({ hosts: 3 });
+ * try { await lab.ssh('lab1', 'true'); } finally { await lab.down(); }
+ */
+export async function startLab(opts: StartLabOptions): Promise<Lab> {
+  const name = opts.name ?? 'lab';
+  if (!Number.isInteger(opts.hosts) || opts.hosts < 1 || opts.hosts > MAX_HOSTS) {
+    throw new TypeError(`hosts must be a whole number from 1 to ${MAX_HOSTS}, got ${opts.hosts}`);
+  }
+  if (!/^[a-z][a-z0-9-]{0,20}$/.test(name)) throw new TypeError(`lab name must be a short lower-case host name, got ${JSON.stringify(name)}`);
+  if (process.getuid?.() !== 0) throw new Error('the lab needs root: it creates network namespaces, mounts overlays and runs systemd-nspawn');
+  const log = opts.log ?? (() => {});
+  const image = await ensureImage({ ...opts.image, log });
+
+  const started = Date.now();
+  const index = await allocateIndex();
+  const tmpDir = await mkdtemp(join(tmpdir(), `${TMP_PREFIX}${index}-`)).catch(async (err: unknown) => {
+    await rm(labDir(index), { recursive: true, force: true });
+    throw err;
+  });
+  const state = planLab({ index, name, image, tmpDir, hosts: opts.hosts, keepAfterExit: opts.keepAfterExit ?? false, bootTimeoutMs: opts.bootTimeoutMs ?? 60_000 });
+  await writeFile(statePath(index), `${JSON.stringify(state, null, 2)}\n`);
+  const lab = labFromState(state);
+  if (!state.keepAfterExit) exitCleanup.add(index);
+  try {
+    await createLab(state);
+  } catch (err) {
+    await lab.down().catch((downErr: unknown) => log(`lab ${index}: teardown after a failed start failed too: ${String(downErr)}`));
+    throw err;
+  }
+  log(`lab ${index}: ${state.hosts.length} host(s) answering ssh on 10.200.${index}.0/24 after ${((Date.now() - started) / 1000).toFixed(1)}s`);
+  return lab;
+}
+
+/** Claims the lowest free lab index; mkdir is atomic, so parallel test files never get the same one. */
+async function allocateIndex(): Promise<number> {
+  await mkdir(STATE_ROOT, { recursive: true });
+  for (let index = 0; index < MAX_LABS; index++) {
+    try {
+      await mkdir(labDir(index));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
+      throw err;
+    }
+    // A crashed run may have left the network behind without its state dir; `downAll` removes it.
+    if (!existsSync(`/sys/class/net/${NAME_PREFIX}${index}-br`)) return index;
+    await rm(labDir(index), { recursive: true, force: true });
+  }
+  throw new Error(`all ${MAX_LABS} lab slots under ${STATE_ROOT} are taken; \`npm run lab -- down\` removes leftovers`);
+}
+
+function planLab(p: { index: number; name: string; image: string; tmpDir: string; hosts: number; keepAfterExit: boolean; bootTimeoutMs: number }): LabState {
+  const prefix = `${NAME_PREFIX}${p.index}`;
+  return {
+    index: p.index,
+    name: p.name,
+    createdAt: new Date().toISOString(),
+    keepAfterExit: p.keepAfterExit,
+    image: p.image,
+    tmpDir: p.tmpDir,
+    bridge: `${prefix}-br`,
+    bridgeAddress: `10.200.${p.index}.1`,
+    privateKeyPath: join(p.tmpDir, 'id_ed25519'),
+    knownHostsPath: join(p.tmpDir, 'known_hosts'),
+    inventoryFile: join(p.tmpDir, 'inventory.ts'),
+    bootTimeoutMs: p.bootTimeoutMs,
+    hosts: Array.from({ length: p.hosts }, (_, i) => {
+      const name = `${p.name}${i + 1}`;
+      const dir = join(p.tmpDir, name);
+      return { name, address: `10.200.${p.index}.${11 + i}`, netns: `${prefix}-${name}`, veth: `${prefix}-h${i + 1}`, dir, root: join(dir, 'root'), machine: `${prefix}-${name}` };
+    }),
+  };
+}
+
+async function createLab(state: LabState): Promise<void> {
+  await Promise.all([
+    check('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `tackle-lab-${state.index}`, '-f', state.privateKeyPath]),
+    createBridge(state),
+  ]);
+  const authorizedKey = await readFile(`${state.privateKeyPath}.pub`, 'utf8');
+  const [, ...hostKeys] = await Promise.all([startProxy(state), ...state.hosts.map((host) => prepareHost(state, host, authorizedKey))]);
+  await writeFile(state.knownHostsPath, state.hosts.map((host, i) => `${host.address} ${hostKeys[i]}\n`).join(''));
+  await writeInventory(labFromState(state), state.inventoryFile);
+  await Promise.all(state.hosts.map((host) => bootHost(state, host)));
+}
+
+async function createBridge(state: LabState): Promise<void> {
+  await check('ip', ['link', 'add', state.bridge, 'type', 'bridge']);
+  await check('ip', ['address', 'add', `${state.bridgeAddress}/24`, 'dev', state.bridge]);
+  await check('ip', ['link', 'set', state.bridge, 'up']);
+}
+
+/** Network, overlay root and per-host files; resolves with the host's public host key (`type key`). */
+async function prepareHost(state: LabState, host: HostState, authorizedKey: string): Promise<string> {
+  await check('ip', ['netns', 'add', host.netns]);
+  await check('ip', ['link', 'add', host.veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', host.netns]);
+  await check('ip', ['link', 'set', host.veth, 'master', state.bridge, 'up']);
+  const inside = [`address add ${host.address}/24 dev eth0`, 'link set lo up', 'link set eth0 up', `route add default via ${state.bridgeAddress}`];
+  await check('ip', ['-netns', host.netns, '-batch', '-'], { input: `${inside.join('\n')}\n` });
+
+  const upper = join(host.dir, 'upper');
+  const work = join(host.dir, 'work');
+  await Promise.all([upper, work, host.root].map((dir) => mkdir(dir, { recursive: true })));
+  // overlayfs splits its options on ',' and lowerdir on ':'.
+  if (/[,:]/.test(state.image + host.dir)) throw new Error(`overlay paths must not contain ',' or ':': ${state.image}, ${host.dir}`);
+  await check('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${state.image},upperdir=${upper},workdir=${work}`, host.root]);
+
+  const root = (path: string): string => join(host.root, path);
+  // Generated here rather than inside the host, so known_hosts can list it before the first login.
+  await check('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `root@${host.name}`, '-f', root('etc/ssh/ssh_host_ed25519_key')]);
+  await writeFile(root('etc/hostname'), `${host.name}\n`);
+  // sudo warns on every call when the host's own name does not resolve.
+  await appendFile(root('etc/hosts'), `127.0.1.1\t${host.name}\n`);
+  await writeFile(root('etc/machine-id'), `${randomBytes(16).toString('hex')}\n`);
+  await writeFile(root('etc/apt/apt.conf.d/01tackle-lab-proxy'), `Acquire::http::Proxy "${proxyUrlOf(state)}";\nAcquire::https::Proxy "${proxyUrlOf(state)}";\n`);
+  // The image created these files with the right owners and modes; writing keeps both.
+  for (const home of ['root', 'home/admin', 'home/ops']) await writeFile(root(`${home}/.ssh/authorized_keys`), authorizedKey);
+  const publicKey = await readFile(root('etc/ssh/ssh_host_ed25519_key.pub'), 'utf8');
+  return publicKey.split(' ').slice(0, 2).join(' ');
+}
+
+const proxyUrlOf = (state: LabState): string => `http://${state.bridgeAddress}:${PROXY_PORT}`;
+
+/** One tinyproxy per lab on the bridge address: the hosts' only way to the Debian mirror. */
+async function startProxy(state: LabState): Promise<void> {
+  const config = [
+    `Port ${PROXY_PORT}`,
+    `Listen ${state.bridgeAddress}`,
+    `Allow 10.200.${state.index}.0/24`,
+    'User nobody',
+    'Group nogroup',
+    'Timeout 600',
+    'MaxClients 100',
+    'LogLevel Connect',
+    'DisableViaHeader Yes',
+    '',
+  ].join('\n');
+  await writeFile(proxyConfig(state), config);
+  const pid = await spawnDetached('tinyproxy', ['-d', '-c', proxyConfig(state)], join(state.tmpDir, 'tinyproxy.log'));
+  await writeFile(proxyPidFile(state), `${pid}\n`);
+  await poll(async () => ((await canConnect(state.bridgeAddress, PROXY_PORT)) ? true : undefined), {
+    timeoutMs: 10_000,
+    intervalMs: 20,
+    onTimeout: async () => new Error(`tinyproxy did not listen on ${state.bridgeAddress}:${PROXY_PORT}:\n${await tailOf(join(state.tmpDir, 'tinyproxy.log'))}`),
+  });
+}
+
+function canConnect(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port, timeout: 1000 });
+    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('error', () => resolve(false));
+    socket.once('timeout', () => (socket.destroy(), resolve(false)));
+  });
+}
+
+/**
+ * Starts a program in its own session with output to `logFile`, so it outlives this process
+ * (the CLI's `up` exits while the lab keeps running). Resolves with its pid.
+ */
+async function spawnDetached(file: string, args: string[], logFile: string): Promise<number> {
+  const output = await open(logFile, 'a');
+  try {
+    const child = spawn(file, args, { detached: true, stdio: ['ignore', output.fd, output.fd] });
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', (err) => reject(new Error(`cannot run ${file}: ${err.message}`, { cause: err })));
+    });
+    child.unref();
+    if (child.pid === undefined) throw new Error(`${file} started without a pid`);
+    return child.pid;
+  } finally {
+    await output.close();
+  }
+}
+
+async function tailOf(file: string): Promise<string> {
+  return lastLines(await readFile(file, 'utf8').catch(() => `(no ${file})`), 20);
+}
+
+/** Boots the host's container and waits until `ssh root@host true` succeeds. */
+async function bootHost(state: LabState, host: HostState): Promise<void> {
+  await writeFile(nspawnLog(host), '');
+  const pid = await spawnDetached(
+    'systemd-nspawn',
+    [
+      `--directory=${host.root}`,
+      '--boot',
+      // The controller runs no systemd: without these two nspawn fails with "Failed to open system bus".
+      '--register=no',
+      '--keep-unit',
+      // Without CAP_NET_ADMIN, ufw and iptables inside the host fail with "Permission denied".
+      '--capability=CAP_NET_ADMIN,CAP_SYS_ADMIN',
+      `--network-namespace-path=/run/netns/${host.netns}`,
+      // nspawn keys its runtime dirs by machine name, so it must be unique across labs.
+      `--machine=${host.machine}`,
+      `--hostname=${host.name}`,
+      '--console=read-only',
+    ],
+    nspawnLog(host),
+  );
+  await writeFile(hostPidFile(state, host), `${pid}\n`);
+  const lab = labFromState(state);
+  let lastError = '';
+  await poll(
+    async () => {
+      const result = await lab.ssh(host.name, 'true');
+      if (result.code === 0) return true;
+      lastError = result.stderr.trim();
+      if (!(await processArgv(pid))) throw new Error(`${host.name}: systemd-nspawn exited during boot; ${nspawnLog(host)} ends with:\n${await tailOf(nspawnLog(host))}`);
+      return undefined;
+    },
+    {
+      timeoutMs: state.bootTimeoutMs,
+      onTimeout: async () =>
+        new Error(
+          `${host.name} (${host.address}) did not answer ssh within ${state.bootTimeoutMs / 1000}s ` +
+            `(last ssh error: ${lastError || 'none'}); ${nspawnLog(host)} ends with:\n${await tailOf(nspawnLog(host))}`,
+        ),
+    },
+  );
+}
+
+/** The pid of the host's running systemd-nspawn, checked against its argv so a reused pid is not taken for it. */
+async function nspawnPid(state: LabState, host: HostState): Promise<number | undefined> {
+  return recordedPid(hostPidFile(state, host), `--machine=${host.machine}`);
+}
+
+async function recordedPid(pidFile: string, mustHaveArg: string): Promise<number | undefined> {
+  const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
+  if (!pid) return undefined;
+  return (await processArgv(pid))?.includes(mustHaveArg) ? pid : undefined;
+}
+
+/**
+ * Kills a container outright: SIGKILL to its init (nspawn's child) takes its whole PID namespace
+ * down at once, and nspawn then exits by itself. A clean poweroff would take about 2 s per host.
+ */
+async function killContainer(nspawn: number): Promise<void> {
+  for (const init of await childPids(nspawn)) signal(init, 'SIGKILL');
+  await waitForExit(nspawn, 10_000);
+}
+
+function labFromState(state: LabState): Lab {
+  const hosts: LabHost[] = state.hosts.map((h) => ({ name: h.name, address: h.address, port: 22 }));
+  const hostState = (hostName: string): HostState => {
+    const host = state.hosts.find((h) => h.name === hostName);
+    if (!host) throw new TypeError(`lab ${state.index} has no host ${JSON.stringify(hostName)}; it has ${hosts.map((h) => h.name).join(', ')}`);
+    return host;
+  };
+  let downing: Promise<void> | undefined;
+  const lab: Lab = {
+    index: state.index,
+    name: state.name,
+    hosts,
+    bridgeAddress: state.bridgeAddress,
+    proxyUrl: proxyUrlOf(state),
+    privateKeyPath: state.privateKeyPath,
+    knownHostsPath: state.knownHostsPath,
+    inventoryFile: state.inventoryFile,
+    keepAfterExit: state.keepAfterExit,
+    host: (hostName) => {
+      const { name, address } = hostState(hostName);
+      return { name, address, port: 22 };
+    },
+    sshArgs: (hostName, opts = {}) => [
+      ...['-F', '/dev/null', '-i', state.privateKeyPath],
+      ...['-o', 'IdentitiesOnly=yes', '-o', 'IdentityAgent=none', '-o', 'BatchMode=yes'],
+      ...['-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${state.knownHostsPath}`, '-o', 'GlobalKnownHostsFile=/dev/null'],
+      ...['-o', 'ConnectTimeout=3', '-o', 'LogLevel=ERROR'],
+      `${opts.user ?? 'root'}@${hostState(hostName).address}`,
+    ],
+    ssh: (hostName, command, opts = {}) => run('ssh', [...lab.sshArgs(hostName, opts), '--', command], { input: opts.input }),
+    isRunning: async (hostName) => (await nspawnPid(state, hostState(hostName))) !== undefined,
+    stop: async (hostName) => {
+      const host = hostState(hostName);
+      const pid = await nspawnPid(state, host);
+      if (pid) await killContainer(pid);
+      await rm(hostPidFile(state, host), { force: true });
+      await check('ip', ['link', 'set', host.veth, 'down']);
+    },
+    start: async (hostName) => {
+      const host = hostState(hostName);
+      if (await nspawnPid(state, host)) return;
+      await check('ip', ['link', 'set', host.veth, 'up']);
+      await bootHost(state, host);
+    },
+    down: () => (downing ??= downLab(state.index).finally(() => exitCleanup.delete(state.index))),
+  };
+  return lab;
+}
+
+async function readState(index: number): Promise<LabState | undefined> {
+  const text = await readFile(statePath(index), 'utf8').catch(() => undefined);
+  return text === undefined ? undefined : (JSON.parse(text) as LabState);
+}
+
+/** Every lab recorded under {@link STATE_ROOT}, whichever process started it. */
+export async function listLabs(): Promise<Lab[]> {
+  const labs: Lab[] = [];
+  for (const index of await labIndexes()) {
+    const state = await readState(index);
+    if (state) labs.push(labFromState(state));
+  }
+  return labs;
+}
+
+async function labIndexes(): Promise<number[]> {
+  const entries = await readdir(STATE_ROOT).catch(() => []);
+  return entries.filter((e) => /^\d+$/.test(e)).map(Number).sort((a, b) => a - b);
+}
+
+/**
+ * Takes down lab `index` from its recorded state: containers, proxy, overlays, network, files.
+ * Whatever is already gone is skipped, so it is safe to repeat.
+ */
+export async function downLab(index: number): Promise<void> {
+  const state = await readState(index);
+  if (state) {
+    await Promise.all([
+      ...state.hosts.map(async (host) => {
+        const pid = await nspawnPid(state, host);
+        if (pid) await killContainer(pid);
+        await unmountUnder(host.root);
+      }),
+      stopProxy(state),
+    ]);
+    await removeNetwork(state.hosts.map((h) => h.netns), [...state.hosts.map((h) => h.veth), state.bridge]);
+    await removeTmpDir(state.tmpDir);
+  }
+  await rm(labDir(index), { recursive: true, force: true });
+}
+
+async function stopProxy(state: LabState): Promise<void> {
+  const pid = await recordedPid(proxyPidFile(state), proxyConfig(state));
+  if (!pid) return;
+  signal(pid, 'SIGTERM');
+  await waitForExit(pid, 5000);
+}
+
+async function removeNetwork(namespaces: string[], links: string[]): Promise<void> {
+  // Deleting a namespace deletes the veth end inside it, and with it the pair.
+  for (const netns of namespaces) if (existsSync(`/run/netns/${netns}`)) await check('ip', ['netns', 'delete', netns]);
+  for (const link of links) if (existsSync(`/sys/class/net/${link}`)) await check('ip', ['link', 'delete', link]);
+}
+
+async function removeTmpDir(dir: string): Promise<void> {
+  // Never recurse into a mounted root: rm would write whiteouts or worse, delete the image's files.
+  await unmountUnder(dir);
+  await rm(dir, { recursive: true, force: true });
+}
+
+/**
+ * Removes every lab on this machine: those recorded under {@link STATE_ROOT}, then anything named
+ * like a lab that a crash left unrecorded (nspawn machines, proxies, mounts, namespaces, links,
+ * temp dirs). Labs of other running processes go too: this is `npm run lab -- down`.
+ */
+export async function downAll(opts: { log?: (line: string) => void } = {}): Promise<void> {
+  const log = opts.log ?? (() => {});
+  for (const index of await labIndexes()) {
+    log(`lab ${index}: taking down`);
+    await downLab(index);
+  }
+  const strays = await findProcesses((argv) => argv.some((arg) => arg.startsWith(`--machine=${NAME_PREFIX}`)));
+  for (const nspawn of strays) log(`killing stray nspawn ${nspawn.pid}`);
+  const proxies = await findProcesses((argv) => argv[0]?.endsWith('tinyproxy') === true && argv.some((arg) => arg.startsWith(`${STATE_ROOT}/`)));
+  for (const proxy of proxies) signal(proxy.pid, 'SIGTERM');
+  await Promise.all([...strays.map((p) => killContainer(p.pid)), ...proxies.map((p) => waitForExit(p.pid, 5000))]);
+
+  const namespaces = (await readdir('/run/netns').catch(() => [])).filter((n) => n.startsWith(NAME_PREFIX));
+  const links = (await readdir('/sys/class/net')).filter((n) => n.startsWith(NAME_PREFIX));
+  if (namespaces.length + links.length > 0) log(`removing stray namespaces and links: ${[...namespaces, ...links].join(' ')}`);
+  // Veths first (they go with their namespaces), bridges last.
+  await removeNetwork(namespaces, links.sort((a, b) => Number(a.endsWith('-br')) - Number(b.endsWith('-br'))));
+
+  const tmp = tmpdir();
+  const tmpDirs = (await readdir(tmp)).filter((n) => n.startsWith(TMP_PREFIX)).map((n) => join(tmp, n));
+  for (const dir of tmpDirs) {
+    log(`removing stray ${dir}`);
+    await removeTmpDir(dir);
+  }
+  const strayMounts = (await mounts()).filter((point) => point.includes(`/${TMP_PREFIX}`));
+  for (const point of strayMounts) log(`stray mount left (outside ${tmp}?): ${point}`);
+}
+
+/**
+ * Writes a TypeScript inventory module for the lab's hosts (user root, group `lab`), importing
+ * `defineInventory` from the repo's `lib/index.ts` by a path relative to `file`.
+ *
+ * @example await writeInventory(lab, 'lab-inventory.ts');
+ */
+export async function writeInventory(lab: Pick<Lab, 'hosts' | 'privateKeyPath' | 'knownHostsPath'>, file: string): Promise<void> {
+  const target = resolve(file);
+  const libIndex = fileURLToPath(new URL('../../lib/index.ts', import.meta.url));
+  let specifier = relative(dirname(target), libIndex).split(sep).join('/');
+  if (!specifier.startsWith('.')) specifier = `./${specifier}`;
+  const hosts = lab.hosts.map(
+    (h) =>
+      `    ${tsString(h.name)}: { address: ${tsString(h.address)}, user: 'root', privateKeyPath: ${tsString(lab.privateKeyPath)}, ` +
+      `knownHostsPath: ${tsString(lab.knownHostsPath)}, groups: ['lab'] },`,
+  );
+  const source = [
+    '// Written by test/lab for a running lab; it is thrown away with the lab.',
+    `import { defineInventory } from ${tsString(specifier)};`,
+    '',
+    'export default defineInventory({',
+    '  hosts: {',
+    ...hosts,
+    '  },',
+    '  groups: { lab: { vars: {} } },',
+    '});',
+    '',
+  ].join('\n');
+  await writeFile(target, source);
+}
+
+function tsString(value: string): string {
+  return `'${value.replace(/[\\']/g, (c) => `\\${c}`)}'`;
+}
+
+/** The part of a tap `Test` that {@link withLab} uses. */
+export interface TeardownHost {
+  teardown(fn: () => unknown): void;
+  comment(...message: unknown[]): void;
+}
+
+/**
+ * Starts a lab for a tap test and takes it down in the test's teardown, pass or fail.
+ * Progress lines become TAP comments.
+ *
+ * @example
+ * import t from 'tap';
+ * const lab = await withLab(t, 3);
+ */
+export async function withLab(t: TeardownHost, hosts: number, opts: Omit<StartLabOptions, 'hosts' | 'keepAfterExit'> = {}): Promise<Lab> {
+  const lab = await startLab({ log: (line) => t.comment(line), ...opts, hosts });
+  t.teardown(() => lab.down());
+  return lab;
+}
+
+/**
+ * The one piece of module-level mutable state: the labs this process started and has not taken
+ * down yet. Exit and signal handlers receive no arguments, so this registry is their only way to
+ * find the labs to remove when a test run dies without reaching its teardown.
+ */
+const exitCleanup = (() => {
+  const pending = new Set<number>();
+  let installed = false;
+  const reapPending = (): void => {
+    if (pending.size === 0) return;
+    // An exiting process cannot await anything, so a detached reaper does the (async) teardown.
+    const reaper = fileURLToPath(new URL('./reap.ts', import.meta.url));
+    spawn(process.execPath, ['--import', import.meta.resolve('tsx'), reaper, ...[...pending].map(String)], { detached: true, stdio: 'ignore' }).unref();
+    pending.clear();
+  };
+  const onSignal = (sig: NodeJS.Signals): void => {
+    reapPending();
+    // A listener suppresses the default exit; without another listener, re-raise to die as intended.
+    if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+  };
+  return {
+    add(index: number): void {
+      pending.add(index);
+      if (installed) return;
+      installed = true;
+      process.once('exit', reapPending);
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+    },
+    delete(index: number): void {
+      pending.delete(index);
+    },
+  };
+})();

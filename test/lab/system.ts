@@ -1,0 +1,89 @@
+// Views of the controller's own state (mounts, processes) read from /proc, so that teardown can
+// find what a crashed run left behind without having recorded it.
+import { readdir, readFile } from 'node:fs/promises';
+import { check, delay } from './exec.ts';
+
+/** Every mount point in this process's mount namespace. */
+export async function mounts(): Promise<string[]> {
+  const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
+  return mountinfo
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => unescapeMountPath(line.split(' ')[4] ?? ''));
+}
+
+/** Mount points at or below `dir`, deepest first (the order to unmount them in). */
+export async function mountsUnder(dir: string): Promise<string[]> {
+  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+  return (await mounts()).filter((point) => point === dir || point.startsWith(prefix)).sort((a, b) => b.length - a.length);
+}
+
+// mountinfo escapes space, tab, newline and backslash as \ooo.
+function unescapeMountPath(path: string): string {
+  return path.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+}
+
+/**
+ * Unmounts everything at or below `dir`. A mount still busy (a process inside) is detached
+ * lazily: it disappears from the tree now and is freed when its last user exits.
+ */
+export async function unmountUnder(dir: string): Promise<void> {
+  for (const point of await mountsUnder(dir)) {
+    await check('umount', [point]).catch(() => check('umount', ['--lazy', point]));
+  }
+}
+
+/** A running process: its pid and argv. */
+export interface ProcessInfo {
+  pid: number;
+  argv: string[];
+}
+
+/** Every process on the machine whose argv matches `predicate`. */
+export async function findProcesses(predicate: (argv: string[]) => boolean): Promise<ProcessInfo[]> {
+  const found: ProcessInfo[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const argv = await processArgv(Number(entry));
+    if (argv && predicate(argv)) found.push({ pid: Number(entry), argv });
+  }
+  return found;
+}
+
+/** The argv of `pid`, or undefined when it has exited (or is a zombie). */
+export async function processArgv(pid: number): Promise<string[] | undefined> {
+  const raw = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  return raw ? raw.replace(/\0$/, '').split('\0') : undefined;
+}
+
+/** Direct children of `pid`, from the kernel's per-thread child lists. */
+export async function childPids(pid: number): Promise<number[]> {
+  const tasks = await readdir(`/proc/${pid}/task`).catch(() => []);
+  const lists = await Promise.all(tasks.map((task) => readFile(`/proc/${pid}/task/${task}/children`, 'utf8').catch(() => '')));
+  return lists.flatMap((list) => list.split(' ').filter(Boolean).map(Number));
+}
+
+/** Sends `signal`, ignoring a process that is already gone. */
+export function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
+}
+
+/** Waits until `pid` has exited; SIGKILLs it if it is still there after `timeoutMs`. */
+export async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
+  if (await exitsWithin(pid, timeoutMs)) return;
+  signal(pid, 'SIGKILL');
+  await exitsWithin(pid, 2000);
+}
+
+async function exitsWithin(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (await processArgv(pid)) {
+    if (Date.now() >= deadline) return false;
+    await delay(20);
+  }
+  return true;
+}
