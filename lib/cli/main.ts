@@ -1,0 +1,107 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { openConnection, type ConnectContext } from '../connection/open.ts';
+import { TackleError } from '../errors.ts';
+import { checkVars, runTask } from '../engine/runner.ts';
+import type { Task } from '../engine/task.ts';
+import { isInventory, type Inventory, type Vars } from '../inventory/inventory.ts';
+import { selectHosts } from '../inventory/select.ts';
+import { USAGE, parseCliArgs, type CliOptions } from './args.ts';
+import { exitCodeOf, toJsonReport } from './report.ts';
+import { formatChanges, formatRecap, liveView, painter, type CliStreams } from './ui.ts';
+
+/** What the CLI needs from the process; task files pass `process` parts in explicitly. */
+export interface CliIo extends CliStreams {
+  argv: readonly string[];
+  cwd: string;
+  /** Where Ctrl-C arrives (usually `process`). */
+  signals?: { once(event: 'SIGINT', listener: () => void): unknown; removeListener(event: 'SIGINT', listener: () => void): unknown };
+}
+
+/**
+ * Runs a task as a command-line program and returns the exit code:
+ * 0 every host ok or changed, 2 any host failed or unreachable, 1 usage,
+ * inventory or task errors found before any host was contacted, 130 after Ctrl-C.
+ *
+ * @example
+ * if (isMain(import.meta.url, process.argv)) process.exitCode = await runCli(task, cliIo(process));
+ */
+export async function runCli<V extends Vars>(task: Task<V>, io: CliIo): Promise<number> {
+  const paint = painter(io);
+  let opts: CliOptions;
+  try {
+    opts = parseCliArgs(io.argv);
+  } catch (err) {
+    io.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
+    return 1;
+  }
+  if (opts.help) {
+    io.stdout.write(USAGE);
+    return 0;
+  }
+  let inventory: Inventory;
+  let hosts;
+  try {
+    inventory = await loadInventory(resolve(io.cwd, opts.inventory));
+    hosts = selectHosts(inventory, opts.limit);
+    checkVars(task, hosts);
+  } catch (err) {
+    io.stderr.write(`${paint(31, 'error:')} ${(err as Error).message}\n`);
+    return 1;
+  }
+
+  const abort = new AbortController();
+  const onSigint = () => {
+    io.stderr.write('\nInterrupted: finishing the steps under way, starting no new ones…\n');
+    abort.abort();
+  };
+  io.signals?.once('SIGINT', onSigint);
+  const ctx: ConnectContext = {
+    home: io.env.HOME ?? '/root',
+    localUser: io.env.USER ?? io.env.LOGNAME ?? 'root',
+    acceptNewHostKeys: opts.acceptNewHostKeys,
+    ...(io.env.SSH_AUTH_SOCK ? { sshAuthSock: io.env.SSH_AUTH_SOCK } : {}),
+  };
+  const view = liveView(
+    hosts.map((h) => h.name),
+    io,
+  );
+  const inv = inventory;
+  const result = await runTask(task, hosts, {
+    dryRun: opts.dryRun,
+    concurrency: opts.concurrency,
+    signal: abort.signal,
+    connect: (h) => openConnection(h, inv, ctx),
+    onEvent: view.onEvent,
+  });
+  await view.closed;
+  io.signals?.removeListener('SIGINT', onSigint);
+
+  if (opts.dryRun || opts.diff || opts.verbose) io.stdout.write(formatChanges(result, opts, paint));
+  io.stdout.write(formatRecap(result, paint));
+  if (opts.json) {
+    const file = resolve(io.cwd, opts.json);
+    await mkdir(dirname(file), { recursive: true });
+    await writeFile(file, `${JSON.stringify(toJsonReport(result), null, 2)}\n`);
+  }
+  return exitCodeOf(result);
+}
+
+async function loadInventory(file: string): Promise<Inventory> {
+  let mod: { default?: unknown };
+  try {
+    mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
+  } catch (err) {
+    if (err instanceof TackleError) throw err;
+    throw new TackleError({ phase: 'inventory', reason: `cannot load inventory ${file}: ${(err as Error).message}`, cause: err });
+  }
+  if (!isInventory(mod.default)) throw new TackleError({ phase: 'inventory', reason: `${file} must default-export defineInventory({ hosts, groups })` });
+  return mod.default;
+}
+
+/** True when the module at `moduleUrl` is the script node was started with. */
+export function isMain(moduleUrl: string, argv: readonly string[]): boolean {
+  const script = argv[1];
+  return script !== undefined && pathToFileURL(resolve(script)).href === moduleUrl;
+}

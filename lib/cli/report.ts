@@ -1,0 +1,75 @@
+import type { TackleError } from '../errors.ts';
+import type { HostStatus, RunResult } from '../engine/runner.ts';
+import type { StepStatus } from '../engine/task.ts';
+
+export interface ReportError {
+  message: string;
+  phase: string;
+  reason: string;
+  host?: string;
+  step?: string;
+  command?: string;
+  exitCode?: number | null;
+  stderrTail?: string;
+}
+
+export interface StepReport {
+  name: string;
+  status: StepStatus;
+  durationMs: number;
+  summary?: string;
+  diff?: string;
+  commands?: string[];
+  error?: ReportError;
+}
+
+export interface HostReport {
+  name: string;
+  status: HostStatus;
+  durationMs: number;
+  steps: StepReport[];
+  error?: ReportError;
+}
+
+/** The `--json` report. `summary` counts hosts. All text is masked. */
+export interface JsonReport {
+  task: string;
+  dryRun: boolean;
+  interrupted: boolean;
+  startedAt: string;
+  durationMs: number;
+  hosts: HostReport[];
+  summary: Record<'ok' | 'changed' | 'failed' | 'unreachable' | 'skipped', number>;
+}
+
+function errorReport(e: TackleError): ReportError {
+  const { cause: _c, signal: _s, ...fields } = e.fields();
+  return JSON.parse(JSON.stringify({ message: e.message, ...fields })) as ReportError;
+}
+
+/** Builds the JSON report of a run. */
+export function toJsonReport(result: RunResult): JsonReport {
+  const summary = { ok: 0, changed: 0, failed: 0, unreachable: 0, skipped: 0 };
+  for (const h of result.hosts) summary[h.status]++;
+  return {
+    task: result.task,
+    dryRun: result.dryRun,
+    interrupted: result.interrupted,
+    startedAt: result.startedAt.toISOString(),
+    durationMs: result.durationMs,
+    hosts: result.hosts.map((h) => ({
+      name: h.name,
+      status: h.status,
+      durationMs: h.durationMs,
+      steps: h.steps.map(({ error, ...s }) => ({ ...s, ...(error ? { error: errorReport(error) } : {}) })),
+      ...(h.error ? { error: errorReport(h.error) } : {}),
+    })),
+    summary,
+  };
+}
+
+/** 0 when every host is ok or changed, 2 when any failed or was unreachable; 130 after Ctrl-C. */
+export function exitCodeOf(result: RunResult): number {
+  if (result.hosts.some((h) => h.status === 'failed' || h.status === 'unreachable')) return 2;
+  return result.interrupted ? 130 : 0;
+}

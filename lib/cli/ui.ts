@@ -1,0 +1,141 @@
+import { Listr, ListrLogger, ProcessOutput } from 'listr2';
+import type { HostResult, RunEvent, RunResult } from '../engine/runner.ts';
+import type { StepResult } from '../engine/host-run.ts';
+
+/** The streams and environment the terminal UI writes to; injected so lib/ never touches process. */
+export interface CliStreams {
+  stdout: NodeJS.WriteStream;
+  stderr: NodeJS.WriteStream;
+  env: Readonly<Record<string, string | undefined>>;
+}
+
+type Paint = (code: number, text: string) => string;
+
+function painter(io: CliStreams): Paint {
+  const color = io.stdout.isTTY === true && io.env.NO_COLOR === undefined;
+  return (code, text) => (color ? `\u001b[${code}m${text}\u001b[0m` : text);
+}
+
+/** The part of a listr2 task row the view drives. */
+interface Row {
+  title: string | undefined;
+  output: string | undefined;
+  skip(message?: string): void;
+}
+
+interface HostView {
+  task?: Row;
+  finished: Promise<HostResult>;
+  finish(result: HostResult): void;
+}
+
+/**
+ * The live view: one listr2 row per host with its current step. The default
+ * renderer in a terminal, the plain line renderer when stdout is not a TTY or
+ * CI is set. Returns an event sink for the runner and a promise for the view.
+ */
+export function liveView(hosts: readonly string[], io: CliStreams): { onEvent(e: RunEvent): void; closed: Promise<void> } {
+  const views = new Map<string, HostView>();
+  for (const name of hosts) {
+    let finish!: (r: HostResult) => void;
+    const finished = new Promise<HostResult>((resolve) => (finish = resolve));
+    views.set(name, { finished, finish });
+  }
+  const plain = io.stdout.isTTY !== true || io.env.CI !== undefined;
+  const logger = new ListrLogger({ processOutput: new ProcessOutput(io.stdout, io.stderr) });
+  const list = new Listr(
+    hosts.map((name) => ({
+      title: `${name}: waiting`,
+      task: async (_ctx, task) => {
+        const view = views.get(name) as HostView;
+        view.task = task;
+        const result = await view.finished;
+        task.title = `${name}: ${hostLine(result)}`;
+        if (result.status === 'skipped') task.skip(`${name}: skipped`);
+        if (result.status === 'failed' || result.status === 'unreachable') throw new Error(`${name}: ${result.status}: ${result.error?.reason ?? ''}`);
+      },
+    })),
+    {
+      concurrent: true,
+      exitOnError: false,
+      registerSignalListeners: false,
+      renderer: 'default',
+      fallbackRenderer: 'simple',
+      fallbackRendererCondition: plain,
+      rendererOptions: { logger, collapseErrors: false } as never,
+      fallbackRendererOptions: { logger } as never,
+    },
+  );
+  const closed = list.run().then(
+    () => undefined,
+    () => undefined,
+  );
+  const onEvent = (e: RunEvent): void => {
+    const view = views.get(e.host);
+    if (!view) return;
+    if (e.type === 'host:end') return view.finish(e.result);
+    const task = view.task;
+    if (!task) return;
+    if (e.type === 'host:start') task.title = `${e.host}: connecting`;
+    if (e.type === 'step:start') task.title = `${e.host}: ${e.step}`;
+    if (e.type === 'step:end' && e.step.status !== 'ok') task.output = `${e.step.status}: ${e.step.name}`;
+  };
+  return { onEvent, closed };
+}
+
+function hostLine(r: HostResult): string {
+  const count = (s: StepResult['status']) => r.steps.filter((x) => x.status === s).length;
+  return `${r.status} (${count('ok')} ok, ${count('changed')} changed, ${count('failed')} failed) in ${seconds(r.durationMs)}`;
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)}s`;
+}
+
+const STATUS_COLOR: Record<string, number> = { ok: 32, changed: 33, failed: 31, unreachable: 35, skipped: 90 };
+
+/** The plan (dry-run) or the changes: each changed step with its summary, diff and commands as asked. */
+export function formatChanges(result: RunResult, opts: { diff: boolean; verbose: boolean }, paint: Paint): string {
+  const lines: string[] = [];
+  for (const host of result.hosts) {
+    const changed = host.steps.filter((s) => s.status === 'changed');
+    if (changed.length === 0) continue;
+    lines.push(paint(1, `${host.name}: ${changed.length} step(s) ${result.dryRun ? 'would change' : 'changed'}`));
+    for (const step of changed) {
+      lines.push(`  ${paint(33, '~')} ${step.name}${step.summary ? ` — ${step.summary}` : ''}`);
+      if (opts.verbose) for (const c of step.commands ?? []) lines.push(paint(90, `      $ ${c.replace(/\n/g, '\n        ')}`));
+      if (opts.diff && step.diff) lines.push(...step.diff.trimEnd().split('\n').map((l) => `      ${colorDiff(l, paint)}`));
+    }
+  }
+  return lines.length ? `${lines.join('\n')}\n` : '';
+}
+
+function colorDiff(line: string, paint: Paint): string {
+  if (line.startsWith('+') && !line.startsWith('+++')) return paint(32, line);
+  if (line.startsWith('-') && !line.startsWith('---')) return paint(31, line);
+  return line;
+}
+
+/** The recap: per host ok / changed / failed / unreachable counts and time, then the errors. */
+export function formatRecap(result: RunResult, paint: Paint): string {
+  const rows = result.hosts.map((h) => {
+    const n = (s: string) => String(h.steps.filter((x) => x.status === s).length);
+    return [h.name, h.status, n('ok'), n('changed'), n('failed'), h.status === 'unreachable' ? '1' : '0', seconds(h.durationMs)];
+  });
+  const header = ['HOST', 'STATUS', 'OK', 'CHANGED', 'FAILED', 'UNREACHABLE', 'TIME'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const fmt = (r: string[]) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  const out = [`\nRECAP ${result.task}${result.dryRun ? ' (dry-run: nothing was changed)' : ''}${result.interrupted ? ' (interrupted)' : ''}`, fmt(header)];
+  for (const r of rows) {
+    const line = fmt(r);
+    out.push(paint(STATUS_COLOR[r[1] ?? ''] ?? 0, line));
+  }
+  for (const h of result.hosts) {
+    const err = h.error ?? h.steps.find((s) => s.error)?.error;
+    if (err) out.push('', paint(31, `${h.name} ${h.status}:`), `  ${err.message.replace(/\n/g, '\n  ')}`);
+  }
+  out.push(`\n${result.hosts.length} host(s) in ${seconds(result.durationMs)}`);
+  return `${out.join('\n')}\n`;
+}
+
+export { painter };

@@ -1,0 +1,42 @@
+import t from 'tap';
+import { parseCliArgs } from '../../../lib/cli/args.ts';
+import { exitCodeOf, toJsonReport } from '../../../lib/cli/report.ts';
+import { secret, sh } from '../../../lib/command/command.ts';
+import { assertOk } from '../../../lib/connection/connection.ts';
+import type { RunResult } from '../../../lib/engine/runner.ts';
+
+t.test('flags', async (t) => {
+  t.match(parseCliArgs([]), { inventory: './inventory.ts', dryRun: false, concurrency: 10, acceptNewHostKeys: false });
+  t.match(parseCliArgs(['--dry-run', '--limit', 'web,db1', '--concurrency', '3', '--json', 'r.json', '--diff', '--verbose', '--accept-new-host-keys', '--inventory', 'x.ts']), {
+    dryRun: true, limit: 'web,db1', concurrency: 3, json: 'r.json', diff: true, verbose: true, acceptNewHostKeys: true, inventory: 'x.ts',
+  });
+  t.throws(() => parseCliArgs(['--concurrency', '0']), TypeError);
+  t.throws(() => parseCliArgs(['--nope']), TypeError);
+  t.throws(() => parseCliArgs(['extra']), TypeError);
+});
+
+t.test('JSON report: shape, host summary, masked errors, exit codes', async (t) => {
+  let error;
+  try {
+    assertOk({ command: sh`mysql -p${secret('hunter2')}`, exitCode: 1, signal: null, stdout: '', stderr: 'denied for hunter2', durationMs: 1 }, 'db1');
+  } catch (e) {
+    error = e;
+  }
+  const result: RunResult = {
+    task: 't', dryRun: false, interrupted: false, startedAt: new Date(0), durationMs: 5,
+    hosts: [
+      { name: 'a', status: 'changed', durationMs: 1, steps: [{ name: 's', status: 'changed', durationMs: 1 }] },
+      { name: 'db1', status: 'failed', durationMs: 1, steps: [{ name: 'q', status: 'failed', durationMs: 1, error: error as never }], error: error as never },
+      { name: 'c', status: 'unreachable', durationMs: 1, steps: [] },
+    ],
+  };
+  const report = toJsonReport(result);
+  t.same(report.summary, { ok: 0, changed: 1, failed: 1, unreachable: 1, skipped: 0 });
+  t.equal(report.startedAt, '1970-01-01T00:00:00.000Z');
+  const text = JSON.stringify(report);
+  t.notMatch(text, /hunter2/, 'no secret in the report');
+  t.match(report.hosts[1]?.error, { phase: 'command', host: 'db1', exitCode: 1, command: 'mysql -p***', stderrTail: 'denied for ***' });
+  t.equal(exitCodeOf(result), 2);
+  t.equal(exitCodeOf({ ...result, hosts: result.hosts.slice(0, 1) }), 0);
+  t.equal(exitCodeOf({ ...result, interrupted: true, hosts: result.hosts.slice(0, 1) }), 130);
+});

@@ -1,0 +1,121 @@
+import t from 'tap';
+import { mkdtempSync, existsSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sh } from '../../../lib/command/command.ts';
+import { LocalConnection } from '../../../lib/connection/local.ts';
+import { defineOperation } from '../../../lib/engine/operation.ts';
+import { runTask } from '../../../lib/engine/runner.ts';
+import { defineTask } from '../../../lib/engine/task.ts';
+import { TackleError } from '../../../lib/errors.ts';
+import { defineFact } from '../../../lib/facts/fact.ts';
+import { defineInventory } from '../../../lib/inventory/inventory.ts';
+import { v } from '../../../lib/inventory/vars.ts';
+
+// A tiny real operation: ensure a marker file exists, appending a line to a log when it acts.
+const touch = (path: string, notify?: string) =>
+  defineOperation({
+    name: `touch ${path}`,
+    facts: { exists: defineFact(`exists:${path}`, sh`test -e ${path}`, (o) => o.exitCode === 0) },
+    options: notify ? { notify } : {},
+    plan: ({ exists }) => (exists ? undefined : { summary: `create ${path}`, actions: [{ command: sh`touch ${path}` }] }),
+  });
+
+const failing = defineOperation({ name: 'always fails', facts: {}, plan: () => ({ summary: 'fail', actions: [{ command: sh`echo boom >&2; exit 3` }] }) });
+
+function setup() {
+  const dir = mkdtempSync(join(tmpdir(), 'tackle-runner-'));
+  const inv = defineInventory({
+    hosts: { a: { connection: 'local', vars: { dir: join(dir, 'a') } }, b: { connection: 'local', vars: { dir: join(dir, 'b') } }, c: { connection: 'local', vars: { dir: join(dir, 'c') } } },
+  });
+  return { dir, inv, hosts: [...inv.hosts.values()] };
+}
+
+const task = defineTask({
+  name: 'demo',
+  vars: { dir: v.string() },
+  async run(host) {
+    await host.run(defineOperation({ name: 'mkdir', facts: {}, plan: () => undefined }));
+    await new LocalConnection('x').exec(sh`mkdir -p ${host.vars.dir}`);
+    await host.run(touch(`${host.vars.dir}/one`, 'log'));
+    await host.run(touch(`${host.vars.dir}/two`, 'log'));
+    if (host.name === 'b') await host.run(failing);
+    await host.run(touch(`${host.vars.dir}/three`));
+  },
+  handlers: {
+    log: async (host) => {
+      await new LocalConnection('x').exec(sh`echo ran >> ${`${host.vars.dir}/handler.log`}`);
+    },
+  },
+});
+
+t.test('runs hosts in parallel; a failing host does not stop the others; handlers run once', async (t) => {
+  const { dir, hosts } = setup();
+  const events: string[] = [];
+  const result = await runTask(task, hosts, { connect: async (h) => new LocalConnection(h.name), onEvent: (e) => events.push(`${e.type}:${e.host}`) });
+  const byName = Object.fromEntries(result.hosts.map((h) => [h.name, h]));
+  t.equal(byName.a?.status, 'changed');
+  t.equal(byName.c?.status, 'changed');
+  t.equal(byName.b?.status, 'failed');
+  t.same(byName.b?.steps.map((s) => s.status), ['ok', 'changed', 'changed', 'failed'], 'b stopped at the failing step');
+  t.match(byName.b?.error, { phase: 'command', host: 'b', step: 'always fails', exitCode: 3, stderrTail: 'boom' });
+  t.ok(existsSync(join(dir, 'a/three')));
+  t.notOk(existsSync(join(dir, 'b/three')), 'no step after a failure');
+  t.equal(readFileSync(join(dir, 'a/handler.log'), 'utf8'), 'ran\n', 'notified twice, ran once');
+  t.notOk(existsSync(join(dir, 'b/handler.log')), 'handlers do not run after a failure');
+  t.ok(events.includes('host:end:c'));
+
+  const again = await runTask(task, hosts.filter((h) => h.name !== 'b'), { connect: async (h) => new LocalConnection(h.name) });
+  t.same(again.hosts.map((h) => h.status), ['ok', 'ok'], 'second run changes nothing');
+  t.equal(readFileSync(join(dir, 'a/handler.log'), 'utf8'), 'ran\n', 'handler not notified when nothing changed');
+});
+
+t.test('dry-run plans the same steps and changes nothing', async (t) => {
+  const { dir, hosts } = setup();
+  const only = hosts.filter((h) => h.name === 'a');
+  const dry = await runTask(task, only, { dryRun: true, connect: async (h) => new LocalConnection(h.name) });
+  t.notOk(existsSync(join(dir, 'a/one')));
+  const real = await runTask(task, only, { connect: async (h) => new LocalConnection(h.name) });
+  const changed = (r: typeof dry) => r.hosts[0]?.steps.filter((s) => s.status === 'changed').map((s) => s.name);
+  t.same(changed(dry), changed(real));
+  t.same(changed(real), ['touch ' + join(dir, 'a/one'), 'touch ' + join(dir, 'a/two'), 'touch ' + join(dir, 'a/three')]);
+});
+
+t.test('unreachable hosts are reported as such', async (t) => {
+  const { hosts } = setup();
+  const result = await runTask(task, hosts, {
+    connect: async (h) => {
+      if (h.name === 'a') throw new TackleError({ phase: 'connect', reason: 'no route to 10.0.0.1:22' });
+      return new LocalConnection(h.name);
+    },
+  });
+  t.equal(result.hosts[0]?.status, 'unreachable');
+  t.match(result.hosts[0]?.error, { host: 'a', reason: /no route/ });
+  t.equal(result.hosts[2]?.status, 'changed');
+});
+
+t.test('an aborted run starts no new steps and skips hosts not started', async (t) => {
+  const { hosts } = setup();
+  const abort = new AbortController();
+  const result = await runTask(task, hosts, {
+    concurrency: 1,
+    signal: abort.signal,
+    connect: async (h) => new LocalConnection(h.name),
+    onEvent: (e) => {
+      if (e.type === 'step:end' && e.host === 'a' && e.step.name.endsWith('one')) abort.abort();
+    },
+  });
+  t.ok(result.interrupted);
+  t.same(result.hosts.map((h) => h.status), ['changed', 'skipped', 'skipped']);
+  t.equal(result.hosts[0]?.steps.length, 2, 'stopped after the step under way');
+});
+
+t.test('vars that do not fit the task are one error before any connection', async (t) => {
+  const inv = defineInventory({ hosts: { x: { connection: 'local', vars: { dir: 3 } }, y: { connection: 'local' } } });
+  let connected = 0;
+  await t.rejects(
+    runTask(task, [...inv.hosts.values()], { connect: async (h) => (connected++, new LocalConnection(h.name)) }),
+    { phase: 'inventory', message: /host x: var dir must be a string, got number 3[\s\S]*host y: var dir is missing/ },
+  );
+  t.equal(connected, 0);
+});
