@@ -27,7 +27,10 @@ export interface SshOptions {
   acceptNewHostKeys?: boolean;
   connectTimeoutMs?: number;
   keepaliveIntervalMs?: number;
-  /** Channels open at once; OpenSSH's MaxSessions defaults to 10 and refuses the 11th. */
+  /**
+   * Channels open at once (default 8). OpenSSH's MaxSessions defaults to 10 and refuses the 11th;
+   * sshd frees a session slightly after the channel closes, so we stay below it.
+   */
   maxChannels?: number;
 }
 
@@ -44,7 +47,7 @@ export async function connectSsh(endpoint: SshEndpoint, options: SshOptions = {}
   try {
     const sock = jump ? await jump.forward(endpoint) : undefined;
     const client = await handshake(endpoint, options, sock);
-    return new SshConnection(endpoint, client, options.maxChannels ?? 10, jump);
+    return new SshConnection(endpoint, client, options.maxChannels ?? 8, jump);
   } catch (err) {
     await jump?.close();
     throw err;
@@ -145,6 +148,12 @@ function connectError(e: SshEndpoint, reason: string, cause?: unknown): TackleEr
   return new TackleError({ phase: 'connect', host: e.name, reason, cause });
 }
 
+class ChannelRefused extends Error {
+  constructor(readonly error: TackleError) {
+    super(error.message);
+  }
+}
+
 /** An open SSH connection; exec waits for a free channel rather than exceeding MaxSessions. */
 export class SshConnection extends ExecConnection {
   readonly #client: Client;
@@ -179,7 +188,18 @@ export class SshConnection extends ExecConnection {
   }
 
   exec(command: Command, options: ExecOptions = {}): Promise<ExecResult> {
-    return this.#slots.use(() => this.#exec(command, options));
+    return this.#slots.use(async () => {
+      // A refused channel open ran nothing, so it is safe to retry; a server with a lower
+      // MaxSessions than ours (or one still freeing a slot) refuses some opens.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await this.#exec(command, options);
+        } catch (err) {
+          if (!(err instanceof ChannelRefused) || attempt >= 6) throw err instanceof ChannelRefused ? err.error : err;
+          await new Promise((r) => setTimeout(r, 10 * 2 ** attempt));
+        }
+      }
+    });
   }
 
   #exec(command: Command, options: ExecOptions): Promise<ExecResult> {
@@ -193,7 +213,7 @@ export class SshConnection extends ExecConnection {
       this.#client.exec(command.reveal(), (err, stream) => {
         if (err) {
           this.#pending.delete(fail);
-          return reject(connectError(this.endpoint, `could not open a channel on ${this.endpoint.address}: ${err.message}`, err));
+          return reject(new ChannelRefused(connectError(this.endpoint, `could not open a channel on ${this.endpoint.address}: ${err.message}`, err)));
         }
         const out: Buffer[] = [];
         const errs: Buffer[] = [];

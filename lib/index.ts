@@ -1,0 +1,29 @@
+// The public API of tackle: named exports only, nothing re-exported wholesale.
+
+// Commands and secrets
+export { Command, Raw, Secret, mask, quote, raw, secret, sh, type Interpolation } from './command/command.ts';
+export { TackleError, explainExitCode, type ErrorFields, type Phase } from './errors.ts';
+
+// Inventory and vars
+export { defineInventory, type BecomeSpec, type GroupSpec, type HostSpec, type Inventory, type InventoryHost, type InventorySpec, type Vars } from './inventory/inventory.ts';
+export { selectHosts } from './inventory/select.ts';
+export { VarError, VarType, checkShape, v, type InferShape, type Shape } from './inventory/vars.ts';
+export { loadEnv, type EnvVar, type EnvOf } from './env.ts';
+
+// Connections
+export { assertOk, type Connection, type ConnectionStats, type ExecOptions, type ExecResult, type Stdin } from './connection/connection.ts';
+export { LocalConnection } from './connection/local.ts';
+export { SudoConnection, type BecomeOptions } from './connection/sudo.ts';
+export { SshConnection, connectSsh, type SshEndpoint, type SshOptions } from './connection/ssh.ts';
+export { openConnection, sshEndpoint, type ConnectContext } from './connection/open.ts';
+
+// Facts, operations, tasks, running
+export { defineFact, type Fact, type FactOutput, type FactValue } from './facts/fact.ts';
+export { defineOperation, type Action, type Change, type CommonOptions, type Operation } from './engine/operation.ts';
+export { defineTask, type Handler, type HostContext, type StepStatus, type Task, type TaskSpec, type VarsOf } from './engine/task.ts';
+export { runTask, checkVars, type HostResult, type HostStatus, type RunEvent, type RunOptions, type RunResult } from './engine/runner.ts';
+export type { StepResult } from './engine/host-run.ts';
+
+// Command line
+export { runCli, isMain, type CliIo } from './cli/main.ts';
+export { toJsonReport, exitCodeOf, type JsonReport } from './cli/report.ts';
