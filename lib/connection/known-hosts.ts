@@ -146,6 +146,21 @@ function checkName(entries: readonly KnownHostEntry[], name: string, keyType: st
   return { kind: 'unknown' };
 }
 
+/**
+ * The key types known_hosts holds for a host (plain entries), so the client can ask the server for
+ * one of those first, as OpenSSH does; then a key of another type means the known one is gone.
+ *
+ * @example knownKeyTypes(entries, '10.0.0.5', 22) // ['ssh-ed25519']
+ */
+export function knownKeyTypes(entries: readonly KnownHostEntry[], host: string, port: number): string[] {
+  const names = port === 22 ? [hostPortName(host, 22)] : [hostPortName(host, port), hostPortName(host, 22)];
+  for (const name of names) {
+    const types = entries.filter((e) => e.marker === 'none' && hostMatches(e.hosts, name)).map((e) => e.keyType);
+    if (types.length > 0) return [...new Set(types)];
+  }
+  return [];
+}
+
 /** Whether a line's hostnames field covers `name` (already in `[host]:port` form when needed). */
 function hostMatches(hosts: HostNames, name: string): boolean {
   if (hosts.kind === 'hashed') {

@@ -4,7 +4,7 @@ import type { Command } from '../command/command.ts';
 import { Semaphore } from '../concurrency.ts';
 import { TackleError } from '../errors.ts';
 import { ExecConnection, stdinBytes, type ConnectionStats, type ExecOptions, type ExecResult } from './connection.ts';
-import { appendKnownHost, checkHostKey, keyFingerprint, loadKnownHosts } from './known-hosts.ts';
+import { appendKnownHost, checkHostKey, keyFingerprint, knownKeyTypes, loadKnownHosts } from './known-hosts.ts';
 
 /** Where and as whom to connect; `name` is the inventory name used in messages. */
 export interface SshEndpoint {
@@ -74,6 +74,7 @@ async function handshake(endpoint: SshEndpoint, options: SshOptions, sock?: Clie
   const client = new Client();
   let hostKeyProblem: string | undefined;
   const timeoutMs = options.connectTimeoutMs ?? 10_000;
+  const knownTypes = knownKeyTypes(known, endpoint.address, endpoint.port);
 
   const config: ConnectConfig = {
     host: endpoint.address,
@@ -84,6 +85,7 @@ async function handshake(endpoint: SshEndpoint, options: SshOptions, sock?: Clie
     keepaliveInterval: options.keepaliveIntervalMs ?? 15_000,
     keepaliveCountMax: 3,
     ...(sock ? { sock } : {}),
+    ...(knownTypes.length ? { algorithms: { serverHostKey: preferKnown(knownTypes) } } : {}),
     hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
       const check = checkHostKey(known, endpoint.address, endpoint.port, key);
       const fp = keyFingerprint(key);
@@ -95,6 +97,10 @@ async function handshake(endpoint: SshEndpoint, options: SshOptions, sock?: Clie
       }
       if (check.kind === 'changed') {
         hostKeyProblem = `HOST KEY CHANGED for ${where}: it now presents ${fp}, which differs from the key in known_hosts. This may be an attack (or a reinstalled host): check it, then remove the old line with \`ssh-keygen -R ${where}\``;
+        return verify(false);
+      }
+      if (knownTypes.length > 0) {
+        hostKeyProblem = `host key of ${where} changed type: it presents ${fp} but known_hosts has only ${knownTypes.join(', ')} keys for it; check the host, then remove the old line with \`ssh-keygen -R ${where}\``;
         return verify(false);
       }
       if (!options.acceptNewHostKeys) {
@@ -127,6 +133,21 @@ async function handshake(endpoint: SshEndpoint, options: SshOptions, sock?: Clie
     client.once('error', onError);
     client.connect(config);
   });
+}
+
+const HOST_KEY_ALGORITHMS: Record<string, readonly string[]> = {
+  'ssh-ed25519': ['ssh-ed25519'],
+  'ecdsa-sha2-nistp256': ['ecdsa-sha2-nistp256'],
+  'ecdsa-sha2-nistp384': ['ecdsa-sha2-nistp384'],
+  'ecdsa-sha2-nistp521': ['ecdsa-sha2-nistp521'],
+  'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],
+};
+
+/** ssh2's host key algorithms with those of the known key types first, as OpenSSH orders them. */
+function preferKnown(types: readonly string[]): NonNullable<NonNullable<ConnectConfig['algorithms']>['serverHostKey']> {
+  const all = Object.values(HOST_KEY_ALGORITHMS).flat();
+  const first = types.flatMap((t) => HOST_KEY_ALGORITHMS[t] ?? []);
+  return [...first, ...all.filter((a) => !first.includes(a))] as never;
 }
 
 function explainConnectError(cause: Error & { level?: string; code?: string }, e: SshEndpoint, timeoutMs: number): string {

@@ -87,6 +87,13 @@ t.test('host keys: unknown refused, accepted and recorded with the flag, changed
   const lab2Key = lines.find((l) => l.startsWith(`${lab.host('lab2').address} `))?.split(' ').slice(1).join(' ');
   await writeFile(wrong, `${lab.host('lab1').address} ${lab2Key}\n`);
   await t.rejects(connectSsh(endpoint('lab1', { knownHostsPaths: [wrong] }), { acceptNewHostKeys: true }), { host: 'lab1', message: /HOST KEY CHANGED/ });
+
+  // Only an ECDSA key known, the host serves ed25519 only: OpenSSH refuses this too.
+  const ecdsa = join(tmp, 'ecdsa_key');
+  await run('ssh-keygen', ['-q', '-t', 'ecdsa', '-N', '', '-f', ecdsa]);
+  const otherType = join(tmp, 'known_hosts_other_type');
+  await writeFile(otherType, `${lab.host('lab1').address} ${(await readFile(`${ecdsa}.pub`, 'utf8')).split(' ').slice(0, 2).join(' ')}\n`);
+  await t.rejects(connectSsh(endpoint('lab1', { knownHostsPaths: [otherType] }), { acceptNewHostKeys: true }), { host: 'lab1', message: /changed type/ });
 });
 
 t.test('a wrong private key gives an error naming the host', async (t) => {

@@ -197,3 +197,18 @@ t.test('loadKnownHosts reads existing files in order and ignores missing ones', 
   );
   await t.rejects(loadKnownHosts([dir]), { code: 'EISDIR' }, 'other errors surface');
 });
+
+t.test('knownKeyTypes lists the plain key types for a host, port form first', async (t) => {
+  const { knownKeyTypes, parseKnownHosts } = await import('../../../lib/connection/known-hosts.ts');
+  const key = (type: string) => {
+    const b = Buffer.alloc(4 + type.length + 4);
+    b.writeUInt32BE(type.length, 0);
+    b.write(type, 4, 'latin1');
+    return `${type} ${b.toString('base64')}`;
+  };
+  const entries = parseKnownHosts(`web1,10.0.0.5 ${key('ssh-ed25519')}\n[web1]:2222 ${key('ecdsa-sha2-nistp256')}\n@revoked web1 ${key('ssh-rsa')}\n`);
+  t.same(knownKeyTypes(entries, 'web1', 22), ['ssh-ed25519']);
+  t.same(knownKeyTypes(entries, 'web1', 2222), ['ecdsa-sha2-nistp256']);
+  t.same(knownKeyTypes(entries, '10.0.0.5', 2222), ['ssh-ed25519'], 'falls back to the bare name');
+  t.same(knownKeyTypes(entries, 'other', 22), []);
+});
