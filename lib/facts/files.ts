@@ -1,0 +1,115 @@
+import { Buffer } from 'node:buffer';
+import { createHash } from 'node:crypto';
+import { raw, sh } from '../command/command.ts';
+import { defineFact, type Fact, type FactOutput } from './fact.ts';
+
+/** Files up to this size come back with their content, so that a change can show a diff. */
+export const CONTENT_LIMIT = 256 * 1024;
+
+/** Who owns a file or directory, and its permission bits as four octal digits ('0644', '4755'). */
+export interface Ownership {
+  mode: string;
+  owner: string;
+  group: string;
+  uid: number;
+  gid: number;
+}
+
+/** What is at a path, without following a symlink there. */
+export type PathInfo =
+  | { kind: 'missing' }
+  /** `content` is base64, present only up to {@link CONTENT_LIMIT} bytes. */
+  | ({ kind: 'file'; size: number; sha256: string; content?: string } & Ownership)
+  | ({ kind: 'directory' } & Ownership)
+  | { kind: 'link'; target: string }
+  /** A fifo, socket or device; `type` is stat's word for it ('fifo', 'socket', …). */
+  | { kind: 'other'; type: string };
+
+// One read-only script for every kind, so a step costs one entry in the fact batch.
+// Each kind prints its name on the first line; link targets go through base64
+// because they may hold newlines. `[ -L ]` comes first: a link is reported, not followed.
+const SCRIPT = `if [ -L "$p" ]; then
+  echo link && readlink -n -- "$p" | base64 -w0
+elif [ -d "$p" ]; then
+  echo directory && stat --printf '%a\\n%U\\n%G\\n%u\\n%g\\n' -- "$p"
+elif [ -f "$p" ]; then
+  s=$(stat -c %s -- "$p") &&
+  echo file && stat --printf '%a\\n%U\\n%G\\n%u\\n%g\\n' -- "$p" && echo "$s" && sha256sum < "$p" &&
+  if [ "$s" -le ${CONTENT_LIMIT} ]; then base64 -w0 < "$p"; fi
+elif [ -e "$p" ]; then
+  echo other && stat -c %F -- "$p"
+else
+  echo missing
+fi`;
+
+/**
+ * What is at `path`: missing, a file (with sha256 and, when small, its content),
+ * a directory, a symlink (not followed) or something else.
+ *
+ * @example
+ * const info = await host.fact(pathInfo('/etc/nginx/nginx.conf'));
+ * if (info.kind === 'file') console.log(info.mode, info.sha256);
+ */
+export function pathInfo(path: string): Fact<PathInfo> {
+  return defineFact(`files.path:${path}`, sh`p=${path}\n${raw(SCRIPT)}`, parsePathInfo);
+}
+
+/**
+ * Pure parser of the {@link pathInfo} script's output.
+ *
+ * @example parsePathInfo({ stdout: 'missing\n', stderr: '', exitCode: 0 }) // { kind: 'missing' }
+ */
+export function parsePathInfo({ stdout, stderr, exitCode }: FactOutput): PathInfo {
+  if (exitCode !== 0) throw new Error(`cannot inspect the path (exit ${exitCode}): ${stderr.trim() || 'no error output'}`);
+  const lines = stdout.split('\n');
+  const kind = lines[0];
+  switch (kind) {
+    case 'missing':
+      return { kind: 'missing' };
+    case 'link':
+      return { kind: 'link', target: Buffer.from(lines[1] ?? '', 'base64').toString() };
+    case 'other':
+      return { kind: 'other', type: field(lines, 1, 'file type') };
+    case 'directory':
+      return { kind: 'directory', ...ownership(lines) };
+    case 'file': {
+      const size = Number(field(lines, 6, 'size'));
+      const sha256 = field(lines, 7, 'sha256').slice(0, 64);
+      if (!/^[0-9a-f]{64}$/.test(sha256) || !Number.isInteger(size)) throw new Error(`unexpected file output: ${JSON.stringify(stdout.slice(0, 200))}`);
+      const base64 = lines[8];
+      // The file may change between stat and read; a content that does not hash to
+      // sha256 would give a wrong diff, so it is dropped rather than trusted.
+      const content = base64 !== undefined && sha256Hex(Buffer.from(base64, 'base64')) === sha256 ? base64 : undefined;
+      return { kind: 'file', ...ownership(lines), size, sha256, ...(content === undefined ? {} : { content }) };
+    }
+    default:
+      throw new Error(`unexpected output: ${JSON.stringify(stdout.slice(0, 200))}`);
+  }
+}
+
+function field(lines: readonly string[], index: number, name: string): string {
+  const value = lines[index];
+  if (value === undefined || value === '') throw new Error(`no ${name} in the output`);
+  return value;
+}
+
+function ownership(lines: readonly string[]): Ownership {
+  const mode = field(lines, 1, 'mode');
+  if (!/^[0-7]{1,4}$/.test(mode)) throw new Error(`unexpected mode ${JSON.stringify(mode)}`);
+  return {
+    mode: mode.padStart(4, '0'),
+    owner: field(lines, 2, 'owner'),
+    group: field(lines, 3, 'group'),
+    uid: Number(field(lines, 4, 'uid')),
+    gid: Number(field(lines, 5, 'gid')),
+  };
+}
+
+/**
+ * Hex sha256 of some bytes, as `sha256sum` prints it.
+ *
+ * @example sha256Hex(Buffer.from('')) // 'e3b0c442…'
+ */
+export function sha256Hex(data: Buffer | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}

@@ -1,0 +1,75 @@
+import t from 'tap';
+import { parsePathInfo, pathInfo, sha256Hex } from '../../../lib/facts/files.ts';
+
+// Output of pathInfo's command captured on a Debian 12 machine (dash, GNU coreutils).
+const captured = (stdout: string, stderr = '', exitCode: number | null = 0) => parsePathInfo({ stdout, stderr, exitCode });
+
+t.test('a small text file comes with its content', async (t) => {
+  const info = captured('file\n644\nroot\nroot\n0\n0\n11\n26c60a61d01db5836ca70fefd44a6a016620413c8ef5f259a6c5612d4f79d3b8  -\naGVsbG8Kd29ybGQ=');
+  t.same(info, {
+    kind: 'file',
+    mode: '0644',
+    owner: 'root',
+    group: 'root',
+    uid: 0,
+    gid: 0,
+    size: 11,
+    sha256: '26c60a61d01db5836ca70fefd44a6a016620413c8ef5f259a6c5612d4f79d3b8',
+    content: 'aGVsbG8Kd29ybGQ=',
+  });
+  t.equal(info.kind === 'file' && Buffer.from(info.content ?? '', 'base64').toString(), 'hello\nworld');
+});
+
+t.test('an empty file has empty content, not none', async (t) => {
+  const info = captured('file\n644\ndaemon\nbin\n1\n2\n0\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  -\n');
+  t.match(info, { kind: 'file', owner: 'daemon', group: 'bin', uid: 1, gid: 2, size: 0, content: '' });
+});
+
+t.test('special bits keep four digits', async (t) => {
+  const info = captured('file\n4755\nroot\nroot\n0\n0\n10\na8076d3d28d21e02012b20eaf7dbf75409a6277134439025f282e368e3305abf  -\nIyEvYmluL3NoCg==');
+  t.match(info, { kind: 'file', mode: '4755' });
+  t.match(captured('directory\n1777\nroot\nroot\n0\n0\n'), { kind: 'directory', mode: '1777', owner: 'root', uid: 0 });
+});
+
+t.test('a file over the limit has a hash but no content', async (t) => {
+  const info = captured('file\n644\nroot\nroot\n0\n0\n300000\n886715e4051e827f4fe215df3053af3f85ad0d352db2c829c7487af6d78efe30  -\n');
+  t.match(info, { kind: 'file', size: 300000, sha256: '886715e4051e827f4fe215df3053af3f85ad0d352db2c829c7487af6d78efe30' });
+  t.notOk('content' in info);
+});
+
+t.test('binary content is returned as is (base64)', async (t) => {
+  const info = captured('file\n644\nroot\nroot\n0\n0\n3\n26a66b061e8f48f39927c312f25293959729eee95978e2892d49d3512a5cc092  -\nAAH/');
+  t.match(info, { kind: 'file', content: 'AAH/' });
+});
+
+t.test('content that does not hash to the sha256 (file changed while read) is dropped', async (t) => {
+  const info = captured(`file\n644\nroot\nroot\n0\n0\n11\n${sha256Hex('something else')}  -\naGVsbG8Kd29ybGQ=`);
+  t.notOk('content' in info);
+});
+
+t.test('a symlink is reported, not followed; its target may hold a newline', async (t) => {
+  t.same(captured('link\nLi4vdAphcmdldA=='), { kind: 'link', target: '../t\narget' });
+});
+
+t.test('missing paths, also below a file or a missing directory', async (t) => {
+  t.same(captured('missing\n'), { kind: 'missing' });
+});
+
+t.test('fifos, sockets and devices are "other"', async (t) => {
+  t.same(captured('other\nfifo\n'), { kind: 'other', type: 'fifo' });
+  t.same(captured('other\nsocket\n'), { kind: 'other', type: 'socket' });
+  t.same(captured('other\ncharacter special file\n'), { kind: 'other', type: 'character special file' });
+});
+
+t.test('a failure to read is an error, not a guess', async (t) => {
+  // As nobody on /etc/shadow: stat works, reading does not.
+  t.throws(() => captured('file\n640\nroot\nshadow\n0\n42\n655\n', 'sh: 8: cannot open /etc/shadow: Permission denied\n', 2), /Permission denied/);
+  t.throws(() => captured('what\n'), /unexpected output/);
+  t.throws(() => captured('file\n644\nroot\nroot\n0\n0\n3\nnot-a-hash\n'), /unexpected file output/);
+});
+
+t.test('the key names the path; the command quotes it', async (t) => {
+  const fact = pathInfo("/tmp/it's $(id)");
+  t.equal(fact.key, "files.path:/tmp/it's $(id)");
+  t.match(fact.command.toString(), /^p='\/tmp\/it'\\''s \$\(id\)'\n/);
+});
