@@ -12,9 +12,9 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { check, lastLines, poll, run, type RunResult } from './exec.ts';
+import { check, CommandError, lastLines, poll, run, type RunResult } from './exec.ts';
 import { ensureImage, type ImageOptions } from './image.ts';
-import { childPids, findProcesses, mounts, processArgv, signal, unmountUnder, waitForExit } from './system.ts';
+import { childPids, findProcesses, mounts, processArgv, removeCgroup, signal, systemdCgroupRoots, unmountUnder, waitForExit } from './system.ts';
 
 export { DEFAULT_IMAGE_DIR, ensureImage, OPS_PASSWORD, readMirrors, type ImageOptions, type Mirrors } from './image.ts';
 export type { RunResult } from './exec.ts';
@@ -28,6 +28,8 @@ const MAX_LABS = 255;
 const NAME_PREFIX = 'tkl-';
 /** Prefix of every lab's temporary directory under the OS temp dir. */
 const TMP_PREFIX = 'tackle-lab-';
+/** Parent of the hosts' cgroups in each systemd cgroup hierarchy. */
+const CGROUP_PARENT = 'tackle-lab';
 
 /** A lab host as a test or an inventory sees it. */
 export interface LabHost {
@@ -323,12 +325,29 @@ async function tailOf(file: string): Promise<string> {
   return lastLines(await readFile(file, 'utf8').catch(() => `(no ${file})`), 20);
 }
 
+/**
+ * One cgroup per host in each systemd hierarchy. nspawn puts the container's cgroups below its own
+ * cgroup, and with --keep-unit that is its caller's: hosts started by one process would share
+ * one tree, and each host's systemd would create and delete the others' unit cgroups (units then
+ * fail at random with status=219/CGROUP).
+ */
+async function hostCgroups(host: HostState): Promise<string[]> {
+  return (await systemdCgroupRoots()).map((root) => join(root, CGROUP_PARENT, host.machine));
+}
+
+/** Joins the cgroups given as `COUNT DIR...`, then runs the rest of the arguments in their place. */
+const JOIN_CGROUPS_AND_EXEC = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1/cgroup.procs"; shift; n=$((n - 1)); done; exec "$@"';
+
 /** Boots the host's container and waits until `ssh root@host true` succeeds. */
 async function bootHost(state: LabState, host: HostState): Promise<void> {
   await writeFile(nspawnLog(host), '');
+  const cgroups = await hostCgroups(host);
+  await Promise.all(cgroups.map((dir) => mkdir(dir, { recursive: true })));
   const pid = await spawnDetached(
-    'systemd-nspawn',
+    'sh',
     [
+      ...['-c', JOIN_CGROUPS_AND_EXEC, 'sh', String(cgroups.length), ...cgroups],
+      'systemd-nspawn',
       `--directory=${host.root}`,
       '--boot',
       // The controller runs no systemd: without these two nspawn fails with "Failed to open system bus".
@@ -386,6 +405,14 @@ async function killContainer(nspawn: number): Promise<void> {
   await waitForExit(nspawn, 10_000);
 }
 
+/** Powers a host off (if it is on) and removes its cgroups; its disk and network stay. */
+async function killHost(state: LabState, host: HostState): Promise<void> {
+  const pid = await nspawnPid(state, host);
+  if (pid) await killContainer(pid);
+  await rm(hostPidFile(state, host), { force: true });
+  for (const dir of await hostCgroups(host)) await removeCgroup(dir);
+}
+
 function labFromState(state: LabState): Lab {
   const hosts: LabHost[] = state.hosts.map((h) => ({ name: h.name, address: h.address, port: 22 }));
   const hostState = (hostName: string): HostState => {
@@ -419,9 +446,7 @@ function labFromState(state: LabState): Lab {
     isRunning: async (hostName) => (await nspawnPid(state, hostState(hostName))) !== undefined,
     stop: async (hostName) => {
       const host = hostState(hostName);
-      const pid = await nspawnPid(state, host);
-      if (pid) await killContainer(pid);
-      await rm(hostPidFile(state, host), { force: true });
+      await killHost(state, host);
       await check('ip', ['link', 'set', host.veth, 'down']);
     },
     start: async (hostName) => {
@@ -430,7 +455,8 @@ function labFromState(state: LabState): Lab {
       await check('ip', ['link', 'set', host.veth, 'up']);
       await bootHost(state, host);
     },
-    down: () => (downing ??= downLab(state.index).finally(() => exitCleanup.delete(state.index))),
+    // Only a finished teardown leaves the exit registry: after a failed one, the reaper tries again.
+    down: () => (downing ??= downLab(state.index).then(() => exitCleanup.delete(state.index))),
   };
   return lab;
 }
@@ -464,8 +490,7 @@ export async function downLab(index: number): Promise<void> {
   if (state) {
     await Promise.all([
       ...state.hosts.map(async (host) => {
-        const pid = await nspawnPid(state, host);
-        if (pid) await killContainer(pid);
+        await killHost(state, host);
         await unmountUnder(host.root);
       }),
       stopProxy(state),
@@ -484,9 +509,19 @@ async function stopProxy(state: LabState): Promise<void> {
 }
 
 async function removeNetwork(namespaces: string[], links: string[]): Promise<void> {
-  // Deleting a namespace deletes the veth end inside it, and with it the pair.
-  for (const netns of namespaces) if (existsSync(`/run/netns/${netns}`)) await check('ip', ['netns', 'delete', netns]);
-  for (const link of links) if (existsSync(`/sys/class/net/${link}`)) await check('ip', ['link', 'delete', link]);
+  for (const netns of namespaces) await removeIfPresent(`/run/netns/${netns}`, ['netns', 'delete', netns]);
+  for (const link of links) await removeIfPresent(`/sys/class/net/${link}`, ['link', 'delete', link]);
+}
+
+/**
+ * Runs `ip ARGS` to remove what `path` shows, unless it is gone already. The kernel removes a
+ * namespace's veth pair a moment after the namespace, so a link can vanish between look and delete:
+ * only a failure that leaves `path` in place is one.
+ */
+async function removeIfPresent(path: string, args: string[]): Promise<void> {
+  if (!existsSync(path)) return;
+  const result = await run('ip', args);
+  if (result.code !== 0 && existsSync(path)) throw new CommandError(['ip', ...args], result);
 }
 
 async function removeTmpDir(dir: string): Promise<void> {
@@ -511,6 +546,7 @@ export async function downAll(opts: { log?: (line: string) => void } = {}): Prom
   const proxies = await findProcesses((argv) => argv[0]?.endsWith('tinyproxy') === true && argv.some((arg) => arg.startsWith(`${STATE_ROOT}/`)));
   for (const proxy of proxies) signal(proxy.pid, 'SIGTERM');
   await Promise.all([...strays.map((p) => killContainer(p.pid)), ...proxies.map((p) => waitForExit(p.pid, 5000))]);
+  for (const root of await systemdCgroupRoots()) await removeCgroup(join(root, CGROUP_PARENT));
 
   const namespaces = (await readdir('/run/netns').catch(() => [])).filter((n) => n.startsWith(NAME_PREFIX));
   const links = (await readdir('/sys/class/net')).filter((n) => n.startsWith(NAME_PREFIX));

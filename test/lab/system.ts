@@ -1,15 +1,31 @@
 // Views of the controller's own state (mounts, processes) read from /proc, so that teardown can
 // find what a crashed run left behind without having recorded it.
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, rmdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { check, delay } from './exec.ts';
 
-/** Every mount point in this process's mount namespace. */
-export async function mounts(): Promise<string[]> {
+interface Mount {
+  point: string;
+  fstype: string;
+  superOptions: string[];
+}
+
+async function mountTable(): Promise<Mount[]> {
   const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
   return mountinfo
     .split('\n')
     .filter(Boolean)
-    .map((line) => unescapeMountPath(line.split(' ')[4] ?? ''));
+    .map((line) => {
+      // id parent major:minor root point options [optional fields...] - fstype source super-options
+      const [before = '', after = ''] = line.split(' - ');
+      const [fstype = '', , superOptions = ''] = after.split(' ');
+      return { point: unescapeMountPath(before.split(' ')[4] ?? ''), fstype, superOptions: superOptions.split(',') };
+    });
+}
+
+/** Every mount point in this process's mount namespace. */
+export async function mounts(): Promise<string[]> {
+  return (await mountTable()).map((m) => m.point);
 }
 
 /** Mount points at or below `dir`, deepest first (the order to unmount them in). */
@@ -86,4 +102,34 @@ async function exitsWithin(pid: number, timeoutMs: number): Promise<boolean> {
     await delay(20);
   }
   return true;
+}
+
+/**
+ * Mount points of the cgroup hierarchies systemd tracks its units in: the v2 (unified) one and
+ * the v1 `name=systemd` one, whichever this machine has.
+ */
+export async function systemdCgroupRoots(): Promise<string[]> {
+  return (await mountTable())
+    .filter((m) => m.fstype === 'cgroup2' || (m.fstype === 'cgroup' && m.superOptions.includes('name=systemd')))
+    .map((m) => m.point);
+}
+
+/**
+ * Removes a cgroup and every cgroup below it. A cgroup is a directory of virtual files that only
+ * rmdir removes, bottom-up, once no process is left in it (the last ones may still be exiting).
+ */
+export async function removeCgroup(dir: string): Promise<void> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => undefined);
+  if (!entries) return;
+  for (const entry of entries) if (entry.isDirectory()) await removeCgroup(join(dir, entry.name));
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await rmdir(dir);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return;
+      if (code !== 'EBUSY' || attempt >= 100) throw err;
+      await delay(20);
+    }
+  }
 }
