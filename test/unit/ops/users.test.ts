@@ -1,0 +1,320 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { secret } from '../../../lib/command/command.ts';
+import type { StepResult } from '../../../lib/engine/host-run.ts';
+import type { Change, Operation } from '../../../lib/engine/operation.ts';
+import type { AuthorizedKeysInfo, UserInfo } from '../../../lib/facts/users.ts';
+import { users } from '../../../lib/ops/users.ts';
+import { runOp } from '../../support/run-op.ts';
+
+const commands = (change: Change | undefined): string[] | undefined => change?.actions.map((a) => a.command.toString());
+const plan = (op: Operation, facts: Record<string, unknown>): Change | undefined => op.plan(facts);
+const why = (step: StepResult): string => step.error?.message ?? 'no error';
+
+const deploy: UserInfo = { kind: 'user', uid: 1001, gid: 1001, group: 'deploy', groups: ['sudo'], home: '/home/deploy', shell: '/bin/bash' };
+const HASH = '$6$tkltestsalt$SECRETHASHVALUEdoNotPrint';
+const digestOf = (hash: string): string => createHash('sha256').update(hash).digest('hex');
+
+t.test('users.user plans from facts', async (t) => {
+  const cases: { name: string; op: Operation; facts: Record<string, unknown>; expect: string[] | undefined; summary?: string }[] = [
+    {
+      name: 'creates a missing account with only the flags given',
+      op: users.user({ name: 'deploy' }),
+      facts: { user: { kind: 'missing' } },
+      expect: ['useradd -m deploy'],
+      summary: 'create user deploy',
+    },
+    {
+      name: 'creates with every option',
+      op: users.user({ name: 'svc', uid: 990, group: 'svc', groups: ['adm', 'www-data'], shell: '/usr/sbin/nologin', home: '/srv/svc', system: true, createHome: false }),
+      facts: { user: { kind: 'missing' } },
+      expect: ['useradd -u 990 -g svc -G adm,www-data -s /usr/sbin/nologin -d /srv/svc -r -M svc'],
+    },
+    { name: 'no change when as desired', op: users.user({ name: 'deploy', groups: ['sudo'], shell: '/bin/bash', uid: 1001, group: 'deploy', home: '/home/deploy' }), facts: { user: deploy }, expect: undefined },
+    { name: 'primary group by number', op: users.user({ name: 'deploy', group: '1001' }), facts: { user: deploy }, expect: undefined },
+    { name: 'primary group listed in groups is not a change', op: users.user({ name: 'deploy', groups: ['deploy', 'sudo'], append: false }), facts: { user: deploy }, expect: undefined },
+    {
+      name: 'append adds only the missing groups',
+      op: users.user({ name: 'deploy', groups: ['sudo', 'docker'] }),
+      facts: { user: deploy },
+      expect: ['usermod -a -G docker deploy'],
+      summary: 'update user deploy: add to docker',
+    },
+    {
+      name: 'append: false sets exactly these groups',
+      op: users.user({ name: 'deploy', groups: ['docker'], append: false }),
+      facts: { user: deploy },
+      expect: ['usermod -G docker deploy'],
+      summary: 'update user deploy: groups sudo → docker',
+    },
+    { name: 'append: false with no groups empties the list', op: users.user({ name: 'deploy', groups: [], append: false }), facts: { user: deploy }, expect: ["usermod -G '' deploy"] },
+    {
+      name: 'changes shell, uid, group and home in one usermod',
+      op: users.user({ name: 'deploy', shell: '/bin/zsh', uid: 2000, group: 'staff', home: '/srv/deploy' }),
+      facts: { user: deploy },
+      expect: ['usermod -u 2000 -g staff -s /bin/zsh -d /srv/deploy deploy'],
+      summary: 'update user deploy: uid 1001 → 2000, group deploy → staff, shell /bin/bash → /bin/zsh, home /home/deploy → /srv/deploy',
+    },
+    { name: 'absent: nothing to remove', op: users.user({ name: 'deploy', present: false }), facts: { user: { kind: 'missing' } }, expect: undefined },
+    { name: 'absent: userdel', op: users.user({ name: 'deploy', present: false }), facts: { user: deploy }, expect: ['userdel deploy'] },
+    {
+      name: 'absent with removeHome',
+      op: users.user({ name: 'deploy', present: false, removeHome: true }),
+      facts: { user: deploy },
+      expect: ['userdel -r deploy'],
+      summary: 'remove user deploy and its home',
+    },
+  ];
+  for (const c of cases) {
+    const change = plan(c.op, c.facts);
+    t.same(commands(change), c.expect, c.name);
+    if (c.summary) t.equal(change?.summary, c.summary, `${c.name}: summary`);
+  }
+});
+
+t.test('users.user password: set through chpasswd stdin, compared by digest, never printed', async (t) => {
+  const op = users.user({ name: 'deploy', password: secret(HASH) });
+  t.equal(op.name, 'users.user deploy');
+  t.same(Object.keys(op.facts), ['user', 'password']);
+  t.equal(plan(op, { user: deploy, password: { kind: 'hash', sha256: digestOf(HASH) } }), undefined, 'same digest: no change');
+
+  const change = plan(op, { user: deploy, password: { kind: 'hash', sha256: digestOf('$6$other$x') } });
+  t.same(commands(change), ['chpasswd -e']);
+  t.equal(change?.summary, 'update user deploy: set password');
+  const stdin = change?.actions[0]?.stdin;
+  t.equal(String(stdin), '***', 'stdin is a secret');
+  t.equal((stdin as { reveal(): string }).reveal(), `deploy:${HASH}\n`);
+  t.notMatch(JSON.stringify(change), 'SECRETHASHVALUE');
+
+  const created = plan(op, { user: { kind: 'missing' }, password: { kind: 'missing' } });
+  t.same(commands(created), ['useradd -m deploy', 'chpasswd -e']);
+  t.notMatch(JSON.stringify(created), 'SECRETHASHVALUE');
+  t.same(Object.keys(users.user({ name: 'deploy' }).facts), ['user'], 'no shadow read without a password');
+});
+
+t.test('users.user rejects misuse at once, without echoing a password', async (t) => {
+  t.throws(() => users.user({ name: 'bad name' }), TypeError);
+  t.throws(() => users.user({ name: '0day' }), TypeError);
+  t.throws(() => users.user({ name: 'deploy', groups: ['a;b'] }), TypeError);
+  t.throws(() => users.user({ name: 'deploy', uid: -1 }), TypeError);
+  t.throws(() => users.user({ name: 'deploy', password: 'plain' as never }), /must be a secret/);
+  try {
+    users.user({ name: 'deploy', password: secret('hunter2-plain') });
+    t.fail('should throw');
+  } catch (err) {
+    t.match((err as Error).message, /crypt\(3\) hash/);
+    t.notMatch((err as Error).message, 'hunter2');
+  }
+  t.throws(() => users.user({ name: 'deploy', password: secret('$6$a$b:c') }), TypeError);
+  t.doesNotThrow(() => users.user({ name: 'deploy', password: secret('!') }), 'a locked password is a hash');
+});
+
+// authorizedKeys planning -------------------------------------------------------------------
+
+const K1 = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl one@a';
+const K2 = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBdoCDgXyOd4YlIyHyr9Fm2I0J1uPu8gfDQhmb6Vy7jb two@b';
+const K3 = 'ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBPcV three@c';
+const fileFacts = (content: string, mode = '600', owner = 'deploy'): AuthorizedKeysInfo => ({
+  kind: 'user',
+  home: '/home/deploy',
+  dir: { kind: 'directory', owner: 'deploy', mode: '700', file: { kind: 'file', owner, mode, content } },
+});
+const WRITE =
+  "runuser -u deploy -- sh -c 't=$(mktemp /home/deploy/.ssh/.authorized_keys.XXXXXX) && { cat >\"$t\" && mv -f \"$t\" /home/deploy/.ssh/authorized_keys || { rm -f \"$t\"; exit 1; }; }'";
+const written = (change: Change | undefined): unknown => change?.actions.at(-1)?.stdin;
+
+t.test('users.authorizedKeys plans from facts', async (t) => {
+  const add = users.authorizedKeys({ user: 'deploy', keys: [K1, K2] });
+  t.equal(add.name, 'users.authorizedKeys deploy');
+
+  const fresh = plan(add, { keys: { kind: 'user', home: '/home/deploy', dir: { kind: 'missing' } } });
+  t.same(commands(fresh), ['mkdir -m 700 /home/deploy/.ssh && chown -h deploy: /home/deploy/.ssh', WRITE]);
+  t.equal(written(fresh), `${K1}\n${K2}\n`);
+  t.equal(fresh?.summary, '/home/deploy/.ssh/authorized_keys: add 2 keys');
+  t.match(fresh?.diff, `+${K2}`);
+
+  t.equal(plan(add, { keys: fileFacts(`${K2}\n${K1}\n`) }), undefined, 'present in any order: no change');
+  t.equal(plan(add, { keys: fileFacts(`${K1.replace('one@a', 'renamed')}\n${K2}`) }), undefined, 'another comment, no final newline: no change');
+
+  const keepOthers = plan(add, { keys: fileFacts(`# mine\n${K3}\n${K1}\n`) });
+  t.same(commands(keepOthers), [WRITE]);
+  t.equal(written(keepOthers), `# mine\n${K3}\n${K1}\n${K2}\n`, 'appends, keeps other lines');
+
+  const restricted = `from="10.0.0.0/8",no-pty ${K1}`;
+  const options = plan(users.authorizedKeys({ user: 'deploy', keys: [restricted] }), { keys: fileFacts(`${K3}\n${K1}\n${K1}\n`) });
+  t.equal(written(options), `${K3}\n${restricted}\n`, 'options rewritten in place, duplicate dropped');
+  t.equal(options?.summary, '/home/deploy/.ssh/authorized_keys: update options of 1 key, remove 1 key');
+
+  const exclusive = users.authorizedKeys({ user: 'deploy', keys: [K1, K2], exclusive: true });
+  t.equal(written(plan(exclusive, { keys: fileFacts(`# mine\n${K3}\n${K2}\n`) })), `${K2}\n${K1}\n`);
+  t.equal(plan(exclusive, { keys: fileFacts(`${K2}\n${K1}\n`) }), undefined);
+
+  const absent = users.authorizedKeys({ user: 'deploy', keys: [K1], state: 'absent' });
+  t.equal(written(plan(absent, { keys: fileFacts(`${K3}\n${K1.replace('one@a', 'x')}\n`) })), `${K3}\n`);
+  t.equal(plan(absent, { keys: fileFacts(`${K3}\n`) }), undefined);
+  t.equal(plan(absent, { keys: { kind: 'user', home: '/home/deploy', dir: { kind: 'missing' } } }), undefined);
+  t.equal(plan(absent, { keys: { kind: 'no-user' } }), undefined);
+});
+
+t.test('users.authorizedKeys fixes owner and modes', async (t) => {
+  const op = users.authorizedKeys({ user: 'deploy', keys: [K1] });
+  const mode = plan(op, { keys: fileFacts(`${K1}\n`, '644') });
+  t.same(commands(mode), [WRITE], 'rewritten as the user: owner and mode 600 in one atomic step');
+  t.equal(mode?.summary, '/home/deploy/.ssh/authorized_keys: fix owner and mode');
+  t.equal(mode?.diff, undefined);
+  t.same(commands(plan(op, { keys: fileFacts(`${K1}\n`, '600', 'root') })), [WRITE]);
+
+  const dir = plan(op, {
+    keys: { kind: 'user', home: '/home/deploy', dir: { kind: 'directory', owner: 'root', mode: '755', file: { kind: 'file', owner: 'deploy', mode: '600', content: `${K1}\n` } } },
+  });
+  t.same(commands(dir), ['chown -h deploy: /home/deploy/.ssh', "runuser -u deploy -- sh -c 'chmod 700 /home/deploy/.ssh'"]);
+  t.equal(dir?.actions[1]?.stdin, undefined);
+});
+
+t.test('users.authorizedKeys for an account only planned so far', async (t) => {
+  const withHome = plan(users.authorizedKeys({ user: { name: 'deploy', home: '/srv/deploy' }, keys: [K1] }), { keys: { kind: 'no-user' } });
+  t.same(commands(withHome)?.[0], 'id -u deploy >/dev/null && mkdir -m 700 /srv/deploy/.ssh && chown -h deploy: /srv/deploy/.ssh');
+  t.equal(withHome?.summary, '/srv/deploy/.ssh/authorized_keys: add 1 key (user deploy does not exist yet)');
+  const plain = plan(users.authorizedKeys({ user: 'deploy', keys: [K1] }), { keys: { kind: 'no-user' } });
+  t.match(commands(plain)?.[1], '/home/deploy/.ssh/authorized_keys');
+});
+
+t.test('users.authorizedKeys refuses symlinks and bad keys', async (t) => {
+  const op = users.authorizedKeys({ user: 'deploy', keys: [K1] });
+  t.throws(() => plan(op, { keys: { kind: 'user', home: '/home/deploy', dir: { kind: 'other', type: 'symbolic link' } } }), { phase: 'operation', message: /\.ssh is a symbolic link/ });
+  t.throws(
+    () => plan(op, { keys: { kind: 'user', home: '/home/deploy', dir: { kind: 'directory', owner: 'deploy', mode: '700', file: { kind: 'other', type: 'symbolic link' } } } }),
+    /authorized_keys is a symbolic link/,
+  );
+  t.throws(() => users.authorizedKeys({ user: 'deploy', keys: ['not a key'] }), /keys\[0\]/);
+  t.throws(() => users.authorizedKeys({ user: 'deploy', keys: [`${K1}\n${K2}`] }), TypeError);
+  t.throws(() => users.authorizedKeys({ user: 'deploy', keys: [K1], exclusive: true, state: 'absent' }), TypeError);
+  t.throws(() => users.authorizedKeys({ user: 'x y', keys: [K1] }), TypeError);
+});
+
+// Real runs on this machine (root) ----------------------------------------------------------
+
+const prefix = `tkltest_${randomBytes(3).toString('hex')}`;
+const sh = (cmd: string): string => execFileSync('sh', ['-c', cmd], { encoding: 'utf8' });
+const quiet = (cmd: string): void => void spawnSync('sh', ['-c', cmd], { stdio: 'ignore' });
+
+t.test('real: create, converge, update and remove an account', async (t) => {
+  const name = `${prefix}_u`;
+  const [g1, g2] = [`${prefix}_g1`, `${prefix}_g2`];
+  sh(`groupadd ${g1} && groupadd ${g2}`);
+  t.teardown(() => quiet(`userdel -r ${name}; groupdel ${g1}; groupdel ${g2}`));
+  const desired = { name, groups: [g1], shell: '/bin/sh', password: secret(HASH) };
+
+  const dry = await runOp(users.user(desired), { dryRun: true });
+  t.equal(dry.status, 'changed');
+  t.same(dry.commands, [`useradd -G ${g1} -s /bin/sh -m ${name}`, 'chpasswd -e']);
+  t.equal(sh(`getent passwd ${name} || true`), '', 'dry-run changed nothing');
+
+  const first = await runOp(users.user(desired));
+  t.equal(first.status, 'changed', why(first));
+  t.equal(first.name, `users.user ${name}`);
+  t.match(sh(`getent passwd ${name}`), `:/home/${name}:/bin/sh`);
+  t.equal(sh(`getent shadow ${name} | cut -d: -f2`).trim(), HASH);
+  t.equal((await runOp(users.user(desired))).status, 'ok', 'second run changes nothing');
+
+  const appended = await runOp(users.user({ name, groups: [g2] }));
+  t.equal(appended.summary, `update user ${name}: add to ${g2}`);
+  t.same(sh(`id -Gn ${name}`).trim().split(' ').sort(), [name, g1, g2].sort());
+  const exact = await runOp(users.user({ name, groups: [g2], append: false, shell: '/bin/bash', password: secret('$6$other$hash') }));
+  t.equal(exact.summary, `update user ${name}: groups ${g1},${g2} → ${g2}, shell /bin/sh → /bin/bash, set password`);
+  t.same(sh(`id -Gn ${name}`).trim().split(' ').sort(), [name, g2].sort());
+  t.equal((await runOp(users.user({ name, groups: [g2], append: false, shell: '/bin/bash', password: secret('$6$other$hash') }))).status, 'ok');
+
+  const removed = await runOp(users.user({ name, present: false, removeHome: true }));
+  t.equal(removed.status, 'changed', why(removed));
+  t.notOk(existsSync(`/home/${name}`), 'home removed');
+  t.equal((await runOp(users.user({ name, present: false }))).status, 'ok');
+
+  for (const step of [dry, first, exact]) t.notMatch(JSON.stringify(step), 'SECRETHASHVALUE', 'hash never in the step');
+});
+
+t.test('real: a missing group fails the step and names the group', async (t) => {
+  const name = `${prefix}_nogrp`;
+  t.teardown(() => quiet(`userdel -r ${name}`));
+  const step = await runOp(users.user({ name, groups: [`${prefix}_nosuch`], password: secret(HASH) }));
+  t.equal(step.status, 'failed');
+  t.match(step.error?.message, `group '${prefix}_nosuch' does not exist`);
+  t.notMatch(JSON.stringify(step), 'SECRETHASHVALUE');
+  t.notMatch(step.error?.message ?? '', 'SECRETHASHVALUE');
+});
+
+t.test('real: authorized_keys written atomically as the user, then converged', async (t) => {
+  const name = `${prefix}_k`;
+  const home = `/home/${name}`;
+  t.teardown(() => quiet(`userdel -r ${name}`));
+  const keyDir = t.testdir({});
+  const key = (n: string, type: string): string => {
+    execFileSync('ssh-keygen', ['-q', '-t', type, '-N', '', '-C', n, '-f', join(keyDir, n)]);
+    return readFileSync(join(keyDir, `${n}.pub`), 'utf8').trim();
+  };
+  const [a, b, c] = [key('a', 'ed25519'), key('b', 'ed25519'), key('c', 'ecdsa')];
+
+  // Dry-run on a "fresh host": the account is only planned, so keys must still plan.
+  const account = { name, shell: '/bin/bash' };
+  const dryUser = await runOp(users.user(account), { dryRun: true });
+  const dryKeys = await runOp(users.authorizedKeys({ user: account, keys: [a] }), { dryRun: true });
+  t.equal(dryUser.status, 'changed');
+  t.equal(dryKeys.status, 'changed', why(dryKeys));
+  t.match(dryKeys.summary, 'does not exist yet');
+
+  t.equal((await runOp(users.user(account))).status, 'changed');
+  const first = await runOp(users.authorizedKeys({ user: name, keys: [a, b] }));
+  t.equal(first.status, 'changed', why(first));
+  t.match(first.diff, `+${b}`);
+  const stat = (p: string): string => sh(`stat -c '%U %a' ${p}`).trim();
+  t.equal(stat(`${home}/.ssh`), `${name} 700`);
+  t.equal(stat(`${home}/.ssh/authorized_keys`), `${name} 600`);
+  t.equal(readFileSync(`${home}/.ssh/authorized_keys`, 'utf8'), `${a}\n${b}\n`);
+  t.equal((await runOp(users.authorizedKeys({ user: name, keys: [a, b] }))).status, 'ok', 'second run changes nothing');
+  t.same(sh(`ls -A ${home}/.ssh`).trim().split('\n'), ['authorized_keys'], 'no temp file left');
+
+  rmSync(`${home}/.ssh/authorized_keys`);
+  writeFileSync(`${home}/.ssh/authorized_keys`, `# by hand\n${c}\n${a.replace(/ a$/, ' other comment')}\n`);
+  t.equal((await runOp(users.authorizedKeys({ user: name, keys: [a] }))).status, 'changed', 'root-owned file gets fixed');
+  t.equal(readFileSync(`${home}/.ssh/authorized_keys`, 'utf8'), `# by hand\n${c}\n${a.replace(/ a$/, ' other comment')}\n`, 'content kept');
+  t.equal(stat(`${home}/.ssh/authorized_keys`), `${name} 600`);
+  chmodSync(`${home}/.ssh`, 0o755);
+  t.equal((await runOp(users.authorizedKeys({ user: name, keys: [a] }))).summary, `${home}/.ssh/authorized_keys: fix owner and mode`);
+  t.equal(stat(`${home}/.ssh`), `${name} 700`);
+  t.equal((await runOp(users.authorizedKeys({ user: name, keys: [a] }))).status, 'ok');
+
+  const exclusive = await runOp(users.authorizedKeys({ user: name, keys: [b], exclusive: true }));
+  t.equal(exclusive.status, 'changed', why(exclusive));
+  t.equal(readFileSync(`${home}/.ssh/authorized_keys`, 'utf8'), `${b}\n`);
+  const absent = await runOp(users.authorizedKeys({ user: name, keys: [b], state: 'absent' }));
+  t.equal(absent.status, 'changed');
+  t.equal(readFileSync(`${home}/.ssh/authorized_keys`, 'utf8'), '');
+  t.equal((await runOp(users.authorizedKeys({ user: name, keys: [b], state: 'absent' }))).status, 'ok');
+});
+
+t.test('real: a symlinked ~/.ssh is refused, its target untouched', async (t) => {
+  const name = `${prefix}_l`;
+  const home = `/home/${name}`;
+  t.teardown(() => quiet(`userdel -r ${name}`));
+  t.equal((await runOp(users.user({ name }))).status, 'changed');
+  const target = t.testdir({ 'authorized_keys': 'precious\n' });
+  symlinkSync(target, `${home}/.ssh`);
+  const step = await runOp(users.authorizedKeys({ user: name, keys: [K1] }));
+  t.equal(step.status, 'failed');
+  t.match(step.error?.message, 'is a symbolic link');
+  t.equal(readFileSync(join(target, 'authorized_keys'), 'utf8'), 'precious\n');
+  t.ok(lstatSync(`${home}/.ssh`).isSymbolicLink());
+});
+
+t.test('real: keys for a user that does not exist fail clearly when applied', async (t) => {
+  const name = `${prefix}_none`;
+  mkdirSync(`/tmp/${name}`, { recursive: true });
+  t.teardown(() => quiet(`rm -rf /tmp/${name}`));
+  const step = await runOp(users.authorizedKeys({ user: { name, home: `/tmp/${name}` }, keys: [K1] }));
+  t.equal(step.status, 'failed');
+  t.match(step.error?.message, 'no such user');
+  t.notOk(existsSync(`/tmp/${name}/.ssh`), 'nothing created');
+});
