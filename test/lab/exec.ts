@@ -83,7 +83,7 @@ export function delay(ms: number): Promise<void> {
  * Calls `attempt` until it returns a value other than `undefined`, pausing `intervalMs` between
  * tries; throws the error built by `onTimeout` once `timeoutMs` has passed.
  *
- * @example await poll(() => portOpen(addr, 22) ? true : undefined, { timeoutMs: 5000, onTimeout: () => new Error('no sshd') });
+ * @example await poll(async () => ((await run('ssh', args)).code === 0 ? true : undefined), { timeoutMs: 5000, onTimeout: () => new Error('no sshd') });
  */
 export async function poll<T>(
   attempt: () => Promise<T | undefined>,

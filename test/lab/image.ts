@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { check } from './exec.ts';
+import { check, lastLines } from './exec.ts';
 import { unmountUnder } from './system.ts';
 
 /** Where the image lives unless `TACKLE_LAB_CACHE` or `ensureImage({ dir })` says otherwise. */
@@ -62,6 +62,10 @@ export async function ensureImage(opts: ImageOptions = {}): Promise<string> {
     const tmp = await mkdtemp(`${dir}.tmp-`);
     await check('debootstrap', ['--variant=minbase', `--include=${PACKAGES.join(',')}`, 'bookworm', tmp, mirrors.main], {
       timeoutMs: 20 * 60_000,
+    }).catch(async (err: unknown) => {
+      // debootstrap prints little; the reason is in its own log (kept: the next build removes it).
+      const detail = await readFile(join(tmp, 'debootstrap/debootstrap.log'), 'utf8').catch(() => '');
+      throw new Error(`${String(err)}\n${tmp}/debootstrap/debootstrap.log ends with:\n${lastLines(detail, 20)}`, { cause: err });
     });
     for (const [path, file] of Object.entries(recipe.files)) {
       await writeFile(join(tmp, path), file.content);
@@ -70,6 +74,8 @@ export async function ensureImage(opts: ImageOptions = {}): Promise<string> {
     await rm(join(tmp, 'etc/apt/sources.list'), { force: true });
     await check('chroot', [tmp, '/bin/sh', '-eu'], { input: recipe.script });
     await writeFile(join(tmp, STAMP_FILE), stamp);
+    // Labs still running on the replaced image lose their lower layer; a recipe change is rare
+    // enough on one machine that this is simpler than reference counting.
     if (await exists(dir)) await rename(dir, `${dir}.tmp-old`);
     await rename(tmp, dir);
     await removeLeftovers(dir);
