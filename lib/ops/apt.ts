@@ -1,0 +1,175 @@
+import { sh, type Command } from '../command/command.ts';
+import { defineOperation, type Action, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
+import {
+  APT_UPDATE_STAMP,
+  aptCandidates,
+  aptLists,
+  candidateFor,
+  dpkgPackages,
+  packageState,
+  type AptLists,
+  type Candidates,
+  type DpkgPackages,
+  type PackageState,
+} from '../facts/apt.ts';
+
+/** Desired state of some Debian packages. */
+export interface PackagesOptions extends CommonOptions {
+  /** Package names, optionally with an architecture (`libc6:i386`). Versions (`foo=1.2`) are not supported. */
+  names: readonly string[];
+  /**
+   * `present` (default): installed, at any version. `latest`: installed at apt's
+   * candidate version (held packages are left alone). `absent`: removed.
+   */
+  state?: 'present' | 'absent' | 'latest';
+  /** With `state: 'absent'`, also remove configuration files (and purge packages already removed without it). */
+  purge?: boolean;
+  /**
+   * Run `apt-get update` before installing when the lists are older than this (default 3600), were never
+   * fetched, or a sources file changed since the last update. Never when nothing is to be installed.
+   */
+  cacheMaxAgeSeconds?: number;
+}
+
+interface Desired {
+  names: string[];
+  state: 'present' | 'absent' | 'latest';
+  purge: boolean;
+  maxAge: number;
+}
+
+// Debian policy: lowercase letters, digits, + - . ; at least two characters. Also keeps option-like words out.
+const PACKAGE_NAME = /^[a-z0-9][a-z0-9+.-]+(?::[a-z0-9-]+)?$/;
+const STATES: readonly string[] = ['present', 'absent', 'latest'];
+
+// confdef/confold: keep locally changed config files without asking; Lock::Timeout: wait for a running
+// dpkg (unattended-upgrades after boot) instead of failing at once.
+const APT_GET = sh`DEBIAN_FRONTEND=noninteractive apt-get -y -q -o DPkg::Lock::Timeout=120 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold`;
+
+// apt-get update does not wait for the lists lock (DPkg::Lock::Timeout covers dpkg only), and apt's daily
+// job holds it right after boot: retry on that error alone, for the same 120 s.
+const APT_UPDATE = sh`n=0; until out=$(LC_ALL=C ${APT_GET} update 2>&1); do s=$?; case $out in *'Could not get lock'*) if [ "$n" -lt 24 ]; then n=$((n+1)); sleep 5; continue; fi;; esac; printf '%s\\n' "$out" >&2; exit "$s"; done; printf '%s\\n' "$out"`;
+
+// A plain apt-get update does not touch the stamp (apt's daily job and Ubuntu's hook do); the lists fact reads it.
+const REFRESH: readonly Action[] = [{ command: APT_UPDATE }, { command: sh`touch ${APT_UPDATE_STAMP}` }];
+
+/**
+ * Ensures Debian packages are installed (`present`, `latest`) or removed (`absent`).
+ * Only the packages that need it are passed to apt-get, so a present package is
+ * never upgraded as a side effect. `apt-get update` runs before installing when
+ * the lists are older than `cacheMaxAgeSeconds`, were never fetched, or predate a
+ * change to the sources (a repository just added), and never when nothing is to be
+ * installed. A virtual name (`mail-transport-agent`) counts as present when an
+ * installed package provides it.
+ *
+ * @example
+ * await host.run(apt.packages({ names: ['nginx', 'curl'] }));
+ * await host.run(apt.packages({ names: ['telnet'], state: 'absent', purge: true }));
+ */
+function packages(options: PackagesOptions): Operation {
+  const desired = checkPackages(options);
+  const suffix = desired.state === 'present' ? '' : ` (${desired.purge ? 'purged' : desired.state})`;
+  const name = `apt.packages ${desired.names.join(', ')}${suffix}`;
+  const facts = { dpkg: dpkgPackages, lists: aptLists };
+  if (desired.state === 'latest') {
+    return defineOperation({
+      name,
+      options,
+      facts: { ...facts, candidates: aptCandidates(desired.names) },
+      plan: ({ dpkg, lists, candidates }) => planLatest(desired, dpkg, lists, candidates),
+    });
+  }
+  return defineOperation({ name, options, facts, plan: ({ dpkg, lists }) => planPackages(desired, dpkg, lists) });
+}
+
+function checkPackages(o: PackagesOptions): Desired {
+  if (!Array.isArray(o.names) || o.names.length === 0) throw new TypeError('apt.packages: names must be a non-empty array of package names');
+  for (const n of o.names as unknown[]) {
+    if (typeof n !== 'string' || !PACKAGE_NAME.test(n)) {
+      throw new TypeError(`apt.packages: ${JSON.stringify(n)} is not a Debian package name such as "nginx" or "libc6:i386"`);
+    }
+  }
+  const state = o.state ?? 'present';
+  if (!STATES.includes(state)) throw new TypeError(`apt.packages: state must be one of ${STATES.join(', ')} (got ${JSON.stringify(state)})`);
+  if (o.purge && state !== 'absent') throw new TypeError("apt.packages: purge only applies to state 'absent'");
+  const maxAge = o.cacheMaxAgeSeconds ?? 3600;
+  if (typeof maxAge !== 'number' || !(maxAge >= 0) || !Number.isFinite(maxAge)) {
+    throw new TypeError('apt.packages: cacheMaxAgeSeconds must be a number of seconds, 0 or more');
+  }
+  return { names: [...new Set(o.names)], state, purge: o.purge === true, maxAge };
+}
+
+function planPackages(d: Desired, dpkg: DpkgPackages, lists: AptLists): Change | undefined {
+  const states = d.names.map((n) => ({ name: n, state: packageState(dpkg, n) }));
+  if (d.state === 'absent') {
+    // A partial package is removed too; a virtual name is never a reason to remove its provider.
+    const remove = states.filter(({ state: s }) => s.kind === 'installed' || s.kind === 'partial' || (d.purge && s.kind === 'config-files')).map((p) => p.name);
+    if (remove.length === 0) return undefined;
+    const verb = d.purge ? 'purge' : 'remove';
+    return { summary: `${verb} ${remove.join(', ')}`, actions: [{ command: aptGet(verb, remove) }] };
+  }
+  const missing = states.filter(({ state: s }) => !isPresent(s)).map((p) => p.name);
+  if (missing.length === 0) return undefined;
+  return install(d, lists, missing, `install ${missing.join(', ')}`);
+}
+
+function planLatest(d: Desired, dpkg: DpkgPackages, lists: AptLists, candidates: Candidates): Change | undefined {
+  // Held packages are the host's explicit choice, and apt-get -y refuses to change them anyway;
+  // a virtual name cannot be installed by name ("explicitly select one").
+  const wanted = d.names
+    .map((n) => ({ name: n, state: packageState(dpkg, n) }))
+    .filter(({ state: s }) => !(s.kind === 'installed' && s.held) && s.kind !== 'provided');
+  if (wanted.length === 0) return undefined;
+  if (staleness(d, lists) !== undefined) {
+    // Candidates read from stale lists say nothing; apt-get install is a no-op for packages already newest.
+    const names = wanted.map((p) => p.name);
+    return install(d, lists, names, `install or upgrade ${names.join(', ')} to the latest version`);
+  }
+  const said: string[] = [];
+  const names: string[] = [];
+  for (const { name, state } of wanted) {
+    if (state.kind !== 'installed') {
+      names.push(name);
+      said.push(`install ${name}`);
+      continue;
+    }
+    const candidate = candidateFor(candidates, name, dpkg.nativeArch);
+    if (candidate.kind === 'version' && candidate.version !== state.version) {
+      names.push(name);
+      said.push(`upgrade ${name} ${state.version} → ${candidate.version}`);
+    }
+  }
+  if (names.length === 0) return undefined;
+  return install(d, lists, names, said.join(', '));
+}
+
+function isPresent(s: PackageState): boolean {
+  return s.kind === 'installed' || s.kind === 'provided';
+}
+
+/** Why the lists must be refreshed first, or undefined when they are fresh enough. */
+function staleness(d: Desired, lists: AptLists): string | undefined {
+  if (lists.kind === 'never') return 'lists never fetched';
+  if (lists.sourcesChanged) return 'sources changed since the last update';
+  if (lists.ageSeconds > d.maxAge) return `lists ${Math.round(lists.ageSeconds / 60)} min old`;
+  return undefined;
+}
+
+function install(d: Desired, lists: AptLists, names: string[], summary: string): Change {
+  const installing: Action = { command: aptGet('install', names) };
+  const why = staleness(d, lists);
+  if (why === undefined) return { summary, actions: [installing] };
+  return { summary: `apt-get update (${why}), ${summary}`, actions: [...REFRESH, installing] };
+}
+
+function aptGet(verb: 'install' | 'remove' | 'purge', names: readonly string[]): Command {
+  return sh`${APT_GET} ${verb} ${names}`;
+}
+
+/**
+ * Debian package operations.
+ *
+ * @example
+ * await host.run(apt.packages({ names: ['nginx'], state: 'latest', notify: 'restart nginx' }));
+ */
+export const apt = { packages };
