@@ -1,0 +1,130 @@
+import { sh, type Command } from '../command/command.ts';
+import { defineOperation, type Action, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
+import { TackleError } from '../errors.ts';
+import { systemdUnit, type SystemdUnit } from '../facts/systemd.ts';
+
+/**
+ * Desired state of a systemd unit. `name` is the unit (`nginx`, `nginx.service`,
+ * `getty@tty1`, `fstrim.timer`), so the step name cannot be overridden here.
+ */
+export interface ServiceOptions extends Omit<CommonOptions, 'name'> {
+  name: string;
+  /** Start at boot. Units that cannot be enabled by themselves (`static`, `indirect`, `generated`…) are left as they are. */
+  enabled?: boolean;
+  /** `restarted` and `reloaded` always act: use them in handlers. `reloaded` restarts a unit that cannot reload, and starts a stopped one. */
+  state?: 'started' | 'stopped' | 'restarted' | 'reloaded';
+  /** Run `systemctl daemon-reload` first when systemd says the unit's files changed on disk. Default `true`. */
+  daemonReload?: boolean;
+}
+
+interface Desired {
+  name: string;
+  enabled: boolean | undefined;
+  state: ServiceOptions['state'];
+  daemonReload: boolean;
+}
+
+// Unit names: ASCII letters, digits, ":-_.\@"; never a leading "-", which systemctl would read as an option.
+const UNIT_NAME = /^[A-Za-z0-9:_.\\@][A-Za-z0-9:_.\\@-]{0,254}$/;
+const STATES: readonly string[] = ['started', 'stopped', 'restarted', 'reloaded'];
+
+// Activating covers "activating (auto-restart)": starting it again would only queue the same job.
+const RUNNING: ReadonlySet<string> = new Set(['active', 'activating', 'reloading', 'refreshing']);
+// Everything else needs no `enable`: enabled(-runtime) already is; static, indirect, alias, generated and
+// transient units cannot be enabled by name (systemctl says so and exits 0, so acting would never converge).
+// Masked and bad are kept so that the apply fails with systemd's own explanation.
+const ENABLE_NEEDED: ReadonlySet<string> = new Set(['disabled', 'linked', 'linked-runtime', 'masked', 'masked-runtime', 'bad', '']);
+
+/**
+ * Ensures a systemd unit is enabled or disabled and started, stopped, restarted
+ * or reloaded, from one `systemctl show`. A unit that does not exist yet (its
+ * package is installed by an earlier step) is planned like a stopped, disabled
+ * one; the apply fails if it still does not exist. `enabled: false` leaves
+ * runtime enablement (`enabled-runtime`, e.g. Debian's postgresql@ clusters) alone.
+ *
+ * @example
+ * await host.run(systemd.service({ name: 'nginx', state: 'started', enabled: true }));
+ * // in a handler:
+ * await host.run(systemd.service({ name: 'nginx', state: 'reloaded' }));
+ */
+function service(options: ServiceOptions): Operation {
+  const desired = checkService(options);
+  const wants = [desired.state, desired.enabled === undefined ? undefined : desired.enabled ? 'enabled' : 'disabled'].filter(Boolean);
+  return defineOperation({
+    name: `systemd.service ${desired.name}${wants.length ? ` ${wants.join(', ')}` : ''}`,
+    facts: { unit: systemdUnit(desired.name) },
+    // Not `options` itself: its `name` is the unit, not a step name.
+    options: { notify: options.notify },
+    plan: ({ unit }) => planService(desired, unit),
+  });
+}
+
+function checkService(o: ServiceOptions): Desired {
+  const { name } = o;
+  if (typeof name !== 'string' || !UNIT_NAME.test(name)) {
+    throw new TypeError(`systemd.service: ${JSON.stringify(name)} is not a unit name such as "nginx" or "getty@tty1.service"`);
+  }
+  if (/@(\.[a-z]+)?$/.test(name)) throw new TypeError(`systemd.service: ${name} is a template; name an instance such as ${name.replace('@', '@main')}`);
+  if (o.state !== undefined && !STATES.includes(o.state)) {
+    throw new TypeError(`systemd.service ${name}: state must be one of ${STATES.join(', ')} (got ${JSON.stringify(o.state)})`);
+  }
+  if (o.enabled !== undefined && typeof o.enabled !== 'boolean') throw new TypeError(`systemd.service ${name}: enabled must be true or false`);
+  return { name, enabled: o.enabled, state: o.state, daemonReload: o.daemonReload !== false };
+}
+
+function planService(d: Desired, unit: SystemdUnit): Change | undefined {
+  if (unit.kind === 'unavailable') {
+    throw new TackleError({ phase: 'operation', reason: `cannot read the state of ${d.name} from systemd: ${unit.reason}` });
+  }
+  // The real name: `systemctl enable` refuses an alias ("sshd" for ssh.service on Debian).
+  const target = unit.id || d.name;
+  const actions: Action[] = [];
+  const said: string[] = [];
+  const add = (command: Command, what: string): void => {
+    actions.push({ command });
+    said.push(what);
+  };
+  // A masked unit reports a changed drop-in forever (systemd#33672) and loads no file anyway.
+  if (d.daemonReload && unit.needDaemonReload && unit.loadState !== 'masked') add(sh`systemctl daemon-reload`, 'daemon-reload (unit files changed on disk)');
+  if (d.enabled === true && ENABLE_NEEDED.has(unit.unitFileState)) add(sh`systemctl enable ${target}`, `enable ${target}`);
+  if (d.enabled === false && unit.unitFileState === 'enabled') add(sh`systemctl disable ${target}`, `disable ${target}`);
+  const running = RUNNING.has(unit.activeState);
+  if (d.state === 'started' && !running) add(sh`systemctl start ${target}`, `start ${target}`);
+  // `systemctl stop` on a deactivating unit waits for the stop to finish.
+  if (d.state === 'stopped' && (running || unit.activeState === 'deactivating')) add(sh`systemctl stop ${target}`, `stop ${target}`);
+  if (d.state === 'restarted') add(sh`systemctl restart ${target}`, `restart ${target}`);
+  if (d.state === 'reloaded') add(sh`systemctl reload-or-restart ${target}`, describeReload(target, unit, running));
+  return actions.length === 0 ? undefined : { summary: said.join(', '), actions };
+}
+
+// reload-or-restart reloads when the unit can, restarts otherwise, and starts it when stopped.
+function describeReload(target: string, unit: SystemdUnit & { kind: 'unit' }, running: boolean): string {
+  if (unit.loadState !== 'loaded') return `reload or restart ${target}`;
+  if (!running) return `start ${target} (it was not running)`;
+  return unit.canReload ? `reload ${target}` : `restart ${target} (it cannot reload)`;
+}
+
+/**
+ * Runs `systemctl daemon-reload`, always: meant for a handler notified by the
+ * step that wrote a unit file (`systemd.service` also reloads by itself when
+ * systemd reports the unit changed).
+ *
+ * @example
+ * handlers: { 'reload systemd': async (host) => { await host.run(systemd.daemonReload()); } }
+ */
+function daemonReload(options: CommonOptions = {}): Operation {
+  return defineOperation({
+    name: 'systemd.daemonReload',
+    facts: {},
+    options,
+    plan: () => ({ summary: 'reload systemd unit files', actions: [{ command: sh`systemctl daemon-reload` }] }),
+  });
+}
+
+/**
+ * systemd operations.
+ *
+ * @example
+ * await host.run(systemd.service({ name: 'nginx', state: 'started', enabled: true }));
+ */
+export const systemd = { service, daemonReload };
