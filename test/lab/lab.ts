@@ -401,7 +401,10 @@ async function recordedPid(pidFile: string, mustHaveArg: string): Promise<number
  * down at once, and nspawn then exits by itself. A clean poweroff would take about 2 s per host.
  */
 async function killContainer(nspawn: number): Promise<void> {
-  for (const init of await childPids(nspawn)) signal(init, 'SIGKILL');
+  const inits = await childPids(nspawn);
+  for (const init of inits) signal(init, 'SIGKILL');
+  // No child yet: nspawn is still starting, and on SIGTERM it stops by itself.
+  if (inits.length === 0) signal(nspawn, 'SIGTERM');
   await waitForExit(nspawn, 10_000);
 }
 
