@@ -24,6 +24,14 @@ export { defineTask, type Handler, type HostContext, type StepStatus, type Task,
 export { runTask, checkVars, type HostResult, type HostStatus, type RunEvent, type RunOptions, type RunResult } from './engine/runner.ts';
 export type { StepResult } from './engine/host-run.ts';
 
+// Operations, one area each, mirrored by lib/facts/
+export { apt } from './ops/apt.ts';
+export { files, type DirectoryOptions, type FileOptions, type LineOptions, type LinkOptions, type Mode } from './ops/files.ts';
+export { shell, type ShellOptions } from './ops/shell.ts';
+export { systemd } from './ops/systemd.ts';
+export { users, type AuthorizedKeysOptions, type UserOptions } from './ops/users.ts';
+export { pathInfo, type PathInfo } from './facts/files.ts';
+
 // Command line
 export { runCli, isMain, type CliIo } from './cli/main.ts';
 export { toJsonReport, exitCodeOf, type JsonReport } from './cli/report.ts';

@@ -1,6 +1,5 @@
 import { sh, type Command } from '../command/command.ts';
 import { defineOperation, type Action, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
-import { TackleError } from '../errors.ts';
 import { systemdUnit, type SystemdUnit } from '../facts/systemd.ts';
 
 /**
@@ -73,9 +72,7 @@ function checkService(o: ServiceOptions): Desired {
 }
 
 function planService(d: Desired, unit: SystemdUnit): Change | undefined {
-  if (unit.kind === 'unavailable') {
-    throw new TackleError({ phase: 'operation', reason: `cannot read the state of ${d.name} from systemd: ${unit.reason}` });
-  }
+  if (unit.kind === 'unavailable') return planBlind(d, unit.reason);
   // The real name: `systemctl enable` refuses an alias ("sshd" for ssh.service on Debian).
   const target = unit.id || d.name;
   const actions: Action[] = [];
@@ -95,6 +92,22 @@ function planService(d: Desired, unit: SystemdUnit): Change | undefined {
   if (d.state === 'restarted') add(sh`systemctl restart ${target}`, `restart ${target}`);
   if (d.state === 'reloaded') add(sh`systemctl reload-or-restart ${target}`, describeReload(target, unit, running));
   return actions.length === 0 ? undefined : { summary: said.join(', '), actions };
+}
+
+// Without a running systemd (a container, a chroot, this controller) the state is unknowable: plan
+// every command the desired state implies, say why, and let the apply fail with systemctl's reason.
+function planBlind(d: Desired, reason: string): Change | undefined {
+  const commands = [
+    d.enabled === true ? sh`systemctl enable ${d.name}` : undefined,
+    d.enabled === false ? sh`systemctl disable ${d.name}` : undefined,
+    d.state === 'started' ? sh`systemctl start ${d.name}` : undefined,
+    d.state === 'stopped' ? sh`systemctl stop ${d.name}` : undefined,
+    d.state === 'restarted' ? sh`systemctl restart ${d.name}` : undefined,
+    d.state === 'reloaded' ? sh`systemctl reload-or-restart ${d.name}` : undefined,
+  ].filter((c): c is Command => c !== undefined);
+  if (commands.length === 0) return undefined;
+  const first = reason.split('\n')[0] ?? reason;
+  return { summary: `${commands.map((c) => c.toString().replace(/^systemctl /, '')).join(', ')} (state unknown: ${first})`, actions: commands.map((command) => ({ command })) };
 }
 
 // reload-or-restart reloads when the unit can, restarts otherwise, and starts it when stopped.

@@ -1,6 +1,5 @@
 import t from 'tap';
 import type { Change } from '../../../lib/engine/operation.ts';
-import { TackleError } from '../../../lib/errors.ts';
 import type { SystemdUnit } from '../../../lib/facts/systemd.ts';
 import { systemd, type ServiceOptions } from '../../../lib/ops/systemd.ts';
 import { runOp } from '../../support/run-op.ts';
@@ -81,10 +80,12 @@ t.test('systemd.service: summaries', async (t) => {
   t.equal(summary({ state: 'started' }, unit({ needDaemonReload: true })), 'daemon-reload (unit files changed on disk)');
 });
 
-t.test('systemd.service: without systemd, planning fails with the reason', async (t) => {
-  const op = systemd.service({ name: 'nginx', state: 'started' });
-  const unavailable: SystemdUnit = { kind: 'unavailable', reason: 'System has not been booted with systemd as init system (PID 1).' };
-  t.throws(() => op.plan({ unit: unavailable }), new TackleError({ phase: 'operation', reason: 'cannot read the state of nginx from systemd: System has not been booted with systemd as init system (PID 1).' }));
+t.test('systemd.service: without systemd, every implied command is planned and the reason said', async (t) => {
+  const unavailable: SystemdUnit = { kind: 'unavailable', reason: 'System has not been booted with systemd as init system (PID 1).\nFailed to connect to bus' };
+  const change = systemd.service({ name: 'nginx', state: 'started', enabled: true }).plan({ unit: unavailable });
+  t.same(change?.actions.map((a) => a.command.toString()), ['systemctl enable nginx', 'systemctl start nginx']);
+  t.equal(change?.summary, 'enable nginx, start nginx (state unknown: System has not been booted with systemd as init system (PID 1).)');
+  t.equal(systemd.service({ name: 'nginx' }).plan({ unit: unavailable }), undefined, 'nothing desired, nothing planned');
 });
 
 t.test('systemd.service: stable step names and notify', async (t) => {

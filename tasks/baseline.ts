@@ -1,0 +1,73 @@
+// The small baseline every host gets, using each core operation once: a package, a deploy user
+// with keys, a config file (validated), a directory, a link, a line, a systemd service with a
+// restart handler, and a guarded shell step. End-to-end tests and `npm run bench` run it.
+//
+//   npx tsx tasks/baseline.ts --dry-run
+import { apt, defineTask, files, isMain, runCli, sh, shell, systemd, users, v } from '../lib/index.ts';
+
+export const baseline = defineTask({
+  name: 'baseline',
+  vars: {
+    packages: v.array(v.string()).default(['tree']),
+    deployUser: v.string().default('deploy'),
+    deployKeys: v.array(v.string()).default([]),
+    demoPort: v.port().default(8080),
+  },
+  async run(host) {
+    const { packages, deployUser, deployKeys, demoPort } = host.vars;
+    await host.run(apt.packages({ names: packages }));
+    const deploy = { name: deployUser, shell: '/bin/bash', home: `/home/${deployUser}` };
+    await host.run(users.user(deploy));
+    await host.run(users.authorizedKeys({ user: deploy, keys: deployKeys }));
+    await host.run(files.directory({ path: '/srv/demo/releases/1', mode: '0755' }));
+    await host.run(files.link({ path: '/srv/demo/current', target: '/srv/demo/releases/1' }));
+    await host.run(
+      files.file({
+        path: '/srv/demo/releases/1/index.html',
+        content: `<h1>${host.name}</h1>\n`,
+        mode: '0644',
+      }),
+    );
+    await host.run(files.line({ path: '/etc/default/demo', line: `PORT=${demoPort}`, match: '^PORT=', create: true, notify: 'restart demo' }));
+    await host.run(
+      files.file({
+        path: '/etc/systemd/system/demo.service',
+        content: unit(),
+        // The unit must at least name a command before it replaces the old one.
+        validate: 'grep -q "^ExecStart=" %s',
+        notify: 'restart demo',
+      }),
+    );
+    await host.run(systemd.service({ name: 'demo', enabled: true, state: 'started', daemonReload: true }));
+    await host.run(shell({ name: 'record first provisioning', command: sh`date -u +%FT%TZ > /srv/demo/provisioned-at`, creates: '/srv/demo/provisioned-at' }));
+  },
+  handlers: {
+    'restart demo': async (host) => {
+      await host.run(systemd.service({ name: 'demo', state: 'restarted', daemonReload: true }));
+    },
+  },
+});
+
+function unit(): string {
+  return [
+    '[Unit]',
+    'Description=tackle demo web server',
+    'After=network.target',
+    '',
+    '[Service]',
+    'EnvironmentFile=/etc/default/demo',
+    'WorkingDirectory=/srv/demo/current',
+    'ExecStart=/usr/bin/python3 -m http.server ${PORT}',
+    'Restart=on-failure',
+    '',
+    '[Install]',
+    'WantedBy=multi-user.target',
+    '',
+  ].join('\n');
+}
+
+export default baseline;
+
+if (isMain(import.meta.url, process.argv)) {
+  process.exitCode = await runCli(baseline, { argv: process.argv.slice(2), cwd: process.cwd(), env: process.env, stdout: process.stdout, stderr: process.stderr, signals: process });
+}
