@@ -93,7 +93,8 @@ async function loadInventory(file: string): Promise<Inventory> {
   try {
     mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
   } catch (err) {
-    if (err instanceof TackleError) throw err;
+    // The inventory module may load its own copy of lib/ (another path), so match by name too.
+    if (err instanceof TackleError || (err as Error).name === 'TackleError') throw err;
     throw new TackleError({ phase: 'inventory', reason: `cannot load inventory ${file}: ${(err as Error).message}`, cause: err });
   }
   if (!isInventory(mod.default)) throw new TackleError({ phase: 'inventory', reason: `${file} must default-export defineInventory({ hosts, groups })` });

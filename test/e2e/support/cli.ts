@@ -1,0 +1,50 @@
+// Runs a task file as a person would (`npx tsx tasks/NAME.ts …`) and reads its JSON report.
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { JsonReport } from '../../../lib/cli/report.ts';
+import type { HostSpec } from '../../../lib/inventory/inventory.ts';
+import { run } from '../../lab/exec.ts';
+import type { Lab } from '../../lab/lab.ts';
+
+const ROOT = resolve(import.meta.dirname, '../../..');
+
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+  report: JsonReport | undefined;
+}
+
+/** Runs `tasks/<file>` (or any task path) with flags; the JSON report is read back when written. */
+export async function runTaskCli(taskFile: string, args: readonly string[], env: Record<string, string> = {}): Promise<CliRun> {
+  const dir = await mkdtemp(join(tmpdir(), 'tackle-cli-'));
+  const json = join(dir, 'report.json');
+  const result = await run('env', [...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, '--import', 'tsx', resolve(ROOT, taskFile), ...args, '--json', json], {
+    timeoutMs: 600_000,
+  });
+  const report = await readFile(json, 'utf8').then((t) => JSON.parse(t) as JsonReport, () => undefined);
+  return { ...result, report };
+}
+
+/** Writes an inventory module for lab hosts; `hosts` may override any field of each host. */
+export async function labInventory(lab: Lab, overrides: Record<string, Partial<HostSpec>> = {}, extra = ''): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'tackle-inv-'));
+  const file = join(dir, 'inventory.ts');
+  const hosts = Object.fromEntries(
+    lab.hosts.map((h) => [h.name, { address: h.address, user: 'root', privateKeyPath: lab.privateKeyPath, knownHostsPath: lab.knownHostsPath, groups: ['lab'], ...overrides[h.name] }]),
+  );
+  await writeFile(
+    file,
+    `import { defineInventory, loadEnv } from ${JSON.stringify(join(ROOT, 'lib/index.ts'))};
+${extra}
+export default defineInventory({ groups: { lab: {} }, hosts: ${JSON.stringify(hosts, null, 2)} });
+`,
+  );
+  return file;
+}
+
+/** Names of the steps a report shows as changed, per host. */
+export function changedSteps(report: JsonReport | undefined): Record<string, string[]> {
+  return Object.fromEntries((report?.hosts ?? []).map((h) => [h.name, h.steps.filter((s) => s.status === 'changed').map((s) => s.name)]));
+}
