@@ -3,7 +3,7 @@ import { TackleError } from '../errors.ts';
 import type { Fact } from '../facts/fact.ts';
 import type { Vars } from '../inventory/inventory.ts';
 import { gatherFacts } from './gather.ts';
-import type { Operation } from './operation.ts';
+import type { ApplyContext, Operation } from './operation.ts';
 import type { HostContext, StepStatus } from './task.ts';
 
 /** One step as the report shows it; all text is masked. */
@@ -58,6 +58,7 @@ export class HostRun<V extends Vars> implements HostContext<V> {
     readonly dryRun: boolean,
     readonly signal: AbortSignal | undefined,
     readonly listener: StepListener,
+    readonly openFresh: () => Promise<Connection> = () => Promise.reject(new TypeError('this run cannot open new connections')),
   ) {}
 
   async fact<T>(fact: Fact<T>): Promise<T> {
@@ -101,13 +102,16 @@ export class HostRun<V extends Vars> implements HostContext<V> {
         record({ status: 'ok' });
         return 'ok';
       }
-      const commands = change.actions.map((a) => a.command.toString());
+      const checks = change.checks ?? [];
+      const commands = [...change.actions.map((a) => a.command.toString()), ...checks.map((c) => `(controller) ${c.describe}`)];
       if (!this.dryRun) {
         // Facts may be stale after any change; a converged run changes nothing and keeps its cache.
         this.#cache.clear();
+        const ctx: ApplyContext = { host: this.name, connection: this.connection, openFresh: this.openFresh };
         for (const action of change.actions) {
           assertOk(await this.connection.exec(action.command, action.stdin === undefined ? {} : { stdin: action.stdin }), this.name);
         }
+        for (const check of checks) await check.run(ctx);
       }
       op.notify.forEach((h) => this.notified.add(h));
       record({ status: 'changed', summary: change.summary, commands, ...(change.diff ? { diff: change.diff } : {}) });

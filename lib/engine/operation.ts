@@ -1,5 +1,5 @@
 import type { Command } from '../command/command.ts';
-import type { Stdin } from '../connection/connection.ts';
+import type { Connection, Stdin } from '../connection/connection.ts';
 import type { FactMap, FactValues } from '../facts/fact.ts';
 
 /** One command of a plan, with what it reads on stdin (file content, say). */
@@ -8,10 +8,31 @@ export interface Action {
   stdin?: Stdin;
 }
 
+/** What a controller-side action may use while a plan is applied. */
+export interface ApplyContext {
+  readonly host: string;
+  /** The connection the run uses (through sudo when the host becomes root). */
+  readonly connection: Connection;
+  /** Opens a new connection with the same inventory settings, e.g. to prove a login still works. Close it. */
+  openFresh(): Promise<Connection>;
+}
+
+/**
+ * A check run on the controller after a plan's commands: what no remote command can prove, such
+ * as "a fresh SSH login still works" after an sshd change. `describe` is what plans and reports
+ * show. Throwing fails the step; a check that can undo the change does so before it throws.
+ */
+export interface Check {
+  describe: string;
+  run(ctx: ApplyContext): Promise<void>;
+}
+
 /** What an operation would change: a one-line summary, its commands and, for files, a diff. */
 export interface Change {
   summary: string;
   actions: Action[];
+  /** Run on the controller after the actions, in order. */
+  checks?: Check[];
   /** Unified diff, already masked when the content is secret. */
   diff?: string;
 }

@@ -109,8 +109,15 @@ async function runHost<V extends Vars>(task: Task<V>, host: InventoryHost, vars:
   } catch (err) {
     return done('unreachable', [], asTackleError(err, host.name, 'connect'));
   }
-  const run = new HostRun(host.name, host.groups, vars, conn, options.dryRun ?? false, options.signal, (e) =>
-    emit(e.type === 'step:start' ? { type: 'step:start', host: host.name, step: e.step } : { type: 'step:end', host: host.name, step: e.step }),
+  const run = new HostRun(
+    host.name,
+    host.groups,
+    vars,
+    conn,
+    options.dryRun ?? false,
+    options.signal,
+    (e) => emit(e.type === 'step:start' ? { type: 'step:start', host: host.name, step: e.step } : { type: 'step:end', host: host.name, step: e.step }),
+    () => options.connect(host),
   );
   let error: TackleError | undefined;
   try {

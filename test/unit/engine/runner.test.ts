@@ -119,3 +119,44 @@ t.test('vars that do not fit the task are one error before any connection', asyn
   );
   t.equal(connected, 0);
 });
+
+t.test('checks run on the controller after the actions, with a fresh connection on demand', async (t) => {
+  const { hosts } = setup();
+  let opened = 0;
+  const seen: string[] = [];
+  const checked = defineTask({
+    name: 'checked',
+    async run(host) {
+      await host.run(
+        defineOperation({
+          name: 'with check',
+          facts: {},
+          plan: () => ({
+            summary: 'act then check',
+            actions: [{ command: sh`echo acted` }],
+            checks: [
+              {
+                describe: 'a fresh login works',
+                run: async (ctx) => {
+                  const fresh = await ctx.openFresh();
+                  seen.push(`${ctx.host}:${(await fresh.exec(sh`echo fresh`)).stdout.trim()}`);
+                  await fresh.close();
+                  if (ctx.host === 'b') throw new TackleError({ phase: 'operation', reason: 'login check failed' });
+                },
+              },
+            ],
+          }),
+        }),
+      );
+    },
+  });
+  const result = await runTask(checked, hosts.slice(0, 2), { connect: async (h) => (opened++, new LocalConnection(h.name)) });
+  t.same(seen.sort(), ['a:fresh', 'b:fresh']);
+  t.equal(opened, 4, 'one connection per host for the run, one fresh per check');
+  t.same(result.hosts.map((h) => h.status), ['changed', 'failed']);
+  t.match(result.hosts[1]?.error, { host: 'b', step: 'with check', reason: 'login check failed' });
+  t.same(result.hosts[0]?.steps[0]?.commands, ['echo acted', '(controller) a fresh login works']);
+  const dry = await runTask(checked, hosts.slice(0, 1), { dryRun: true, connect: async (h) => new LocalConnection(h.name) });
+  t.equal(dry.hosts[0]?.status, 'changed');
+  t.equal(seen.length, 2, 'checks do not run in a dry-run');
+});
