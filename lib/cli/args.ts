@@ -1,5 +1,13 @@
 import { parseArgs } from 'node:util';
 
+/** A flag a task adds to the command line; its value becomes a var of every host (highest precedence). */
+export interface TaskFlag {
+  type: 'string' | 'number' | 'boolean';
+  description: string;
+  /** The var it sets; the flag's own name by default. */
+  var?: string;
+}
+
 /** Every flag a task script takes. */
 export interface CliOptions {
   inventory: string;
@@ -11,6 +19,12 @@ export interface CliOptions {
   acceptNewHostKeys: boolean;
   verbose: boolean;
   help: boolean;
+  /** Hosts per batch: a number or a percentage of the selected hosts. */
+  serial?: number | `${number}%`;
+  /** Stop starting batches once more than this percentage of hosts failed (0: the first failure). */
+  maxFail?: number;
+  /** Extra vars from `--var k=v` and task flags; they override the inventory. */
+  vars: Record<string, unknown>;
 }
 
 export const USAGE = `Usage: npx tsx tasks/NAME.ts [options]
@@ -23,11 +37,23 @@ export const USAGE = `Usage: npx tsx tasks/NAME.ts [options]
   --json FILE              write a JSON report of the run
   --accept-new-host-keys   record unknown SSH host keys (a changed key is always refused)
   --verbose                show the commands of each changed step
+  --serial N|P%            rolling batches: N hosts (or P% of them) at a time
+  --max-fail P             start no further batch once more than P% of hosts failed
+  --var NAME=VALUE         set a var on every host (JSON value or plain string); repeatable
   -h, --help               this help
 `;
 
+/** Usage text with a task's own flags appended. */
+export function usage(flags: Readonly<Record<string, TaskFlag>> = {}): string {
+  const own = Object.entries(flags).map(([name, f]) => `  --${`${name}${f.type === 'boolean' ? '' : ` ${f.type.toUpperCase()}`}`.padEnd(23)} ${f.description}`);
+  return own.length ? `${USAGE}
+Task options:
+${own.join('\n')}
+` : USAGE;
+}
+
 /** Parses argv; throws a TypeError with a plain message on a usage error. */
-export function parseCliArgs(argv: readonly string[]): CliOptions {
+export function parseCliArgs(argv: readonly string[], flags: Readonly<Record<string, TaskFlag>> = {}): CliOptions {
   let values;
   try {
     ({ values } = parseArgs({
@@ -44,12 +70,31 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
         'accept-new-host-keys': { type: 'boolean', default: false },
         verbose: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
+        serial: { type: 'string' },
+        'max-fail': { type: 'string' },
+        var: { type: 'string', multiple: true, default: [] },
+        ...Object.fromEntries(Object.entries(flags).map(([name, f]) => [name, { type: f.type === 'boolean' ? ('boolean' as const) : ('string' as const) }])),
       },
     }));
   } catch (err) {
     throw new TypeError((err as Error).message);
   }
   const concurrency = Number(values.concurrency);
+  const vars: Record<string, unknown> = {};
+  for (const pair of values.var as string[]) {
+    const eq = pair.indexOf('=');
+    if (eq < 1) throw new TypeError(`--var takes NAME=VALUE, got ${JSON.stringify(pair)}`);
+    vars[pair.slice(0, eq)] = jsonOrString(pair.slice(eq + 1));
+  }
+  for (const [name, f] of Object.entries(flags)) {
+    const value = (values as Record<string, unknown>)[name];
+    if (value === undefined) continue;
+    if (f.type === 'number' && !Number.isFinite(Number(value))) throw new TypeError(`--${name} takes a number, got ${JSON.stringify(value)}`);
+    vars[f.var ?? name] = f.type === 'number' ? Number(value) : value;
+  }
+  const serial = values.serial === undefined ? undefined : parseSerial(values.serial);
+  const maxFail = values['max-fail'] === undefined ? undefined : Number(values['max-fail'].replace(/%$/, ''));
+  if (maxFail !== undefined && !(maxFail >= 0 && maxFail <= 100)) throw new TypeError(`--max-fail takes a percentage from 0 to 100, got ${values['max-fail']}`);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new TypeError(`--concurrency must be a whole number ≥ 1, got ${values.concurrency}`);
   return {
     inventory: values.inventory,
@@ -61,5 +106,23 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
     acceptNewHostKeys: values['accept-new-host-keys'],
     verbose: values.verbose,
     help: values.help,
+    ...(serial !== undefined ? { serial } : {}),
+    ...(maxFail !== undefined ? { maxFail } : {}),
+    vars,
   };
+}
+
+function parseSerial(text: string): number | `${number}%` {
+  const m = /^(\d+)(%?)$/.exec(text);
+  const n = Number(m?.[1]);
+  if (!m || n < 1 || (m[2] && n > 100)) throw new TypeError(`--serial takes a number of hosts or a percentage such as 25%, got ${JSON.stringify(text)}`);
+  return m[2] ? `${n}%` : n;
+}
+
+function jsonOrString(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
 }

@@ -7,7 +7,7 @@ import { checkVars, runTask } from '../engine/runner.ts';
 import type { Task } from '../engine/task.ts';
 import { isInventory, type Inventory, type Vars } from '../inventory/inventory.ts';
 import { selectHosts } from '../inventory/select.ts';
-import { USAGE, parseCliArgs, type CliOptions } from './args.ts';
+import { parseCliArgs, usage, type CliOptions } from './args.ts';
 import { exitCodeOf, toJsonReport } from './report.ts';
 import { formatChanges, formatRecap, liveView, painter, type CliStreams } from './ui.ts';
 
@@ -31,20 +31,21 @@ export async function runCli<V extends Vars>(task: Task<V>, io: CliIo): Promise<
   const paint = painter(io);
   let opts: CliOptions;
   try {
-    opts = parseCliArgs(io.argv);
+    opts = parseCliArgs(io.argv, task.flags);
   } catch (err) {
-    io.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
+    io.stderr.write(`${(err as Error).message}\n\n${usage(task.flags)}`);
     return 1;
   }
   if (opts.help) {
-    io.stdout.write(USAGE);
+    io.stdout.write(usage(task.flags));
     return 0;
   }
   let inventory: Inventory;
   let hosts;
   try {
     inventory = await loadInventory(resolve(io.cwd, opts.inventory));
-    hosts = selectHosts(inventory, opts.limit);
+    // Vars from the command line override the inventory, as Ansible's extra vars do.
+    hosts = selectHosts(inventory, opts.limit).map((h) => ({ ...h, vars: { ...h.vars, ...opts.vars } }));
     checkVars(task, hosts);
   } catch (err) {
     io.stderr.write(`${paint(31, 'error:')} ${(err as Error).message}\n`);
@@ -74,6 +75,8 @@ export async function runCli<V extends Vars>(task: Task<V>, io: CliIo): Promise<
     signal: abort.signal,
     connect: (h) => openConnection(h, inv, ctx),
     onEvent: view.onEvent,
+    ...(opts.serial !== undefined ? { serial: opts.serial } : {}),
+    ...(opts.maxFail !== undefined ? { maxFailPercent: opts.maxFail } : {}),
   });
   await view.closed;
   io.signals?.removeListener('SIGINT', onSigint);

@@ -40,6 +40,10 @@ export interface RunOptions {
   signal?: AbortSignal;
   connect(host: InventoryHost): Promise<Connection>;
   onEvent?(event: RunEvent): void;
+  /** Rolling batches: this many hosts (or this percentage of them) finish before the next batch starts. */
+  serial?: number | `${number}%`;
+  /** No further batch starts once more than this percentage of the hosts run so far failed or were unreachable. */
+  maxFailPercent?: number;
 }
 
 /** Checks every host's vars against the task before anything connects; throws one error listing all. */
@@ -73,15 +77,31 @@ export async function runTask<V extends Vars>(task: Task<V>, hosts: readonly Inv
   const emit = options.onEvent ?? (() => {});
   const slots = new Semaphore(options.concurrency ?? 10);
   hosts.forEach((h) => emit({ type: 'host:queued', host: h.name }));
-  const results = await Promise.all(
-    hosts.map((host) =>
-      slots.use(async () => {
-        const result = await runHost(task, host, vars.get(host.name) as V, options, emit);
+  const results: HostResult[] = [];
+  let stopped = false;
+  for (const batch of batches(hosts, options.serial)) {
+    if (stopped) {
+      for (const host of batch) {
+        const result: HostResult = { name: host.name, status: 'skipped', durationMs: 0, steps: [] };
         emit({ type: 'host:end', host: host.name, result });
-        return result;
-      }),
-    ),
-  );
+        results.push(result);
+      }
+      continue;
+    }
+    results.push(
+      ...(await Promise.all(
+        batch.map((host) =>
+          slots.use(async () => {
+            const result = await runHost(task, host, vars.get(host.name) as V, options, emit);
+            emit({ type: 'host:end', host: host.name, result });
+            return result;
+          }),
+        ),
+      )),
+    );
+    const failed = results.filter((r) => r.status === 'failed' || r.status === 'unreachable').length;
+    if (options.maxFailPercent !== undefined && (failed / results.length) * 100 > options.maxFailPercent) stopped = true;
+  }
   return {
     task: task.name,
     dryRun: options.dryRun ?? false,
@@ -90,6 +110,15 @@ export async function runTask<V extends Vars>(task: Task<V>, hosts: readonly Inv
     interrupted: options.signal?.aborted ?? false,
     hosts: results,
   };
+}
+
+/** Splits hosts into rolling batches; without `serial`, one batch of all. */
+export function batches<T>(hosts: readonly T[], serial?: number | `${number}%`): T[][] {
+  if (serial === undefined || hosts.length === 0) return [[...hosts]];
+  const size = typeof serial === 'number' ? serial : Math.max(1, Math.ceil((hosts.length * Number(serial.slice(0, -1))) / 100));
+  const out: T[][] = [];
+  for (let i = 0; i < hosts.length; i += size) out.push(hosts.slice(i, i + size));
+  return out;
 }
 
 async function runHost<V extends Vars>(task: Task<V>, host: InventoryHost, vars: V, options: RunOptions, emit: (e: RunEvent) => void): Promise<HostResult> {

@@ -2,6 +2,7 @@ import type { Fact } from '../facts/fact.ts';
 import type { InferShape, Shape } from '../inventory/vars.ts';
 import type { Vars } from '../inventory/inventory.ts';
 import type { Operation } from './operation.ts';
+import type { TaskFlag } from '../cli/args.ts';
 
 export type StepStatus = 'ok' | 'changed' | 'failed' | 'skipped';
 
@@ -32,6 +33,8 @@ export interface TaskSpec<S extends Shape> {
   run(host: HostContext<InferShape<S>>): Promise<void>;
   /** Run once per host after the task, in this order, when an operation notified them and changed. */
   handlers?: Readonly<Record<string, Handler<InferShape<S>>>>;
+  /** Command-line flags of this task (`--ref v1.2`); each sets a var on every host. */
+  flags?: Readonly<Record<string, TaskFlag>>;
 }
 
 export interface Task<V extends Vars = Vars> {
@@ -40,6 +43,7 @@ export interface Task<V extends Vars = Vars> {
   readonly vars: Shape;
   run(host: HostContext<V>): Promise<void>;
   readonly handlers: Readonly<Record<string, Handler<V>>>;
+  readonly flags: Readonly<Record<string, TaskFlag>>;
 }
 
 /** The vars type a task needs, for typing an inventory: `defineInventory<VarsOf<typeof task>>(…)`. */
@@ -55,5 +59,5 @@ export type VarsOf<T> = T extends Task<infer V> ? V : never;
  */
 export function defineTask<S extends Shape = Record<never, never>>(spec: TaskSpec<S>): Task<InferShape<S>> {
   if (typeof spec.run !== 'function') throw new TypeError(`task ${spec.name}: run must be a function`);
-  return { kind: 'tackle.task', name: spec.name, vars: spec.vars ?? {}, run: spec.run, handlers: spec.handlers ?? {} };
+  return { kind: 'tackle.task', name: spec.name, vars: spec.vars ?? {}, run: spec.run, handlers: spec.handlers ?? {}, flags: spec.flags ?? {} };
 }

@@ -40,3 +40,17 @@ t.test('JSON report: shape, host summary, masked errors, exit codes', async (t) 
   t.equal(exitCodeOf({ ...result, hosts: result.hosts.slice(0, 1) }), 0);
   t.equal(exitCodeOf({ ...result, interrupted: true, hosts: result.hosts.slice(0, 1) }), 130);
 });
+
+t.test('serial, max-fail, --var and task flags', async (t) => {
+  t.match(parseCliArgs(['--serial', '2', '--max-fail', '0']), { serial: 2, maxFail: 0, vars: {} });
+  t.match(parseCliArgs(['--serial', '25%']), { serial: '25%' });
+  t.throws(() => parseCliArgs(['--serial', '0']), TypeError);
+  t.throws(() => parseCliArgs(['--serial', '150%']), TypeError);
+  t.throws(() => parseCliArgs(['--max-fail', '101']), TypeError);
+  t.same(parseCliArgs(['--var', 'port=8080', '--var', 'name=web', '--var', 'list=["a"]']).vars, { port: 8080, name: 'web', list: ['a'] });
+  t.throws(() => parseCliArgs(['--var', 'novalue']), TypeError);
+  const flags = { ref: { type: 'string', description: 'git ref' }, keep: { type: 'number', description: 'releases kept', var: 'keepReleases' }, force: { type: 'boolean', description: 'force' } } as const;
+  t.same(parseCliArgs(['--ref', 'v1.2', '--keep', '5', '--force'], flags).vars, { ref: 'v1.2', keepReleases: 5, force: true });
+  t.throws(() => parseCliArgs(['--keep', 'many'], flags), TypeError);
+  t.throws(() => parseCliArgs(['--ref', 'x']), TypeError, 'unknown without the task flag');
+});

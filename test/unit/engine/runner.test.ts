@@ -160,3 +160,29 @@ t.test('checks run on the controller after the actions, with a fresh connection 
   t.equal(dry.hosts[0]?.status, 'changed');
   t.equal(seen.length, 2, 'checks do not run in a dry-run');
 });
+
+t.test('rolling batches: serial count or percentage; max-fail stops further batches', async (t) => {
+  const { batches } = await import('../../../lib/engine/runner.ts');
+  t.same(batches([1, 2, 3, 4, 5]), [[1, 2, 3, 4, 5]]);
+  t.same(batches([1, 2, 3, 4, 5], 2), [[1, 2], [3, 4], [5]]);
+  t.same(batches([1, 2, 3, 4, 5], '40%'), [[1, 2], [3, 4], [5]]);
+  t.same(batches([1, 2, 3], '10%'), [[1], [2], [3]], 'at least one host per batch');
+
+  const inv = defineInventory({ hosts: { h1: { connection: 'local' }, h2: { connection: 'local' }, h3: { connection: 'local' } } });
+  const order: string[] = [];
+  const flaky = defineTask({
+    name: 'flaky',
+    async run(host) {
+      order.push(host.name);
+      if (host.name === 'h1') await host.run(failing);
+    },
+  });
+  const stop = await runTask(flaky, [...inv.hosts.values()], { serial: 1, maxFailPercent: 0, connect: async (h) => new LocalConnection(h.name) });
+  t.same(stop.hosts.map((h) => h.status), ['failed', 'skipped', 'skipped']);
+  t.same(order, ['h1'], 'no further batch started');
+  order.length = 0;
+  const goOn = await runTask(flaky, [...inv.hosts.values()], { serial: 1, maxFailPercent: 50, connect: async (h) => new LocalConnection(h.name) });
+  t.same(goOn.hosts.map((h) => h.status), ['failed', 'skipped', 'skipped'], '100% failed after the first batch > 50%');
+  const tolerant = await runTask(flaky, [...inv.hosts.values()], { serial: 2, maxFailPercent: 50, connect: async (h) => new LocalConnection(h.name) });
+  t.same(tolerant.hosts.map((h) => h.status), ['failed', 'ok', 'ok'], '1 of 2 failed is not more than 50%');
+});
