@@ -1,6 +1,6 @@
 import type { TackleError } from '../errors.ts';
-import type { HostStatus, RunResult } from '../engine/runner.ts';
-import type { StepStatus } from '../engine/task.ts';
+import type { StepResult } from '../engine/host-run.ts';
+import type { HostResult, RunResult } from '../engine/runner.ts';
 
 export interface ReportError {
   message: string;
@@ -13,23 +13,9 @@ export interface ReportError {
   stderrTail?: string;
 }
 
-export interface StepReport {
-  name: string;
-  status: StepStatus;
-  durationMs: number;
-  summary?: string;
-  diff?: string;
-  commands?: string[];
-  error?: ReportError;
-}
+export type StepReport = Omit<StepResult, 'error'> & { error?: ReportError };
 
-export interface HostReport {
-  name: string;
-  status: HostStatus;
-  durationMs: number;
-  steps: StepReport[];
-  error?: ReportError;
-}
+export type HostReport = Omit<HostResult, 'error' | 'steps'> & { steps: StepReport[]; error?: ReportError };
 
 /** The `--json` report. `summary` counts hosts. All text is masked. */
 export interface JsonReport {
