@@ -74,7 +74,7 @@ export class HostRun<V extends Vars> implements HostContext<V> {
   }
 
   /** Runs handler bodies with their steps named after the handler. */
-  async withPrefix(prefix: string, body: () => Promise<void>): Promise<void> {
+  async withPrefix(prefix: string, body: () => Promise<unknown>): Promise<void> {
     this.#prefix = prefix;
     try {
       await body();

@@ -24,7 +24,7 @@ export interface HostContext<V extends Vars = Vars> {
   fact<T>(fact: Fact<T>): Promise<T>;
 }
 
-export type Handler<V extends Vars> = (host: HostContext<V>) => Promise<void>;
+export type Handler<V extends Vars> = (host: HostContext<V>) => Promise<unknown>;
 
 export interface TaskSpec<S extends Shape> {
   name: string;
