@@ -116,3 +116,32 @@ t.test('a stopped host: plain-language timeout naming the host', async (t) => {
   await t.rejects(connectSsh(endpoint('lab2'), { connectTimeoutMs: 2000 }), { phase: 'connect', host: 'lab2', message: /lab2: no SSH answer from 10\.200\.\d+\.12:22 within 2 s/ });
 });
 
+
+t.test('an alias of ~/.ssh/config resolves as OpenSSH would, with ProxyJump', async (t) => {
+  const { sshEndpoint } = await import('../../lib/connection/open.ts');
+  const { defineInventory } = await import('../../lib/inventory/inventory.ts');
+  const config = join(tmp, 'ssh_config');
+  await writeFile(
+    config,
+    `Host bastion\n  HostName ${lab.host('lab1').address}\n  User root\n  IdentityFile ${lab.privateKeyPath}\n\nHost app\n  HostName ${lab.host('lab3').address}\n  User admin\n  ProxyJump bastion\n  IdentityFile ${lab.privateKeyPath}\n\nHost *\n  Port 22\n`,
+  );
+  const inv = defineInventory({ hosts: { app: { address: 'app', knownHostsPath: lab.knownHostsPath } } });
+  const ctx = { home: tmp, localUser: 'nobody', sshConfigFile: config };
+  const ep = await sshEndpoint('app', inv.hosts.get('app')?.spec ?? {}, inv, ctx);
+  t.match(ep, { address: lab.host('lab3').address, user: 'admin', privateKeyPaths: [lab.privateKeyPath], jump: { address: lab.host('lab1').address, user: 'root' } });
+  const conn = await connectSsh({ ...ep, knownHostsPaths: [lab.knownHostsPath], jump: ep.jump ? { ...ep.jump, knownHostsPaths: [lab.knownHostsPath] } : undefined } as SshEndpoint);
+  t.teardown(() => conn.close());
+  t.equal((await conn.exec(sh`id -un; hostname`)).stdout, 'admin\nlab3\n');
+});
+
+t.test('ssh-agent authentication (SSH_AUTH_SOCK) with no key file', async (t) => {
+  const agent = await run('ssh-agent', ['-s']);
+  const sock = /SSH_AUTH_SOCK=([^;]+);/.exec(agent.stdout)?.[1] ?? '';
+  const pid = /SSH_AGENT_PID=(\d+);/.exec(agent.stdout)?.[1] ?? '';
+  t.teardown(() => process.kill(Number(pid)));
+  const added = await run('env', [`SSH_AUTH_SOCK=${sock}`, 'ssh-add', lab.privateKeyPath]);
+  t.equal(added.code, 0, 'key added to the agent');
+  const conn = await connectSsh(endpoint('lab2', { privateKeyPaths: [], agent: sock }));
+  t.teardown(() => conn.close());
+  t.equal((await conn.exec(sh`whoami`)).stdout, 'root\n');
+});
