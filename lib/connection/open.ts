@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Inventory, InventoryHost, HostSpec } from '../inventory/inventory.ts';
 import { TackleError } from '../errors.ts';
 import type { Connection } from './connection.ts';
+import { openContainer } from './container.ts';
 import { LocalConnection } from './local.ts';
 import { parseJumpSpec, resolveSshConfig, type ResolvedSshConfig } from './ssh-config.ts';
 import { connectSsh, type SshEndpoint, type SshOptions } from './ssh.ts';
@@ -24,17 +25,34 @@ export interface ConnectContext extends SshOptions {
 
 /**
  * Opens the connection an inventory host asks for: local or SSH (with jump
- * hosts), wrapped in sudo when the host says `become`.
+ * hosts), or a container entered from its parent host's connection (itself
+ * opened this way), wrapped in sudo when the host says `become`.
  *
  * @example
  * const conn = await openConnection(inventory.hosts.get('web1')!, inventory, ctx);
  */
 export async function openConnection(host: InventoryHost, inventory: Inventory, ctx: ConnectContext): Promise<Connection> {
-  const conn = host.spec.connection === 'local' ? new LocalConnection(host.name) : await connectSsh(await sshEndpoint(host.name, host.spec, inventory, ctx), ctx);
+  const conn = await openDirect(host, inventory, ctx);
   const become = host.spec.become;
   if (!become) return conn;
   const opts = become === true ? {} : become;
   return new SudoConnection(conn, opts);
+}
+
+async function openDirect(host: InventoryHost, inventory: Inventory, ctx: ConnectContext): Promise<Connection> {
+  const parent = host.spec.parent;
+  if (parent) {
+    const parentHost = inventory.hosts.get(parent.host);
+    if (!parentHost) throw new TackleError({ phase: 'connect', host: host.name, reason: `parent ${parent.host} is not in the inventory` });
+    const parentConn = await openConnection(parentHost, inventory, ctx).catch((cause: unknown) => {
+      // Named after the container, so the report lists it as unreachable and says why.
+      const why = cause instanceof TackleError ? cause.reason : (cause as Error).message;
+      throw new TackleError({ phase: 'connect', host: host.name, reason: `parent ${parent.host}: ${why}`, cause });
+    });
+    return openContainer(parentConn, host.name, parent);
+  }
+  if (host.spec.connection === 'local') return new LocalConnection(host.name);
+  return connectSsh(await sshEndpoint(host.name, host.spec, inventory, ctx), ctx);
 }
 
 /** Resolves an inventory host to an SSH endpoint: inventory values first, then ~/.ssh/config. */

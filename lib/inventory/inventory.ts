@@ -1,4 +1,5 @@
 import type { Secret } from '../command/command.ts';
+import { containerSpecProblem, describeContainer, type ContainerVia } from '../connection/container.ts';
 import { TackleError } from '../errors.ts';
 
 export type Vars = Readonly<Record<string, unknown>>;
@@ -26,6 +27,19 @@ export interface HostSpec<V extends Vars = Vars> {
   jump?: string;
   /** Run commands through sudo: `true` for root with `sudo -n`. */
   become?: boolean | BecomeSpec;
+  /**
+   * A container on another inventory host, entered from there (`pct exec`, `docker exec -i`, or a
+   * wrapper command such as `chroot DIR`); the parent may itself be behind a jump host.
+   */
+  parent?: ParentSpec;
+}
+
+/** Where a container host lives: its parent's inventory name, how to enter it, and its id. */
+export interface ParentSpec {
+  host: string;
+  via: ContainerVia;
+  /** The Proxmox VMID or the docker container name; not used with `wrap`. */
+  id?: string;
 }
 
 export interface GroupSpec<V extends Vars = Vars> {
@@ -89,7 +103,8 @@ export function defineInventory<V extends Vars = Vars>(spec: InventorySpec<V>): 
     }
     const local = h.connection === 'local';
     if (h.connection !== undefined && h.connection !== 'ssh' && !local) problems.push(`${at}: connection must be 'ssh' or 'local'`);
-    if (!local && (typeof h.address !== 'string' || h.address.trim() === '')) problems.push(`${at}: address is empty`);
+    if (h.parent !== undefined) problems.push(...parentProblems(at, name, h, hostSpecs));
+    else if (!local && (typeof h.address !== 'string' || h.address.trim() === '')) problems.push(`${at}: address is empty`);
     if (h.address !== undefined && /\s/.test(h.address)) problems.push(`${at}: address ${JSON.stringify(h.address)} contains white space`);
     if (h.port !== undefined && !(Number.isInteger(h.port) && h.port >= 1 && h.port <= 65535)) problems.push(`${at}: port ${String(h.port)} is not a port number (1-65535)`);
     if (h.user !== undefined && (typeof h.user !== 'string' || h.user === '')) problems.push(`${at}: user is empty`);
@@ -106,7 +121,7 @@ export function defineInventory<V extends Vars = Vars>(spec: InventorySpec<V>): 
       else if (!Object.hasOwn(hostSpecs, h.jump) && !/^(ssh:\/\/)?([^@\s]+@)?[^\s@]+$/.test(h.jump)) problems.push(`${at}: jump ${JSON.stringify(h.jump)} is neither an inventory host nor user@host:port`);
     }
     if (!local) {
-      const key = `${h.user ?? ''}@${h.address}:${h.port ?? 22} via ${h.jump ?? '-'}`;
+      const key = h.parent ? `${describeContainer(h.parent)} on ${h.parent.host}` : `${h.user ?? ''}@${h.address}:${h.port ?? 22} via ${h.jump ?? '-'}`;
       const other = endpoints.get(key);
       if (other) problems.push(`${at}: same address, port, user and jump as host ${other} (a duplicate?)`);
       endpoints.set(key, name);
@@ -114,7 +129,7 @@ export function defineInventory<V extends Vars = Vars>(spec: InventorySpec<V>): 
     const vars = Object.assign({}, spec.vars, ...groups.map((g) => groupSpecs[g]?.vars), h.vars) as Vars;
     hosts.set(name, { name, spec: h as HostSpec, groups: [...groups], vars });
   }
-  problems.push(...jumpCycles(hostSpecs));
+  problems.push(...jumpCycles(hostSpecs), ...parentCycles(hostSpecs));
   if (problems.length > 0) throw inventoryError(problems);
   return { kind: 'tackle.inventory', hosts, groups: members };
 }
@@ -131,6 +146,53 @@ function jumpCycles(hosts: Readonly<Record<string, HostSpec>>): string[] {
       }
       path.push(next);
       next = hosts[next]?.jump;
+    }
+  }
+  return problems;
+}
+
+function parentProblems(at: string, name: string, h: HostSpec, hosts: Readonly<Record<string, HostSpec>>): string[] {
+  const parent = h.parent as ParentSpec;
+  if (typeof parent !== 'object' || parent === null || typeof parent.host !== 'string') return [`${at}: parent must be { host, via, id? } naming an inventory host`];
+  const problems: string[] = [];
+  if (parent.host === name) problems.push(`${at}: parent names the host itself`);
+  else if (!Object.hasOwn(hosts, parent.host)) problems.push(`${at}: parent ${JSON.stringify(parent.host)} is not an inventory host`);
+  const spec = containerSpecProblem(parent);
+  if (spec) problems.push(`${at}: parent: ${spec}`);
+  // The parent's connection reaches the container: these settings belong on the parent.
+  for (const field of ['address', 'port', 'user', 'jump', 'privateKeyPath', 'knownHostsPath'] as const) {
+    if (h[field] !== undefined) problems.push(`${at}: has both ${field} and parent; a container is reached through its parent (set ${field} on ${parent.host})`);
+  }
+  if (h.connection === 'local') problems.push(`${at}: has both connection 'local' and parent`);
+  return problems;
+}
+
+/** Loops through parents and jump hosts together: opening any host on one would never end. */
+function parentCycles(hosts: Readonly<Record<string, HostSpec>>): string[] {
+  const problems: string[] = [];
+  const next = (h: HostSpec | undefined): string[] => [h?.parent?.host, h?.jump].filter((n): n is string => n !== undefined && Object.hasOwn(hosts, n));
+  for (const [name, h] of Object.entries(hosts)) {
+    if (h.jump !== undefined && Object.hasOwn(hosts, h.jump) && hosts[h.jump]?.parent !== undefined) {
+      problems.push(`host ${name}: jump ${h.jump} is a container (it has a parent); a jump host must be reached over SSH`);
+    }
+    if (h.parent === undefined) continue;
+    // Depth-first from the host; a path that comes back to it is the loop to report.
+    const stack: string[][] = [[name]];
+    const seen = new Set<string>();
+    while (stack.length > 0) {
+      const path = stack.pop() as string[];
+      const last = path[path.length - 1] as string;
+      const found = next(hosts[last]).find((n) => n === name);
+      if (found) {
+        problems.push(`host ${name}: parents and jump hosts form a loop (${[...path, found].join(' → ')})`);
+        break;
+      }
+      for (const n of next(hosts[last])) {
+        if (!seen.has(n)) {
+          seen.add(n);
+          stack.push([...path, n]);
+        }
+      }
     }
   }
   return problems;
