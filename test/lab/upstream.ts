@@ -7,6 +7,7 @@ import { Buffer } from 'node:buffer';
 import { createHash, randomBytes } from 'node:crypto';
 import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 
 /** Where tasks put the script on a host. */
 export const UPSTREAM_PATH = '/usr/local/lib/tackle-upstream.py';
@@ -66,6 +67,8 @@ export interface Reply {
   status: number;
   headers: IncomingHttpHeaders;
   body: string;
+  /** Over HTTPS: the serial number (upper-case hex) and names of the certificate the server sent. */
+  certificate?: { serial: string; subjectAltName: string };
 }
 
 export interface RequestOptions {
@@ -91,7 +94,9 @@ export function request(opts: RequestOptions): Promise<Reply> {
     const onResponse = (res: IncomingMessage): void => {
       let body = '';
       res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      const peer = opts.ca ? (res.socket as TLSSocket).getPeerCertificate() : undefined;
+      const certificate = peer ? { certificate: { serial: peer.serialNumber, subjectAltName: peer.subjectaltname ?? '' } } : {};
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, ...certificate }));
     };
     const req = opts.ca
       ? httpsRequest({ ...common, port: opts.port ?? 443, ca: opts.ca, servername: opts.host }, onResponse)
