@@ -156,13 +156,19 @@ function judge(d: Desired, lineage: Lineage, now: number): Verdict {
     force = true;
   } else if (d.authenticator === 'webroot') {
     const { webrootPath, webrootMap } = lineage.renewal;
-    const mapped = d.domains.filter((x) => webrootMap[x] !== undefined && webrootMap[x] !== d.webroot);
-    if (mapped.length || (webrootPath.length > 0 && webrootPath.some((p) => p !== d.webroot))) {
+    // certbot keeps the path as given: '/var/www/html/' and '/var/www/html' are the same webroot.
+    const same = (p: string | undefined): boolean => p === undefined || trimSlash(p) === trimSlash(d.webroot ?? '');
+    const mapped = d.domains.filter((x) => !same(webrootMap[x]));
+    if (mapped.length || !webrootPath.every(same)) {
       reasons.push(`webroot ${[...new Set([...webrootPath, ...mapped.map((x) => webrootMap[x])])].join(', ')} → ${d.webroot}`);
       force = true;
     }
   }
   return { reasons, force, expand };
+}
+
+function trimSlash(path: string): string {
+  return path.length > 1 ? path.replace(/\/+$/, '') : path;
 }
 
 function certonly(d: Desired, verdict: { force: boolean; expand: boolean }): Command {

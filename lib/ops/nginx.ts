@@ -315,16 +315,20 @@ export function renderSite(spec: SiteSpec): string {
         `ssl_certificate ${s.tls.certificate};`,
         `ssl_certificate_key ${s.tls.key};`,
         'ssl_protocols TLSv1.2 TLSv1.3;',
-        ...serverSettings(s),
+        ...spaced(serverSettings(s)),
         '',
         ...proxyLocations(s).map(unindent),
       ]),
     );
   } else {
-    const settings = serverSettings(s);
-    out.push(...block('server', [...listens(s, s.http, ''), names, ...settings, '', ...acme(s).map(unindent), ...proxyLocations(s).map(unindent)]));
+    out.push(...block('server', [...listens(s, s.http, ''), names, ...spaced(serverSettings(s)), '', ...acme(s).map(unindent), ...proxyLocations(s).map(unindent)]));
   }
   return `${out.join('\n')}\n`;
+}
+
+/** A group of directives set off by a blank line, or nothing. */
+function spaced(lines: readonly string[]): string[] {
+  return lines.length ? ['', ...lines] : [];
 }
 
 // Locations are built indented for reading on their own; `block` indents them again.

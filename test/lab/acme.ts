@@ -13,7 +13,7 @@ import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { check, lastLines, poll, run } from './exec.ts';
+import { check, lastLines, poll } from './exec.ts';
 import type { TeardownHost } from './lab.ts';
 
 const ACME_PORT = 14000;
@@ -222,7 +222,3 @@ function fetchText(request: typeof httpRequest | typeof httpsRequest, url: strin
   });
 }
 
-/** Whether this controller can run pebble (for a clear failure message, never a skip). */
-export async function pebbleInstalled(): Promise<boolean> {
-  return (await run('sh', ['-c', 'command -v pebble && command -v pebble-challtestsrv && command -v setpriv'])).code === 0;
-}

@@ -1,0 +1,138 @@
+import { readFileSync } from 'node:fs';
+import t from 'tap';
+import type { Change, Operation } from '../../../lib/engine/operation.ts';
+import { TackleError } from '../../../lib/errors.ts';
+import { sha256Hex, type PathInfo } from '../../../lib/facts/files.ts';
+import type { NginxInstall } from '../../../lib/facts/nginx.ts';
+import { nginx, renderSite, type SiteSpec } from '../../../lib/ops/nginx.ts';
+
+// Goldens: checked by `nginx -t` on a lab host (nginx 1.22.1) when they were written; the e2e
+// tests (test/e2e/web-*.test.ts) load such files into a real nginx on every run.
+const golden = (name: string) => readFileSync(new URL(`./golden/${name}`, import.meta.url), 'utf8');
+
+const full: SiteSpec = {
+  name: 'app',
+  serverNames: ['app.test', 'www.app.test'],
+  upstreams: { servers: ['127.0.0.1:8000', 'unix:/run/app.sock'], keepalive: 8 },
+  websocketPaths: ['/ws'],
+  rateLimit: { rate: '10r/s', burst: 20, nodelay: true },
+  gzip: true,
+  clientMaxBodySize: '10m',
+  tls: { certificate: '/etc/letsencrypt/live/app.test/fullchain.pem', key: '/etc/letsencrypt/live/app.test/privkey.pem' },
+  locations: [{ path: '/' }, { path: '/static/', root: '/srv/app/static', extra: ['expires 7d', 'add_header Cache-Control "public";'] }, { path: '= /metrics', proxyPass: 'http://127.0.0.1:9100' }],
+};
+const plain: SiteSpec = { name: 'plain', serverNames: ['plain.test'], upstreams: ['127.0.0.1:9000'] };
+
+t.test('renderSite goldens', async (t) => {
+  t.equal(renderSite(full), golden('nginx-site-tls.conf'), 'TLS, websocket, rate limit, gzip, keepalive, static and extra locations');
+  t.equal(renderSite(plain), golden('nginx-site-http.conf'), 'the smallest site: one upstream over HTTP');
+});
+
+t.test('renderSite details', async (t) => {
+  const https8443 = renderSite({ ...plain, tls: { certificate: '/c.pem', key: '/k.pem' }, listen: { http: 8080, https: 8443 }, ipv6: false });
+  t.match(https8443, /listen 8080;\n    server_name/, 'no [::] listen with ipv6: false');
+  t.match(https8443, /return 301 https:\/\/\$host:8443\$request_uri;/, 'the redirect names a non-default port');
+  t.match(https8443, /location \^~ \/\.well-known\/acme-challenge\/ \{\n        root \/var\/www\/html;/, 'ACME from the default webroot with TLS');
+  t.notMatch(renderSite(plain), /acme-challenge/, 'no ACME location without TLS or acmeWebroot');
+  t.match(renderSite({ ...plain, acmeWebroot: '/srv/acme' }), /root \/srv\/acme;/);
+  t.notMatch(renderSite({ ...plain, securityHeaders: false }), /add_header/);
+  t.notMatch(renderSite(plain), /Strict-Transport-Security/, 'HSTS only with TLS');
+  t.match(renderSite({ ...plain, gzip: false }), /\n    gzip off;\n/);
+  t.match(renderSite({ ...plain, websocketPaths: ['/ws'] }), /map \$http_upgrade \$site_plain_connection_upgrade \{\n    default upgrade;\n    '' close;\n\}/);
+  t.match(renderSite({ ...plain, rateLimit: { rate: '5r/m', zone: 'shared' } }), /limit_req_zone \$binary_remote_addr zone=shared:10m rate=5r\/m;[\s\S]*limit_req zone=shared;\n    limit_req_status 429;/);
+  t.match(renderSite({ ...plain, name: 'my-app.example' }), /upstream site_my_app_example \{/, 'identifiers shared across sites derive from the name');
+});
+
+t.test('misuse is a TypeError naming the site', async (t) => {
+  const bad: [Partial<SiteSpec>, RegExp][] = [
+    [{ name: '../etc' }, /name must be a file name/],
+    [{ name: '.hidden' }, /name must be a file name/],
+    [{ serverNames: [] }, /serverNames must be a non-empty array/],
+    [{ serverNames: ['a.test; include /etc/passwd'] }, /is not a server name/],
+    [{ upstreams: [] }, /upstreams must be a non-empty array/],
+    [{ upstreams: ['127.0.0.1:80; evil'] }, /an upstream server must be one word/],
+    [{ upstreams: { servers: ['a:1'], keepalive: 0 } }, /keepalive must be a whole number/],
+    [{ locations: [{ path: '/a { }' }] }, /is not a location match/],
+    [{ locations: [{ path: '/', root: '/srv', proxyPass: 'http://x' }] }, /give root or proxyPass, not both/],
+    [{ locations: [{ path: '/', root: 'relative' }] }, /root must be an absolute path/],
+    [{ locations: [{ path: '/', proxyPass: 'ftp://x' }] }, /proxyPass must be an http/],
+    [{ locations: [{ path: '/', extra: ['a;\nb'] }] }, /one non-empty line/],
+    [{ locations: [{ path: '/ws' }], websocketPaths: ['/ws'] }, /location \/ws is given twice/],
+    [{ rateLimit: { rate: '10/s' } }, /rateLimit.rate must look like/],
+    [{ rateLimit: { rate: '1r/s', zone: 'a-b' } }, /rateLimit.zone/],
+    [{ rateLimit: { rate: '1r/s', burst: -1 } }, /burst must be a whole number/],
+    [{ clientMaxBodySize: '10 MB' }, /clientMaxBodySize/],
+    [{ tls: { certificate: '/c $x', key: '/k' } }, /tls.certificate must be one word/],
+    [{ tls: { certificate: '/c', key: '/k' }, listen: { http: 443, https: 443 } }, /both 443/],
+    [{ listen: { http: 70000 } }, /listen.http must be a port number/],
+  ];
+  for (const [change, message] of bad) t.throws(() => nginx.site({ ...plain, ...change } as SiteSpec), { name: 'TypeError', message }, String(message));
+  t.throws(() => nginx.site({ ...plain, serverNames: ['x;'] }), { name: 'TypeError', message: /^nginx\.site plain: / });
+  t.throws(() => nginx.defaultSite({} as { present: boolean }), /present must be true or false/);
+});
+
+// ------------------------------------------------------------------ planning, from given facts
+
+const installed: NginxInstall = { kind: 'installed', version: '1.22.1' };
+const missing: PathInfo = { kind: 'missing' };
+const file = (content: string): PathInfo => ({ kind: 'file', mode: '0644', owner: 'root', group: 'root', uid: 0, gid: 0, size: content.length, sha256: sha256Hex(content), content: Buffer.from(content).toString('base64') });
+const link = (target: string): PathInfo => ({ kind: 'link', target });
+const plan = (op: Operation, facts: Record<string, unknown>): Change | undefined => op.plan(facts as never);
+const script = (c: Change | undefined) => c?.actions.map((a) => a.command.toString()).join('\n---\n') ?? '';
+function refusal(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof TackleError && err.phase === 'operation') return err.reason;
+    throw err;
+  }
+  throw new Error('expected a refusal');
+}
+
+t.test('nginx.site plans', async (t) => {
+  const op = nginx.site({ ...plain, notify: 'reload nginx' });
+  t.equal(op.name, 'nginx.site plain');
+  t.same(op.notify, ['reload nginx']);
+  const content = renderSite(plain);
+
+  const create = plan(op, { file: missing, link: missing, install: installed });
+  t.equal(create?.summary, `site plain: create /etc/nginx/sites-available/plain (${content.length} bytes), enable it, check with nginx -t`);
+  t.equal(create?.actions.length, 1, 'one transaction');
+  t.equal(create?.actions[0]?.stdin, content);
+  t.match(create?.diff, /^--- \/dev\/null\n\+\+\+ \/etc\/nginx\/sites-available\/plain\n/);
+  const text = script(create);
+  t.match(text, /cp -p -- "\$tackle_a" "\$tackle_old"; fi\nmv -fT -- "\$tackle_new" "\$tackle_a"; tackle_new=\nln -sfn -- "\$tackle_a" "\$tackle_e"\nif ! tackle_out=\$\(nginx -t 2>&1\); then\n/, 'the previous file is kept aside, the new one moved in and linked, then nginx -t');
+  t.match(text, /then mv -fT -- "\$tackle_old" "\$tackle_a"; tackle_old=; else rm -f -- "\$tackle_a"; fi\n  if \[ -n "\$tackle_link" \]; then ln -sfn -- "\$tackle_link" "\$tackle_e"; else rm -f -- "\$tackle_e"; fi/, 'on rejection: file and link as they were');
+  t.match(text, /mktemp \/etc\/nginx\/sites-available\/\.tackle-XXXXXX/, 'temporary files hidden in sites-available, never in sites-enabled');
+  t.notMatch(text, /reload|restart/, 'no reload: that is the handler\'s job');
+
+  t.equal(plan(op, { file: file(content), link: link('/etc/nginx/sites-available/plain'), install: installed }), undefined, 'converged');
+  t.equal(plan(op, { file: file(content), link: link('../sites-available/plain'), install: installed }), undefined, 'a relative link counts');
+
+  const update = plan(op, { file: file(content.replace('9000', '9001')), link: link('/etc/nginx/sites-available/plain'), install: installed });
+  t.match(update?.summary, /^site plain: update \/etc\/nginx\/sites-available\/plain \(\d+ bytes\), check with nginx -t$/);
+  t.match(update?.diff, /-    server 127\.0\.0\.1:9001;\n\+    server 127\.0\.0\.1:9000;/);
+
+  const relink = plan(op, { file: file(content), link: missing, install: installed });
+  t.equal(relink?.summary, 'site plain: enable it, check with nginx -t');
+  t.equal(relink?.actions[0]?.stdin, undefined, 'only the link changes');
+  t.notOk(relink?.diff);
+  t.notMatch(script(relink), /cat >/);
+  t.match(plan(op, { file: file(content), link: link('/srv/other'), install: installed })?.summary, /relink \/etc\/nginx\/sites-enabled\/plain \(was a link to \/srv\/other\)/);
+
+  t.match(plan(op, { file: missing, link: missing, install: { kind: 'missing' } })?.summary, /\(nginx is not installed now: fails unless an earlier step installs it\)$/, 'a dry run before the install plans, truthfully');
+  t.match(refusal(() => plan(op, { file: { kind: 'directory', mode: '0755', owner: 'root', group: 'root', uid: 0, gid: 0 }, link: missing, install: installed })), /sites-available\/plain is a directory/);
+  t.match(refusal(() => plan(op, { file: missing, link: file('x'), install: installed })), /sites-enabled\/plain is a file, not a symlink/);
+  t.match(refusal(() => plan(op, { file: link('/x'), link: missing, install: installed })), /is a link to \/x; nginx.site manages it as a regular file/);
+});
+
+t.test('nginx.defaultSite plans', async (t) => {
+  const off = nginx.defaultSite({ present: false, notify: 'reload nginx' });
+  t.equal(off.name, 'nginx.defaultSite disabled');
+  t.equal(plan(off, { link: missing, install: installed }), undefined);
+  t.equal(script(plan(off, { link: link('/etc/nginx/sites-available/default'), install: installed })), 'rm -f -- /etc/nginx/sites-enabled/default');
+  t.match(plan(off, { link: missing, install: { kind: 'missing' } })?.summary, /its package creates/, 'before nginx is installed the removal is still planned');
+  const on = nginx.defaultSite({ present: true });
+  t.equal(plan(on, { link: link('/etc/nginx/sites-available/default'), install: installed }), undefined);
+  t.match(script(plan(on, { link: missing, install: installed })), /\[ -f \/etc\/nginx\/sites-available\/default \] \|\|[\s\S]*nginx -t/);
+});
