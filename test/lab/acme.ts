@@ -10,7 +10,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { check, lastLines, poll } from './exec.ts';
@@ -84,19 +83,20 @@ export async function startAcme(lab: AcmeLab): Promise<Acme> {
     );
     // Only the DNS and the management API: the challenges are answered by the hosts themselves.
     const dns = `${bridge}:${DNS_PORT}`;
-    children.push(
-      await startChild(
-        'pebble-challtestsrv',
-        ['-dns01', dns, '-http01', '', '-https01', '', '-tlsalpn01', '', '-management', `${bridge}:${CHALLTESTSRV_PORT}`, '-defaultIPv4', '', '-defaultIPv6', ''],
-        {},
-        join(dir, 'challtestsrv.log'),
-      ),
+    // No default addresses: a name without an A record fails validation instead of reaching 127.0.0.1.
+    const challtestsrv = await startChild(
+      'pebble-challtestsrv',
+      ['-dns01', dns, '-http01', '', '-https01', '', '-tlsalpn01', '', '-management', `${bridge}:${CHALLTESTSRV_PORT}`, '-defaultIPv4', '', '-defaultIPv6', ''],
+      {},
+      join(dir, 'challtestsrv.log'),
     );
-    await waitForPort(bridge, CHALLTESTSRV_PORT, join(dir, 'challtestsrv.log'));
+    children.push(challtestsrv);
+    await waitForHttp(challtestsrv, `http://${bridge}:${CHALLTESTSRV_PORT}/`, join(dir, 'challtestsrv.log'));
     // No artificial validation delay and no rejected nonces: fast and deterministic.
-    children.push(await startChild('pebble', ['-config', config, '-dnsserver', dns], { PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0' }, join(dir, 'pebble.log')));
-    await waitForPort(bridge, ACME_PORT, join(dir, 'pebble.log'));
-    await waitForPort(bridge, MANAGEMENT_PORT, join(dir, 'pebble.log'));
+    const pebble = await startChild('pebble', ['-config', config, '-dnsserver', dns], { PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0' }, join(dir, 'pebble.log'));
+    children.push(pebble);
+    await waitForHttp(pebble, `https://${bridge}:${ACME_PORT}/dir`, join(dir, 'pebble.log'), tls.caPem);
+    await waitForHttp(pebble, `https://${bridge}:${MANAGEMENT_PORT}/roots/0`, join(dir, 'pebble.log'), tls.caPem);
     const directoryUrl = `https://${bridge}:${ACME_PORT}/dir`;
     return {
       directoryUrl,
@@ -187,20 +187,20 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-async function waitForPort(host: string, port: number, logFile: string): Promise<void> {
-  await poll(async () => ((await canConnect(host, port)) ? true : undefined), {
+/**
+ * Polls `url` until it answers HTTP (over TLS checked against `ca`): the server is up, not just
+ * a port open, and not another run's server still holding it. Fails at once if `child` exits.
+ */
+async function waitForHttp(child: ChildProcess, url: string, logFile: string, ca?: string): Promise<void> {
+  const client = url.startsWith('https:') ? httpsRequest : httpRequest;
+  const log = async (): Promise<string> => lastLines(await readFile(logFile, 'utf8').catch(() => ''), 20);
+  await poll(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${child.spawnargs[4] ?? 'the server'} exited before answering ${url}; log:\n${await log()}`);
+    return (await fetchText(client, url, ca ? { ca } : {}).catch(() => undefined)) ? true : undefined;
+  }, {
     timeoutMs: 15_000,
     intervalMs: 50,
-    onTimeout: async () => new Error(`nothing listens on ${host}:${port}; log:\n${lastLines(await readFile(logFile, 'utf8').catch(() => ''), 20)}`),
-  });
-}
-
-function canConnect(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host, port, timeout: 1000 });
-    socket.once('connect', () => (socket.destroy(), resolve(true)));
-    socket.once('error', () => resolve(false));
-    socket.once('timeout', () => (socket.destroy(), resolve(false)));
+    onTimeout: async () => new Error(`no answer from ${url}; log:\n${await log()}`),
   });
 }
 
