@@ -1,0 +1,217 @@
+import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import { mkdtemp, readFile, readlink, readdir, writeFile, mkdir } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { secret, sh } from '../../../lib/command/command.ts';
+import { LocalConnection } from '../../../lib/connection/local.ts';
+import type { Change } from '../../../lib/engine/operation.ts';
+import { type Release, type ReleasesState } from '../../../lib/facts/deploy.ts';
+import { deploy, planRelease, planRollback, previousRelease, releaseId, releaseLayout, type DesiredRelease } from '../../../lib/ops/deploy.ts';
+import { health } from '../../../lib/ops/health.ts';
+import { runOp } from '../../support/run-op.ts';
+
+const NOW = new Date('2025-03-04T05:06:07.890Z');
+const layout = releaseLayout('shop');
+const git = (ref: string) => ({ kind: 'git' as const, repo: 'https://git.example.com/shop.git', ref });
+const desired = (over: Partial<DesiredRelease> = {}): DesiredRelease => ({
+  layout,
+  source: git('v2'),
+  keep: 3,
+  hook: undefined,
+  owner: undefined,
+  now: NOW,
+  restart: { systemd: 'shop.service' },
+  health: [health.http('http://127.0.0.1:8000/health')],
+  wait: { deadlineMs: 30_000 },
+  ...over,
+});
+const rel = (id: string, extra: Partial<Release> = {}): Release => ({ id, ...extra });
+const A = rel('20250101T000000Z-v1', { ref: 'v1', commit: 'a'.repeat(40) });
+const B = rel('20250102T000000Z-v2', { ref: 'v2', commit: 'b'.repeat(40) });
+const C = rel('20250103T000000Z-v3', { ref: 'v3', commit: 'c'.repeat(40) });
+const present = (current: string | undefined, releases: Release[]): ReleasesState => ({
+  kind: 'present',
+  current: current ? { kind: 'release', id: current, exists: releases.some((r) => r.id === current) } : { kind: 'none' },
+  releases,
+  records: [],
+});
+const script = (c: Change | undefined): string => c?.actions[0]?.command.toString() ?? '';
+
+t.test('release ids: UTC time, then a file-safe ref; unique', async (t) => {
+  t.equal(releaseId(NOW, 'v2'), '20250304T050607Z-v2');
+  t.equal(releaseId(NOW, 'feature/ä x'), '20250304T050607Z-feature-x');
+  t.equal(releaseId(NOW, '..'), '20250304T050607Z-release');
+  t.equal(releaseId(NOW, 'v2', ['20250304T050607Z-v2']), '20250304T050607Z-v2-2');
+});
+
+t.test('planning: a new release from facts, converged when the current release is that commit', async (t) => {
+  const first = planRelease(desired(), { kind: 'missing' }, { kind: 'commit', commit: 'b'.repeat(40), name: 'refs/tags/v2' });
+  t.equal(first?.summary, 'release 20250304T050607Z-v2 (v2 = bbbbbbb), the first');
+  const s = script(first);
+  t.match(s, `git clone --quiet --mirror -- https://git.example.com/shop.git /srv/shop/repo.tmp`);
+  t.match(s, `commit=${'b'.repeat(40)}; git --git-dir=/srv/shop/repo cat-file -e`, 'the planned commit is the one deployed');
+  t.match(s, 'git --git-dir=/srv/shop/repo archive --format=tar -o /srv/shop/releases/.20250304T050607Z-v2.tar "$commit"');
+  t.match(s, 'ln -s -- releases/20250304T050607Z-v2 /srv/shop/.current.tmp && mv -T -- /srv/shop/.current.tmp /srv/shop/current');
+  t.notMatch(s, /rm -rf -- \/srv\/shop\/releases\/2/, 'nothing to prune');
+  t.same(first?.checks?.map((c) => c.describe), [
+    'restart (systemctl restart shop.service), then wait until healthy: GET http://127.0.0.1:8000/health → 200 (from the host), within 30 s; there is no previous release to go back to',
+  ]);
+
+  t.equal(planRelease(desired(), present(B.id, [A, B]), { kind: 'commit', commit: B.commit as string, name: 'refs/tags/v2' }), undefined, 'converged');
+  t.equal(planRelease(desired({ source: git('b'.repeat(7)) }), present(B.id, [A, B]), { kind: 'not-found' }), undefined, 'a short commit id matches by prefix');
+  t.equal(planRelease(desired({ source: git('b'.repeat(40)) }), present(B.id, [A, B]), { kind: 'unavailable', reason: 'git is not installed on the host' }), undefined);
+
+  const moved = planRelease(desired({ source: git('main') }), present(B.id, [A, B]), { kind: 'commit', commit: 'd'.repeat(40), name: 'refs/heads/main' });
+  t.equal(moved?.summary, 'release 20250304T050607Z-main (main = ddddddd), replacing 20250102T000000Z-v2');
+  t.match(moved?.checks?.[0]?.describe, /if not, switch back to 20250102T000000Z-v2, restart it and check again/);
+  t.match(script(moved), /if \[ -d \/srv\/shop\/repo \]; then\n  git --git-dir=\/srv\/shop\/repo remote set-url origin/);
+});
+
+t.test('planning: refs that cannot be resolved now', async (t) => {
+  const later = planRelease(desired(), { kind: 'missing' }, { kind: 'unavailable', reason: 'git is not installed on the host' });
+  t.equal(later?.summary, 'release 20250304T050607Z-v2 (v2, not resolved now: git is not installed on the host), the first', 'planned: an earlier step may install git');
+  t.match(script(later), 'commit=$(git --git-dir=/srv/shop/repo rev-parse --verify --quiet \'v2^{commit}\')');
+  t.throws(() => planRelease(desired(), { kind: 'missing' }, { kind: 'not-found' }), { name: 'TackleError', phase: 'operation', reason: 'v2 is not a branch or tag of https://git.example.com/shop.git' });
+});
+
+t.test('planning: pruning keeps the newest, the live one and never more than asked', async (t) => {
+  const old = ['20240101T000000Z-a', '20240102T000000Z-b', '20240103T000000Z-c', '20240104T000000Z-d'].map((id) => rel(id));
+  // Live is the oldest (a rollback went far back): it stays, as do the 3 newest with the new one.
+  const c = planRelease(desired({ keep: 3 }), present(old[0]?.id, old), { kind: 'commit', commit: 'e'.repeat(40), name: 'refs/tags/v2' });
+  t.match(c?.summary, /prune 1 old$/);
+  t.match(script(c), /\nrm -rf -- \/srv\/shop\/releases\/20240102T000000Z-b$/);
+  const foreign = planRelease(desired({ keep: 1 }), present(A.id, [A, rel('hand-made')]), { kind: 'commit', commit: 'e'.repeat(40), name: 'refs/tags/v2' });
+  t.notMatch(script(foreign), /hand-made/, 'directories tackle did not make are left alone');
+  t.notMatch(script(foreign), new RegExp(`rm -rf -- /srv/shop/releases/${A.id}`), 'the live release (the way back) is kept even with keep: 1');
+});
+
+t.test('planning: refusals and options', async (t) => {
+  const other: ReleasesState = { kind: 'present', current: { kind: 'other', target: '/opt/shop' }, releases: [], records: [] };
+  t.throws(() => planRelease(desired(), other, { kind: 'not-found' }), { name: 'TackleError', reason: /\/srv\/shop\/current is a link to \/opt\/shop, not a link into \/srv\/shop\/releases; tackle will not replace it/ });
+  const hooked = planRelease(desired({ hook: sh`./manage migrate --token ${secret('s3cret')}`, owner: 'shop:shop' }), present(A.id, [A]), { kind: 'commit', commit: 'b'.repeat(40), name: 'x' });
+  const s = script(hooked);
+  t.match(s, "cd /srv/shop/releases/20250304T050607Z-v2 && RELEASE_DIR=/srv/shop/releases/20250304T050607Z-v2 APP_DIR=/srv/shop PREVIOUS_RELEASE_DIR=/srv/shop/releases/20250101T000000Z-v1 sh -c './manage migrate --token ***'");
+  t.notMatch(s, /s3cret/, 'secrets in the hook stay masked');
+  t.match(s, 'chown -R -- shop:shop /srv/shop/releases/.20250304T050607Z-v2.tmp');
+  t.match(hooked?.summary, /pre-deploy hook/);
+  t.throws(() => deploy.release({ app: 'a b', source: { git: { repo: 'r', ref: 'main' } } }), TypeError);
+  t.throws(() => deploy.release({ app: 'a', source: { git: { repo: 'r', ref: '--upload-pack=x' } } }), /not a git branch/);
+  t.throws(() => deploy.release({ app: 'a', source: { git: { repo: 'r', ref: 'a..b' } } }), TypeError);
+  t.throws(() => deploy.release({ app: 'a', keep: 0, source: { git: { repo: 'r', ref: 'main' } } }), /keep must be/);
+  t.throws(() => deploy.release({ app: 'a', root: 'srv', source: { git: { repo: 'r', ref: 'main' } } }), /absolute/);
+  t.equal(deploy.release({ app: 'shop', source: { git: { repo: 'r', ref: 'v2' } } }).name, 'deploy.release shop v2');
+  t.equal(deploy.release({ app: 'shop', source: { image: { tag: '1.4.2' } } }).name, 'deploy.release shop image 1.4.2');
+});
+
+t.test('planning: compose image tag releases', async (t) => {
+  const img = (tag: string) => desired({ source: { kind: 'image', tag, envFile: '.env', variable: 'IMAGE_TAG', template: undefined }, restart: { compose: {} } });
+  const cur = rel('20250101T000000Z-1.4.1', { image: '1.4.1' });
+  const c = planRelease(img('1.4.2'), present(cur.id, [cur]), undefined);
+  t.equal(c?.summary, 'release 20250304T050607Z-1.4.2 (image 1.4.2), replacing 20250101T000000Z-1.4.1');
+  const s = script(c);
+  t.match(s, 'cp -a -- /srv/shop/releases/20250101T000000Z-1.4.1/. /srv/shop/releases/.20250304T050607Z-1.4.2.tmp');
+  t.match(s, "grep -v -e '^IMAGE_TAG=' -- /srv/shop/releases/.20250304T050607Z-1.4.2.tmp/.env || :; fi; printf '%s=%s\\n' IMAGE_TAG 1.4.2; }");
+  t.match(c?.checks?.[0]?.describe, 'restart (cd /srv/shop/releases/20250304T050607Z-1.4.2 && docker compose --project-name shop up -d --remove-orphans)');
+  t.equal(planRelease(img('1.4.1'), present(cur.id, [cur]), undefined), undefined, 'converged: the tag is live');
+  t.throws(() => planRelease(img('1.4.2'), { kind: 'missing' }, undefined), { name: 'TackleError', reason: /give image.template/ });
+});
+
+t.test('planning: rollback to the previous or a named release', async (t) => {
+  const s = { layout, restart: { systemd: 'shop.service' }, health: [], wait: {} };
+  t.equal(previousRelease([A, B, C], C.id)?.id, B.id);
+  t.equal(previousRelease([A, B, C], A.id), undefined);
+  const back = planRollback(s, present(B.id, [A, B, C]), undefined);
+  t.equal(back?.summary, `switch /srv/shop/current from ${B.id} back to ${A.id}`, 'C is newer than the current release (a failed deploy): not "previous"');
+  t.equal(script(back), `rm -rf -- /srv/shop/.current.tmp && ln -s -- releases/${A.id} /srv/shop/.current.tmp && mv -T -- /srv/shop/.current.tmp /srv/shop/current`);
+  t.equal(planRollback(s, present(C.id, [A, B, C]), B.id)?.summary, `switch /srv/shop/current from ${C.id} back to ${B.id}`);
+  t.equal(planRollback(s, present(B.id, [A, B, C]), B.id), undefined, 'already there');
+  t.throws(() => planRollback(s, present(A.id, [A, B]), undefined), { name: 'TackleError', reason: /is the oldest release/ });
+  t.throws(() => planRollback(s, present(A.id, [A]), 'nope'), { name: 'TackleError', reason: `there is no release nope in /srv/shop/releases (there are: ${A.id})` });
+  t.throws(() => planRollback(s, { kind: 'missing' }, undefined), { name: 'TackleError', reason: /nothing of shop was deployed here/ });
+  t.equal(deploy.rollback({ app: 'shop', to: B.id }).name, `deploy.rollback shop to ${B.id}`);
+});
+
+// The whole cycle for real on this machine: a git repository with three tags, a "service" that
+// is a node HTTP server answering from whatever `current` points at, health checked from here.
+t.test('real run: deploy, converge, fail and roll back, roll back by hand, records', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'tackle-deploy-'));
+  const repo = join(root, 'src');
+  await mkdir(repo);
+  const g = (...args: string[]) => execFileSync('git', ['-C', repo, '-c', 'user.name=t', '-c', 'user.email=t@t', ...args], { stdio: 'pipe' });
+  g('init', '-q', '-b', 'main');
+  for (const [tag, state] of [['a', 'ok'], ['b', 'ok'], ['c', 'broken']] as const) {
+    await writeFile(join(repo, 'health'), `${state}\n`);
+    await writeFile(join(repo, 'name'), `release ${tag}\n`);
+    g('add', '.');
+    g('commit', '-q', '-m', tag);
+    g('tag', tag);
+  }
+  const app = join(root, 'srv', 'web');
+  const server = createServer((req, res) => {
+    readFile(join(app, 'current', req.url === '/health' ? 'health' : 'name'), 'utf8').then(
+      (text) => res.writeHead(req.url === '/health' && text !== 'ok\n' ? 500 : 200).end(text),
+      () => res.writeHead(503).end('no current release\n'),
+    );
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => server.close());
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const conn = new LocalConnection('local');
+  const opts = (ref: string, now: string) => ({
+    app: 'web',
+    root: join(root, 'srv'),
+    source: { git: { repo, ref } },
+    keep: 2,
+    restart: { command: sh`echo "$RELEASE_DIR" >> ../../restarts` },
+    health: [health.http(`${url}/health`, { from: 'controller', body: 'ok' })],
+    wait: { deadlineMs: 1500, firstDelayMs: 50 },
+    now: new Date(now),
+  });
+  const serving = async () => (await fetch(`${url}/`)).text();
+
+  const a = await runOp(deploy.release(opts('a', '2025-01-01T00:00:00Z')), { connection: conn });
+  t.equal(a.status, 'changed', a.error?.message ?? '');
+  t.equal(await serving(), 'release a\n');
+  t.equal(await readlink(join(app, 'current')), 'releases/20250101T000000Z-a');
+  t.equal((await runOp(deploy.release(opts('a', '2025-01-01T00:01:00Z')), { connection: conn })).status, 'ok', 'converged: same commit');
+
+  const b = await runOp(deploy.release(opts('b', '2025-01-02T00:00:00Z')), { connection: conn });
+  t.equal(b.status, 'changed', b.error?.message ?? '');
+  t.equal(await serving(), 'release b\n');
+
+  const c = await runOp(deploy.release(opts('c', '2025-01-03T00:00:00Z')), { connection: conn });
+  t.equal(c.status, 'failed');
+  t.match(c.error?.reason, /^failed \(rolled back\): rolled back to 20250102T000000Z-b: not healthy after \d+ attempts in [\d.]+ s: GET http:\/\/127\.0\.0\.1:\d+\/health answered 500, expected 200: broken$/);
+  t.equal(await serving(), 'release b\n', 'back on b and serving');
+  t.equal(await readlink(join(app, 'current')), 'releases/20250102T000000Z-b');
+  t.same((await readdir(join(app, 'releases'))).sort(), ['20250102T000000Z-b', '20250103T000000Z-c'], 'keep 2: a was pruned when c was made; b, the live one then, stays');
+
+  const service = { app: 'web', root: join(root, 'srv'), restart: opts('a', NOW.toISOString()).restart, health: opts('a', NOW.toISOString()).health, wait: { deadlineMs: 1500 } };
+  const none = await runOp(deploy.rollback(service), { connection: conn });
+  t.match(none.error?.reason, /20250102T000000Z-b is the oldest release/, 'c is newer than b: it is no way back');
+  const back = await runOp(deploy.rollback({ ...service, to: '20250103T000000Z-c' }), { connection: conn });
+  t.equal(back.status, 'failed', 'a named release that is unhealthy');
+  t.match(back.error?.reason, /^rolled back to 20250103T000000Z-c, but it is not healthy: not healthy after/);
+  const again = await runOp(deploy.rollback(service), { connection: conn });
+  t.equal(again.status, 'changed', again.error?.message ?? '');
+  t.equal(await serving(), 'release b\n');
+  t.equal((await runOp(deploy.rollback({ ...service, to: '20250102T000000Z-b' }), { connection: conn })).status, 'ok', 'already on it');
+
+  const restarts = (await readFile(join(app, 'restarts'), 'utf8')).trim().split('\n').map((l) => l.replace(/.*\//, ''));
+  t.same(restarts, ['20250101T000000Z-a', '20250102T000000Z-b', '20250103T000000Z-c', '20250102T000000Z-b', '20250103T000000Z-c', '20250102T000000Z-b'], 'each restart ran in the real release directory');
+  const records = (await readFile(join(app, 'releases.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, string>);
+  t.same(
+    records.map((r) => [r.action, r.release, r.result, r.previous]),
+    [
+      ['deploy', '20250101T000000Z-a', 'ok', undefined],
+      ['deploy', '20250102T000000Z-b', 'ok', '20250101T000000Z-a'],
+      ['deploy', '20250103T000000Z-c', 'rolled-back', '20250102T000000Z-b'],
+      ['rollback', '20250103T000000Z-c', 'failed', '20250102T000000Z-b'],
+      ['rollback', '20250102T000000Z-b', 'ok', '20250103T000000Z-c'],
+    ],
+  );
+  t.match(records[2], { ref: 'c', commit: /^[0-9a-f]{40}$/, reason: /answered 500/ });
+});
