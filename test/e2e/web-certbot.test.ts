@@ -83,7 +83,12 @@ t.test('a certificate from pebble, served by nginx over HTTPS; dry-run predicted
   t.match(JSON.stringify(dry.report), /TACKLE_TEST_TOKEN=\*\*\*/, 'it shows as ***');
 
   const root = await acme.issuingRoot();
-  const https = await request({ address, host: 'app.test', path: '/secure?a=1', ca: root });
+  // `systemctl reload nginx` returns once nginx is signalled; it opens port 443 moments later.
+  const https = await poll(() => request({ address, host: 'app.test', path: '/secure?a=1', ca: root }).catch(() => undefined), {
+    timeoutMs: 10_000,
+    intervalMs: 100,
+    onTimeout: () => new Error('nothing answers HTTPS on port 443'),
+  });
   t.equal(https.status, 200, 'HTTPS verified against pebble\'s issuing root', { body: https.body });
   t.match(https.certificate?.subjectAltName, /DNS:app\.test/);
   t.match(https.certificate?.subjectAltName, /DNS:www\.app\.test/);
@@ -124,4 +129,28 @@ t.test('renewBeforeDays beyond the expiry renews, and the handler makes nginx se
     return r.certificate?.serial === serial ? r : undefined;
   }, { timeoutMs: 10_000, intervalMs: 100, onTimeout: () => new Error(`nginx still serves ${before.certificate?.serial}, not ${serial}`) });
   t.equal(after.status, 200, 'the new certificate is served');
+});
+
+t.test('the webroot authenticator, answered by the site\'s HTTP server (acmeWebroot), converges too', async (t) => {
+  await acme.addHost('api.app.test', address);
+  const path = join(dir, 'webroot.mts');
+  await writeFile(
+    path,
+    `import { defineTask, isMain, runCli } from ${JSON.stringify(join(ROOT, 'lib/index.ts'))};
+import { certbot } from ${JSON.stringify(join(ROOT, 'lib/ops/certbot.ts'))};
+const task = defineTask({ name: 'webroot', async run(host) {
+  await host.run(certbot.certificate({ domains: ['api.app.test'], certName: 'api', email: 'ops@app.test', authenticator: 'webroot', webroot: '/var/www/html',
+    server: ${JSON.stringify(acme.directoryUrl)}, env: { REQUESTS_CA_BUNDLE: ${JSON.stringify(CA_ON_HOST)} } }));
+} });
+if (isMain(import.meta.url, process.argv)) process.exitCode = await runCli(task, { argv: process.argv.slice(2), cwd: process.cwd(), env: process.env, stdout: process.stdout, stderr: process.stderr });
+`,
+  );
+  // No server names api.app.test: the app site's HTTP server answers it as the only one on port 80.
+  const first = await runTaskCli(path, ['--inventory', inventory]);
+  t.equal(first.code, 0, 'issued through the webroot', { stdout: first.stdout.slice(-3000) });
+  t.same(changedSteps(first.report), { lab1: ['certbot.certificate api'] });
+  const conf = await lab.ssh('lab1', 'grep -E "^(authenticator|webroot_path)" /etc/letsencrypt/renewal/api.conf; openssl x509 -noout -ext subjectAltName -in /etc/letsencrypt/live/api/cert.pem | tail -1');
+  t.equal(conf.stdout, 'authenticator = webroot\nwebroot_path = /var/www/html,\n    DNS:api.app.test\n');
+  const again = await runTaskCli(path, ['--inventory', inventory]);
+  t.same(changedSteps(again.report), { lab1: [] }, 'second run: nothing requested');
 });

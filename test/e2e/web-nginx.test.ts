@@ -61,12 +61,15 @@ if (isMain(import.meta.url, process.argv)) process.exitCode = await runCli(task,
   return path;
 }
 
-/** A request that is not turned away by the site's own rate limit (polls past 429s). */
+/**
+ * A request answered by the app site: polls past the site's own rate limit (429) and past the
+ * moment after `systemctl reload nginx` returns but before nginx has switched to the new config.
+ */
 function get(path: string, headers: Record<string, string> = {}): Promise<Reply> {
   return poll(async () => {
-    const r = await request({ address, host: 'app.test', path, headers });
-    return r.status === 429 ? undefined : r;
-  }, { timeoutMs: 15_000, intervalMs: 300, onTimeout: () => new Error(`${path} kept answering 429`) });
+    const r = await request({ address, host: 'app.test', path, headers }).catch(() => undefined);
+    return r === undefined || r.status === 429 || r.headers['x-site-version'] === undefined ? undefined : r;
+  }, { timeoutMs: 15_000, intervalMs: 200, onTimeout: () => new Error(`${path} was not answered by the app site`) });
 }
 
 const echo = (r: Reply) => JSON.parse(r.body) as { path: string; headers: Record<string, string> };
