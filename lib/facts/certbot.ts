@@ -3,7 +3,7 @@ import { X509Certificate } from 'node:crypto';
 import { raw, sh } from '../command/command.ts';
 import { defineFact, type Fact, type FactOutput } from './fact.ts';
 
-/** Where certbot keeps its configuration, accounts and certificates. */
+/** Where certbot keeps its configuration, accounts and certificates. @example `${LETSENCRYPT_DIR}/renewal/app.example.com.conf` */
 export const LETSENCRYPT_DIR = '/etc/letsencrypt';
 
 /** What a renewal configuration (`/etc/letsencrypt/renewal/NAME.conf`) says about how to renew. */

@@ -1,8 +1,9 @@
 import { raw, sh } from '../command/command.ts';
 import { defineFact, type Fact, type FactOutput } from './fact.ts';
 
-/** Debian's layout: a site is a file in sites-available, enabled by a symlink in sites-enabled. */
+/** Debian's layout: a site is a file in sites-available… @example `${NGINX_SITES_AVAILABLE}/app` */
 export const NGINX_SITES_AVAILABLE = '/etc/nginx/sites-available';
+/** …enabled by a symlink in sites-enabled. @example `${NGINX_SITES_ENABLED}/default` */
 export const NGINX_SITES_ENABLED = '/etc/nginx/sites-enabled';
 
 /** Whether nginx is installed, and which version. */

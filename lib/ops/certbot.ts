@@ -2,9 +2,9 @@ import { Secret, sh, type Command } from '../command/command.ts';
 import { defineOperation, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
 import { LETSENCRYPT_DIR, certbotLineages, type CertbotState, type Lineage } from '../facts/certbot.ts';
 
-/** Let's Encrypt's production ACME directory: certbot's default, trusted by browsers, strictly rate-limited. */
+/** Let's Encrypt's production ACME directory: certbot's default, trusted by browsers, strictly rate-limited. @example certbot.certificate({ …, server: LETSENCRYPT_PRODUCTION }) */
 export const LETSENCRYPT_PRODUCTION = 'https://acme-v02.api.letsencrypt.org/directory';
-/** Let's Encrypt's staging ACME directory: generous limits, certificates no browser trusts. For trying a setup. */
+/** Let's Encrypt's staging ACME directory: generous limits, certificates no browser trusts. For trying a setup. @example certbot.certificate({ …, server: LETSENCRYPT_STAGING }) */
 export const LETSENCRYPT_STAGING = 'https://acme-staging-v02.api.letsencrypt.org/directory';
 
 /** Desired state of one certbot certificate (a lineage). */

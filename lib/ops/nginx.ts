@@ -69,7 +69,7 @@ export interface DefaultSiteOptions extends CommonOptions {
   present: boolean;
 }
 
-/** Where ACME http-01 challenges are served from with `tls`, unless `acmeWebroot` says otherwise: Debian's default web root. */
+/** Where ACME http-01 challenges are served from with `tls`, unless `acmeWebroot` says otherwise: Debian's default web root. @example certbot.certificate({ …, authenticator: 'webroot', webroot: DEFAULT_ACME_WEBROOT }) */
 export const DEFAULT_ACME_WEBROOT = '/var/www/html';
 
 // ---------------------------------------------------------------- validation
@@ -402,6 +402,8 @@ function describeLink(info: PathInfo): string {
  * atomically, linked from sites-enabled, and checked with `nginx -t` (the whole configuration).
  * When nginx rejects it, the previous file and link come back and the step fails with nginx's
  * message. nginx is not reloaded here: name a handler in `notify` that reloads it.
+ * With `tls` the certificate must exist when the step runs (nginx -t loads it): obtain it first,
+ * e.g. with certbot's nginx authenticator, which needs no site of its own.
  *
  * @example
  * await host.run(nginx.site({ name: 'app', serverNames: ['app.example.com'], upstreams: ['127.0.0.1:8000'],
