@@ -1,5 +1,7 @@
 import { sh, type Command } from '../command/command.ts';
 import { defineOperation, type Action, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
+import { systemdUnit, type SystemdUnit } from '../facts/systemd.ts';
+import { planService } from './systemd.ts';
 import {
   APT_UPDATE_STAMP,
   aptCandidates,
@@ -29,6 +31,12 @@ export interface PackagesOptions extends CommonOptions {
    * fetched, or a sources file changed since the last update. Never when nothing is to be installed.
    */
   cacheMaxAgeSeconds?: number;
+  /**
+   * Units these packages provide that must be enabled and running. Installing starts them in the
+   * same step (as Debian's postinst usually does anyway), so a dry-run predicts exactly what the real
+   * run changes; when the packages are already there, only the units' state is checked.
+   */
+  services?: readonly string[];
 }
 
 interface Desired {
@@ -70,16 +78,30 @@ function packages(options: PackagesOptions): Operation {
   const desired = checkPackages(options);
   const suffix = desired.state === 'present' ? '' : ` (${desired.purge ? 'purged' : desired.state})`;
   const name = `apt.packages ${desired.names.join(', ')}${suffix}`;
-  const facts = { dpkg: dpkgPackages, lists: aptLists };
+  const services = [...(options.services ?? [])];
+  if (services.length > 0 && desired.state === 'absent') throw new TypeError('apt.packages: services apply to installed packages, not absent ones');
+  // One fact per unit; the key names it so the plan can find its unit again.
+  const units = Object.fromEntries(services.map((s) => [`unit:${s}`, systemdUnit(s)]));
+  const withServices = (change: Change | undefined, facts: Record<string, unknown>) => ensureServices(change, services, (s) => facts[`unit:${s}`] as SystemdUnit);
   if (desired.state === 'latest') {
     return defineOperation({
       name,
       options,
-      facts: { ...facts, candidates: aptCandidates(desired.names) },
-      plan: ({ dpkg, lists, candidates }) => planLatest(desired, dpkg, lists, candidates),
+      facts: { dpkg: dpkgPackages, lists: aptLists, candidates: aptCandidates(desired.names), ...units },
+      plan: (f) => withServices(planLatest(desired, f.dpkg, f.lists, f.candidates), f),
     });
   }
-  return defineOperation({ name, options, facts, plan: ({ dpkg, lists }) => planPackages(desired, dpkg, lists) });
+  return defineOperation({ name, options, facts: { dpkg: dpkgPackages, lists: aptLists, ...units }, plan: (f) => withServices(planPackages(desired, f.dpkg, f.lists), f) });
+}
+
+// Installing: enable --now right after apt-get (a no-op where postinst already did it). Already
+// installed: each unit's own state decides.
+function ensureServices(change: Change | undefined, services: readonly string[], unit: (name: string) => SystemdUnit): Change | undefined {
+  if (services.length === 0) return change;
+  if (change) return { ...change, summary: `${change.summary}, enable and start ${services.join(', ')}`, actions: [...change.actions, { command: sh`systemctl enable --now ${services}` }] };
+  const changes = services.map((name) => planService({ name, enabled: true, state: 'started', daemonReload: true }, unit(name))).filter((c): c is Change => c !== undefined);
+  if (changes.length === 0) return undefined;
+  return { summary: changes.map((c) => c.summary).join(', '), actions: changes.flatMap((c) => c.actions) };
 }
 
 function checkPackages(o: PackagesOptions): Desired {

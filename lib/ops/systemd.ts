@@ -16,7 +16,8 @@ export interface ServiceOptions extends Omit<CommonOptions, 'name'> {
   daemonReload?: boolean;
 }
 
-interface Desired {
+/** A unit's desired state, as `planService` takes it. */
+export interface Desired {
   name: string;
   enabled: boolean | undefined;
   state: ServiceOptions['state'];
@@ -71,7 +72,13 @@ function checkService(o: ServiceOptions): Desired {
   return { name, enabled: o.enabled, state: o.state, daemonReload: o.daemonReload !== false };
 }
 
-function planService(d: Desired, unit: SystemdUnit): Change | undefined {
+/**
+ * The change that brings one unit to the desired state (exported for ops that own a service, such
+ * as `apt.packages({ services })`).
+ *
+ * @example planService({ name: 'nginx', enabled: true, state: 'started', daemonReload: true }, unit)
+ */
+export function planService(d: Desired, unit: SystemdUnit): Change | undefined {
   if (unit.kind === 'unavailable') return planBlind(d, unit.reason);
   // The real name: `systemctl enable` refuses an alias ("sshd" for ssh.service on Debian).
   const target = unit.id || d.name;

@@ -118,3 +118,18 @@ t.test('dry-run on this machine', { skip: !existsSync('/usr/bin/dpkg-query') && 
   const gone = await runOp(apt.packages({ names: ['tackle-no-such-package'], state: 'latest' }), { dryRun: true });
   t.match(gone, { status: 'changed', summary: /install tackle-no-such-package/ });
 });
+
+t.test('services: started with the install, or checked when the packages are there', async (t) => {
+  const unit = (activeState: string, unitFileState: string) => ({
+    kind: 'unit' as const, id: 'nginx.service', names: ['nginx.service'], loadState: 'loaded', activeState, subState: activeState === 'active' ? 'running' : 'dead',
+    unitFileState, fragmentPath: '/lib/systemd/system/nginx.service', canReload: true, needDaemonReload: false,
+  });
+  const missing = { kind: 'unit' as const, id: 'git-daemon.service', names: ['git-daemon.service'], loadState: 'not-found', activeState: 'inactive', subState: 'dead', unitFileState: '', fragmentPath: '', canReload: false, needDaemonReload: false };
+  const install = apt.packages({ names: ['git'], services: ['git-daemon'] }).plan({ dpkg, lists: fresh, 'unit:git-daemon': missing });
+  t.same(commands(install), [`${GET} install git`, 'systemctl enable --now git-daemon'], 'installing starts the unit in the same step');
+  t.equal(install?.summary, 'install git, enable and start git-daemon');
+  const present = apt.packages({ names: ['nginx'], services: ['nginx'] });
+  t.equal(present.plan({ dpkg, lists: stale, 'unit:nginx': unit('active', 'enabled') }), undefined, 'installed and running: nothing');
+  t.same(commands(present.plan({ dpkg, lists: stale, 'unit:nginx': unit('inactive', 'disabled') })), ['systemctl enable nginx.service', 'systemctl start nginx.service']);
+  t.throws(() => apt.packages({ names: ['nginx'], state: 'absent', services: ['nginx'] }), TypeError);
+});
