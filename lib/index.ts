@@ -25,7 +25,9 @@ export { runTask, checkVars, type HostResult, type HostStatus, type RunEvent, ty
 export type { StepResult } from './engine/host-run.ts';
 
 // Operations, one area each, mirrored by lib/facts/
-export { apt } from './ops/apt.ts';
+export { apt, type PackagesOptions } from './ops/apt.ts';
+export { certbot, LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, type CertificateOptions, type LineagePaths } from './ops/certbot.ts';
+export { nginx, renderSite, DEFAULT_ACME_WEBROOT, type DefaultSiteOptions, type RateLimit, type SiteLocation, type SiteOptions, type SiteSpec, type Upstreams } from './ops/nginx.ts';
 export { files, type DirectoryOptions, type FileOptions, type LineOptions, type LinkOptions, type Mode } from './ops/files.ts';
 export { shell, type ShellOptions } from './ops/shell.ts';
 export { systemd } from './ops/systemd.ts';
