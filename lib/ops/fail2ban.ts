@@ -1,0 +1,225 @@
+import { Command, sh } from '../command/command.ts';
+import { defineOperation, type Action, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
+import { TackleError, tail } from '../errors.ts';
+import { aptLists, dpkgPackages, type AptLists, type DpkgPackages } from '../facts/apt.ts';
+import { fail2banHost, type Fail2banHost } from '../facts/fail2ban.ts';
+import { pathInfo, type PathInfo } from '../facts/files.ts';
+import { apt } from './apt.ts';
+import { files } from './files.ts';
+import { previousVersion } from './sshd.ts';
+
+/** A fail2ban time: seconds, or a number with a unit fail2ban reads (`10m`, `1h`, `1d`, `1w`); -1 bans for ever. */
+export type Fail2banTime = number | string;
+
+/** Options shared by a jail and the defaults. */
+export interface Fail2banCommon {
+  bantime?: Fail2banTime;
+  findtime?: Fail2banTime;
+  maxretry?: number;
+  /** Addresses, CIDR ranges or host names never banned (put your own address here). */
+  ignoreip?: readonly string[];
+  /** How fail2ban reads logs; `systemd` reads the journal and needs python3-systemd. */
+  backend?: 'auto' | 'systemd' | 'polling' | 'pyinotify';
+}
+
+export interface JailOptions extends Fail2banCommon, Omit<CommonOptions, 'name'> {
+  /** The jail (section) name, e.g. `sshd`; also the file name `/etc/fail2ban/jail.d/NAME.local`. */
+  name: string;
+  /** Default `true`. */
+  enabled?: boolean;
+  /** Port names or numbers the ban covers (`ssh`, `2222`, `[22, 2222]`). */
+  port?: number | string | readonly (number | string)[];
+}
+
+export type DefaultsOptions = Fail2banCommon & CommonOptions;
+
+const JAIL_DIR = '/etc/fail2ban/jail.d';
+/** Where {@link fail2ban.defaults} writes; named to be read before the jails' own `.local` files. */
+export const FAIL2BAN_DEFAULTS_FILE = `${JAIL_DIR}/00-tackle-defaults.local`;
+
+const TIME = /^(?:-1|\d+(?:s|m|h|d|w|mo|y)?)$/;
+const BACKENDS = ['auto', 'systemd', 'polling', 'pyinotify'];
+
+/** `key = value` lines of the options both a jail and the defaults take, validated. */
+function commonLines(o: Fail2banCommon, where: string): string[] {
+  const lines: string[] = [];
+  if (o.backend !== undefined) {
+    if (!BACKENDS.includes(o.backend)) throw new TypeError(`${where}: backend must be one of ${BACKENDS.join(', ')}`);
+    lines.push(`backend = ${o.backend}`);
+  }
+  for (const key of ['bantime', 'findtime'] as const) {
+    const v = o[key];
+    if (v === undefined) continue;
+    if (!(typeof v === 'number' ? Number.isInteger(v) && v >= -1 : typeof v === 'string' && TIME.test(v))) throw new TypeError(`${where}: ${key} must be seconds or a time such as '10m', '1h', '1d' (got ${JSON.stringify(v)})`);
+    lines.push(`${key} = ${v}`);
+  }
+  if (o.maxretry !== undefined) {
+    if (!Number.isInteger(o.maxretry) || o.maxretry < 1) throw new TypeError(`${where}: maxretry must be a whole number of 1 or more`);
+    lines.push(`maxretry = ${o.maxretry}`);
+  }
+  if (o.ignoreip !== undefined) {
+    for (const ip of o.ignoreip as unknown[]) if (typeof ip !== 'string' || !/^[A-Za-z0-9.:/_-]+$/.test(ip)) throw new TypeError(`${where}: ignoreip entry ${JSON.stringify(ip)} is not an address, range or host name`);
+    lines.push(`ignoreip = ${[...new Set(o.ignoreip)].join(' ')}`);
+  }
+  return lines;
+}
+
+function portLine(port: JailOptions['port'], where: string): string[] {
+  if (port === undefined) return [];
+  const list = Array.isArray(port) ? port : [port];
+  for (const p of list as unknown[]) {
+    const ok = typeof p === 'number' ? Number.isInteger(p) && p > 0 && p < 65536 : typeof p === 'string' && /^[a-z0-9-]+(?::[0-9]+)?$/i.test(p);
+    if (!ok) throw new TypeError(`${where}: port ${JSON.stringify(p)} is not a port number or service name`);
+  }
+  if (list.length === 0) throw new TypeError(`${where}: port must name at least one port`);
+  return [`port = ${list.join(',')}`];
+}
+
+/** The change that installs python3-systemd when the journal backend needs it (apt.packages' own planner). */
+function journalModule(dpkg: DpkgPackages, lists: AptLists): Change | undefined {
+  return apt.packages({ names: ['python3-systemd'] }).plan({ dpkg, lists });
+}
+
+/**
+ * Writes a fail2ban file in place and checks the WHOLE configuration with `fail2ban-client -t`
+ * (a jail file means nothing alone); on failure the previous file is back and the step fails.
+ */
+function validatedWrite(path: string, write: Change): Action[] {
+  const prev = previousVersion(path);
+  return [{ command: prev.save }, ...write.actions, { command: Command.join([prev.validateOrRestore(sh`fail2ban-client -t`), prev.forget], '\n') }];
+}
+
+/**
+ * Ensures a fail2ban jail in `/etc/fail2ban/jail.d/NAME.local` (read after jail.conf and
+ * Debian's `defaults-debian.conf`, so its values win). For the `sshd` jail on a host whose sshd
+ * logs only to the journal (Debian 12: no rsyslog, no /var/log/auth.log), `backend = systemd` is
+ * chosen unless `backend` is given, and python3-systemd installed: without both fail2ban does not
+ * start ("Have not found any log file for sshd jail"). The whole configuration is checked with
+ * `fail2ban-client -t` with the new file in place; on failure the old file is put back.
+ * Notify a handler running {@link fail2ban.reload} to load the jail.
+ *
+ * @example
+ * await host.run(fail2ban.jail({ name: 'sshd', maxretry: 5, bantime: '1h', ignoreip: ['127.0.0.1/8', '10.0.0.0/8'], notify: 'reload fail2ban' }));
+ */
+function jail(options: JailOptions): Operation {
+  const { name } = options;
+  if (typeof name !== 'string' || !/^[A-Za-z0-9_-]+$/.test(name) || name.toUpperCase() === 'DEFAULT' || name === 'INCLUDES') {
+    throw new TypeError(`fail2ban.jail: name ${JSON.stringify(name)} must be a jail name of letters, digits, _ and - (not DEFAULT)`);
+  }
+  const where = `fail2ban.jail ${name}`;
+  if (options.enabled !== undefined && typeof options.enabled !== 'boolean') throw new TypeError(`${where}: enabled must be true or false`);
+  const fixed = [`enabled = ${options.enabled === false ? 'false' : 'true'}`, ...portLine(options.port, where), ...commonLines(options, where)];
+  const path = `${JAIL_DIR}/${name}.local`;
+  // Only the sshd jail's log is known to live in the journal on a journald-only host.
+  const chooseBackend = options.backend === undefined && name === 'sshd';
+  return defineOperation({
+    name: where,
+    facts: { info: pathInfo(path), host: fail2banHost, dpkg: dpkgPackages, lists: aptLists },
+    options: { notify: options.notify },
+    plan: ({ info, host, dpkg, lists }) => planJail({ name, path, fixed, chooseBackend, backend: options.backend }, info, host, dpkg, lists),
+  });
+}
+
+interface JailPlan {
+  name: string;
+  path: string;
+  fixed: string[];
+  chooseBackend: boolean;
+  backend: Fail2banCommon['backend'];
+}
+
+function planJail(j: JailPlan, info: PathInfo, host: Fail2banHost, dpkg: DpkgPackages, lists: AptLists): Change | undefined {
+  const journalOnly = j.chooseBackend && !host.authLog;
+  const body = journalOnly ? [...j.fixed, 'backend = systemd'] : j.fixed;
+  const why = journalOnly ? ['# No /var/log/auth.log: sshd logs to the journal, hence backend = systemd.'] : [];
+  const content = [`# Managed by tackle (fail2ban.jail ${j.name}).`, ...why, `[${j.name}]`, ...body, ''].join('\n');
+  const write = files.file({ path: j.path, content, mode: '0644', owner: 'root', group: 'root' }).plan({ info });
+  const module = journalOnly || j.backend === 'systemd' ? journalModule(dpkg, lists) : undefined;
+  if (!write && !module) return undefined;
+  const said = [...(module ? [`${module.summary} (the journal backend needs it)`] : []), ...(write ? [`${write.summary}, checked with fail2ban-client -t`] : [])];
+  return {
+    summary: said.join('; '),
+    actions: [...(module?.actions ?? []), ...(write ? validatedWrite(j.path, write) : [])],
+    ...(write?.diff ? { diff: write.diff } : {}),
+  };
+}
+
+/**
+ * Ensures fail2ban's `[DEFAULT]` values for every jail in {@link FAIL2BAN_DEFAULTS_FILE}, checked
+ * like a jail. A jail's own values (jail.conf's `[sshd]` sets port, logpath and backend) still win.
+ *
+ * @example
+ * await host.run(fail2ban.defaults({ bantime: '1h', findtime: '10m', maxretry: 5, ignoreip: ['127.0.0.1/8', '::1'], notify: 'reload fail2ban' }));
+ */
+function defaults(options: DefaultsOptions): Operation {
+  const lines = commonLines(options, 'fail2ban.defaults');
+  if (lines.length === 0) throw new TypeError('fail2ban.defaults: give at least one of bantime, findtime, maxretry, ignoreip, backend');
+  const path = FAIL2BAN_DEFAULTS_FILE;
+  const content = ['# Managed by tackle (fail2ban.defaults).', '[DEFAULT]', ...lines, ''].join('\n');
+  const file = files.file({ path, content, mode: '0644', owner: 'root', group: 'root' });
+  return defineOperation({
+    name: 'fail2ban.defaults',
+    facts: { info: pathInfo(path) },
+    options,
+    plan: ({ info }) => {
+      const write = file.plan({ info });
+      if (!write) return undefined;
+      return { summary: `${write.summary}, checked with fail2ban-client -t`, actions: validatedWrite(path, write), ...(write.diff ? { diff: write.diff } : {}) };
+    },
+  });
+}
+
+export interface ReloadOptions extends CommonOptions {
+  /** Jails that must answer `fail2ban-client status JAIL` afterwards. Default `['sshd']`. */
+  jails?: readonly string[];
+  /** How long to wait for them, in ms. Default 30 000. */
+  timeoutMs?: number;
+}
+
+/**
+ * Reloads fail2ban (restarts it when it is not running, e.g. after it failed to start on a
+ * fresh Debian 12 install), then checks that each jail answers `fail2ban-client status JAIL`.
+ * Always acts: meant for a handler notified by fail2ban.jail and fail2ban.defaults.
+ *
+ * @example
+ * handlers: { 'reload fail2ban': async (host) => { await host.run(fail2ban.reload({ jails: ['sshd'] })); } }
+ */
+function reload(options: ReloadOptions = {}): Operation {
+  const jails = options.jails ?? ['sshd'];
+  for (const j of jails as unknown[]) if (typeof j !== 'string' || !/^[A-Za-z0-9_-]+$/.test(j)) throw new TypeError(`fail2ban.reload: ${JSON.stringify(j)} is not a jail name`);
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  return defineOperation({
+    name: 'fail2ban.reload',
+    facts: {},
+    options,
+    plan: () => ({
+      summary: `reload fail2ban (start it if it is not running)${jails.length ? `, then check jail ${jails.join(', ')}` : ''}`,
+      actions: [{ command: sh`systemctl reload-or-restart fail2ban.service` }],
+      checks: jails.map((jail) => ({
+        describe: `fail2ban-client status ${jail} answers`,
+        async run(ctx) {
+          // The server needs a moment to open its socket and load jails after a (re)start.
+          const until = Date.now() + timeoutMs;
+          for (;;) {
+            const r = await ctx.connection.exec(sh`fail2ban-client status ${jail}`);
+            if (r.exitCode === 0) return;
+            if (Date.now() > until) {
+              const state = (await ctx.connection.exec(sh`systemctl is-active fail2ban.service`)).stdout.trim() || 'unknown';
+              const reason = `fail2ban does not answer for jail ${jail} after ${Math.round(timeoutMs / 1000)} s (fail2ban.service is ${state})`;
+              throw new TackleError({ phase: 'operation', reason, stderrTail: tail(r.stderr || r.stdout) });
+            }
+            await new Promise((resolve) => setTimeout(resolve, 500));
+          }
+        },
+      })),
+    }),
+  });
+}
+
+/**
+ * fail2ban operations.
+ *
+ * @example
+ * await host.run(fail2ban.jail({ name: 'sshd', maxretry: 5, notify: 'reload fail2ban' }));
+ */
+export const fail2ban = { jail, defaults, reload };
