@@ -1,0 +1,158 @@
+// Read-only fleet reports (scripts/health.ts, scripts/releases.ts): their flags, the inventory,
+// each host opened and its facts read in one round trip, and a plain text table. No operations,
+// no plan, no recap; nothing here prints: the scripts write what these return.
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Semaphore } from '../concurrency.ts';
+import type { Connection } from '../connection/connection.ts';
+import type { ConnectContext } from '../connection/open.ts';
+import { gatherFacts } from '../engine/gather.ts';
+import { asTackleError } from '../engine/host-run.ts';
+import { TackleError } from '../errors.ts';
+import type { Fact } from '../facts/fact.ts';
+import { isInventory, type Inventory, type InventoryHost } from '../inventory/inventory.ts';
+
+/**
+ * Imports an inventory module and checks its default export.
+ *
+ * @example const inv = await loadInventoryFile('/srv/ops/inventory.ts');
+ */
+export async function loadInventoryFile(file: string): Promise<Inventory> {
+  let mod: { default?: unknown };
+  try {
+    mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
+  } catch (err) {
+    // The inventory may load its own copy of lib/ (another path): match errors by name.
+    if ((err as Error).name === 'TackleError') throw err;
+    throw new TackleError({ phase: 'inventory', reason: `cannot load inventory ${file}: ${(err as Error).message}`, cause: err });
+  }
+  if (!isInventory(mod.default)) throw new TackleError({ phase: 'inventory', reason: `${file} must default-export defineInventory({ hosts, groups })` });
+  return mod.default;
+}
+
+/**
+ * What opening connections needs, from the process environment the script was given.
+ *
+ * @example connectContext(process.env, { acceptNewHostKeys: false })
+ */
+export function connectContext(env: Readonly<Record<string, string | undefined>>, opts: { acceptNewHostKeys: boolean }): ConnectContext {
+  return {
+    home: env.HOME ?? '/root',
+    localUser: env.USER ?? env.LOGNAME ?? 'root',
+    acceptNewHostKeys: opts.acceptNewHostKeys,
+    ...(env.SSH_AUTH_SOCK ? { sshAuthSock: env.SSH_AUTH_SOCK } : {}),
+  };
+}
+
+/** One host's answer: the parsed facts, or why there is none. */
+export type Collected<T> = { host: InventoryHost; kind: 'ok'; value: T } | { host: InventoryHost; kind: 'unreachable' | 'failed'; error: TackleError };
+
+/**
+ * For each host: connect, gather `facts(host)` in one exec, hand the values to `build`, close.
+ * Hosts run in parallel up to `concurrency`; one failing never stops the others. Results come
+ * in the order of `hosts`.
+ *
+ * @example
+ * const results = await collectFacts(hosts, (h) => openConnection(h, inv, ctx), () => [diskUsage()], ([disk]) => disk);
+ */
+export async function collectFacts<T>(
+  hosts: readonly InventoryHost[],
+  connect: (host: InventoryHost) => Promise<Connection>,
+  facts: (host: InventoryHost) => readonly Fact<unknown>[],
+  build: (values: unknown[], host: InventoryHost) => T,
+  concurrency = 10,
+): Promise<Collected<T>[]> {
+  const slots = new Semaphore(concurrency);
+  return Promise.all(
+    hosts.map((host) =>
+      slots.use(async (): Promise<Collected<T>> => {
+        let conn: Connection;
+        try {
+          conn = await connect(host);
+        } catch (err) {
+          return { host, kind: 'unreachable', error: asTackleError(err, host.name, 'connect') };
+        }
+        try {
+          return { host, kind: 'ok', value: build(await gatherFacts(conn, facts(host)), host) };
+        } catch (err) {
+          const error = asTackleError(err, host.name, 'facts');
+          return { host, kind: error.phase === 'connect' ? 'unreachable' : 'failed', error };
+        } finally {
+          await conn.close().catch(() => {});
+        }
+      }),
+    ),
+  );
+}
+
+/** The flags every report script takes. */
+export interface ReportArgs {
+  inventory: string;
+  limit?: string;
+  json: boolean;
+  concurrency: number;
+  acceptNewHostKeys: boolean;
+  help: boolean;
+  /** The script's own string flags, by name. */
+  own: Record<string, string | undefined>;
+}
+
+/** Usage lines of the common flags. */
+export const REPORT_USAGE = `  --inventory FILE         inventory module (default ./inventory.ts)
+  --limit PATTERNS         hosts, groups or globs, comma-separated; !x excludes
+  --json                   print JSON instead of the table
+  --concurrency N          hosts read at once (default 10)
+  --accept-new-host-keys   record unknown SSH host keys (a changed key is always refused)
+  -h, --help               this help
+`;
+
+/**
+ * Parses a report script's argv; `own` names its extra string flags. Throws a TypeError with a
+ * plain message on a usage error.
+ *
+ * @example parseReportArgs(['--json', '--app', 'shop'], ['app']).own.app // 'shop'
+ */
+export function parseReportArgs(argv: readonly string[], own: readonly string[] = []): ReportArgs {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        inventory: { type: 'string', default: './inventory.ts' },
+        limit: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        concurrency: { type: 'string', default: '10' },
+        'accept-new-host-keys': { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+        ...Object.fromEntries(own.map((name) => [name, { type: 'string' as const }])),
+      },
+    }));
+  } catch (err) {
+    throw new TypeError((err as Error).message);
+  }
+  const concurrency = Number(values.concurrency);
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new TypeError(`--concurrency must be a whole number ≥ 1, got ${String(values.concurrency)}`);
+  return {
+    inventory: String(values.inventory),
+    ...(typeof values.limit === 'string' ? { limit: values.limit } : {}),
+    json: values.json === true,
+    concurrency,
+    acceptNewHostKeys: values['accept-new-host-keys'] === true,
+    help: values.help === true,
+    own: Object.fromEntries(own.map((name) => [name, typeof values[name] === 'string' ? (values[name] as string) : undefined])),
+  };
+}
+
+/**
+ * A plain text table: columns padded to their widest cell, each row passed through `style`
+ * (colour, say) after padding so widths stay right.
+ *
+ * @example renderTable(['HOST', 'STATUS'], [{ cells: ['web1', 'OK'] }]) // 'HOST  STATUS\nweb1  OK\n'
+ */
+export function renderTable<R extends { cells: readonly string[] }>(header: readonly string[], rows: readonly R[], style: (line: string, row: R) => string = (l) => l): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r.cells[i] ?? '').length)));
+  const line = (cells: readonly string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  return `${[line(header), ...rows.map((r) => style(line(r.cells), r))].join('\n')}\n`;
+}

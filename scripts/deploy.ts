@@ -1,0 +1,107 @@
+// Deploy a release of an app to every selected host, in rolling batches, each host checked for
+// health and rolled back on its own when the new release is not healthy.
+//
+//   npx tsx scripts/deploy.ts --ref v1.4.2 --serial 1 --max-fail 0          # one host at a time, stop at the first failure
+//   npx tsx scripts/deploy.ts --ref main --limit web --serial 25% --dry-run
+//   npx tsx scripts/deploy.ts --image-tag 1.4.2                           # a compose app: set IMAGE_TAG in the release's .env
+//
+// The app is described by inventory vars (for a group, usually):
+//   app: 'shop', repo: 'https://git.example.com/shop.git', service: 'shop.service',
+//   healthUrl: 'http://127.0.0.1:8000/health', healthBody: 'ok', preDeploy: './manage migrate'
+// Releases live in /srv/APP/releases/ID, `current` points at the live one, the last
+// `keepReleases` are kept, and /srv/APP/releases.jsonl records every deploy (scripts/releases.ts).
+import { Command, TackleError, VarError, VarType, apt, defineTask, isMain, raw, runCli, sh, v, type InferShape } from '../lib/index.ts';
+import { deploy, type ReleaseSource, type Restart } from '../lib/ops/deploy.ts';
+import { health, type Probe } from '../lib/ops/health.ts';
+
+/** A command from the inventory: `sh\`…\`` or plain shell text (the inventory is trusted code). */
+const commandVar = new VarType<Command>('a command (sh`…` or shell text)', (value, path) => {
+  if (value instanceof Command) return value;
+  if (typeof value === 'string' && value.trim() !== '') return sh`${raw(value)}`;
+  throw new VarError(path, 'a command (sh`…` or shell text)', value);
+});
+
+/** The vars that describe an app and how to tell it is healthy; shared with scripts/rollback.ts. */
+export const serviceVars = {
+  app: v.string(),
+  /** Releases go to APPROOT/APP. */
+  appRoot: v.string().default('/srv'),
+  /** The systemd unit to restart (and to require active). */
+  service: v.string().optional(),
+  /** Restart with `docker compose up -d` in the release directory instead. */
+  compose: v.boolean().default(false),
+  healthUrl: v.string().optional(),
+  healthStatus: v.integer().default(200),
+  healthBody: v.string().optional(),
+  /** `host` (curl on the host) or `controller` (from this machine). */
+  healthFrom: v.oneOf('host', 'controller').default('host'),
+  /** Seconds to wait for health after a restart. */
+  healthTimeout: v.number().default(60),
+};
+
+type ServiceVars = InferShape<typeof serviceVars>;
+
+/**
+ * The restart, probes and waiting an app's vars ask for.
+ *
+ * @example serviceOptions(host.vars) // { app: 'shop', root: '/srv', restart: { systemd: 'shop.service' }, health: [...], wait: {...} }
+ */
+export function serviceOptions(vars: ServiceVars): { app: string; root: string; restart?: Restart; health: Probe[]; wait: { deadlineMs: number } } {
+  if (vars.compose && vars.service) throw new TackleError({ phase: 'task', reason: 'vars compose and service are both set; choose how the app restarts' });
+  const restart: Restart | undefined = vars.compose ? { compose: {} } : vars.service ? { systemd: vars.service } : undefined;
+  const probes: Probe[] = [
+    ...(vars.service ? [health.unit(vars.service)] : []),
+    ...(vars.healthUrl ? [health.http(vars.healthUrl, { status: vars.healthStatus, from: vars.healthFrom, ...(vars.healthBody ? { body: vars.healthBody } : {}) })] : []),
+  ];
+  return { app: vars.app, root: vars.appRoot, ...(restart ? { restart } : {}), health: probes, wait: { deadlineMs: vars.healthTimeout * 1000 } };
+}
+
+export const deployTask = defineTask({
+  name: 'deploy',
+  vars: {
+    ...serviceVars,
+    /** The git repository, as the host reaches it. */
+    repo: v.string().optional(),
+    /** The branch, tag or commit to deploy (`--ref`). */
+    ref: v.string().optional(),
+    /** A compose app's image tag (`--image-tag`), instead of a git ref. */
+    imageTag: v.string().optional(),
+    keepReleases: v.integer().default(5),
+    preDeploy: commandVar.optional(),
+    releaseOwner: v.string().optional(),
+    /** Install git with apt first (git sources only). */
+    installGit: v.boolean().default(true),
+  },
+  flags: {
+    ref: { type: 'string', description: 'git branch, tag or commit to deploy' },
+    'image-tag': { type: 'string', description: 'image tag to set in the compose env file (instead of --ref)', var: 'imageTag' },
+  },
+  async run(host) {
+    const vars = host.vars;
+    const source = releaseSource(host.name, vars);
+    if ('git' in source && vars.installGit) await host.run(apt.packages({ names: ['git'] }));
+    await host.run(
+      deploy.release({
+        ...serviceOptions(vars),
+        source,
+        keep: vars.keepReleases,
+        ...(vars.preDeploy ? { hook: vars.preDeploy } : {}),
+        ...(vars.releaseOwner ? { owner: vars.releaseOwner } : {}),
+      }),
+    );
+  },
+});
+
+function releaseSource(hostName: string, { repo, ref, imageTag }: { repo?: string | undefined; ref?: string | undefined; imageTag?: string | undefined }): ReleaseSource {
+  if (imageTag !== undefined && ref !== undefined) throw new TackleError({ phase: 'task', reason: 'give --ref (a git release) or --image-tag (a compose release), not both' });
+  if (imageTag !== undefined) return { image: { tag: imageTag } };
+  if (ref === undefined) throw new TackleError({ phase: 'task', reason: 'no --ref given (the git branch, tag or commit to deploy)' });
+  if (repo === undefined) throw new TackleError({ phase: 'task', reason: `var repo is not set for ${hostName} (the git repository to deploy from)` });
+  return { git: { repo, ref } };
+}
+
+export default deployTask;
+
+if (isMain(import.meta.url, process.argv)) {
+  process.exitCode = await runCli(deployTask, { argv: process.argv.slice(2), cwd: process.cwd(), env: process.env, stdout: process.stdout, stderr: process.stderr, signals: process });
+}

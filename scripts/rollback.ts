@@ -1,0 +1,32 @@
+// Put hosts back on an earlier release of an app: the one before the current one, or a named one
+// (see scripts/releases.ts for the ids). The service is restarted and must be healthy again.
+//
+//   npx tsx scripts/rollback.ts --limit web1
+//   npx tsx scripts/rollback.ts --limit web1 --to 20250304T050607Z-v1.4.1
+//
+// The same inventory vars as scripts/deploy.ts describe the app.
+import { defineTask, isMain, runCli, v } from '../lib/index.ts';
+import { deploy } from '../lib/ops/deploy.ts';
+import { serviceOptions, serviceVars } from './deploy.ts';
+
+export const rollbackTask = defineTask({
+  name: 'rollback',
+  vars: {
+    ...serviceVars,
+    /** The release id to go back to (`--to`); default the one before the current one. */
+    to: v.string().optional(),
+  },
+  flags: {
+    to: { type: 'string', description: 'release id to go back to (default: the one before the current one)' },
+  },
+  async run(host) {
+    const { to } = host.vars;
+    await host.run(deploy.rollback({ ...serviceOptions(host.vars), ...(to ? { to } : {}) }));
+  },
+});
+
+export default rollbackTask;
+
+if (isMain(import.meta.url, process.argv)) {
+  process.exitCode = await runCli(rollbackTask, { argv: process.argv.slice(2), cwd: process.cwd(), env: process.env, stdout: process.stdout, stderr: process.stderr, signals: process });
+}
