@@ -1,0 +1,332 @@
+// The fleet health report's logic, all pure: settings from inventory vars, the facts to read in
+// one round trip, their evaluation against thresholds into severities, and the table's cells.
+import picomatch from 'picomatch';
+import {
+  certificateEndpoint,
+  certificateFile,
+  diskUsage,
+  failedUnits,
+  httpResponse,
+  loadAverage,
+  memoryInfo,
+  unitStates,
+  type Certificate,
+  type DiskUsage,
+  type FailedUnits,
+  type HttpResponse,
+  type LoadAverage,
+  type MemoryInfo,
+  type UnitStates,
+} from '../facts/health.ts';
+import type { Fact } from '../facts/fact.ts';
+import { VarError, VarType, checkShape, v } from '../inventory/vars.ts';
+
+export type Severity = 'ok' | 'warning' | 'critical';
+
+/** Percentages (disk, memory), load per CPU, or days left (certificates: lower is worse). */
+export interface Thresholds {
+  warning: number;
+  critical: number;
+}
+
+export interface HttpEndpoint {
+  url: string;
+  status: number;
+  body?: string;
+}
+
+/** A TLS server to read the certificate of, from the host: `address:port`, SNI name. */
+export interface TlsEndpoint {
+  address: string;
+  port: number;
+  serverName: string;
+}
+
+/** Everything the report looks at on one host, with defaults filled in. */
+export interface HealthSettings {
+  disk: Thresholds;
+  /** Per mount point, overriding `disk`. */
+  mounts: Readonly<Record<string, Thresholds>>;
+  /** Mount points (globs) left out: read-only images and container layers are always full. */
+  ignoreMounts: readonly string[];
+  ignoreTypes: readonly string[];
+  memory: Thresholds;
+  /** Five-minute load per CPU; no judgement without it. */
+  load: Thresholds | undefined;
+  certificateDays: Thresholds;
+  /** What any failed systemd unit makes the host. */
+  failedUnits: Severity;
+  services: readonly string[];
+  http: readonly HttpEndpoint[];
+  certificates: readonly string[];
+  tls: readonly TlsEndpoint[];
+}
+
+export const DEFAULTS = {
+  disk: { warning: 80, critical: 90 },
+  memory: { warning: 75, critical: 90 },
+  certificateDays: { warning: 14, critical: 7 },
+  // Read-only images, container layers, kernel filesystems, and the files nspawn binds in.
+  ignoreMounts: ['/snap/**', '/var/snap/**', '/var/lib/docker/**', '/run/docker/**', '/sys/**', '/proc/**', '/run/host/**'],
+  ignoreTypes: ['squashfs', 'iso9660', 'udf', 'devtmpfs', 'nsfs', 'proc', 'sysfs', 'cgroup', 'cgroup2'],
+} as const;
+
+/** `{ '/data': { warning: 70, critical: 85 } }`: a record of thresholds by mount point. */
+const mountThresholds = new VarType<Record<string, { warning?: number; critical?: number }> | undefined>('an object of { warning, critical } by mount point (optional)', (value, path) => {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new VarError(path, 'an object of { warning, critical } by mount point', value);
+  return Object.fromEntries(Object.entries(value).map(([mount, t]) => [mount, checkShape({ warning: v.number().optional(), critical: v.number().optional() }, t as Record<string, unknown>, `${path}.${mount}.`)]));
+});
+
+/** An HTTP endpoint: a URL, or `{ url, status?, body? }`. */
+const httpEndpoint = new VarType<HttpEndpoint>('a URL or { url, status?, body? }', (value, path) => {
+  const spec = typeof value === 'string' ? { url: value } : value;
+  if (typeof spec !== 'object' || spec === null) throw new VarError(path, 'a URL or { url, status?, body? }', value);
+  const e = checkShape({ url: v.string(), status: v.integer().default(200), body: v.string().optional() }, spec as Record<string, unknown>, `${path}.`);
+  if (!/^https?:\/\/\S+$/.test(e.url)) throw new VarError(`${path}.url`, 'an http(s) URL', e.url);
+  return { url: e.url, status: e.status, ...(e.body === undefined ? {} : { body: e.body }) };
+});
+
+/** A TLS endpoint: `address:port` or `address:port servername`. */
+const tlsEndpoint = new VarType<TlsEndpoint>('"address:port" or "address:port servername"', (value, path) => {
+  const m = typeof value === 'string' ? /^([A-Za-z0-9.:_-]+?):(\d{1,5})(?:\s+([A-Za-z0-9.*_-]+))?$/.exec(value.trim()) : null;
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new VarError(path, '"address:port" or "address:port servername"', value);
+  return { address: m[1] ?? '', port: Number(m[2]), serverName: m[3] ?? m[1] ?? '' };
+});
+
+const limits = () => v.object({ warning: v.number().optional(), critical: v.number().optional() }).optional();
+
+/**
+ * The shape of the inventory var `health` (every field optional), for a task's or script's
+ * `vars`. Thresholds: disk and memory in percent used, load per CPU, certificates in days left.
+ *
+ * @example
+ * // inventory.ts
+ * vars: { health: { disk: { warning: 85 }, mounts: { '/var/lib/postgresql': { critical: 80 } }, services: ['nginx'], http: ['https://127.0.0.1/health'] } }
+ */
+export const healthVar = v
+  .object({
+    disk: limits(),
+    mounts: mountThresholds,
+    ignoreMounts: v.array(v.string()).optional(),
+    memory: limits(),
+    load: limits(),
+    certificateDays: limits(),
+    failedUnits: v.oneOf('ok', 'warning', 'critical').optional(),
+    services: v.array(v.string()).optional(),
+    http: v.array(httpEndpoint).optional(),
+    certificates: v.array(v.string()).optional(),
+    tls: v.array(tlsEndpoint).optional(),
+  })
+  .optional();
+
+type HealthVar = NonNullable<ReturnType<typeof healthVar.check>>;
+
+function pair(given: { warning?: number; critical?: number } | undefined, fallback: Thresholds, path: string, higherIsWorse: boolean): Thresholds {
+  let warning = given?.warning ?? fallback.warning;
+  let critical = given?.critical ?? fallback.critical;
+  const crossed = (w: number, c: number) => (higherIsWorse ? w > c : w < c);
+  if (crossed(warning, critical)) {
+    // Only one given: the other, a default, follows it rather than contradict it.
+    if (given?.warning === undefined) warning = critical;
+    else if (given?.critical === undefined) critical = warning;
+    else throw new VarError(path, `a warning ${higherIsWorse ? 'at or below' : 'at or above'} the critical threshold`, `warning ${warning}, critical ${critical}`);
+  }
+  return { warning, critical };
+}
+
+/**
+ * Settings with defaults from the (already checked) `health` var; throws a VarError naming the
+ * field when thresholds contradict each other.
+ *
+ * @example healthSettings(undefined).disk // { warning: 80, critical: 90 }
+ */
+export function healthSettings(h: HealthVar | undefined): HealthSettings {
+  const disk = pair(h?.disk, DEFAULTS.disk, 'health.disk', true);
+  return {
+    disk,
+    mounts: Object.fromEntries(Object.entries(h?.mounts ?? {}).map(([m, t]) => [m, pair(t, disk, `health.mounts.${m}`, true)])),
+    ignoreMounts: h?.ignoreMounts ?? DEFAULTS.ignoreMounts,
+    ignoreTypes: DEFAULTS.ignoreTypes,
+    memory: pair(h?.memory, DEFAULTS.memory, 'health.memory', true),
+    load: h?.load?.warning === undefined && h?.load?.critical === undefined ? undefined : pair(h?.load, { warning: Infinity, critical: Infinity }, 'health.load', true),
+    certificateDays: pair(h?.certificateDays, DEFAULTS.certificateDays, 'health.certificateDays', false),
+    failedUnits: h?.failedUnits ?? 'warning',
+    services: h?.services ?? [],
+    http: h?.http ?? [],
+    certificates: h?.certificates ?? [],
+    tls: h?.tls ?? [],
+  };
+}
+
+/** The facts one host's report needs, read in one exec. */
+export interface HealthFacts {
+  disk: DiskUsage;
+  memory: MemoryInfo;
+  load: LoadAverage;
+  failed: FailedUnits;
+  services: UnitStates | undefined;
+  http: HttpResponse[];
+  certificates: Certificate[];
+  tls: Certificate[];
+}
+
+/**
+ * The facts for these settings, in a fixed order, and how to put their values back together.
+ *
+ * @example
+ * const { facts, assemble } = healthFacts(settings);
+ * const values = assemble(await gatherFacts(conn, facts));
+ */
+export function healthFacts(s: HealthSettings): { facts: Fact<unknown>[]; assemble(values: readonly unknown[]): HealthFacts } {
+  const facts: Fact<unknown>[] = [
+    diskUsage(),
+    memoryInfo(),
+    loadAverage(),
+    failedUnits(),
+    ...(s.services.length ? [unitStates(s.services)] : []),
+    ...s.http.map((e) => httpResponse(e.url)),
+    ...s.certificates.map((c) => certificateFile(c)),
+    ...s.tls.map((e) => certificateEndpoint(e.address, e.port, e.serverName)),
+  ] as Fact<unknown>[];
+  const assemble = (values: readonly unknown[]): HealthFacts => {
+    let i = 0;
+    const take = <T>(): T => values[i++] as T;
+    return {
+      disk: take(),
+      memory: take(),
+      load: take(),
+      failed: take(),
+      services: s.services.length ? take() : undefined,
+      http: s.http.map(() => take()),
+      certificates: s.certificates.map(() => take()),
+      tls: s.tls.map(() => take()),
+    };
+  };
+  return { facts, assemble };
+}
+
+/** One line of the report. */
+export interface HealthCheck {
+  /** `disk`, `memory`, `load`, `failed units`, `service`, `http`, `certificate`, `tls`. */
+  check: string;
+  /** The mount, unit, URL or file; empty for host-wide checks. */
+  subject: string;
+  value: string;
+  severity: Severity;
+}
+
+export interface HostHealth {
+  host: string;
+  severity: Severity;
+  checks: HealthCheck[];
+  /** Set when the host could not be read at all (that is critical). */
+  error?: string;
+}
+
+const RANK: Record<Severity, number> = { ok: 0, warning: 1, critical: 2 };
+
+/** The worse of some severities; `ok` for none. @example worst(['ok', 'warning']) // 'warning' */
+export function worst(severities: readonly Severity[]): Severity {
+  return severities.reduce<Severity>((a, b) => (RANK[b] > RANK[a] ? b : a), 'ok');
+}
+
+/** Exit code by the worst severity: 0 ok, 1 warning, 2 critical (the Nagios convention). */
+export function exitCodeForSeverity(s: Severity): 0 | 1 | 2 {
+  return RANK[s] as 0 | 1 | 2;
+}
+
+function above(value: number, t: Thresholds): Severity {
+  return value >= t.critical ? 'critical' : value >= t.warning ? 'warning' : 'ok';
+}
+
+function below(value: number, t: Thresholds): Severity {
+  return value <= t.critical ? 'critical' : value <= t.warning ? 'warning' : 'ok';
+}
+
+const DAY_MS = 86_400_000;
+
+function certificateCheck(check: string, subject: string, c: Certificate, s: HealthSettings, now: Date): HealthCheck {
+  if (c.kind === 'missing') return { check, subject, value: 'missing', severity: 'critical' };
+  if (c.kind === 'error') return { check, subject, value: c.reason, severity: 'critical' };
+  const days = Math.floor((Date.parse(c.notAfter) - now.getTime()) / DAY_MS);
+  const value = days < 0 ? `expired ${-days} day(s) ago (${c.notAfter.slice(0, 10)})` : `${days} day(s) left (${c.notAfter.slice(0, 10)})`;
+  return { check, subject, value, severity: below(days, s.certificateDays) };
+}
+
+function percent(n: number): string {
+  return `${Number.isInteger(n) ? n : n.toFixed(1)} %`;
+}
+
+/**
+ * Pure: one host's facts judged against its settings. `now` dates the certificates.
+ *
+ * @example
+ * const report = evaluateHealth('web1', healthSettings(undefined), facts, new Date());
+ * report.severity // 'critical' when a disk is 93 % full
+ */
+export function evaluateHealth(host: string, s: HealthSettings, f: HealthFacts, now: Date): HostHealth {
+  const checks: HealthCheck[] = [];
+  if (f.disk.kind === 'unavailable') checks.push({ check: 'disk', subject: '', value: `cannot tell: ${f.disk.reason}`, severity: 'warning' });
+  else {
+    const ignored = picomatch([...s.ignoreMounts], { dot: true });
+    // A mount listed twice (stacked mounts) counts once, as the last one mounted.
+    const byMount = new Map(f.disk.mounts.filter((m) => m.sizeKb > 0 && !s.ignoreTypes.includes(m.type) && !ignored(m.mount)).map((m) => [m.mount, m]));
+    for (const m of byMount.values()) {
+      const t = s.mounts[m.mount] ?? s.disk;
+      checks.push({ check: 'disk', subject: m.mount, value: `${percent(m.usePercent)} used (${gib(m.availableKb)} free of ${gib(m.sizeKb)})`, severity: above(m.usePercent, t) });
+    }
+  }
+  if (f.memory.kind === 'unavailable') checks.push({ check: 'memory', subject: '', value: `cannot tell: ${f.memory.reason}`, severity: 'warning' });
+  else {
+    const used = f.memory.totalKb === 0 ? 0 : Math.round(((f.memory.totalKb - f.memory.availableKb) * 1000) / f.memory.totalKb) / 10;
+    checks.push({ check: 'memory', subject: '', value: `${percent(used)} used (${gib(f.memory.availableKb)} available of ${gib(f.memory.totalKb)})`, severity: above(used, s.memory) });
+  }
+  if (f.load.kind === 'unavailable') checks.push({ check: 'load', subject: '', value: `cannot tell: ${f.load.reason}`, severity: s.load ? 'warning' : 'ok' });
+  else {
+    const perCpu = f.load.cpus > 0 ? f.load.five / f.load.cpus : f.load.five;
+    checks.push({ check: 'load', subject: '', value: `${f.load.one} ${f.load.five} ${f.load.fifteen} (${f.load.cpus} CPU${f.load.cpus === 1 ? '' : 's'})`, severity: s.load ? above(perCpu, s.load) : 'ok' });
+  }
+  if (f.failed.kind === 'unavailable') checks.push({ check: 'failed units', subject: '', value: `n/a: ${f.failed.reason.split('\n')[0]}`, severity: 'ok' });
+  else {
+    const names = f.failed.failed.map((u) => u.unit);
+    checks.push({ check: 'failed units', subject: '', value: names.length ? names.join(', ') : 'none', severity: names.length ? s.failedUnits : 'ok' });
+  }
+  for (const unit of s.services) {
+    const state = f.services?.kind === 'states' ? f.services.states[unit] : undefined;
+    const value = f.services?.kind === 'unavailable' ? `cannot tell: ${f.services.reason}` : (state ?? 'unknown');
+    checks.push({ check: 'service', subject: unit, value, severity: state === 'active' ? 'ok' : 'critical' });
+  }
+  s.http.forEach((e, i) => {
+    const r = f.http[i];
+    if (!r || r.kind === 'error') return checks.push({ check: 'http', subject: e.url, value: r?.reason ?? 'no answer', severity: 'critical' });
+    const bodyOk = e.body === undefined || r.body.includes(e.body);
+    const value = r.status !== e.status ? `${r.status}, expected ${e.status}` : bodyOk ? String(r.status) : `${r.status}, body without ${JSON.stringify(e.body)}`;
+    checks.push({ check: 'http', subject: e.url, value, severity: r.status === e.status && bodyOk ? 'ok' : 'critical' });
+  });
+  s.certificates.forEach((c, i) => checks.push(certificateCheck('certificate', c, f.certificates[i] ?? { kind: 'error', reason: 'not read' }, s, now)));
+  s.tls.forEach((e, i) => checks.push(certificateCheck('tls', `${e.address}:${e.port}${e.serverName !== e.address ? ` ${e.serverName}` : ''}`, f.tls[i] ?? { kind: 'error', reason: 'not read' }, s, now)));
+  return { host, severity: worst(checks.map((c) => c.severity)), checks };
+}
+
+/** A host that could not be read: critical, with the reason. */
+export function unreachableHealth(host: string, reason: string): HostHealth {
+  return { host, severity: 'critical', checks: [{ check: 'reachable', subject: '', value: reason, severity: 'critical' }], error: reason };
+}
+
+function gib(kb: number): string {
+  if (kb >= 1024 * 1024) return `${(kb / 1024 / 1024).toFixed(1)} GiB`;
+  if (kb >= 1024) return `${(kb / 1024).toFixed(1)} MiB`;
+  return `${kb} KiB`;
+}
+
+/**
+ * The report as table cells, one row per check, the host named on its first row; the renderer
+ * pads and colours them.
+ *
+ * @example const { header, rows } = healthTable(reports);
+ */
+export function healthTable(hosts: readonly HostHealth[]): { header: string[]; rows: Array<{ cells: string[]; severity: Severity }> } {
+  const rows = hosts.flatMap((h) => h.checks.map((c, i) => ({ cells: [i === 0 ? h.host : '', c.subject ? `${c.check} ${c.subject}` : c.check, c.value, c.severity.toUpperCase()], severity: c.severity })));
+  return { header: ['HOST', 'CHECK', 'VALUE', 'STATUS'], rows };
+}
