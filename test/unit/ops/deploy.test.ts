@@ -178,8 +178,13 @@ t.test('real run: deploy, converge, fail and roll back, roll back by hand, recor
   t.equal(await readlink(join(app, 'current')), 'releases/20250101T000000Z-a');
   t.equal((await runOp(deploy.release(opts('a', '2025-01-01T00:01:00Z')), { connection: conn })).status, 'ok', 'converged: same commit');
 
-  const b = await runOp(deploy.release(opts('b', '2025-01-02T00:00:00Z')), { connection: conn });
+  // The hook gets the real secret; every output shows ***.
+  const hook = sh`test "$(cat name)" = 'release b' && test ${secret('s3cret')} = "$(printf s3c)ret" && touch ../../hook-ran`;
+  const b = await runOp(deploy.release({ ...opts('b', '2025-01-02T00:00:00Z'), hook }), { connection: conn });
   t.equal(b.status, 'changed', b.error?.message ?? '');
+  t.ok((await readFile(join(app, 'hook-ran'), 'utf8')) === '', 'the hook ran in the new release, with the secret');
+  t.notMatch(JSON.stringify(b), /s3cret/, 'the secret is masked in the step');
+  t.match(b.commands?.[0], 'test *** = "$(printf s3c)ret"');
   t.equal(await serving(), 'release b\n');
 
   const c = await runOp(deploy.release(opts('c', '2025-01-03T00:00:00Z')), { connection: conn });
