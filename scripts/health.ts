@@ -14,33 +14,17 @@
 import { resolve } from 'node:path';
 import { checkShape, isMain, openConnection, selectHosts, VarError } from '../lib/index.ts';
 import { evaluateHealth, exitCodeForSeverity, healthFacts, healthSettings, healthTable, healthVar, unreachableHealth, worst, type HealthSettings, type HostHealth, type Severity } from '../lib/health/evaluate.ts';
-import { collectFacts, connectContext, loadInventoryFile, parseReportArgs, renderTable, REPORT_USAGE } from '../lib/health/report.ts';
+import { collectFacts, connectContext, loadInventoryFile, renderTable, reportArgs, type ReportIo, REPORT_USAGE } from '../lib/health/report.ts';
 
 const USAGE = `Usage: npx tsx scripts/health.ts [options]\n\n${REPORT_USAGE}\nExit code: 0 ok, 1 warning, 2 critical, 3 usage or inventory error.\n`;
 
-interface Io {
-  argv: readonly string[];
-  cwd: string;
-  env: Readonly<Record<string, string | undefined>>;
-  stdout: NodeJS.WritableStream & { isTTY?: boolean };
-  stderr: NodeJS.WritableStream;
-}
 
 const COLOR: Record<Severity, number> = { ok: 32, warning: 33, critical: 31 };
 
 /** Runs the report; resolves with the exit code. */
-export async function main(io: Io): Promise<number> {
-  let args;
-  try {
-    args = parseReportArgs(io.argv);
-  } catch (err) {
-    io.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
-    return 3;
-  }
-  if (args.help) {
-    io.stdout.write(USAGE);
-    return 0;
-  }
+export async function main(io: ReportIo): Promise<number> {
+  const args = reportArgs(io, USAGE, [], 3);
+  if (typeof args === 'number') return args;
   const settings = new Map<string, HealthSettings>();
   let inventory;
   let hosts;

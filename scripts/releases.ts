@@ -9,7 +9,7 @@
 import { resolve } from 'node:path';
 import { isMain, openConnection, selectHosts } from '../lib/index.ts';
 import { releasesState, type ReleaseRecord, type ReleasesState } from '../lib/facts/deploy.ts';
-import { collectFacts, connectContext, loadInventoryFile, parseReportArgs, renderTable, REPORT_USAGE } from '../lib/health/report.ts';
+import { collectFacts, connectContext, loadInventoryFile, renderTable, reportArgs, type ReportIo, REPORT_USAGE } from '../lib/health/report.ts';
 import { releaseLayout, type ReleaseLayout } from '../lib/ops/deploy.ts';
 
 const USAGE = `Usage: npx tsx scripts/releases.ts [options]
@@ -19,13 +19,6 @@ ${REPORT_USAGE}  --app NAME               the app (default: each host's var app)
   --last N                 records shown per host (default 10)
 `;
 
-interface Io {
-  argv: readonly string[];
-  cwd: string;
-  env: Readonly<Record<string, string | undefined>>;
-  stdout: NodeJS.WritableStream;
-  stderr: NodeJS.WritableStream;
-}
 
 /** One host's releases as the JSON output has them. */
 interface HostReleases {
@@ -45,19 +38,15 @@ function summarize(host: string, layout: ReleaseLayout, state: ReleasesState, la
   return { ...base, ...(current ? { current } : {}), releases: state.releases.map((r) => r.id), records: state.records.slice(-last) };
 }
 
+/** A reason fits a table cell; --json has it whole. */
+function short(text: string, max = 100): string {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
 /** Runs the report; resolves with the exit code (2 when a host could not be read). */
-export async function main(io: Io): Promise<number> {
-  let args;
-  try {
-    args = parseReportArgs(io.argv, ['app', 'root', 'last']);
-  } catch (err) {
-    io.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
-    return 1;
-  }
-  if (args.help) {
-    io.stdout.write(USAGE);
-    return 0;
-  }
+export async function main(io: ReportIo): Promise<number> {
+  const args = reportArgs(io, USAGE, ['app', 'root', 'last'], 1);
+  if (typeof args === 'number') return args;
   const last = Number(args.own.last ?? 10);
   let inventory;
   let hosts;
@@ -97,7 +86,7 @@ export async function main(io: Io): Promise<number> {
     }
     const rows = out.flatMap((h) =>
       (h.records ?? []).map((r) => ({
-        cells: [h.host, r.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z'), r.action, `${r.release}${r.release === h.current ? ' *' : ''}`, r.ref ?? (r.image ? `image ${r.image}` : ''), r.commit?.slice(0, 7) ?? '', r.result, r.reason ?? ''],
+        cells: [h.host, r.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z'), r.action, `${r.release}${r.release === h.current ? ' *' : ''}`, r.ref ?? (r.image ? `image ${r.image}` : ''), r.commit?.slice(0, 7) ?? '', r.result, short(r.reason ?? '')],
       })),
     );
     if (rows.length) io.stdout.write(`\n${renderTable(['HOST', 'TIME', 'ACTION', 'RELEASE (* live)', 'REF', 'COMMIT', 'RESULT', 'REASON'], rows)}`);

@@ -85,6 +85,34 @@ export async function collectFacts<T>(
   );
 }
 
+/** What a report script needs from the process; scripts pass `process` parts in explicitly. */
+export interface ReportIo {
+  argv: readonly string[];
+  cwd: string;
+  env: Readonly<Record<string, string | undefined>>;
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream;
+}
+
+/**
+ * The report's flags, or the exit code to end with at once: 0 after `--help` (usage written to
+ * stdout), `usageExit` after a usage error (message and usage written to stderr).
+ *
+ * @example const args = reportArgs(io, USAGE, ['app'], 1); if (typeof args === 'number') return args;
+ */
+export function reportArgs(io: ReportIo, usage: string, own: readonly string[], usageExit: number): ReportArgs | number {
+  let args: ReportArgs;
+  try {
+    args = parseReportArgs(io.argv, own);
+  } catch (err) {
+    io.stderr.write(`${(err as Error).message}\n\n${usage}`);
+    return usageExit;
+  }
+  if (!args.help) return args;
+  io.stdout.write(usage);
+  return 0;
+}
+
 /** The flags every report script takes. */
 export interface ReportArgs {
   inventory: string;
