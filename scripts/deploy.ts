@@ -33,6 +33,8 @@ export const serviceVars = {
   healthUrl: v.string().optional(),
   healthStatus: v.integer().default(200),
   healthBody: v.string().optional(),
+  /** A TCP port that must accept connections on 127.0.0.1, tried from the host. */
+  healthPort: v.port().optional(),
   /** `host` (curl on the host) or `controller` (from this machine). */
   healthFrom: v.oneOf('host', 'controller').default('host'),
   /** Seconds to wait for health after a restart. */
@@ -52,6 +54,7 @@ export function serviceOptions(vars: ServiceVars): { app: string; root: string; 
   const probes: Probe[] = [
     ...(vars.service ? [health.unit(vars.service)] : []),
     ...(vars.healthUrl ? [health.http(vars.healthUrl, { status: vars.healthStatus, from: vars.healthFrom, ...(vars.healthBody ? { body: vars.healthBody } : {}) })] : []),
+    ...(vars.healthPort ? [health.tcp(vars.healthPort)] : []),
   ];
   return { app: vars.app, root: vars.appRoot, ...(restart ? { restart } : {}), health: probes, wait: { deadlineMs: vars.healthTimeout * 1000 } };
 }

@@ -51,7 +51,7 @@ export function wrapCommand(spec: ContainerSpec, command: Command): Command {
   return sh`${spec.via.wrap} sh -c ${inner}`;
 }
 
-/** How a container spec reads in messages: `pct 101`, `docker web`, `chroot /srv/nested`. */
+/** How a container spec reads in messages. @example describeContainer({ via: 'pct', id: '101' }) // 'pct 101' */
 export function describeContainer(spec: ContainerSpec): string {
   return typeof spec.via === 'string' ? `${spec.via} ${spec.id ?? ''}` : spec.via.wrap.join(' ');
 }

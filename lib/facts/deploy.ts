@@ -39,11 +39,11 @@ export interface ReleaseRecord {
 
 export type ReleasesState = { kind: 'missing' } | { kind: 'present'; current: CurrentRelease; releases: Release[]; records: ReleaseRecord[] };
 
-/** Names tackle gives releases: a UTC timestamp, then the ref or tag. */
+/** Names tackle gives releases: a UTC timestamp, then the ref or tag. @example RELEASE_ID.test('20250304T050607Z-v1.2') // true */
 export const RELEASE_ID = /^\d{8}T\d{6}Z-[A-Za-z0-9._-]+$/;
-/** The marker file in each release directory. */
+/** The marker file in each release directory (one JSON line). @example posix.join(releaseDir, MARKER) */
 export const MARKER = '.tackle-release';
-/** How many records the fact reads back (the file itself keeps everything). */
+/** How many records the fact reads back (the file itself keeps everything). @example state.records.length <= RECORDS_READ */
 export const RECORDS_READ = 100;
 
 // `releases/*/` matches directories only; each marker is one JSON line (or nothing).
@@ -152,7 +152,10 @@ export type GitRef =
   /** git is missing (an earlier step installs it) or the repository could not be read. */
   | { kind: 'unavailable'; reason: string };
 
-// No prompt can ever wait for an answer: no terminal for https credentials, BatchMode for ssh.
+/**
+ * Environment for git on a host: no prompt can ever wait for an answer (no terminal for https
+ * credentials, BatchMode for ssh). @example sh`${GIT_ENV} git fetch`
+ */
 export const GIT_ENV = sh`GIT_TERMINAL_PROMPT=0 GIT_SSH_COMMAND='ssh -o BatchMode=yes'`;
 
 /**

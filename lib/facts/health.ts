@@ -179,7 +179,7 @@ export function parseUnitStates(units: readonly string[], { stdout, stderr }: Fa
 
 // ---------------------------------------------------------------- HTTP and TCP, from the host
 
-/** Bodies beyond this are cut: enough for a health page or an error message. */
+/** Bodies beyond this are cut: enough for a health page or an error message. @example body.length <= BODY_LIMIT */
 export const BODY_LIMIT = 64 * 1024;
 
 export type HttpResponse = { kind: 'response'; status: number; body: string } | { kind: 'error'; reason: string };

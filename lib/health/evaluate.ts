@@ -62,6 +62,7 @@ export interface HealthSettings {
   tls: readonly TlsEndpoint[];
 }
 
+/** Thresholds and ignored mounts when the inventory says nothing. @example DEFAULTS.disk // { warning: 80, critical: 90 } */
 export const DEFAULTS = {
   disk: { warning: 80, critical: 90 },
   memory: { warning: 75, critical: 90 },
@@ -231,7 +232,7 @@ export function worst(severities: readonly Severity[]): Severity {
   return severities.reduce<Severity>((a, b) => (RANK[b] > RANK[a] ? b : a), 'ok');
 }
 
-/** Exit code by the worst severity: 0 ok, 1 warning, 2 critical (the Nagios convention). */
+/** Exit code by the worst severity: 0 ok, 1 warning, 2 critical (the Nagios convention). @example exitCodeForSeverity('warning') // 1 */
 export function exitCodeForSeverity(s: Severity): 0 | 1 | 2 {
   return RANK[s] as 0 | 1 | 2;
 }
@@ -309,7 +310,7 @@ export function evaluateHealth(host: string, s: HealthSettings, f: HealthFacts, 
   return { host, severity: worst(checks.map((c) => c.severity)), checks };
 }
 
-/** A host that could not be read: critical, with the reason. */
+/** A host that could not be read: critical, with the reason. @example unreachableHealth('web1', 'no route').severity // 'critical' */
 export function unreachableHealth(host: string, reason: string): HostHealth {
   return { host, severity: 'critical', checks: [{ check: 'reachable', subject: '', value: reason, severity: 'critical' }], error: reason };
 }

@@ -125,7 +125,7 @@ export interface ReportArgs {
   own: Record<string, string | undefined>;
 }
 
-/** Usage lines of the common flags. */
+/** Usage lines of the common flags. @example `Usage: npx tsx scripts/x.ts [options]\n\n${REPORT_USAGE}` */
 export const REPORT_USAGE = `  --inventory FILE         inventory module (default ./inventory.ts)
   --limit PATTERNS         hosts, groups or globs, comma-separated; !x excludes
   --json                   print JSON instead of the table

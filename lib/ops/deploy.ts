@@ -163,13 +163,19 @@ function refuse(reason: string): TackleError {
 
 // ---------------------------------------------------------------- commands
 
-/** The `current` link switched atomically: a new link beside it, renamed over it. */
+/**
+ * The `current` link switched atomically: a new link beside it, renamed over it.
+ * @example switchCommand(releaseLayout('shop'), '20250304T050607Z-v2')
+ */
 export function switchCommand(layout: ReleaseLayout, id: string): Command {
   const tmp = posix.join(layout.dir, '.current.tmp');
   return sh`rm -rf -- ${tmp} && ln -s -- ${posix.join('releases', id)} ${tmp} && mv -T -- ${tmp} ${layout.current}`;
 }
 
-/** The command that makes the service run the release in `dir`. */
+/**
+ * The command that makes the service run the release in `dir`.
+ * @example restartCommand({ systemd: 'shop.service' }, dir, 'shop').toString() // 'systemctl restart shop.service'
+ */
 export function restartCommand(restart: Restart, dir: string, app: string): Command {
   if ('systemd' in restart) return sh`systemctl restart ${restart.systemd}`;
   if ('compose' in restart) return sh`cd ${dir} && docker compose --project-name ${restart.compose.project ?? app.toLowerCase().replace(/[^a-z0-9_-]/g, '-')} up -d --remove-orphans`;
@@ -181,7 +187,10 @@ function appendRecord(layout: ReleaseLayout, record: ReleaseRecord): Command {
   return sh`printf '%s\\n' ${JSON.stringify(record)} >> ${layout.records}`;
 }
 
-/** Release ids: UTC time to the second, then the ref or tag made safe for a file name. */
+/**
+ * Release ids: UTC time to the second, then the ref or tag made safe for a file name.
+ * @example releaseId(new Date('2025-03-04T05:06:07Z'), 'v2') // '20250304T050607Z-v2'
+ */
 export function releaseId(now: Date, name: string, taken: readonly string[] = []): string {
   const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   const slug = name.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[.-]+/, '').slice(0, 40) || 'release';

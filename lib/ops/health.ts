@@ -93,7 +93,7 @@ function unit(name: string): Probe {
   return { kind: 'unit', unit: name };
 }
 
-/** A probe in words, for plans and messages. */
+/** A probe in words, for plans and messages. @example describeProbe(health.unit('app')) // 'unit app active' */
 export function describeProbe(p: Probe): string {
   if (p.kind === 'unit') return `unit ${p.unit} active`;
   const where = p.from === 'controller' ? 'from here' : 'from the host';
@@ -102,7 +102,7 @@ export function describeProbe(p: Probe): string {
   return `GET ${p.url} → ${p.status}${body} (${where})`;
 }
 
-/** Probes and waiting in one line: `GET … → 200 (from the host), within 60 s`. */
+/** Probes and waiting in one line. @example describeHealth([health.tcp(22)]) // 'TCP 127.0.0.1:22 open (from the host), within 60 s' */
 export function describeHealth(probes: readonly Probe[], wait: WaitOptions = {}): string {
   return `${probes.map(describeProbe).join(', ')}, within ${Math.round((wait.deadlineMs ?? 60_000) / 1000)} s`;
 }
@@ -127,12 +127,12 @@ function oneLine(text: string, max = 120): string {
   return line.length > max ? `${line.slice(0, max - 1)}…` : line;
 }
 
-/** Pure: why a TCP result fails its probe, or undefined. */
+/** Pure: why a TCP result fails its probe, or undefined. @example judgeTcp(probe, { kind: 'open' }) // undefined */
 export function judgeTcp(p: Probe & { kind: 'tcp' }, r: TcpPort): string | undefined {
   return r.kind === 'open' ? undefined : `TCP ${p.address}:${p.port}: ${r.reason}`;
 }
 
-/** Pure: why a unit is not active, or undefined. */
+/** Pure: why a unit is not active, or undefined. @example judgeUnit(probe, { kind: 'states', states: { app: 'failed' } }) // 'unit app is failed' */
 export function judgeUnit(p: Probe & { kind: 'unit' }, r: UnitStates): string | undefined {
   if (r.kind === 'unavailable') return `unit ${p.unit}: ${r.reason}`;
   const state = r.states[p.unit];
@@ -148,7 +148,10 @@ function hostFact(p: Probe): Fact<unknown> | undefined {
   return tcpPort(p.address, p.port, p.timeoutMs) as Fact<unknown>;
 }
 
-/** One GET from this machine, as the host-side fact would report it. */
+/**
+ * One GET from this machine, as the host-side fact would report it.
+ * @example await fetchFromController('https://app.example.com/health', { timeoutMs: 5000, insecure: false })
+ */
 export function fetchFromController(url: string, opts: { timeoutMs: number; insecure: boolean }): Promise<HttpResponse> {
   return new Promise((resolve) => {
     const request = url.startsWith('https:') ? httpsRequest : httpRequest;
@@ -169,7 +172,7 @@ export function fetchFromController(url: string, opts: { timeoutMs: number; inse
   });
 }
 
-/** One TCP connect from this machine. */
+/** One TCP connect from this machine. @example await connectFromController('203.0.113.10', 443, 3000) // { kind: 'open' } */
 export function connectFromController(address: string, port: number, timeoutMs: number): Promise<TcpPort> {
   return new Promise((resolve) => {
     const socket = connect({ host: address, port, timeout: timeoutMs });
@@ -234,7 +237,7 @@ export async function waitForHealth(conn: Connection, probes: readonly Probe[], 
   }
 }
 
-/** How an outcome reads in a message: `after 7 attempts in 12.3 s`. */
+/** How an outcome reads in a message. @example describeAttempts({ kind: 'healthy', attempts: 7, ms: 12_300 }) // '7 attempts in 12.3 s' */
 export function describeAttempts(o: HealthOutcome): string {
   return `${o.attempts} attempt${o.attempts === 1 ? '' : 's'} in ${(o.ms / 1000).toFixed(1)} s`;
 }
