@@ -1,0 +1,126 @@
+// The typed inventory vars of the backup scripts, and what they mean for the operations.
+import type { Secret } from '../command/command.ts';
+import { VarError, VarType, v, type InferShape } from '../inventory/vars.ts';
+import type { PgTarget } from '../facts/postgres.ts';
+import type { RemoteLocation } from '../facts/rclone.ts';
+import type { S3Provider } from '../ops/rclone.ts';
+import { cronFields } from '../ops/schedule.ts';
+
+const PROVIDERS: readonly S3Provider[] = ['Cloudflare', 'AWS', 'Minio', 'Wasabi', 'DigitalOcean', 'Other'];
+
+/**
+ * A cron expression var, checked with cron-parser with the inventory, before any host is contacted.
+ *
+ * @example const vars = { when: cronVar().default('0 2 * * *') };
+ */
+export function cronVar(): VarType<string> {
+  return new VarType('a cron expression', (value, path) => {
+    if (typeof value !== 'string') throw new VarError(path, 'a cron expression such as "0 2 * * *"', value);
+    try {
+      cronFields(value);
+    } catch (err) {
+      throw new VarError(path, `a valid cron expression (${(err as Error).message})`, value);
+    }
+    return value;
+  });
+}
+
+/**
+ * The `backup` var of a database host: what to dump, where, and where to copy it. Hosts
+ * without it are not database hosts for the backup scripts (they are skipped).
+ *
+ * @example
+ * db1: { address: '203.0.113.5', groups: ['db'], vars: { backup: {
+ *   databases: ['app'], remote: { accountId: '0123…', bucket: 'acme-backups' } } } }
+ */
+export const backupVars = {
+  backup: v
+    .object({
+      databases: v.array(v.string()),
+      /** The backup directory on the host. */
+      dir: v.string().default('/var/backups/postgresql'),
+      /** PostgreSQL runs in this Docker container (`docker exec`); otherwise on the host. */
+      container: v.string().optional(),
+      /** The OS user that runs the programs on the host (peer authentication). */
+      osUser: v.string().default('postgres'),
+      /** The database role (`-U`); in a container usually `postgres`. */
+      dbUser: v.string().optional(),
+      noOwner: v.boolean().default(false),
+      excludeTables: v.array(v.string()).default([]),
+      keepDays: v.number().default(7),
+      keepAtLeast: v.integer().default(3),
+      remote: v.object({
+        /** The rclone remote's name. */
+        name: v.string().default('r2'),
+        provider: v.oneOf(...PROVIDERS).default('Cloudflare'),
+        /** Cloudflare account id (R2 endpoint https://ID.r2.cloudflarestorage.com). */
+        accountId: v.string().optional(),
+        endpoint: v.string().optional(),
+        region: v.string().default('auto'),
+        bucket: v.string(),
+        /** Folder in the bucket; default the host's inventory name. */
+        prefix: v.string().optional(),
+        keepDays: v.number().default(30),
+        keepAtLeast: v.integer().default(3),
+        retries: v.integer().optional(),
+        lowLevelRetries: v.integer().optional(),
+      }),
+    })
+    .optional(),
+};
+
+export type BackupVars = InferShape<typeof backupVars>;
+export type BackupConfig = NonNullable<BackupVars['backup']>;
+
+/** The storage keys, from the controller's environment (`.env`), never printed. */
+export interface BackupSecrets {
+  accessKeyId: Secret;
+  secretAccessKey: Secret;
+}
+
+/**
+ * The remote folder of a host's backups: `REMOTE:BUCKET/PREFIX`, the prefix defaulting to the host's name.
+ *
+ * @example remoteOf(cfg, 'db1') // { remote: 'r2', bucket: 'acme-backups', prefix: 'db1' }
+ */
+export function remoteOf(cfg: BackupConfig, host: string): RemoteLocation {
+  const r = cfg.remote;
+  return {
+    remote: r.name,
+    bucket: r.bucket,
+    prefix: r.prefix ?? host,
+    ...(r.retries !== undefined ? { retries: r.retries } : {}),
+    ...(r.lowLevelRetries !== undefined ? { lowLevelRetries: r.lowLevelRetries } : {}),
+  };
+}
+
+/**
+ * How to reach the host's PostgreSQL: in its container, or on the host as `osUser`.
+ *
+ * @example pgTargetOf({ ...cfg, container: 'postgres', dbUser: 'postgres' }) // { via: { kind: 'docker', container: 'postgres' }, connection: { user: 'postgres' } }
+ */
+export function pgTargetOf(cfg: BackupConfig): PgTarget {
+  return {
+    via: cfg.container ? { kind: 'docker', container: cfg.container } : { kind: 'host', osUser: cfg.osUser },
+    ...(cfg.dbUser ? { connection: { user: cfg.dbUser } } : {}),
+  };
+}
+
+/**
+ * The environment the backup scripts read (process environment, then `.env`): the storage keys.
+ *
+ * @example const env = loadEnv(backupEnv, { env: process.env, file: '.env' });
+ */
+export const backupEnv = {
+  BACKUP_ACCESS_KEY_ID: { secret: true },
+  BACKUP_SECRET_ACCESS_KEY: { secret: true },
+} as const;
+
+/**
+ * The webhook told about failures (optional; a Slack incoming-webhook URL is a credential, so it is a secret).
+ *
+ * @example const { BACKUP_WEBHOOK_URL } = loadEnv(webhookEnv, { env: process.env, file: '.env' });
+ */
+export const webhookEnv = {
+  BACKUP_WEBHOOK_URL: { secret: true, optional: true, check: (value: string) => (/^https?:\/\/\S+$/.test(value) ? undefined : 'must be an http(s) URL') },
+} as const;
