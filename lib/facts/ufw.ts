@@ -148,7 +148,11 @@ export function parseTuple(text: string, family: 'v4' | 'v6'): UfwRule {
   };
 }
 
-/** What makes two tuples the same rule (the comment and family aside). */
+/**
+ * What makes two tuples the same rule (the comment and family aside).
+ *
+ * @example ruleIdentity(parseTuple('allow tcp 80,443 ::/0 any ::/0 in', 'v6')) === ruleIdentity(parseTuple('allow tcp 443,80 0.0.0.0/0 any 0.0.0.0/0 in', 'v4')) // true
+ */
 export function ruleIdentity(r: Omit<UfwRule, 'comment' | 'families'>): string {
   // For an app rule the ports and protocol come from the profile; the app name is the identity.
   const ports = r.dapp ? `app:${r.dapp}` : `${r.proto} ${r.dport.split(',').sort().join(',')}`;

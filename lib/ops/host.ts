@@ -58,7 +58,17 @@ function hostname(options: HostnameOptions): Operation {
     facts: { names: hostnameFact, hosts: pathInfo('/etc/hosts') },
     // Not `options` itself: its `name` is the host name, not a step name.
     options: { notify: options.notify },
-    plan: ({ names, hosts }) => changes([hostsLine.plan({ info: hosts }), setHostname(name, names)]),
+    plan: ({ names, hosts }) => {
+      const line = hostsLine.plan({ info: hosts });
+      const rename = setHostname(name, names);
+      if (!line || !rename) return line ?? rename;
+      // One command for both: a sudo started between them would find its host name in neither
+      // the kernel nor /etc/hosts, and wait for DNS (20 s and more) to say so.
+      const [write] = line.actions;
+      const [set] = rename.actions;
+      if (line.actions.length !== 1 || !write || !set) return changes([line, rename]);
+      return { summary: `${line.summary}; ${rename.summary}`, actions: [{ ...write, command: Command.join([write.command, set.command], '\n') }], ...(line.diff ? { diff: line.diff } : {}) };
+    },
   });
 }
 

@@ -510,6 +510,10 @@ function loginCheck(p: Plan, rollback: Command, forget: Command): Check {
  * Opens a new connection and runs `true`; undefined when that works, else why not. sshd closes
  * its listener for a moment while it re-executes on reload, so a refused connection is retried
  * for a few seconds; an authentication failure is not (retrying only feeds fail2ban).
+ *
+ * @example
+ * const failure = await freshLogin(ctx);
+ * if (failure !== undefined) throw new TackleError({ phase: 'operation', reason: `login broken: ${failure}` });
  */
 export async function freshLogin(ctx: ApplyContext, deadlineMs = 8000): Promise<string | undefined> {
   const until = Date.now() + deadlineMs;

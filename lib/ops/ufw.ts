@@ -361,7 +361,8 @@ function defaults(options: UfwDefaultsOptions): Operation {
  * Ensures the firewall is enabled (`ufw --force enable`, also at boot) or disabled. Enabling is
  * REFUSED at planning time unless the added rules allow the SSH port in use (tcp, allow or limit,
  * from anywhere or from the controller's address): the error names the port. When ufw is not
- * installed yet (a dry run on a fresh host) the same test runs on the host just before enabling.
+ * installed yet or has no rule at all (a dry run before the rules step, a fresh Ubuntu), the same
+ * test runs on the host just before enabling, and refuses there.
  * After enabling, a fresh SSH login must work, or ufw is disabled again and the step fails.
  *
  * @example
@@ -380,10 +381,14 @@ function enabled(options: UfwEnabledOptions = {}): Operation {
       if (!on) return ufw.kind === 'ufw' && ufw.active ? { summary: 'disable the firewall', actions: [{ command: sh`ufw disable` }] } : undefined;
       if (ufw.kind === 'ufw' && ufw.active) return undefined;
       const t = sshTarget(session, options.sshPort);
-      if (ufw.kind === 'ufw' && !sshAllowed(ufw.rules, t)) throw sshRefusal('enable ufw', t);
-      const guard: Action[] = ufw.kind === 'missing' ? [{ command: sshGuard(t) }] : [];
+      // No rule at all (ufw not installed yet, or fresh as Ubuntu ships it) may only mean that the
+      // rules step before this one was merely planned in a dry run: the host checks just before enabling.
+      const unknown = ufw.kind === 'missing' || ufw.rules.length === 0;
+      if (!unknown && !sshAllowed(ufw.rules, t)) throw sshRefusal('enable ufw', t);
+      const guard: Action[] = unknown ? [{ command: sshGuard(t) }] : [];
+      const why = ufw.kind === 'missing' ? `; ${notInstalled} and allow it` : unknown ? '; no rules yet: checked on the host before enabling' : '';
       return {
-        summary: `enable the firewall (SSH port ${t.port}/tcp is allowed${ufw.kind === 'missing' ? `; ${notInstalled} and allow it` : ''})`,
+        summary: `enable the firewall (SSH port ${t.port}/tcp is allowed${why})`,
         actions: [...guard, { command: sh`ufw --force enable` }],
         checks: [
           {

@@ -1,10 +1,10 @@
-import { Buffer } from 'node:buffer';
 import t from 'tap';
 import type { Change, Operation } from '../../../lib/engine/operation.ts';
 import { parseDpkgQuery, type AptLists, type DpkgPackages } from '../../../lib/facts/apt.ts';
 import type { Fail2banHost } from '../../../lib/facts/fail2ban.ts';
-import { sha256Hex, type PathInfo } from '../../../lib/facts/files.ts';
+import type { PathInfo } from '../../../lib/facts/files.ts';
 import { FAIL2BAN_DEFAULTS_FILE, fail2ban } from '../../../lib/ops/fail2ban.ts';
+import { fileInfo } from './plan-helpers.ts';
 
 const dpkg = (...installed: string[]): DpkgPackages =>
   parseDpkgQuery({ stdout: `amd64\n${installed.map((n) => `${n}\tall\t1.0\tinstall ok installed\t\n`).join('')}`, stderr: '', exitCode: 0 });
@@ -12,10 +12,6 @@ const fresh: AptLists = { kind: 'fetched', ageSeconds: 60, sourcesChanged: false
 const journalOnly: Fail2banHost = { installed: true, authLog: false, journal: true };
 const withRsyslog: Fail2banHost = { installed: true, authLog: true, journal: true };
 
-function fileInfo(content: string): PathInfo {
-  const bytes = Buffer.from(content);
-  return { kind: 'file', mode: '0644', owner: 'root', group: 'root', uid: 0, gid: 0, size: bytes.length, sha256: sha256Hex(bytes), content: bytes.toString('base64') };
-}
 const plan = (op: Operation, f: { info?: PathInfo; host?: Fail2banHost; dpkg?: DpkgPackages; lists?: AptLists } = {}): Change | undefined =>
   op.plan({ info: f.info ?? { kind: 'missing' }, host: f.host ?? journalOnly, dpkg: f.dpkg ?? dpkg('fail2ban', 'python3-systemd'), lists: f.lists ?? fresh });
 const commands = (c: Change | undefined) => (c?.actions ?? []).map((a) => a.command.toString());

@@ -4,21 +4,18 @@ import type { Command } from '../../../lib/command/command.ts';
 import type { Connection, ExecResult } from '../../../lib/connection/connection.ts';
 import type { ApplyContext, Change, Operation } from '../../../lib/engine/operation.ts';
 import { TackleError } from '../../../lib/errors.ts';
-import { sha256Hex, type PathInfo } from '../../../lib/facts/files.ts';
+import type { PathInfo } from '../../../lib/facts/files.ts';
 import { parseSshdConfig, type SshSession, type SshdConfig } from '../../../lib/facts/sshd.ts';
 import type { SystemdUnit } from '../../../lib/facts/systemd.ts';
 import { SSHD_DEFAULT_DROPIN, freshLogin, previousVersion, sshd, type SshdConfigOptions } from '../../../lib/ops/sshd.ts';
 import { DEBIAN_SSHD_CONFIG, FRESH_SSHD_T, LAB_DROPIN, configOutput } from '../facts/sshd.captured.ts';
+import { fileInfo, refusal } from './plan-helpers.ts';
 
 // ------------------------------------------------------------------ facts, from captured output
 
 const MAIN = '/etc/ssh/sshd_config';
 const LAB = '/etc/ssh/sshd_config.d/tackle-lab.conf';
 
-function fileInfo(content: string): PathInfo {
-  const bytes = Buffer.from(content);
-  return { kind: 'file', mode: '0644', owner: 'root', group: 'root', uid: 0, gid: 0, size: bytes.length, sha256: sha256Hex(bytes), content: bytes.toString('base64') };
-}
 
 /** `sshd -T` of the fresh host with some keywords replaced (a list value replaces all its lines). */
 function effective(changes: Record<string, string | string[]> = {}): string {
@@ -80,15 +77,6 @@ const plan = (op: Operation, f: Facts = {}): Change | undefined =>
   op.plan({ info: f.info ?? { kind: 'missing' }, config: f.config ?? config(), session: f.session ?? session, socket: f.socket ?? debianSocket });
 const commands = (c: Change | undefined) => (c?.actions ?? []).map((a) => a.command.toString());
 
-function refusal(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof TackleError && err.phase === 'operation') return err.reason;
-    throw err;
-  }
-  throw new Error('expected a refusal');
-}
 
 // ------------------------------------------------------------------ planning
 

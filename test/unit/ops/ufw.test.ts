@@ -126,6 +126,13 @@ t.test('ufw.enabled: refused at planning time unless the SSH port is allowed', a
   t.equal(plan(op, state('active', SSH_ANY)), undefined, 'already enabled');
 });
 
+t.test('ufw.enabled: no rules at all (Ubuntu ships ufw so; the rules step only planned in a dry run) is guarded on the host', async (t) => {
+  const change = plan(ufw.enabled({}), fresh);
+  t.match(commands(change)?.[0], /^awk -v port=22 /);
+  t.equal(commands(change)?.[1], 'ufw --force enable');
+  t.match(change?.summary, /no rules yet: checked on the host before enabling/);
+});
+
 t.test('ufw.enabled: ufw not installed yet (dry run on a fresh host) is guarded on the host', async (t) => {
   const change = plan(ufw.enabled({}), missing);
   const [guard, enable] = commands(change) ?? [];

@@ -1,13 +1,9 @@
-import { Buffer } from 'node:buffer';
 import t from 'tap';
-import { sha256Hex, type PathInfo } from '../../../lib/facts/files.ts';
+import type { PathInfo } from '../../../lib/facts/files.ts';
 import { AUTO_UPGRADES_FILE, UNATTENDED_FILE, unattended } from '../../../lib/ops/unattended.ts';
+import { fileInfo } from './plan-helpers.ts';
 
 const missing: PathInfo = { kind: 'missing' };
-function fileInfo(content: string): PathInfo {
-  const bytes = Buffer.from(content);
-  return { kind: 'file', mode: '0644', owner: 'root', group: 'root', uid: 0, gid: 0, size: bytes.length, sha256: sha256Hex(bytes), content: bytes.toString('base64') };
-}
 // What the unattended-upgrades package itself writes (Debian 12) before the operation runs.
 const PACKAGE_AUTO = 'APT::Periodic::Update-Package-Lists "1";\nAPT::Periodic::Unattended-Upgrade "1";\n';
 
