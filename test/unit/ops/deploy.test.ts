@@ -178,6 +178,13 @@ t.test('real run: deploy, converge, fail and roll back, roll back by hand, recor
   t.equal(await readlink(join(app, 'current')), 'releases/20250101T000000Z-a');
   t.equal((await runOp(deploy.release(opts('a', '2025-01-01T00:01:00Z')), { connection: conn })).status, 'ok', 'converged: same commit');
 
+  // A failing hook stops the deploy before the switch, and leaves no half-made release.
+  const hooked = await runOp(deploy.release({ ...opts('b', '2025-01-01T12:00:00Z'), hook: sh`echo 'no migration' >&2; exit 3` }), { connection: conn });
+  t.equal(hooked.status, 'failed');
+  t.match(hooked.error?.stderrTail, /no migration\ntackle: the pre-deploy hook failed \(exit 3\)/);
+  t.same(await readdir(join(app, 'releases')), ['20250101T000000Z-a'], 'the new release was removed');
+  t.equal(await serving(), 'release a\n', 'still on a');
+
   // The hook gets the real secret; every output shows ***.
   const hook = sh`test "$(cat name)" = 'release b' && test ${secret('s3cret')} = "$(printf s3c)ret" && touch ../../hook-ran`;
   const b = await runOp(deploy.release({ ...opts('b', '2025-01-02T00:00:00Z'), hook }), { connection: conn });
@@ -212,11 +219,12 @@ t.test('real run: deploy, converge, fail and roll back, roll back by hand, recor
     records.map((r) => [r.action, r.release, r.result, r.previous]),
     [
       ['deploy', '20250101T000000Z-a', 'ok', undefined],
+      ['deploy', '20250101T120000Z-b', 'failed', '20250101T000000Z-a'],
       ['deploy', '20250102T000000Z-b', 'ok', '20250101T000000Z-a'],
       ['deploy', '20250103T000000Z-c', 'rolled-back', '20250102T000000Z-b'],
       ['rollback', '20250103T000000Z-c', 'failed', '20250102T000000Z-b'],
       ['rollback', '20250102T000000Z-b', 'ok', '20250103T000000Z-c'],
     ],
   );
-  t.match(records[2], { ref: 'c', commit: /^[0-9a-f]{40}$/, reason: /answered 500/ });
+  t.match(records[3], { ref: 'c', commit: /^[0-9a-f]{40}$/, reason: /answered 500/ });
 });
