@@ -100,7 +100,8 @@ export interface RollbackOptions extends CommonOptions, ServiceOptions {
 
 type Source = { kind: 'git'; repo: string; ref: string } | { kind: 'image'; tag: string; envFile: string; variable: string; template: string | undefined };
 
-interface Service {
+/** The app, its layout and how it restarts and proves healthy: what deploy and rollback share. */
+export interface Service {
   layout: ReleaseLayout;
   restart: Restart | undefined;
   health: readonly Probe[];
