@@ -440,7 +440,8 @@ function planConfig(p: Plan, write: Operation, info: PathInfo, config: SshdConfi
     { command: prev.save },
     ...change.actions,
     { command: prev.validateOrRestore(sh`sshd -t`) },
-    { command: armCommand(rollback) },
+    // Without its safety net (no systemd-run) the new file must not go live: put the old one back.
+    { command: sh`if ! tackle_out=$(${armCommand(rollback)} 2>&1); then ${prev.restore}; printf 'tackle: could not arm the rollback timer, so sshd is not reloaded and the previous config is back:\n%s\n' "$tackle_out" >&2; exit 1; fi` },
     { command: sh`if ! tackle_out=$(${reload} 2>&1); then ${rollback}; printf 'tackle: reloading ssh failed; the previous config is back:\\n%s\\n' "$tackle_out" >&2; exit 1; fi` },
   ];
   const how = portsChange && viaSocket ? 'restart ssh.socket (socket-activated, ports change)' : 'reload ssh';
