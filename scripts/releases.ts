@@ -9,7 +9,9 @@
 import { resolve } from 'node:path';
 import { isMain, openConnection, selectHosts } from '../lib/index.ts';
 import { releasesState, type ReleaseRecord, type ReleasesState } from '../lib/facts/deploy.ts';
-import { collectFacts, connectContext, loadInventoryFile, renderTable, reportArgs, type ReportIo, REPORT_USAGE } from '../lib/health/report.ts';
+import { connectContext } from '../lib/connection/open.ts';
+import { loadInventoryFile } from '../lib/inventory/load.ts';
+import { collectFacts, renderTable, reportArgs, type ReportIo, REPORT_USAGE } from '../lib/health/report.ts';
 import { releaseLayout, type ReleaseLayout } from '../lib/ops/deploy.ts';
 
 const USAGE = `Usage: npx tsx scripts/releases.ts [options]

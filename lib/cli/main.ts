@@ -1,11 +1,11 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { openConnection, type ConnectContext } from '../connection/open.ts';
-import { TackleError } from '../errors.ts';
+import { connectContext, openConnection } from '../connection/open.ts';
 import { checkVars, runTask } from '../engine/runner.ts';
 import type { Task } from '../engine/task.ts';
-import { isInventory, type Inventory, type Vars } from '../inventory/inventory.ts';
+import type { Inventory, Vars } from '../inventory/inventory.ts';
+import { loadInventoryFile } from '../inventory/load.ts';
 import { selectHosts } from '../inventory/select.ts';
 import { parseCliArgs, usage, type CliOptions } from './args.ts';
 import { exitCodeOf, toJsonReport } from './report.ts';
@@ -43,7 +43,7 @@ export async function runCli<V extends Vars>(task: Task<V>, io: CliIo): Promise<
   let inventory: Inventory;
   let hosts;
   try {
-    inventory = await loadInventory(resolve(io.cwd, opts.inventory));
+    inventory = await loadInventoryFile(resolve(io.cwd, opts.inventory));
     // Vars from the command line override the inventory, as Ansible's extra vars do.
     hosts = selectHosts(inventory, opts.limit).map((h) => ({ ...h, vars: { ...h.vars, ...opts.vars } }));
     checkVars(task, hosts);
@@ -58,12 +58,7 @@ export async function runCli<V extends Vars>(task: Task<V>, io: CliIo): Promise<
     abort.abort();
   };
   io.signals?.once('SIGINT', onSigint);
-  const ctx: ConnectContext = {
-    home: io.env.HOME ?? '/root',
-    localUser: io.env.USER ?? io.env.LOGNAME ?? 'root',
-    acceptNewHostKeys: opts.acceptNewHostKeys,
-    ...(io.env.SSH_AUTH_SOCK ? { sshAuthSock: io.env.SSH_AUTH_SOCK } : {}),
-  };
+  const ctx = connectContext(io.env, { acceptNewHostKeys: opts.acceptNewHostKeys });
   const view = liveView(
     hosts.map((h) => h.name),
     io,
@@ -89,19 +84,6 @@ export async function runCli<V extends Vars>(task: Task<V>, io: CliIo): Promise<
     await writeFile(file, `${JSON.stringify(toJsonReport(result), null, 2)}\n`);
   }
   return exitCodeOf(result);
-}
-
-async function loadInventory(file: string): Promise<Inventory> {
-  let mod: { default?: unknown };
-  try {
-    mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
-  } catch (err) {
-    // The inventory module may load its own copy of lib/ (another path), so match by name too.
-    if (err instanceof TackleError || (err as Error).name === 'TackleError') throw err;
-    throw new TackleError({ phase: 'inventory', reason: `cannot load inventory ${file}: ${(err as Error).message}`, cause: err });
-  }
-  if (!isInventory(mod.default)) throw new TackleError({ phase: 'inventory', reason: `${file} must default-export defineInventory({ hosts, groups })` });
-  return mod.default;
 }
 
 /** True when the module at `moduleUrl` is the script node was started with. */

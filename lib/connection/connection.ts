@@ -85,3 +85,34 @@ export abstract class ExecConnection implements Connection {
     return Buffer.from(r.stdout, 'base64');
   }
 }
+
+/**
+ * A connection that runs each command through another one, rewritten (sudo, a container's
+ * `pct exec`): closing, stats and counting go to the inner connection.
+ */
+export abstract class WrappedConnection extends ExecConnection {
+  constructor(readonly inner: Connection) {
+    super();
+  }
+
+  /** The command as the inner connection must run it. */
+  protected abstract wrap(command: Command, options: ExecOptions): { command: Command; options: ExecOptions };
+
+  async exec(command: Command, options: ExecOptions = {}): Promise<ExecResult> {
+    const wrapped = this.wrap(command, options);
+    // Results name the command the caller asked for, not its wrapping.
+    return { ...(await this.inner.exec(wrapped.command, wrapped.options)), command };
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+
+  stats(): ConnectionStats {
+    return this.inner.stats();
+  }
+
+  countCommands(n: number): void {
+    this.inner.countCommands(n);
+  }
+}

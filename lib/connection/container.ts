@@ -1,6 +1,6 @@
 import { sh, type Command } from '../command/command.ts';
 import { TackleError, tail } from '../errors.ts';
-import { ExecConnection, type Connection, type ConnectionStats, type ExecOptions, type ExecResult } from './connection.ts';
+import { WrappedConnection, type Connection, type ExecOptions } from './connection.ts';
 
 /**
  * How a parent host enters one of its containers: Proxmox `pct exec`, `docker exec`, or any
@@ -64,32 +64,19 @@ export function describeContainer(spec: ContainerSpec): string {
  * const ct = await openContainer(await openConnection(pve, inv, ctx), 'ct101', { via: 'pct', id: '101' });
  * await ct.exec(sh`hostname`);
  */
-export class ContainerConnection extends ExecConnection {
+export class ContainerConnection extends WrappedConnection {
   constructor(
     readonly host: string,
     readonly parent: Connection,
     readonly spec: ContainerSpec,
   ) {
-    super();
+    super(parent);
     const problem = containerSpecProblem(spec);
     if (problem) throw new TypeError(`container ${host}: ${problem}`);
   }
 
-  async exec(command: Command, options: ExecOptions = {}): Promise<ExecResult> {
-    const result = await this.parent.exec(wrapCommand(this.spec, command), options);
-    return { ...result, command };
-  }
-
-  close(): Promise<void> {
-    return this.parent.close();
-  }
-
-  stats(): ConnectionStats {
-    return this.parent.stats();
-  }
-
-  countCommands(n: number): void {
-    this.parent.countCommands(n);
+  protected wrap(command: Command, options: ExecOptions): { command: Command; options: ExecOptions } {
+    return { command: wrapCommand(this.spec, command), options };
   }
 }
 

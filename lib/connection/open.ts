@@ -103,3 +103,17 @@ async function existing(paths: readonly string[]): Promise<string[]> {
   const found = await Promise.all(paths.map((p) => access(p).then(() => p, () => undefined)));
   return found.filter((p): p is string => p !== undefined);
 }
+
+/**
+ * What opening connections needs, from the process environment the script was given.
+ *
+ * @example connectContext(process.env, { acceptNewHostKeys: false })
+ */
+export function connectContext(env: Readonly<Record<string, string | undefined>>, opts: { acceptNewHostKeys: boolean }): ConnectContext {
+  return {
+    home: env.HOME ?? '/root',
+    localUser: env.USER ?? env.LOGNAME ?? 'root',
+    acceptNewHostKeys: opts.acceptNewHostKeys,
+    ...(env.SSH_AUTH_SOCK ? { sshAuthSock: env.SSH_AUTH_SOCK } : {}),
+  };
+}

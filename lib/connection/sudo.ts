@@ -1,6 +1,6 @@
 import { Buffer } from 'node:buffer';
 import { sh, type Command, type Secret } from '../command/command.ts';
-import { ExecConnection, stdinBytes, type Connection, type ConnectionStats, type ExecOptions, type ExecResult } from './connection.ts';
+import { WrappedConnection, stdinBytes, type Connection, type ExecOptions } from './connection.ts';
 
 export interface BecomeOptions {
   /** Target user; root by default. */
@@ -16,39 +16,24 @@ export interface BecomeOptions {
  * @example
  * const root = new SudoConnection(conn, { password: secret(env.SUDO_PASSWORD) });
  */
-export class SudoConnection extends ExecConnection {
+export class SudoConnection extends WrappedConnection {
   constructor(
-    readonly inner: Connection,
+    inner: Connection,
     readonly options: BecomeOptions = {},
   ) {
-    super();
+    super(inner);
   }
 
   get host(): string {
     return this.inner.host;
   }
 
-  async exec(command: Command, options: ExecOptions = {}): Promise<ExecResult> {
+  protected wrap(command: Command, options: ExecOptions): { command: Command; options: ExecOptions } {
     const user = this.options.user ?? 'root';
     const password = this.options.password;
+    if (!password) return { command: sh`sudo -n -H -u ${user} -- sh -c ${command.asArgument()}`, options };
     // sudo -S reads exactly one line for the password; the rest of stdin reaches the command.
-    const wrapped = password
-      ? sh`sudo -S -p '' -H -u ${user} -- sh -c ${command.asArgument()}`
-      : sh`sudo -n -H -u ${user} -- sh -c ${command.asArgument()}`;
-    const stdin = password ? Buffer.concat([Buffer.from(`${password.reveal()}\n`), stdinBytes(options.stdin) ?? Buffer.alloc(0)]) : options.stdin;
-    const result = await this.inner.exec(wrapped, { ...options, ...(stdin === undefined ? {} : { stdin }) });
-    return { ...result, command };
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-
-  stats(): ConnectionStats {
-    return this.inner.stats();
-  }
-
-  countCommands(n: number): void {
-    this.inner.countCommands(n);
+    const stdin = Buffer.concat([Buffer.from(`${password.reveal()}\n`), stdinBytes(options.stdin) ?? Buffer.alloc(0)]);
+    return { command: sh`sudo -S -p '' -H -u ${user} -- sh -c ${command.asArgument()}`, options: { ...options, stdin } };
   }
 }

@@ -1,7 +1,6 @@
 // Read-only fleet reports (scripts/health.ts, scripts/releases.ts): their flags, the inventory,
 // each host opened and its facts read in one round trip, and a plain text table. No operations,
 // no plan, no recap; nothing here prints: the scripts write what these return.
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Semaphore } from '../concurrency.ts';
 import type { Connection } from '../connection/connection.ts';
@@ -10,39 +9,7 @@ import { gatherFacts } from '../engine/gather.ts';
 import { asTackleError } from '../engine/host-run.ts';
 import { TackleError } from '../errors.ts';
 import type { Fact } from '../facts/fact.ts';
-import { isInventory, type Inventory, type InventoryHost } from '../inventory/inventory.ts';
-
-/**
- * Imports an inventory module and checks its default export.
- *
- * @example const inv = await loadInventoryFile('/srv/ops/inventory.ts');
- */
-export async function loadInventoryFile(file: string): Promise<Inventory> {
-  let mod: { default?: unknown };
-  try {
-    mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
-  } catch (err) {
-    // The inventory may load its own copy of lib/ (another path): match errors by name.
-    if ((err as Error).name === 'TackleError') throw err;
-    throw new TackleError({ phase: 'inventory', reason: `cannot load inventory ${file}: ${(err as Error).message}`, cause: err });
-  }
-  if (!isInventory(mod.default)) throw new TackleError({ phase: 'inventory', reason: `${file} must default-export defineInventory({ hosts, groups })` });
-  return mod.default;
-}
-
-/**
- * What opening connections needs, from the process environment the script was given.
- *
- * @example connectContext(process.env, { acceptNewHostKeys: false })
- */
-export function connectContext(env: Readonly<Record<string, string | undefined>>, opts: { acceptNewHostKeys: boolean }): ConnectContext {
-  return {
-    home: env.HOME ?? '/root',
-    localUser: env.USER ?? env.LOGNAME ?? 'root',
-    acceptNewHostKeys: opts.acceptNewHostKeys,
-    ...(env.SSH_AUTH_SOCK ? { sshAuthSock: env.SSH_AUTH_SOCK } : {}),
-  };
-}
+import type { Inventory, InventoryHost } from '../inventory/inventory.ts';
 
 /** One host's answer: the parsed facts, or why there is none. */
 export type Collected<T> = { host: InventoryHost; kind: 'ok'; value: T } | { host: InventoryHost; kind: 'unreachable' | 'failed'; error: TackleError };

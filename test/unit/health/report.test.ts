@@ -6,7 +6,9 @@ import { sh } from '../../../lib/command/command.ts';
 import { LocalConnection } from '../../../lib/connection/local.ts';
 import { TackleError } from '../../../lib/errors.ts';
 import { defineFact } from '../../../lib/facts/fact.ts';
-import { collectFacts, connectContext, loadInventoryFile, parseReportArgs, renderTable } from '../../../lib/health/report.ts';
+import { connectContext } from '../../../lib/connection/open.ts';
+import { loadInventoryFile } from '../../../lib/inventory/load.ts';
+import { collectFacts, parseReportArgs, renderTable } from '../../../lib/health/report.ts';
 import { defineInventory } from '../../../lib/inventory/inventory.ts';
 
 t.test('report flags', async (t) => {
