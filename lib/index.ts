@@ -5,7 +5,8 @@ export { Command, Raw, Secret, mask, quote, raw, secret, sh, type Interpolation 
 export { TackleError, explainExitCode, type ErrorFields, type Phase } from './errors.ts';
 
 // Inventory and vars
-export { defineInventory, type BecomeSpec, type GroupSpec, type HostSpec, type Inventory, type InventoryHost, type InventorySpec, type Vars } from './inventory/inventory.ts';
+export { loadInventoryFile } from './inventory/load.ts';
+export { defineInventory, type ParentSpec, type BecomeSpec, type GroupSpec, type HostSpec, type Inventory, type InventoryHost, type InventorySpec, type Vars } from './inventory/inventory.ts';
 export { selectHosts } from './inventory/select.ts';
 export { VarError, VarType, checkShape, v, type InferShape, type Shape } from './inventory/vars.ts';
 export { loadEnv, type EnvVar, type EnvOf } from './env.ts';
@@ -15,7 +16,8 @@ export { assertOk, type Connection, type ConnectionStats, type ExecOptions, type
 export { LocalConnection } from './connection/local.ts';
 export { SudoConnection, type BecomeOptions } from './connection/sudo.ts';
 export { SshConnection, connectSsh, type SshEndpoint, type SshOptions } from './connection/ssh.ts';
-export { openConnection, sshEndpoint, type ConnectContext } from './connection/open.ts';
+export { openConnection, sshEndpoint, connectContext, type ConnectContext } from './connection/open.ts';
+export { ContainerConnection, openContainer, wrapCommand, type ContainerSpec, type ContainerVia } from './connection/container.ts';
 
 // Facts, operations, tasks, running
 export { defineFact, type Fact, type FactOutput, type FactValue } from './facts/fact.ts';
@@ -28,6 +30,8 @@ export type { StepResult } from './engine/host-run.ts';
 export { apt, type PackagesOptions } from './ops/apt.ts';
 export { certbot, LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, type CertificateOptions, type LineagePaths } from './ops/certbot.ts';
 export { nginx, renderSite, DEFAULT_ACME_WEBROOT, type DefaultSiteOptions, type RateLimit, type SiteLocation, type SiteOptions, type SiteSpec, type Upstreams } from './ops/nginx.ts';
+export { deploy, releaseLayout, type ReleaseLayout, type ReleaseOptions, type ReleaseSource, type Restart, type RollbackOptions } from './ops/deploy.ts';
+export { health, waitForHealth, type HealthOutcome, type Probe, type WaitOptions } from './ops/health.ts';
 export { files, type DirectoryOptions, type FileOptions, type LineOptions, type LinkOptions, type Mode } from './ops/files.ts';
 export { shell, type ShellOptions } from './ops/shell.ts';
 export { systemd } from './ops/systemd.ts';
