@@ -33,7 +33,13 @@ export { nginx, renderSite, DEFAULT_ACME_WEBROOT, type DefaultSiteOptions, type 
 export { deploy, releaseLayout, type ReleaseLayout, type ReleaseOptions, type ReleaseSource, type Restart, type RollbackOptions } from './ops/deploy.ts';
 export { health, waitForHealth, type HealthOutcome, type Probe, type WaitOptions } from './ops/health.ts';
 export { files, type DirectoryOptions, type FileOptions, type LineOptions, type LinkOptions, type Mode } from './ops/files.ts';
+export { fail2ban, type DefaultsOptions as Fail2banDefaultsOptions, type JailOptions, type ReloadOptions as Fail2banReloadOptions } from './ops/fail2ban.ts';
+export { server, type HostnameOptions, type SwapfileOptions, type TimezoneOptions } from './ops/server.ts';
 export { shell, type ShellOptions } from './ops/shell.ts';
+export { sshd, type SshdConfigOptions, type SshdSettings } from './ops/sshd.ts';
+export type { SudoerOptions } from './ops/sudoers.ts';
+export { ufw, type UfwDefaultsOptions, type UfwEnabledOptions, type UfwRuleOptions, type UfwRuleSpec, type UfwRulesOptions } from './ops/ufw.ts';
+export { unattended, type UnattendedOptions } from './ops/unattended.ts';
 export { systemd } from './ops/systemd.ts';
 export { users, type AuthorizedKeysOptions, type UserOptions } from './ops/users.ts';
 export { pathInfo, type PathInfo } from './facts/files.ts';

@@ -14,6 +14,7 @@ import {
   type PasswordDigest,
   type UserInfo,
 } from '../facts/users.ts';
+import { sudoer } from './sudoers.ts';
 
 /**
  * Desired state of a local account. `name` is the account's name, so the step
@@ -339,4 +340,4 @@ function removeKeys(lines: readonly string[], unwanted: ReadonlyMap<string, Want
  * await host.run(users.user({ name: 'deploy', groups: ['sudo'] }));
  * await host.run(users.authorizedKeys({ user: 'deploy', keys: [pubKey] }));
  */
-export const users = { user, authorizedKeys };
+export const users = { user, authorizedKeys, sudoer };

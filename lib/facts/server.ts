@@ -15,7 +15,7 @@ export interface HostnameInfo {
  * const { transient, static: configured } = await host.fact(hostnameFact);
  */
 export const hostnameFact: Fact<HostnameInfo> = defineFact(
-  'host.hostname',
+  'server.hostname',
   sh`printf 'transient %s\\n' "$(cat /proc/sys/kernel/hostname 2>/dev/null || hostname)"; printf 'static %s\\n' "$(head -n 1 /etc/hostname 2>/dev/null)"`,
   parseHostname,
 );

@@ -1,13 +1,13 @@
 import t from 'tap';
-import { hostnameFact, parseHostname, parseSwap, parseZoneInfo, swapFact, zoneInfoFact } from '../../../lib/facts/host.ts';
+import { hostnameFact, parseHostname, parseSwap, parseZoneInfo, swapFact, zoneInfoFact } from '../../../lib/facts/server.ts';
 
 const out = (stdout: string) => ({ stdout, stderr: '', exitCode: 0 });
 
-t.test('hostname: captured before and after host.hostname', async (t) => {
+t.test('hostname: captured before and after server.hostname', async (t) => {
   t.same(parseHostname(out('transient hx1\nstatic hx1\n')), { transient: 'hx1', static: 'hx1' });
   t.same(parseHostname(out('transient web1.example.test\nstatic web1.example.test\n')), { transient: 'web1.example.test', static: 'web1.example.test' });
   t.same(parseHostname(out('transient localhost\nstatic \n')), { transient: 'localhost', static: '' }, 'no /etc/hostname');
-  t.equal(hostnameFact.key, 'host.hostname');
+  t.equal(hostnameFact.key, 'server.hostname');
 });
 
 t.test('zone info: captured', async (t) => {

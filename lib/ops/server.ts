@@ -3,16 +3,16 @@ import { Command, sh } from '../command/command.ts';
 import { defineOperation, type Action, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
 import { TackleError } from '../errors.ts';
 import { pathInfo, type PathInfo } from '../facts/files.ts';
-import { hostnameFact, swapFact, zoneInfoFact, type HostnameInfo, type SwapInfo, type ZoneInfo } from '../facts/host.ts';
+import { hostnameFact, swapFact, zoneInfoFact, type HostnameInfo, type SwapInfo, type ZoneInfo } from '../facts/server.ts';
 import { files } from './files.ts';
 
-/** `name` is the host name, so the step name (`host.hostname NAME`) cannot be overridden. */
+/** `name` is the host name, so the step name (`server.hostname NAME`) cannot be overridden. */
 export interface HostnameOptions extends Omit<CommonOptions, 'name'> {
   /** A host name (`web1`) or a fully qualified one (`web1.example.com`). */
   name: string;
 }
 
-/** `name` is the zone, so the step name (`host.timezone NAME`) cannot be overridden. */
+/** `name` is the zone, so the step name (`server.timezone NAME`) cannot be overridden. */
 export interface TimezoneOptions extends Omit<CommonOptions, 'name'> {
   /** A zone of the tz database, e.g. `Europe/Berlin`, `UTC`. */
   name: string;
@@ -43,18 +43,18 @@ function changes(parts: readonly (Change | undefined)[]): Change | undefined {
  *
  * @example
  * // `host` is also the usual name of a task's host parameter: import this one under another name.
- * import { host as hostOps } from './host.ts';
- * await host.run(hostOps.hostname({ name: 'web1.example.com' }));
+ * import { host as server } from './host.ts';
+ * await host.run(server.hostname({ name: 'web1.example.com' }));
  */
 function hostname(options: HostnameOptions): Operation {
   const { name } = options;
   if (typeof name !== 'string' || name.length > 64 || !name.split('.').every((l) => LABEL.test(l))) {
-    throw new TypeError(`host.hostname: ${JSON.stringify(name)} is not a host name (labels of letters, digits and -, at most 64 characters)`);
+    throw new TypeError(`server.hostname: ${JSON.stringify(name)} is not a host name (labels of letters, digits and -, at most 64 characters)`);
   }
   const short = name.split('.')[0] as string;
   const hostsLine = files.line({ path: '/etc/hosts', match: /^127\.0\.1\.1\s/, line: `127.0.1.1\t${short === name ? name : `${name} ${short}`}`, create: true });
   return defineOperation({
-    name: `host.hostname ${name}`,
+    name: `server.hostname ${name}`,
     facts: { names: hostnameFact, hosts: pathInfo('/etc/hosts') },
     // Not `options` itself: its `name` is the host name, not a step name.
     options: { notify: options.notify },
@@ -89,18 +89,18 @@ const ZONEINFO = '/usr/share/zoneinfo';
  * Running services keep their zone until they restart.
  *
  * @example
- * await host.run(hostOps.timezone({ name: 'Europe/Berlin' }));
+ * await host.run(server.timezone({ name: 'Europe/Berlin' }));
  */
 function timezone(options: TimezoneOptions): Operation {
   const { name } = options;
   if (typeof name !== 'string' || !/^[A-Za-z0-9_+-]+(?:\/[A-Za-z0-9_+-]+)*$/.test(name)) {
-    throw new TypeError(`host.timezone: ${JSON.stringify(name)} is not a time zone name such as "Europe/Berlin" or "UTC"`);
+    throw new TypeError(`server.timezone: ${JSON.stringify(name)} is not a time zone name such as "Europe/Berlin" or "UTC"`);
   }
   const target = `${ZONEINFO}/${name}`;
   const link = files.link({ path: '/etc/localtime', target, force: true });
   const file = files.file({ path: '/etc/timezone', content: `${name}\n`, mode: '0644' });
   return defineOperation({
-    name: `host.timezone ${name}`,
+    name: `server.timezone ${name}`,
     facts: { zone: zoneInfoFact(name), localtime: pathInfo('/etc/localtime'), timezone: pathInfo('/etc/timezone') },
     options: { notify: options.notify },
     plan: ({ zone, localtime, timezone }) => planTimezone(name, zone, localtime, link.plan({ info: localtime }), file.plan({ info: timezone })),
@@ -140,21 +140,21 @@ const SWAPPINESS_FILE = '/etc/sysctl.d/60-tackle-swappiness.conf';
  * CAP_SYS_ADMIN), and the step fails there with that reason.
  *
  * @example
- * await host.run(hostOps.swapfile({ sizeMb: 2048, swappiness: 10 }));
+ * await host.run(server.swapfile({ sizeMb: 2048, swappiness: 10 }));
  */
 function swapfile(options: SwapfileOptions): Operation {
   const path = options.path ?? '/swapfile';
   if (typeof path !== 'string' || !path.startsWith('/') || posix.normalize(path) !== path || /[\s\0]/.test(path) || path === '/') {
-    throw new TypeError(`host.swapfile: path must be a normalised absolute path without spaces, got ${JSON.stringify(options.path)}`);
+    throw new TypeError(`server.swapfile: path must be a normalised absolute path without spaces, got ${JSON.stringify(options.path)}`);
   }
   const { sizeMb, swappiness } = options;
-  if (!Number.isInteger(sizeMb) || sizeMb < 1 || sizeMb > 1024 * 1024) throw new TypeError(`host.swapfile: sizeMb must be a whole number of MiB from 1, got ${JSON.stringify(sizeMb)}`);
-  if (swappiness !== undefined && !(Number.isInteger(swappiness) && swappiness >= 0 && swappiness <= 200)) throw new TypeError('host.swapfile: swappiness must be a whole number from 0 to 200');
+  if (!Number.isInteger(sizeMb) || sizeMb < 1 || sizeMb > 1024 * 1024) throw new TypeError(`server.swapfile: sizeMb must be a whole number of MiB from 1, got ${JSON.stringify(sizeMb)}`);
+  if (swappiness !== undefined && !(Number.isInteger(swappiness) && swappiness >= 0 && swappiness <= 200)) throw new TypeError('server.swapfile: swappiness must be a whole number from 0 to 200');
   const escaped = path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const fstab = files.line({ path: '/etc/fstab', match: `^\\s*${escaped}\\s`, line: `${path} none swap sw 0 0`, create: true });
-  const sysctl = swappiness === undefined ? undefined : files.file({ path: SWAPPINESS_FILE, content: `# Managed by tackle (host.swapfile).\nvm.swappiness = ${swappiness}\n`, mode: '0644' });
+  const sysctl = swappiness === undefined ? undefined : files.file({ path: SWAPPINESS_FILE, content: `# Managed by tackle (server.swapfile).\nvm.swappiness = ${swappiness}\n`, mode: '0644' });
   return defineOperation({
-    name: `host.swapfile ${path}`,
+    name: `server.swapfile ${path}`,
     facts: { swap: swapFact(path), fstab: pathInfo('/etc/fstab'), sysctl: pathInfo(SWAPPINESS_FILE) },
     options,
     plan: ({ swap, fstab: fstabInfo, sysctl: sysctlInfo }) =>
@@ -200,7 +200,7 @@ function planSwap(o: { path: string; sizeMb: number; swappiness: number | undefi
  * Host basics: name, time zone, swap. Import it under another name where a task's parameter is `host`.
  *
  * @example
- * import { host as hostOps } from './host.ts';
- * await host.run(hostOps.hostname({ name: 'web1' }));
+ * import { host as server } from './host.ts';
+ * await host.run(server.hostname({ name: 'web1' }));
  */
-export const host = { hostname, timezone, swapfile };
+export const server = { hostname, timezone, swapfile };

@@ -15,15 +15,15 @@ const dir = await mkdtemp(join(tmpdir(), 'tackle-host-'));
 const inventory = await labInventory(lab);
 const lib = (path: string) => JSON.stringify(join(ROOT, path));
 
-/** Writes a task file whose body is `body` (with `hostOps`, `ufw` and `apt` in scope). */
+/** Writes a task file whose body is `body` (with `server`, `ufw` and `apt` in scope). */
 async function taskFile(name: string, body: string): Promise<string> {
   const file = join(dir, `${name}.mts`);
   await writeFile(
     file,
     `import { apt, defineTask, isMain, runCli } from ${lib('lib/index.ts')};
-import { host as hostOps } from ${lib('lib/ops/host.ts')};
+import { server } from ${lib('lib/ops/server.ts')};
 import { ufw } from ${lib('lib/ops/ufw.ts')};
-void apt; void ufw; void hostOps;
+void apt; void ufw; void server;
 const task = defineTask({ name: ${JSON.stringify(name)}, async run(host) { ${body} } });
 if (isMain(import.meta.url, process.argv)) process.exitCode = await runCli(task, { argv: process.argv.slice(2), cwd: process.cwd(), env: process.env, stdout: process.stdout, stderr: process.stderr });
 `,
@@ -34,15 +34,15 @@ if (isMain(import.meta.url, process.argv)) process.exitCode = await runCli(task,
 t.test('host name and time zone: dry-run predicts, the real run applies, a second run changes nothing', async (t) => {
   const file = await taskFile(
     'basics',
-    `await host.run(hostOps.hostname({ name: 'web1.example.test' }));
-     await host.run(hostOps.timezone({ name: 'Europe/Berlin' }));`,
+    `await host.run(server.hostname({ name: 'web1.example.test' }));
+     await host.run(server.timezone({ name: 'Europe/Berlin' }));`,
   );
   const dry = await runTaskCli(file, ['--inventory', inventory, '--dry-run']);
   t.equal(dry.code, 0, 'dry-run', { stdout: dry.stdout.slice(-2000) });
   t.equal((await lab.ssh('lab1', 'hostname; cat /etc/timezone')).stdout, 'lab1\nEtc/UTC\n', 'the dry run changed nothing');
   const real = await runTaskCli(file, ['--inventory', inventory]);
   t.equal(real.code, 0, 'real run', { stdout: real.stdout.slice(-2000) });
-  t.same(changedSteps(real.report), { lab1: ['host.hostname web1.example.test', 'host.timezone Europe/Berlin'] });
+  t.same(changedSteps(real.report), { lab1: ['server.hostname web1.example.test', 'server.timezone Europe/Berlin'] });
   t.same(changedSteps(real.report), changedSteps(dry.report), 'predicted exactly');
 
   const facts = await lab.ssh('lab1', 'hostname; cat /etc/hostname; grep ^127.0.1.1 /etc/hosts; getent ahostsv4 web1 | head -n 1 | cut -d" " -f1; readlink /etc/localtime; cat /etc/timezone; env -u TZ date -d @1751328000 +%H:%M%z');
@@ -54,24 +54,24 @@ t.test('host name and time zone: dry-run predicts, the real run applies, a secon
 });
 
 t.test('an unknown time zone is refused at planning time, and nothing changes', async (t) => {
-  const file = await taskFile('badzone', `await host.run(hostOps.timezone({ name: 'Mars/Olympus_Mons' }));`);
+  const file = await taskFile('badzone', `await host.run(server.timezone({ name: 'Mars/Olympus_Mons' }));`);
   const r = await runTaskCli(file, ['--inventory', inventory]);
   t.equal(r.code, 2);
-  t.match(r.report?.hosts[0]?.steps[0], { name: 'host.timezone Mars/Olympus_Mons', status: 'failed', error: { phase: 'operation', reason: 'unknown time zone Mars/Olympus_Mons: there is no /usr/share/zoneinfo/Mars/Olympus_Mons on the host' } });
+  t.match(r.report?.hosts[0]?.steps[0], { name: 'server.timezone Mars/Olympus_Mons', status: 'failed', error: { phase: 'operation', reason: 'unknown time zone Mars/Olympus_Mons: there is no /usr/share/zoneinfo/Mars/Olympus_Mons on the host' } });
   t.equal((await lab.ssh('lab1', 'cat /etc/timezone')).stdout, 'Europe/Berlin\n');
 });
 
 t.test('swap file: made, signed and in fstab; swapon is refused inside the lab container', async (t) => {
   // systemd-nspawn filters swapon(2): only a real (or VM) host can activate swap. Everything before
   // that is checked here; the step then fails with the kernel's own reason, as it should.
-  const file = await taskFile('swap', `await host.run(hostOps.swapfile({ sizeMb: 16, swappiness: 10 }));`);
+  const file = await taskFile('swap', `await host.run(server.swapfile({ sizeMb: 16, swappiness: 10 }));`);
   const dry = await runTaskCli(file, ['--inventory', inventory, '--dry-run']);
-  t.same(changedSteps(dry.report), { lab1: ['host.swapfile /swapfile'] });
+  t.same(changedSteps(dry.report), { lab1: ['server.swapfile /swapfile'] });
   const r = await runTaskCli(file, ['--inventory', inventory]);
   t.equal(r.code, 2);
   t.match(r.report?.hosts[0]?.steps[0]?.error, { phase: 'command', command: 'swapon /swapfile', stderrTail: /swapon failed: Operation not permitted/ });
   const facts = await lab.ssh('lab1', 'stat -c "%s %a %U" /swapfile; blkid -p -o value -s TYPE /swapfile; grep swapfile /etc/fstab; cat /etc/sysctl.d/60-tackle-swappiness.conf');
-  t.equal(facts.stdout, `${16 * 1048576} 600 root\nswap\n/swapfile none swap sw 0 0\n# Managed by tackle (host.swapfile).\nvm.swappiness = 10\n`);
+  t.equal(facts.stdout, `${16 * 1048576} 600 root\nswap\n/swapfile none swap sw 0 0\n# Managed by tackle (server.swapfile).\nvm.swappiness = 10\n`);
   const again = await runTaskCli(file, ['--inventory', inventory]);
   t.match(again.report?.hosts[0]?.steps[0]?.error, { command: 'swapon /swapfile' }, 'the second run only has swapon left to do');
 });
