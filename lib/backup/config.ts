@@ -69,7 +69,9 @@ export const backupVars = {
     .optional(),
 };
 
+/** The vars the backup scripts see on a host. @example const cfg = (host.vars as BackupVars).backup; */
 export type BackupVars = InferShape<typeof backupVars>;
+/** A database host's `backup` var, defaults filled in. @example cfg.remote.keepDays // 30 */
 export type BackupConfig = NonNullable<BackupVars['backup']>;
 
 /** The storage keys, from the controller's environment (`.env`), never printed. */

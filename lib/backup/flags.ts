@@ -5,6 +5,7 @@
 /** A script's own flags: `--name VALUE` (string) or `--name` (boolean). */
 export type FlagSpec = Readonly<Record<string, { type: 'string' | 'boolean'; describe: string }>>;
 
+/** The values found for a spec: strings and booleans, absent when not given. @example const { values } = splitFlags(argv, spec); values.backup */
 export type FlagValues<S extends FlagSpec> = { [K in keyof S]?: S[K]['type'] extends 'string' ? string : boolean };
 
 /**

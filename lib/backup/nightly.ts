@@ -12,6 +12,7 @@ import { rclone } from '../ops/rclone.ts';
 import { pgTargetOf, remoteOf, type BackupConfig, type BackupSecrets, type BackupVars } from './config.ts';
 import { dumpName } from './retention.ts';
 
+/** What a nightly run knows besides the host's vars. @example nightlySteps(cfg, { host: 'db1', now: new Date(), secrets }) */
 export interface NightlyContext {
   /** The inventory name of the host (the default remote prefix). */
   host: string;

@@ -41,6 +41,7 @@ export interface Decision {
   reason: string;
 }
 
+/** What {@link selectRetention} decided: every backup is in exactly one list. @example const { keep, remove }: Retention = selectRetention(backups, policy, now); */
 export interface Retention {
   keep: Decision[];
   remove: Decision[];
@@ -51,7 +52,7 @@ const STAMP = /^\d{8}T\d{6}Z$/;
 // `.+` is greedy, so a database name with dashes keeps them: `my-app-20240101T020000Z.dump`.
 const FILE = /^(?<base>(?<database>.+)-(?<stamp>\d{8}T\d{6}Z)\.dump)(?<ext>\.sha256)?(?<partial>\.partial)?$/;
 
-/** Database names tackle puts into file names: no slash, no space, no leading dot or dash. */
+/** Database names tackle puts into file names: no slash, no space, no leading dot or dash. @example DATABASE_NAME.test('app') // true */
 export const DATABASE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$/;
 
 /**
@@ -198,4 +199,21 @@ export function withPending(backups: readonly Backup[], pending: readonly string
  */
 export function newestVerified(backups: readonly Backup[], database: string): Backup | undefined {
   return backups.filter((b) => b.database === database && b.state === 'verified').sort(newestFirst)[0];
+}
+
+/**
+ * What retention removes from one listing (a backup directory or a remote folder): the file
+ * names to delete and a one-line summary of what goes, what stays and why; undefined when
+ * everything stays. `pending` are dumps this run publishes (see {@link withPending}).
+ *
+ * @example const prune = planPrune(files, { keepDays: 7, keepAtLeast: 3 }, { now: new Date() });
+ */
+export function planPrune(files: readonly StoredFile[], policy: RetentionPolicy, opts: { pending?: readonly string[]; now: Date }): { files: string[]; summary: string } | undefined {
+  const { keep, remove } = selectRetention(withPending(groupBackups(files), opts.pending ?? [], opts.now), policy, opts.now);
+  if (remove.length === 0) return undefined;
+  const removed = remove.map((d) => `${d.backup.name} (${d.reason})`).join(', ');
+  return {
+    files: remove.flatMap((d) => d.backup.files),
+    summary: `remove ${remove.length} backup(s): ${removed}; keep ${keep.length} (${policy.keepDays} days, at least the newest ${policy.keepAtLeast} verified)`,
+  };
 }

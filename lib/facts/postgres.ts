@@ -23,6 +23,7 @@ export interface PgTarget {
   connection?: PgConnection;
 }
 
+/** The PostgreSQL programs the backup operations run. @example pgCommand({}, 'createdb', ['scratch']) */
 export type PgProgram = 'pg_dump' | 'pg_restore' | 'psql' | 'createdb' | 'dropdb';
 
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;

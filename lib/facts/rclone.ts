@@ -3,7 +3,7 @@ import { sh, type Command, type Interpolation } from '../command/command.ts';
 import type { StoredFile } from '../backup/retention.ts';
 import { defineFact, type Fact, type FactOutput } from './fact.ts';
 
-/** Where rclone keeps its remotes unless told otherwise: root's config, tackle runs as root. */
+/** Where rclone keeps its remotes unless told otherwise: root's config, tackle runs as root. @example rcloneCommand({ remote: 'r2', bucket: 'b-1' }, 'lsd', []) // uses it */
 export const DEFAULT_RCLONE_CONFIG = '/root/.config/rclone/rclone.conf';
 
 /**

@@ -2,7 +2,7 @@ import { posix } from 'node:path';
 import { Command, raw, sh, type Interpolation } from '../command/command.ts';
 import { defineOperation, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
 import { TackleError } from '../errors.ts';
-import { DATABASE_NAME, checkPolicy, dumpName, groupBackups, selectRetention, withPending, type RetentionPolicy } from '../backup/retention.ts';
+import { DATABASE_NAME, checkPolicy, dumpName, planPrune, type RetentionPolicy } from '../backup/retention.ts';
 import {
   checkTarget,
   describeTarget,
@@ -19,6 +19,7 @@ import {
 // (like `shell` without a guard), so a dry-run shows exactly the file it would publish. Retention,
 // restore and databases are ordinary planners over facts.
 
+/** What to dump, where to, and how to reach the server. @example postgres.dump({ database: 'app', dir: '/var/backups/postgresql', noOwner: true }) */
 export interface DumpOptions extends CommonOptions, PgTarget {
   database: string;
   /** The backup directory on the host; it must exist (create it with files.directory first). */
@@ -143,6 +144,7 @@ function dump(options: DumpOptions): Operation {
   });
 }
 
+/** Local retention of a backup directory. @example postgres.prune({ dir: '/var/backups/postgresql', keepDays: 7, keepAtLeast: 3 }) */
 export interface PruneOptions extends CommonOptions, Partial<RetentionPolicy> {
   /** The backup directory. */
   dir: string;
@@ -171,25 +173,14 @@ function prune(options: PruneOptions): Operation {
     plan: ({ listing }) => {
       // Missing: nothing to prune (in a dry-run an earlier step may be about to create it).
       if (listing.kind === 'missing') return undefined;
-      const now = options.now ?? new Date();
-      const { keep, remove } = selectRetention(withPending(groupBackups(listing.files), options.pending ?? [], now), policy, now);
-      const files = remove.flatMap((d) => d.backup.files.map((f) => posix.join(dir, f)));
-      if (files.length === 0) return undefined;
-      return { summary: retentionSummary(keep, remove, policy), actions: [{ command: sh`rm -f -- ${files}` }] };
+      const prune = planPrune(listing.files, policy, { pending: options.pending ?? [], now: options.now ?? new Date() });
+      if (!prune) return undefined;
+      return { summary: prune.summary, actions: [{ command: sh`rm -f -- ${prune.files.map((f) => posix.join(dir, f))}` }] };
     },
   });
 }
 
-/**
- * One line saying what retention removes and keeps, and why.
- *
- * @example retentionSummary(keep, remove, { keepDays: 7, keepAtLeast: 3 }) // 'remove 2 backup(s): … ; keep 3 …'
- */
-export function retentionSummary(keep: ReturnType<typeof selectRetention>['keep'], remove: ReturnType<typeof selectRetention>['remove'], policy: RetentionPolicy): string {
-  const removed = remove.map((d) => `${d.backup.name} (${d.reason})`).join(', ');
-  return `remove ${remove.length} backup(s): ${removed}; keep ${keep.length} (${policy.keepDays} days, at least the newest ${policy.keepAtLeast} verified)`;
-}
-
+/** A dump to restore and the database to restore it into. @example postgres.restore({ file, database: 'app_restore_drill_20240301' }) */
 export interface RestoreOptions extends CommonOptions, PgTarget {
   /** The dump on the host; its `.sha256` must be beside it. */
   file: string;
@@ -249,6 +240,7 @@ function restore(options: RestoreOptions): Operation {
   });
 }
 
+/** A database that should exist, or not. @example postgres.database({ name: 'scratch', state: 'absent' }) */
 export interface DatabaseOptions extends CommonOptions, PgTarget {
   name: string;
   state?: 'present' | 'absent';
@@ -284,6 +276,7 @@ function planDatabase(name: string, absent: boolean, target: PgTarget, databases
   return exists ? undefined : { summary: `create database ${name}${note}`, actions: [{ command: sh`cd / && ${pgCommand(target, 'createdb', [name])}` }] };
 }
 
+/** Two databases whose row counts must match. @example postgres.compareRowCounts({ source: 'app', target: 'app_copy' }) */
 export interface CompareRowCountsOptions extends CommonOptions, PgTarget {
   /** The database the backup came from. */
   source: string;

@@ -5,17 +5,17 @@ import { Command, Secret, raw, secret, sh } from '../command/command.ts';
 import { defineOperation, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
 import { TackleError } from '../errors.ts';
 import { planWith } from '../backup/compose.ts';
-import { checkPolicy, groupBackups, selectRetention, withPending, type RetentionPolicy } from '../backup/retention.ts';
+import { checkPolicy, planPrune, type RetentionPolicy } from '../backup/retention.ts';
 import { pathInfo } from '../facts/files.ts';
 import { pathPresenceFact } from '../facts/shell.ts';
 import { DEFAULT_RCLONE_CONFIG, checkLocation, rcloneCommand, remoteFiles, remotePath, type RemoteLocation } from '../facts/rclone.ts';
 import { files } from './files.ts';
-import { retentionSummary } from './postgres.ts';
 
 /** S3-compatible providers rclone 1.60 knows by name; `Other` for any other endpoint (MinIO, s3rver…). */
 export type S3Provider = 'Cloudflare' | 'AWS' | 'Minio' | 'Wasabi' | 'DigitalOcean' | 'Other';
 const PROVIDERS: readonly S3Provider[] = ['Cloudflare', 'AWS', 'Minio', 'Wasabi', 'DigitalOcean', 'Other'];
 
+/** An S3-compatible remote for rclone. @example rclone.remote({ name: 'r2', provider: 'Cloudflare', accountId, accessKeyId, secretAccessKey }) */
 export interface RemoteOptions extends CommonOptions {
   /** The remote's name in rclone (`r2` → `r2:bucket/…`). */
   name: string;
@@ -168,6 +168,12 @@ function checkDir(dir: unknown, where: string): string {
   return posix.normalize(dir).replace(/(.)\/+$/, '$1');
 }
 
+/** The checked arguments of an upload or its check. */
+function transfer(options: CopyOptions, where: string): { where: string; dir: string; names: string[]; to: RemoteLocation } {
+  return { where, dir: checkDir(options.from, where), names: checkNames(options.files, where), to: checkLocation(options.to, where) };
+}
+
+/** Files of a local directory and the remote folder they go to. @example rclone.copy({ from: '/var/backups/postgresql', files: ['a.dump'], to: loc }) */
 export interface CopyOptions extends CommonOptions {
   /** The local directory the files are in. */
   from: string;
@@ -185,10 +191,7 @@ export interface CopyOptions extends CommonOptions {
  * await host.run(rclone.copy({ from: '/var/backups/postgresql', files: [name, `${name}.sha256`], to: { remote: 'r2', bucket: 'backups', prefix: 'db1' } }));
  */
 function copy(options: CopyOptions): Operation {
-  const where = 'rclone.copy';
-  const dir = checkDir(options.from, where);
-  const names = checkNames(options.files, where);
-  const to = checkLocation(options.to, where);
+  const { where, dir, names, to } = transfer(options, 'rclone.copy');
   const command = withFileList(names, [
     sh`for tackle_f in ${names.map((n) => posix.join(dir, n))}; do [ -f "$tackle_f" ] || { printf 'tackle: %s is missing; nothing uploaded\\n' "$tackle_f" >&2; exit 1; }; done`,
     rcloneCommand(to, 'copy', ['--files-from-raw', raw('"$tackle_list"'), '--no-traverse', dir, remotePath(to)]),
@@ -201,6 +204,7 @@ function copy(options: CopyOptions): Operation {
   });
 }
 
+/** Uploaded files to verify, and how. @example rclone.check({ from: dir, files, to: loc, method: 'download' }) */
 export interface CheckOptions extends CopyOptions {
   /** `download` compares the bytes themselves instead of size and checksum (for remotes without MD5). */
   method?: 'checksum' | 'download';
@@ -216,10 +220,7 @@ export interface CheckOptions extends CopyOptions {
  * await host.run(rclone.check({ from: '/var/backups/postgresql', files: [name, `${name}.sha256`], to: loc }));
  */
 function check(options: CheckOptions): Operation {
-  const where = 'rclone.check';
-  const dir = checkDir(options.from, where);
-  const names = checkNames(options.files, where);
-  const to = checkLocation(options.to, where);
+  const { where, dir, names, to } = transfer(options, 'rclone.check');
   const download = options.method === 'download';
   const command = withFileList(names, [
     sh`tackle_out=$(${rcloneCommand(to, 'check', ['--one-way', ...(download ? ['--download'] : []), '--files-from-raw', raw('"$tackle_list"'), dir, remotePath(to)])} 2>&1)`,
@@ -236,6 +237,7 @@ function check(options: CheckOptions): Operation {
   });
 }
 
+/** Remote retention of a folder. @example rclone.prune({ location: loc, keepDays: 30, keepAtLeast: 3 }) */
 export interface RemotePruneOptions extends CommonOptions, Partial<RetentionPolicy> {
   location: RemoteLocation;
   /** Dumps an earlier step of this run uploads (so that a dry-run predicts the real run). */
@@ -264,16 +266,15 @@ function prune(options: RemotePruneOptions): Operation {
     plan: ({ listing }) => {
       if (listing.kind === 'unavailable') return undefined;
       if (listing.kind === 'error') throw new TackleError({ phase: 'operation', reason: `cannot list ${remotePath(loc)}: ${listing.reason}` });
-      const now = options.now ?? new Date();
-      const { keep, remove } = selectRetention(withPending(groupBackups(listing.files), options.pending ?? [], now), policy, now);
-      const names = remove.flatMap((d) => d.backup.files);
-      if (names.length === 0) return undefined;
-      const deletes = names.map((n) => sh`${rcloneCommand(loc, 'deletefile', [remotePath(loc, n)])}`);
-      return { summary: retentionSummary(keep, remove, policy), actions: [{ command: Command.join(deletes, ' && ') }] };
+      const prune = planPrune(listing.files, policy, { pending: options.pending ?? [], now: options.now ?? new Date() });
+      if (!prune) return undefined;
+      const deletes = prune.files.map((n) => rcloneCommand(loc, 'deletefile', [remotePath(loc, n)]));
+      return { summary: prune.summary, actions: [{ command: Command.join(deletes, ' && ') }] };
     },
   });
 }
 
+/** Files to fetch from a remote folder into a local directory. @example rclone.download({ from: loc, files: ['a.dump', 'a.dump.sha256'], to: dir }) */
 export interface DownloadOptions extends CommonOptions {
   from: RemoteLocation;
   /** File names in the remote folder. */

@@ -11,6 +11,7 @@ import { files } from './files.ts';
 /** A command to schedule: a shell command line (run by `/bin/sh -c`), or an argument vector run as is. */
 export type ScheduledCommand = string | readonly string[];
 
+/** A command, when to run it (cron or OnCalendar), and as whom. @example schedule.timer({ name: 'nightly', cron: '0 2 * * *', command: ['/usr/local/bin/backup'] }) */
 export type TimerOptions = CommonOptions & {
   /** Names `NAME.service` and `NAME.timer` in /etc/systemd/system. */
   name: string;
@@ -276,6 +277,7 @@ function removeTimer(name: string, service: string, timerPath: string, options: 
   });
 }
 
+/** A cron.d entry. @example schedule.cron({ name: 'nightly', cron: '0 2 * * *', command: '/usr/local/bin/backup' }) */
 export interface CronOptions extends CommonOptions {
   /** The file /etc/cron.d/NAME (letters, digits, '_', '-': cron ignores names with dots). */
   name: string;

@@ -1,16 +1,10 @@
-import { readFileSync } from 'node:fs';
 import t from 'tap';
+import { captured } from './captured.ts';
 import { secret } from '../../../lib/command/command.ts';
-import type { FactOutput } from '../../../lib/facts/fact.ts';
 import { checkTarget, describeTarget, dumpFiles, parseDatabases, parseDumpFiles, parseRowCounts, pgCommand, pgDatabases, pgRowCounts } from '../../../lib/facts/postgres.ts';
 
 // Real outputs of these facts' commands on a lab host (Debian 12, PostgreSQL 15).
-const captured = JSON.parse(readFileSync(new URL('./fixtures/postgres.json', import.meta.url), 'utf8')) as Record<string, FactOutput>;
-const sample = (name: string): FactOutput => {
-  const s = captured[name];
-  if (!s) throw new Error(`no captured sample ${name}`);
-  return s;
-};
+const sample = captured('postgres');
 
 t.test('dumpFiles: regular files with size and mtime, NUL-separated; missing; not a directory', async (t) => {
   const listing = parseDumpFiles(sample('dumpFiles.directory'));

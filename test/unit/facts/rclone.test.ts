@@ -1,15 +1,9 @@
-import { readFileSync } from 'node:fs';
 import t from 'tap';
-import type { FactOutput } from '../../../lib/facts/fact.ts';
+import { captured } from './captured.ts';
 import { checkLocation, parseRemoteFiles, rcloneCommand, remoteFiles, remotePath } from '../../../lib/facts/rclone.ts';
 
 // Real outputs of the remoteFiles command on a lab host (rclone 1.60) against s3rver.
-const captured = JSON.parse(readFileSync(new URL('./fixtures/rclone.json', import.meta.url), 'utf8')) as Record<string, FactOutput>;
-const sample = (name: string): FactOutput => {
-  const s = captured[name];
-  if (!s) throw new Error(`no captured sample ${name}`);
-  return s;
-};
+const sample = captured('rclone');
 
 t.test('remoteFiles: names, sizes and the mtimes rclone keeps in metadata', async (t) => {
   const listing = parseRemoteFiles(sample('files.listing'));

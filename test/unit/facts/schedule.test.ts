@@ -1,15 +1,9 @@
-import { readFileSync } from 'node:fs';
 import t from 'tap';
-import type { FactOutput } from '../../../lib/facts/fact.ts';
+import { captured } from './captured.ts';
 import { calendarFact, parseCalendar, parseTimezone } from '../../../lib/facts/schedule.ts';
 
 // Real outputs of `systemd-analyze calendar --iterations=3` on a lab host (systemd 252).
-const captured = JSON.parse(readFileSync(new URL('./fixtures/schedule.json', import.meta.url), 'utf8')) as Record<string, FactOutput>;
-const sample = (name: string): FactOutput => {
-  const s = captured[name];
-  if (!s) throw new Error(`no captured sample ${name}`);
-  return s;
-};
+const sample = captured('schedule');
 
 t.test('calendar: the next three runs, merged across expressions', async (t) => {
   t.same(parseCalendar(sample('calendar.one')), {

@@ -132,21 +132,23 @@ t.test('applied: a good dump is published with its checksum; the file names are 
   t.equal(readFileSync(join(dir, 'app-20261122T020000Z.dump')).toString(), dump.toString(), 'the published dump is untouched');
 });
 
-t.test('applied: a truncated dump (pg_dump exits 0) is caught by the full read and never published', async (t) => {
+/** Applies a dump on this machine with the stand-ins behaving as `mode` says, into a new directory. */
+async function applyDump(t: { teardown(fn: () => void): void }, mode: 'truncate' | 'fail') {
   fakeBin(t);
-  process.env.FAKE_PG = 'truncate';
+  process.env.FAKE_PG = mode;
   const dir = mkdtempSync(join(tmpdir(), 'tackle-dump-'));
-  const step = await runOp(postgres.dump({ database: 'app', dir, at: AT, via: { kind: 'host', osUser: null } }));
+  return { dir, step: await runOp(postgres.dump({ database: 'app', dir, at: AT, via: { kind: 'host', osUser: null } })) };
+}
+
+t.test('applied: a truncated dump (pg_dump exits 0) is caught by the full read and never published', async (t) => {
+  const { dir, step } = await applyDump(t, 'truncate');
   t.equal(step.status, 'failed');
   t.match(step.error?.stderrTail, /could not read from input file: end of file\ntackle: verification failed: pg_restore could not read the whole dump \(exit 1\)/);
   t.same(readdirSync(dir), [], 'no final name, no checksum, no partial left');
 });
 
 t.test('applied: pg_dump failing after writing part of its output publishes nothing', async (t) => {
-  fakeBin(t);
-  process.env.FAKE_PG = 'fail';
-  const dir = mkdtempSync(join(tmpdir(), 'tackle-dump-'));
-  const step = await runOp(postgres.dump({ database: 'app', dir, at: AT, via: { kind: 'host', osUser: null } }));
+  const { dir, step } = await applyDump(t, 'fail');
   t.equal(step.status, 'failed');
   t.match(step.error?.stderrTail, /pg_dump: error: connection lost\ntackle: pg_dump failed \(exit 3\); nothing was published/);
   t.same(readdirSync(dir), []);
