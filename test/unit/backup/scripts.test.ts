@@ -1,0 +1,40 @@
+// The scripts' own edges, without hosts: what happens before runCli is reached.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import t from 'tap';
+import { main as nightly } from '../../../scripts/nightly-backup.ts';
+import { main as restore } from '../../../scripts/restore.ts';
+import { startWebhook } from '../../lab/webhook.ts';
+
+function io(argv: string[], env: Record<string, string>) {
+  const out = { stdout: '', stderr: '' };
+  const stream = (key: 'stdout' | 'stderr') => ({ write: (s: string) => ((out[key] += s), true), isTTY: false }) as unknown as NodeJS.WriteStream;
+  // An empty working directory: no .env is read by accident.
+  return { out, io: { argv, cwd: mkdtempSync(`${tmpdir()}/tackle-script-`), env, stdout: stream('stdout'), stderr: stream('stderr') } };
+}
+
+t.test('nightly-backup: missing keys exit 1 and tell the webhook, unless it is a dry-run', async (t) => {
+  const hook = await startWebhook();
+  t.teardown(() => hook.close());
+  const run = io([], { BACKUP_WEBHOOK_URL: hook.url, BACKUP_ACCESS_KEY_ID: 'AKIDONLY' });
+  t.equal(await nightly(run.io), 1);
+  t.match(run.out.stderr, /BACKUP_SECRET_ACCESS_KEY is not set/);
+  const [post] = await hook.waitFor(1);
+  t.match(JSON.parse(post?.body ?? '{}'), { text: /^tackle nightly-backup could not start: environment:\n {2}- BACKUP_SECRET_ACCESS_KEY is not set .*; nothing was backed up$/s });
+  t.notMatch(post?.body, /AKIDONLY/);
+  const dry = io(['--dry-run'], { BACKUP_WEBHOOK_URL: hook.url });
+  t.equal(await nightly(dry.io), 1);
+  t.equal(hook.posts.length, 1, 'a dry-run never posts');
+  const help = io(['--help'], {});
+  t.equal(await nightly(help.io), 0, '--help needs no keys');
+  t.match(help.out.stdout, /^nightly-backup: dump, verify, upload[\s\S]*--dry-run/);
+});
+
+t.test('restore: its own flags are checked before anything runs', async (t) => {
+  const missing = io(['--backup'], {});
+  t.equal(await restore(missing.io), 1);
+  t.match(missing.out.stderr, /--backup needs a value/);
+  const help = io(['-h'], {});
+  t.equal(await restore(help.io), 0);
+  t.match(help.out.stdout, /--drop-after\s+drop the restored database after the comparison[\s\S]*--limit PATTERNS/);
+});
