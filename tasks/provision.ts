@@ -1,23 +1,149 @@
-// The main job: take fresh Debian 12 / Ubuntu 24.04 hosts to the production baseline, on every
-// host of the inventory in parallel; a second run changes nothing.
+// The main job: take fresh Debian 12 / Ubuntu 24.04 hosts to the production baseline small teams
+// write by hand, on every host of the inventory in parallel; a second run changes nothing.
+//
+//   base packages → deploy user with keys and sudo → sshd hardening → fail2ban → unattended
+//   upgrades → firewall → nginx reverse-proxy sites → certificates when domains are configured
 //
 //   npx tsx tasks/provision.ts --dry-run          # plan on the embedded default (this machine)
 //   npx tsx tasks/provision.ts --limit web --diff
-import { apt, defineTask, isMain, runCli, users, v } from '../lib/index.ts';
+import {
+  apt,
+  certbot,
+  defineTask,
+  fail2ban,
+  files,
+  isMain,
+  nginx,
+  runCli,
+  server,
+  sshd,
+  systemd,
+  ufw,
+  unattended,
+  users,
+  v,
+  type UfwRuleSpec,
+} from '../lib/index.ts';
+
+const site = v.object({
+  name: v.string(),
+  serverNames: v.array(v.string()),
+  /** `host:port` of the app behind nginx, e.g. `127.0.0.1:3000`. */
+  upstreams: v.array(v.string()),
+  websocketPaths: v.array(v.string()).default([]),
+  rateLimit: v.object({ rate: v.string(), burst: v.integer().default(20) }).optional(),
+  clientMaxBodySize: v.string().optional(),
+  /** HTTPS with a certificate from the `acme` CA (needs `acme`); plain HTTP otherwise. */
+  tls: v.boolean().default(true),
+});
 
 export const provision = defineTask({
   name: 'provision',
   vars: {
     basePackages: v.array(v.string()).default(['ca-certificates', 'curl', 'less', 'sudo']),
+    hostname: v.string().optional(),
+    timezone: v.string().default('Etc/UTC'),
+    /** A swap file for small VPSes; 0 for none. */
+    swapMb: v.integer().default(0),
     deployUser: v.string().default('deploy'),
     deployKeys: v.array(v.string()).default([]),
+    /** Users allowed to log in over SSH besides the deploy user. */
+    sshAllowUsers: v.array(v.string()).default([]),
+    /** `prohibit-password` keeps root's key login for a first run as root; `no` once deploy is in use. */
+    rootLogin: v.oneOf('no', 'prohibit-password').default('prohibit-password'),
+    /** Addresses never banned and always let through the firewall to SSH (your office, the controller). */
+    trusted: v.array(v.string()).default([]),
+    fail2ban: v.object({ bantime: v.string().default('1h'), findtime: v.string().default('10m'), maxretry: v.integer().default(5) }).default({ bantime: '1h', findtime: '10m', maxretry: 5 }),
+    autoReboot: v.object({ enabled: v.boolean(), time: v.string().default('03:30') }).default({ enabled: false, time: '03:30' }),
+    /** Extra ports to open besides SSH (rate-limited) and 80/443 when there are sites. */
+    openPorts: v.array(v.object({ port: v.port(), proto: v.oneOf('tcp', 'udp').default('tcp'), from: v.string().optional() })).default([]),
+    sites: v.array(site).default([]),
+    /** The ACME CA for certificates; `caCertPem` for a private CA (the host must trust its TLS). */
+    acme: v.object({ email: v.string(), server: v.string().optional(), caCertPem: v.string().optional() }).optional(),
   },
   async run(host) {
-    const { basePackages, deployUser, deployKeys } = host.vars;
-    await host.run(apt.packages({ names: basePackages }));
-    const deploy = { name: deployUser, shell: '/bin/bash', home: `/home/${deployUser}` };
+    const vars = host.vars;
+    const firewallPackages = ['ufw', 'fail2ban', 'python3-systemd', 'unattended-upgrades'];
+    await host.run(apt.packages({ names: [...vars.basePackages, ...firewallPackages] }));
+
+    if (vars.hostname) await host.run(server.hostname({ name: vars.hostname }));
+    await host.run(server.timezone({ name: vars.timezone }));
+    if (vars.swapMb > 0) await host.run(server.swapfile({ sizeMb: vars.swapMb }));
+
+    const deploy = { name: vars.deployUser, shell: '/bin/bash', home: `/home/${vars.deployUser}` };
     await host.run(users.user(deploy));
-    await host.run(users.authorizedKeys({ user: deploy, keys: deployKeys }));
+    await host.run(users.authorizedKeys({ user: deploy, keys: vars.deployKeys }));
+    await host.run(users.sudoer({ name: vars.deployUser, rules: [`${vars.deployUser} ALL=(ALL) NOPASSWD:ALL`] }));
+
+    await host.run(
+      sshd.config({
+        settings: {
+          permitRootLogin: vars.rootLogin,
+          passwordAuthentication: false,
+          kbdInteractiveAuthentication: false,
+          maxAuthTries: 3,
+          x11Forwarding: false,
+          // root stays allowed while it may log in with a key, or the first run would lock itself out.
+          allowUsers: [...new Set([vars.deployUser, ...vars.sshAllowUsers, ...(vars.rootLogin === 'no' ? [] : ['root'])])],
+        },
+      }),
+    );
+    await host.run(fail2ban.jail({ name: 'sshd', ...vars.fail2ban, ignoreip: ['127.0.0.1/8', '::1', ...vars.trusted], notify: 'reload fail2ban' }));
+    await host.run(unattended.upgrades({ automaticReboot: vars.autoReboot.enabled, rebootTime: vars.autoReboot.time }));
+
+    const web = vars.sites.length > 0;
+    const rules: UfwRuleSpec[] = [
+      // Trusted addresses first: ufw's limit would otherwise throttle a controller's many logins.
+      ...vars.trusted.map((from): UfwRuleSpec => ({ action: 'allow', port: 22, proto: 'tcp', from, comment: 'ssh trusted' })),
+      { action: 'limit', port: 22, proto: 'tcp', comment: 'ssh' },
+      ...(web ? (['80', '443'] as const).map((port): UfwRuleSpec => ({ action: 'allow', port, proto: 'tcp', comment: 'web' })) : []),
+      ...vars.openPorts.map((p): UfwRuleSpec => ({ action: 'allow', port: p.port, proto: p.proto, ...(p.from ? { from: p.from } : {}) })),
+    ];
+    await host.run(ufw.defaults({ incoming: 'deny', outgoing: 'allow', routed: 'deny' }));
+    await host.run(ufw.rules({ rules, purge: true }));
+    await host.run(ufw.enabled({ enabled: true }));
+
+    if (!web) return;
+    const tlsSites = vars.acme ? vars.sites.filter((s) => s.tls) : [];
+    const packages = tlsSites.length ? ['nginx', 'certbot', 'python3-certbot-nginx'] : ['nginx'];
+    await host.run(apt.packages({ names: packages, services: ['nginx'] }));
+    await host.run(nginx.defaultSite({ present: false, notify: 'reload nginx' }));
+    const acme = vars.acme;
+    const caFile = '/usr/local/share/ca-certificates/tackle-acme.crt';
+    if (acme?.caCertPem && tlsSites.length) await host.run(files.file({ path: caFile, content: acme.caCertPem }));
+    for (const s of vars.sites) {
+      const withTls = acme && tlsSites.includes(s);
+      if (withTls) {
+        await host.run(
+          certbot.certificate({
+            domains: s.serverNames,
+            certName: s.name,
+            email: acme.email,
+            authenticator: 'nginx',
+            ...(acme.server ? { server: acme.server } : {}),
+            ...(acme.caCertPem ? { env: { REQUESTS_CA_BUNDLE: caFile } } : {}),
+            notify: 'reload nginx',
+          }),
+        );
+      }
+      await host.run(
+        nginx.site({
+          name: s.name,
+          serverNames: s.serverNames,
+          upstreams: s.upstreams,
+          websocketPaths: s.websocketPaths,
+          ...(s.rateLimit ? { rateLimit: s.rateLimit } : {}),
+          ...(s.clientMaxBodySize ? { clientMaxBodySize: s.clientMaxBodySize } : {}),
+          ...(withTls ? { tls: certbot.paths(s.name) } : {}),
+          gzip: true,
+          notify: 'reload nginx',
+        }),
+      );
+    }
+  },
+  handlers: {
+    'reload fail2ban': (host) => host.run(fail2ban.reload({ jails: ['sshd'] })),
+    'reload nginx': (host) => host.run(systemd.service({ name: 'nginx', state: 'reloaded' })),
   },
 });
 

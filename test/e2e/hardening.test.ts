@@ -5,11 +5,11 @@
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Client } from 'ssh2';
 import t from 'tap';
 import { OPS_PASSWORD, withLab } from '../lab/lab.ts';
 import { poll, run } from '../lab/exec.ts';
 import { changedSteps, labInventory, runTaskCli } from './support/cli.ts';
+import { passwordLogin as tryPasswordLogin } from './support/ssh.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const lab = await withLab(t, 1);
@@ -64,19 +64,7 @@ const vars = { keys: [pubKey], controller: lab.bridgeAddress };
 const inventory = await labInventory(lab, { lab1: { user: 'admin', become: true, vars } });
 const asAdmin = (command: string) => lab.ssh('lab1', `sudo -n sh -c '${command.replace(/'/g, `'\\''`)}'`, { user: 'admin' });
 
-/** Tries a password login (password, then keyboard-interactive) with ssh2: 'ok' or the error. */
-function passwordLogin(user: string, password: string): Promise<string> {
-  return new Promise((done) => {
-    const client = new Client();
-    client.on('ready', () => {
-      client.end();
-      done('ok');
-    });
-    client.on('error', (err) => done(err.message));
-    client.on('keyboard-interactive', (_name, _instructions, _lang, prompts, finish) => finish(prompts.map(() => password)));
-    client.connect({ host: host.address, port: 22, username: user, password, tryKeyboard: true, readyTimeout: 10_000, hostVerifier: () => true });
-  });
-}
+const passwordLogin = (user: string, password: string) => tryPasswordLogin(host.address, user, password);
 
 t.test('before: passwords work on a fresh lab host (so the checks below can tell)', async (t) => {
   await lab.ssh('lab1', `echo 'root:${ROOT_PASSWORD}' | chpasswd`);
