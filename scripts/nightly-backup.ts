@@ -13,9 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defineTask, isMain, loadEnv, runCli, secret, type CliIo, type Secret, type Task } from '../lib/index.ts';
 import { backupEnv, backupVars, webhookEnv, type BackupSecrets, type BackupVars } from '../lib/backup/config.ts';
-import { withJsonReport } from '../lib/backup/flags.ts';
 import { runNightly } from '../lib/backup/nightly.ts';
-import { failureMessage, postWebhook } from '../lib/backup/webhook.ts';
+import { failureMessage, postWebhook, withJsonReport } from '../lib/backup/webhook.ts';
 import type { JsonReport } from '../lib/cli/report.ts';
 
 /**

@@ -5,30 +5,30 @@
 //   npx tsx scripts/restore.ts --limit db1 [--database app] [--backup app-20240301T020007Z.dump]
 //                              [--into NAME] [--replace] [--drop-after] [--dry-run] [--json FILE]
 //
-// The script's own flags are taken out of argv before runCli parses the rest (runCli rejects
-// flags it does not know). Environment as for nightly-backup.ts (the keys, to reach the remote).
+// Its own flags are task flags (runCli parses them and sets the restore* vars of lib/backup/restore.ts
+// on every selected host). Environment as for nightly-backup.ts (the keys, to reach the remote).
 // Exit code: runCli's; a mismatch in row counts fails the host (2).
 import { join } from 'node:path';
 import { defineTask, isMain, loadEnv, runCli, secret, type CliIo, type Task } from '../lib/index.ts';
-import { backupEnv, backupVars, type BackupSecrets, type BackupVars } from '../lib/backup/config.ts';
-import { flagUsage, splitFlags, type FlagSpec } from '../lib/backup/flags.ts';
-import { restoreDrill, type DrillResult, type RestoreRequest } from '../lib/backup/restore.ts';
+import { backupEnv, type BackupSecrets } from '../lib/backup/config.ts';
+import { requestOf, restoreDrill, restoreVars, type DrillResult, type RestoreVars } from '../lib/backup/restore.ts';
 
+/** The script's flags; each sets a restore var (lib/backup/restore.ts) on every selected host. */
 const FLAGS = {
-  database: { type: 'string', describe: "only this database of the host's backup.databases (default: each)" },
-  backup: { type: 'string', describe: 'restore this dump (file name) instead of the newest verified one' },
-  into: { type: 'string', describe: 'restore into this database (default DB_restore_drill_YYYYmmdd)' },
-  replace: { type: 'boolean', describe: 'drop an existing database of that name first' },
-  'drop-after': { type: 'boolean', describe: 'drop the restored database after the comparison' },
-} as const satisfies FlagSpec;
+  database: { type: 'string', var: 'restoreDatabase', description: "only this database of the host's backup.databases (default: each)" },
+  backup: { type: 'string', var: 'restoreBackup', description: 'restore this dump (file name) instead of the newest verified one' },
+  into: { type: 'string', var: 'restoreInto', description: 'restore into this database (default DB_restore_drill_YYYYmmdd)' },
+  replace: { type: 'boolean', var: 'restoreReplace', description: 'drop an existing database of that name first' },
+  'drop-after': { type: 'boolean', var: 'restoreDropAfter', description: 'drop the restored database after the comparison' },
+} as const;
 
 /**
  * The restore drill as a task; each restored database is handed to `record`.
  *
- * @example restoreTask({ now: new Date() }, secrets, (r) => results.push(r))
+ * @example restoreTask(new Date(), secrets, (r) => results.push(r))
  */
-export function restoreTask(request: RestoreRequest, secrets: BackupSecrets, record: (r: DrillResult) => void): Task<BackupVars> {
-  return defineTask({ name: 'restore', vars: backupVars, run: (host) => restoreDrill(host, request, secrets, record) });
+export function restoreTask(now: Date, secrets: BackupSecrets, record: (r: DrillResult) => void): Task<RestoreVars> {
+  return defineTask({ name: 'restore', vars: restoreVars, flags: FLAGS, run: (host) => restoreDrill(host, requestOf(host.vars, now), secrets, record) });
 }
 
 /**
@@ -60,37 +60,19 @@ export function formatDrill(results: readonly DrillResult[]): string {
  * @example process.exitCode = await main(cliIo);
  */
 export async function main(io: CliIo): Promise<number> {
-  let split;
-  try {
-    split = splitFlags(io.argv, FLAGS);
-  } catch (err) {
-    io.stderr.write(`${(err as Error).message}\n`);
-    return 1;
+  let secrets: BackupSecrets = { accessKeyId: secret(''), secretAccessKey: secret('') };
+  // --help needs no keys: runCli prints its usage before the task runs.
+  if (!io.argv.includes('-h') && !io.argv.includes('--help')) {
+    try {
+      const env = loadEnv(backupEnv, { env: io.env, file: join(io.cwd, '.env') });
+      secrets = { accessKeyId: env.BACKUP_ACCESS_KEY_ID, secretAccessKey: env.BACKUP_SECRET_ACCESS_KEY };
+    } catch (err) {
+      io.stderr.write(`error: ${(err as Error).message}\n`);
+      return 1;
+    }
   }
-  const { values, rest } = split;
-  if (rest.includes('-h') || rest.includes('--help')) {
-    io.stdout.write(`restore: a restore drill of the newest (or a chosen) verified backup.\n\nRestore options:\n${flagUsage(FLAGS)}\n`);
-    // runCli prints its usage and returns before the task (and its keys) are used.
-    return runCli(restoreTask({ now: new Date() }, { accessKeyId: secret(''), secretAccessKey: secret('') }, () => {}), { ...io, argv: rest });
-  }
-  let secrets: BackupSecrets;
-  try {
-    const env = loadEnv(backupEnv, { env: io.env, file: join(io.cwd, '.env') });
-    secrets = { accessKeyId: env.BACKUP_ACCESS_KEY_ID, secretAccessKey: env.BACKUP_SECRET_ACCESS_KEY };
-  } catch (err) {
-    io.stderr.write(`error: ${(err as Error).message}\n`);
-    return 1;
-  }
-  const request: RestoreRequest = {
-    now: new Date(),
-    ...(values.database !== undefined ? { database: values.database } : {}),
-    ...(values.backup !== undefined ? { backup: values.backup } : {}),
-    ...(values.into !== undefined ? { into: values.into } : {}),
-    replace: values.replace === true,
-    dropAfter: values['drop-after'] === true,
-  };
   const results: DrillResult[] = [];
-  const code = await runCli(restoreTask(request, secrets, (r) => results.push(r)), { ...io, argv: rest });
+  const code = await runCli(restoreTask(new Date(), secrets, (r) => results.push(r)), io);
   io.stdout.write(formatDrill(results));
   return code;
 }

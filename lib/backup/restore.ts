@@ -7,9 +7,44 @@ import { dumpFiles, pgRowCounts, type RowCounts } from '../facts/postgres.ts';
 import { remoteFiles, remotePath } from '../facts/rclone.ts';
 import { postgres } from '../ops/postgres.ts';
 import { rclone } from '../ops/rclone.ts';
-import { pgTargetOf, remoteOf, type BackupSecrets, type BackupVars } from './config.ts';
+import { v, type InferShape } from '../inventory/vars.ts';
+import { backupVars, pgTargetOf, remoteOf, type BackupSecrets, type BackupVars } from './config.ts';
 import { dumpPath, setupSteps } from './nightly.ts';
 import { groupBackups, newestVerified, parseDumpName, type Backup } from './retention.ts';
+
+/**
+ * The vars of a restore drill, set from scripts/restore.ts's flags (`--database`, `--backup`,
+ * `--into`, `--replace`, `--drop-after`) on every selected host, beside its `backup` var.
+ *
+ * @example defineTask({ name: 'restore', vars: restoreVars, run: (host) => restoreDrill(host, requestOf(host.vars, new Date()), secrets, record) })
+ */
+export const restoreVars = {
+  ...backupVars,
+  restoreDatabase: v.string().optional(),
+  restoreBackup: v.string().optional(),
+  restoreInto: v.string().optional(),
+  restoreReplace: v.boolean().default(false),
+  restoreDropAfter: v.boolean().default(false),
+};
+
+/** The vars a restore drill sees on a host. @example (host.vars as RestoreVars).restoreInto */
+export type RestoreVars = InferShape<typeof restoreVars>;
+
+/**
+ * The request a host's restore vars make.
+ *
+ * @example requestOf(host.vars, new Date()) // { now, replace: false, dropAfter: false }
+ */
+export function requestOf(vars: RestoreVars, now: Date): RestoreRequest {
+  return {
+    now,
+    ...(vars.restoreDatabase !== undefined ? { database: vars.restoreDatabase } : {}),
+    ...(vars.restoreBackup !== undefined ? { backup: vars.restoreBackup } : {}),
+    ...(vars.restoreInto !== undefined ? { into: vars.restoreInto } : {}),
+    replace: vars.restoreReplace,
+    dropAfter: vars.restoreDropAfter,
+  };
+}
 
 /** What to restore; everything optional. */
 export interface RestoreRequest {
@@ -106,11 +141,11 @@ export async function restoreDrill(host: HostContext<BackupVars>, request: Resto
   const cfg = host.vars.backup;
   if (!cfg) return;
   const named = request.backup === undefined ? undefined : parseDumpName(request.backup);
-  if (request.backup !== undefined && !named) throw new TackleError({ phase: 'task', reason: `--backup ${JSON.stringify(request.backup)} is not a dump name such as app-20240301T020007Z.dump` });
+  if (request.backup !== undefined && !named) throw new TackleError({ phase: 'task', reason: `backup ${JSON.stringify(request.backup)} is not a dump name such as app-20240301T020007Z.dump` });
   const only = named?.database ?? request.database;
   if (only !== undefined && !cfg.databases.includes(only)) throw new TackleError({ phase: 'task', reason: `${only} is not one of this host's backup.databases (${cfg.databases.join(', ')})` });
   const databases = only !== undefined ? [only] : cfg.databases;
-  if (request.into !== undefined && databases.length !== 1) throw new TackleError({ phase: 'task', reason: `--into names one database, but this host backs up ${databases.join(', ')}: choose one with --database` });
+  if (request.into !== undefined && databases.length !== 1) throw new TackleError({ phase: 'task', reason: `into names one database, but this host backs up ${databases.join(', ')}: choose one (--database)` });
 
   const target = pgTargetOf(cfg);
   const loc = remoteOf(cfg, host.name);

@@ -30,11 +30,11 @@ t.test('nightly-backup: missing keys exit 1 and tell the webhook, unless it is a
   t.match(help.out.stdout, /^nightly-backup: dump, verify, upload[\s\S]*--dry-run/);
 });
 
-t.test('restore: its own flags are checked before anything runs', async (t) => {
-  const missing = io(['--backup'], {});
+t.test('restore: its own flags are task flags, checked by runCli before anything runs', async (t) => {
+  const missing = io(['--backup'], { BACKUP_ACCESS_KEY_ID: 'k', BACKUP_SECRET_ACCESS_KEY: 's' });
   t.equal(await restore(missing.io), 1);
-  t.match(missing.out.stderr, /--backup needs a value/);
+  t.match(missing.out.stderr, /Option '--backup <value>' argument missing/);
   const help = io(['-h'], {});
-  t.equal(await restore(help.io), 0);
-  t.match(help.out.stdout, /--drop-after\s+drop the restored database after the comparison[\s\S]*--limit PATTERNS/);
+  t.equal(await restore(help.io), 0, '--help needs no keys');
+  t.match(help.out.stdout, /Task options:\n {2}--database STRING\s+only this database[\s\S]*--drop-after\s+drop the restored database after the comparison/);
 });
