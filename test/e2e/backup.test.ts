@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { homedir } from 'node:os';
 import t from 'tap';
-import { defineTask, files, runTask, sh, shell, systemd, apt, openConnection, type Inventory } from '../../lib/index.ts';
+import { apt, defineTask, openConnection, runTask, sh, shell, systemd, type Inventory } from '../../lib/index.ts';
 import { startS3 } from '../lab/s3.ts';
 import { withLab } from '../lab/lab.ts';
 import { startWebhook } from '../lab/webhook.ts';
