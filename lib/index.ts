@@ -21,7 +21,7 @@ export { ContainerConnection, openContainer, wrapCommand, type ContainerSpec, ty
 
 // Facts, operations, tasks, running
 export { defineFact, type Fact, type FactOutput, type FactValue } from './facts/fact.ts';
-export { defineOperation, type Action, type ApplyContext, type Check, type Change, type CommonOptions, type Operation } from './engine/operation.ts';
+export { defineOperation, factsOf, planWith, type Action, type ApplyContext, type Check, type Change, type CommonOptions, type Operation } from './engine/operation.ts';
 export { defineTask, type Handler, type HostContext, type StepStatus, type Task, type TaskSpec, type VarsOf } from './engine/task.ts';
 export { runTask, checkVars, type HostResult, type HostStatus, type RunEvent, type RunOptions, type RunResult } from './engine/runner.ts';
 export type { StepResult } from './engine/host-run.ts';
@@ -35,6 +35,9 @@ export { health, waitForHealth, type HealthOutcome, type Probe, type WaitOptions
 export { files, type DirectoryOptions, type FileOptions, type LineOptions, type LinkOptions, type Mode } from './ops/files.ts';
 export { fail2ban, type DefaultsOptions as Fail2banDefaultsOptions, type JailOptions, type ReloadOptions as Fail2banReloadOptions } from './ops/fail2ban.ts';
 export { server, type HostnameOptions, type SwapfileOptions, type TimezoneOptions } from './ops/server.ts';
+export { postgres, type CompareRowCountsOptions, type DatabaseOptions, type DumpOptions, type PruneOptions, type RestoreOptions } from './ops/postgres.ts';
+export { rclone, type CheckOptions, type CopyOptions, type DownloadOptions, type RemoteOptions, type RemotePruneOptions, type S3Provider } from './ops/rclone.ts';
+export { schedule, cronToCalendar, type CronOptions, type ScheduledCommand, type TimerOptions } from './ops/schedule.ts';
 export { shell, type ShellOptions } from './ops/shell.ts';
 export { sshd, type SshdConfigOptions, type SshdSettings } from './ops/sshd.ts';
 export type { SudoerOptions } from './ops/sudoers.ts';
@@ -43,6 +46,9 @@ export { unattended, type UnattendedOptions } from './ops/unattended.ts';
 export { systemd } from './ops/systemd.ts';
 export { users, type AuthorizedKeysOptions, type UserOptions } from './ops/users.ts';
 export { pathInfo, type PathInfo } from './facts/files.ts';
+
+// Backups
+export { selectRetention, dumpName, type Backup, type RetentionPolicy, type StoredFile } from './backup/retention.ts';
 
 // Command line
 export { runCli, isMain, type CliIo } from './cli/main.ts';

@@ -8,13 +8,11 @@
 // failure, naming the host and the step; a dry-run never posts).
 // Exit codes are runCli's: 0 all hosts backed up, 2 a host failed or was unreachable, 1 nothing
 // ran (usage, inventory, vars or environment error), 130 interrupted.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defineTask, isMain, loadEnv, runCli, secret, type CliIo, type Secret, type Task } from '../lib/index.ts';
 import { backupEnv, backupVars, webhookEnv, type BackupSecrets, type BackupVars } from '../lib/backup/config.ts';
 import { runNightly } from '../lib/backup/nightly.ts';
-import { failureMessage, postWebhook, withJsonReport } from '../lib/backup/webhook.ts';
+import { failureMessage, postWebhook } from '../lib/backup/webhook.ts';
 import type { JsonReport } from '../lib/cli/report.ts';
 
 /**
@@ -70,20 +68,14 @@ export async function main(io: CliIo & { env: Readonly<Record<string, string | u
     return 1;
   }
 
-  const dir = await mkdtemp(join(tmpdir(), 'tackle-nightly-'));
-  try {
-    const { argv: args, file } = withJsonReport(argv, join(dir, 'report.json'));
-    const code = await runCli(nightlyBackup({ now: new Date(), secrets }), { ...io, argv: args });
-    if (code === 1) await notify('tackle nightly-backup could not start (a usage, inventory or vars error; see its output): nothing was backed up');
-    if (code === 2) {
-      const report = JSON.parse(await readFile(file, 'utf8')) as JsonReport;
-      const payload = failureMessage(report, { secrets: [secrets.accessKeyId.reveal(), secrets.secretAccessKey.reveal()] });
-      if (payload) await notify(payload.text);
-    }
-    return code;
-  } finally {
-    await rm(dir, { recursive: true, force: true });
+  let report: JsonReport | undefined;
+  const code = await runCli(nightlyBackup({ now: new Date(), secrets }), { ...io, onReport: async (r) => void (report = r) });
+  if (code === 1) await notify('tackle nightly-backup could not start (a usage, inventory or vars error; see its output): nothing was backed up');
+  if (code === 2 && report) {
+    const payload = failureMessage(report, { secrets: [secrets.accessKeyId.reveal(), secrets.secretAccessKey.reveal()] });
+    if (payload) await notify(payload.text);
   }
+  return code;
 }
 
 if (isMain(import.meta.url, process.argv)) {

@@ -63,18 +63,3 @@ export async function postWebhook(url: Secret, payload: WebhookPayload, opts: { 
     return { ok: false, reason: `the webhook could not be reached (${(err as Error).name}${cause ? `: ${cause}` : ''})` };
   }
 }
-
-/**
- * The JSON report file of a run: the one asked for with `--json`, or `fallback` appended to
- * argv, so that a script can read after runCli which host and step failed.
- *
- * @example withJsonReport(['--limit', 'db1'], '/tmp/x.json') // { argv: ['--limit', 'db1', '--json', '/tmp/x.json'], file: '/tmp/x.json' }
- */
-export function withJsonReport(argv: readonly string[], fallback: string): { argv: string[]; file: string } {
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    if (arg === '--json' && argv[i + 1] !== undefined) return { argv: [...argv], file: argv[i + 1] as string };
-    if (arg.startsWith('--json=')) return { argv: [...argv], file: arg.slice('--json='.length) };
-  }
-  return { argv: [...argv, '--json', fallback], file: fallback };
-}

@@ -8,13 +8,15 @@ import type { Inventory, Vars } from '../inventory/inventory.ts';
 import { loadInventoryFile } from '../inventory/load.ts';
 import { selectHosts } from '../inventory/select.ts';
 import { parseCliArgs, usage, type CliOptions } from './args.ts';
-import { exitCodeOf, toJsonReport } from './report.ts';
+import { exitCodeOf, toJsonReport, type JsonReport } from './report.ts';
 import { formatChanges, formatRecap, liveView, painter, type CliStreams } from './ui.ts';
 
 /** What the CLI needs from the process; task files pass `process` parts in explicitly. */
 export interface CliIo extends CliStreams {
   argv: readonly string[];
   cwd: string;
+  /** Called with the report after the run, e.g. by a script that alerts on failures. */
+  onReport?: (report: JsonReport) => Promise<void>;
   /** Where Ctrl-C arrives (usually `process`). */
   signals?: { once(event: 'SIGINT', listener: () => void): unknown; removeListener(event: 'SIGINT', listener: () => void): unknown };
 }
@@ -78,11 +80,13 @@ export async function runCli<V extends Vars>(task: Task<V>, io: CliIo): Promise<
 
   if (opts.dryRun || opts.diff || opts.verbose) io.stdout.write(formatChanges(result, opts, paint));
   io.stdout.write(formatRecap(result, paint));
+  const report = toJsonReport(result);
   if (opts.json) {
     const file = resolve(io.cwd, opts.json);
     await mkdir(dirname(file), { recursive: true });
-    await writeFile(file, `${JSON.stringify(toJsonReport(result), null, 2)}\n`);
+    await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
   }
+  await io.onReport?.(report);
   return exitCodeOf(result);
 }
 

@@ -4,7 +4,7 @@ import { FILE_HEADERS_ONLY, createTwoFilesPatch } from 'diff';
 import { Command, Secret, raw, secret, sh } from '../command/command.ts';
 import { defineOperation, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
 import { TackleError } from '../errors.ts';
-import { planWith } from '../backup/compose.ts';
+import { planWith } from '../engine/operation.ts';
 import { checkPolicy, planPrune, type RetentionPolicy } from '../backup/retention.ts';
 import { pathInfo } from '../facts/files.ts';
 import { pathPresenceFact } from '../facts/shell.ts';

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { secret } from '../../../lib/command/command.ts';
 import type { JsonReport } from '../../../lib/cli/report.ts';
-import { failureMessage, postWebhook, withJsonReport } from '../../../lib/backup/webhook.ts';
+import { failureMessage, postWebhook } from '../../../lib/backup/webhook.ts';
 import { startWebhook } from '../../lab/webhook.ts';
 
 const report = (hosts: JsonReport['hosts']): JsonReport => ({
@@ -59,10 +59,4 @@ t.test('postWebhook posts JSON and never throws; failures do not show the URL', 
   t.equal(down.ok, false);
   t.notMatch(JSON.stringify(down), /secret-token-path/);
   t.match(down, { reason: /could not be reached \(TypeError: ECONNREFUSED\)/ });
-});
-
-t.test('withJsonReport keeps a --json given, or adds one', async (t) => {
-  t.same(withJsonReport(['--json', 'r.json'], '/tmp/x'), { argv: ['--json', 'r.json'], file: 'r.json' });
-  t.same(withJsonReport(['--json=r.json'], '/tmp/x'), { argv: ['--json=r.json'], file: 'r.json' });
-  t.same(withJsonReport(['--dry-run'], '/tmp/x'), { argv: ['--dry-run', '--json', '/tmp/x'], file: '/tmp/x' });
 });
