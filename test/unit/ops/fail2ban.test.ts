@@ -4,7 +4,7 @@ import { parseDpkgQuery, type AptLists, type DpkgPackages } from '../../../lib/f
 import type { Fail2banHost } from '../../../lib/facts/fail2ban.ts';
 import type { PathInfo } from '../../../lib/facts/files.ts';
 import { FAIL2BAN_DEFAULTS_FILE, fail2ban } from '../../../lib/ops/fail2ban.ts';
-import { fileInfo } from './plan-helpers.ts';
+import { fileInfo } from '../../support/plan.ts';
 
 const dpkg = (...installed: string[]): DpkgPackages =>
   parseDpkgQuery({ stdout: `amd64\n${installed.map((n) => `${n}\tall\t1.0\tinstall ok installed\t\n`).join('')}`, stderr: '', exitCode: 0 });

@@ -7,10 +7,10 @@ import { Secret, secret } from '../../../lib/command/command.ts';
 import { LocalConnection } from '../../../lib/connection/local.ts';
 import type { StepResult } from '../../../lib/engine/host-run.ts';
 import type { Change, Operation } from '../../../lib/engine/operation.ts';
-import { TackleError } from '../../../lib/errors.ts';
 import { sha256Hex, type PathInfo } from '../../../lib/facts/files.ts';
 import { files } from '../../../lib/ops/files.ts';
 import { runOp } from '../../support/run-op.ts';
+import { refusal } from '../../support/plan.ts';
 
 // ------------------------------------------------------------------ planning, from given facts
 
@@ -23,16 +23,6 @@ const dirInfo: PathInfo = { kind: 'directory', mode: '0755', owner: 'root', grou
 
 const plan = (op: Operation, info: PathInfo): Change | undefined => op.plan({ info });
 const commands = (change: Change | undefined): string => (change?.actions ?? []).map((a) => a.command.toString()).join('\n---\n');
-/** The reason of the operation error that `fn` throws: refusals fail the step with it. */
-function refusal(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof TackleError && err.phase === 'operation') return err.reason;
-    throw err;
-  }
-  throw new Error('expected a refusal');
-}
 /** The new content an atomic write sends on stdin. */
 const written = (change: Change | undefined): string => String(change?.actions[0]?.stdin ?? '');
 

@@ -3,7 +3,7 @@ import type { Change } from '../../../lib/engine/operation.ts';
 import type { PathInfo } from '../../../lib/facts/files.ts';
 import type { SwapInfo, ZoneInfo } from '../../../lib/facts/server.ts';
 import { server } from '../../../lib/ops/server.ts';
-import { fileInfo, refusal } from './plan-helpers.ts';
+import { fileInfo, refusal } from '../../support/plan.ts';
 
 const missing: PathInfo = { kind: 'missing' };
 const commands = (c: Change | undefined) => (c?.actions ?? []).map((a) => a.command.toString());

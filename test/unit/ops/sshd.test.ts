@@ -9,7 +9,7 @@ import { parseSshdConfig, type SshSession, type SshdConfig } from '../../../lib/
 import type { SystemdUnit } from '../../../lib/facts/systemd.ts';
 import { SSHD_DEFAULT_DROPIN, freshLogin, previousVersion, sshd, type SshdConfigOptions } from '../../../lib/ops/sshd.ts';
 import { DEBIAN_SSHD_CONFIG, FRESH_SSHD_T, LAB_DROPIN, configOutput } from '../facts/sshd.captured.ts';
-import { fileInfo, refusal } from './plan-helpers.ts';
+import { fileInfo, refusal } from '../../support/plan.ts';
 
 // ------------------------------------------------------------------ facts, from captured output
 

@@ -1,7 +1,7 @@
 import t from 'tap';
 import type { PathInfo } from '../../../lib/facts/files.ts';
 import { AUTO_UPGRADES_FILE, UNATTENDED_FILE, unattended } from '../../../lib/ops/unattended.ts';
-import { fileInfo } from './plan-helpers.ts';
+import { fileInfo } from '../../support/plan.ts';
 
 const missing: PathInfo = { kind: 'missing' };
 // What the unattended-upgrades package itself writes (Debian 12) before the operation runs.

@@ -1,7 +1,7 @@
-// Helpers shared by the planning tests of the hardening ops (sshd, fail2ban, unattended, host).
+// Helpers shared by planning tests: fact values and refusals.
 import { Buffer } from 'node:buffer';
-import { TackleError } from '../../../lib/errors.ts';
-import { sha256Hex, type PathInfo } from '../../../lib/facts/files.ts';
+import { TackleError } from '../../lib/errors.ts';
+import { sha256Hex, type PathInfo } from '../../lib/facts/files.ts';
 
 /** The pathInfo fact of a root-owned 0644 file holding `content`. */
 export function fileInfo(content: string): PathInfo {
