@@ -110,6 +110,22 @@ t.test('jump host: reach lab3 through lab1', async (t) => {
   t.match(r.stdout, new RegExp(`^lab3\\n${lab.host('lab1').address.replace(/\./g, '\\.')} `), 'lab3 sees the connection coming from lab1');
 });
 
+t.test('a host that goes silent mid-command: keepalives notice, the command fails instead of hanging', async (t) => {
+  const conn = await connectSsh(endpoint('lab2'), { keepaliveIntervalMs: 500 });
+  t.teardown(() => conn.close());
+  const started = Date.now();
+  // Handled at once: the rejection may come while the host is still being stopped.
+  const pending = conn.exec(sh`sleep 60`).then(() => 'resolved', (err: unknown) => err);
+  await new Promise((r) => setTimeout(r, 300));
+  // Cut the link without killing anything: no FIN, no RST, just silence, as when a VPS freezes.
+  const veth = `tkl-${lab.index}-h2`;
+  await run('ip', ['link', 'set', veth, 'down']);
+  t.teardown(() => run('ip', ['link', 'set', veth, 'up']));
+  t.match(await pending, { phase: 'connect', host: 'lab2', message: /connection to 10\.200\.\d+\.12 (lost|closed)/ });
+  t.ok(Date.now() - started < 15_000, 'noticed within seconds (keepalives), not after the command would have ended');
+  await t.rejects(conn.exec(sh`true`), { phase: 'connect' }, 'later commands fail at once too');
+});
+
 t.test('a stopped host: plain-language timeout naming the host', async (t) => {
   await lab.stop('lab2');
   t.teardown(() => lab.start('lab2'));
