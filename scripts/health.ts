@@ -16,7 +16,8 @@ import { checkShape, isMain, openConnection, selectHosts, VarError } from '../li
 import { evaluateHealth, exitCodeForSeverity, healthFacts, healthSettings, healthTable, healthVar, unreachableHealth, worst, type HealthSettings, type HostHealth, type Severity } from '../lib/health/evaluate.ts';
 import { connectContext } from '../lib/connection/open.ts';
 import { loadInventoryFile } from '../lib/inventory/load.ts';
-import { collectFacts, renderTable, reportArgs, type ReportIo, REPORT_USAGE } from '../lib/health/report.ts';
+import { renderTable } from '../lib/cli/table.ts';
+import { collectFacts, reportArgs, type ReportIo, REPORT_USAGE } from '../lib/health/report.ts';
 
 const USAGE = `Usage: npx tsx scripts/health.ts [options]\n\n${REPORT_USAGE}\nExit code: 0 ok, 1 warning, 2 critical, 3 usage or inventory error.\n`;
 

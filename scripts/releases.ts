@@ -11,7 +11,8 @@ import { isMain, openConnection, selectHosts } from '../lib/index.ts';
 import { releasesState, type ReleaseRecord, type ReleasesState } from '../lib/facts/deploy.ts';
 import { connectContext } from '../lib/connection/open.ts';
 import { loadInventoryFile } from '../lib/inventory/load.ts';
-import { collectFacts, renderTable, reportArgs, type ReportIo, REPORT_USAGE } from '../lib/health/report.ts';
+import { renderTable } from '../lib/cli/table.ts';
+import { collectFacts, reportArgs, type ReportIo, REPORT_USAGE } from '../lib/health/report.ts';
 import { releaseLayout, type ReleaseLayout } from '../lib/ops/deploy.ts';
 
 const USAGE = `Usage: npx tsx scripts/releases.ts [options]

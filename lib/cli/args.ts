@@ -52,6 +52,22 @@ ${own.join('\n')}
 ` : USAGE;
 }
 
+/** The flags every tackle program that reaches hosts takes (tasks and report scripts alike). */
+export const HOST_FLAGS = {
+  inventory: { type: 'string', default: './inventory.ts' },
+  limit: { type: 'string' },
+  concurrency: { type: 'string', default: '10' },
+  'accept-new-host-keys': { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+/** `--concurrency` as a whole number ≥ 1; a TypeError otherwise. */
+export function parseConcurrency(value: unknown): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new TypeError(`--concurrency must be a whole number ≥ 1, got ${String(value)}`);
+  return n;
+}
+
 /** Parses argv; throws a TypeError with a plain message on a usage error. */
 export function parseCliArgs(argv: readonly string[], flags: Readonly<Record<string, TaskFlag>> = {}): CliOptions {
   let values;
@@ -61,15 +77,11 @@ export function parseCliArgs(argv: readonly string[], flags: Readonly<Record<str
       strict: true,
       allowPositionals: false,
       options: {
-        inventory: { type: 'string', default: './inventory.ts' },
-        limit: { type: 'string' },
+        ...HOST_FLAGS,
         'dry-run': { type: 'boolean', default: false },
         diff: { type: 'boolean', default: false },
-        concurrency: { type: 'string', default: '10' },
         json: { type: 'string' },
-        'accept-new-host-keys': { type: 'boolean', default: false },
         verbose: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
         serial: { type: 'string' },
         'max-fail': { type: 'string' },
         var: { type: 'string', multiple: true, default: [] },
@@ -79,7 +91,7 @@ export function parseCliArgs(argv: readonly string[], flags: Readonly<Record<str
   } catch (err) {
     throw new TypeError((err as Error).message);
   }
-  const concurrency = Number(values.concurrency);
+  const concurrency = parseConcurrency(values.concurrency);
   const vars: Record<string, unknown> = {};
   for (const pair of values.var as string[]) {
     const eq = pair.indexOf('=');
@@ -95,7 +107,6 @@ export function parseCliArgs(argv: readonly string[], flags: Readonly<Record<str
   const serial = values.serial === undefined ? undefined : parseSerial(values.serial);
   const maxFail = values['max-fail'] === undefined ? undefined : Number(values['max-fail'].replace(/%$/, ''));
   if (maxFail !== undefined && !(maxFail >= 0 && maxFail <= 100)) throw new TypeError(`--max-fail takes a percentage from 0 to 100, got ${values['max-fail']}`);
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new TypeError(`--concurrency must be a whole number ≥ 1, got ${values.concurrency}`);
   return {
     inventory: values.inventory,
     ...(values.limit !== undefined ? { limit: values.limit } : {}),

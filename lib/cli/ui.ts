@@ -1,6 +1,7 @@
 import { Listr, ListrLogger, ProcessOutput } from 'listr2';
 import type { HostResult, RunEvent, RunResult } from '../engine/runner.ts';
 import type { StepResult } from '../engine/host-run.ts';
+import { renderTable } from './table.ts';
 
 /** The streams and environment the terminal UI writes to; injected so lib/ never touches process. */
 export interface CliStreams {
@@ -123,13 +124,12 @@ export function formatRecap(result: RunResult, paint: Paint): string {
     return [h.name, h.status, n('ok'), n('changed'), n('failed'), h.status === 'unreachable' ? '1' : '0', seconds(h.durationMs)];
   });
   const header = ['HOST', 'STATUS', 'OK', 'CHANGED', 'FAILED', 'UNREACHABLE', 'TIME'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const fmt = (r: string[]) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
-  const out = [`\nRECAP ${result.task}${result.dryRun ? ' (dry-run: nothing was changed)' : ''}${result.interrupted ? ' (interrupted)' : ''}`, fmt(header)];
-  for (const r of rows) {
-    const line = fmt(r);
-    out.push(paint(STATUS_COLOR[r[1] ?? ''] ?? 0, line));
-  }
+  const table = renderTable(
+    header,
+    rows.map((cells) => ({ cells })),
+    (line, row) => paint(STATUS_COLOR[row.cells[1] ?? ''] ?? 0, line),
+  );
+  const out = [`\nRECAP ${result.task}${result.dryRun ? ' (dry-run: nothing was changed)' : ''}${result.interrupted ? ' (interrupted)' : ''}`, table.trimEnd()];
   for (const h of result.hosts) {
     const err = h.error ?? h.steps.find((s) => s.error)?.error;
     if (err) out.push('', paint(31, `${h.name} ${h.status}:`), `  ${err.message.replace(/\n/g, '\n  ')}`);

@@ -10,6 +10,7 @@ import { asTackleError } from '../engine/host-run.ts';
 import { TackleError } from '../errors.ts';
 import type { Fact } from '../facts/fact.ts';
 import type { Inventory, InventoryHost } from '../inventory/inventory.ts';
+import { HOST_FLAGS, parseConcurrency } from '../cli/args.ts';
 
 /** One host's answer: the parsed facts, or why there is none. */
 export type Collected<T> = { host: InventoryHost; kind: 'ok'; value: T } | { host: InventoryHost; kind: 'unreachable' | 'failed'; error: TackleError };
@@ -115,20 +116,15 @@ export function parseReportArgs(argv: readonly string[], own: readonly string[] 
       strict: true,
       allowPositionals: false,
       options: {
-        inventory: { type: 'string', default: './inventory.ts' },
-        limit: { type: 'string' },
+        ...HOST_FLAGS,
         json: { type: 'boolean', default: false },
-        concurrency: { type: 'string', default: '10' },
-        'accept-new-host-keys': { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
         ...Object.fromEntries(own.map((name) => [name, { type: 'string' as const }])),
       },
     }));
   } catch (err) {
     throw new TypeError((err as Error).message);
   }
-  const concurrency = Number(values.concurrency);
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new TypeError(`--concurrency must be a whole number ≥ 1, got ${String(values.concurrency)}`);
+  const concurrency = parseConcurrency(values.concurrency);
   return {
     inventory: String(values.inventory),
     ...(typeof values.limit === 'string' ? { limit: values.limit } : {}),
@@ -138,16 +134,4 @@ export function parseReportArgs(argv: readonly string[], own: readonly string[] 
     help: values.help === true,
     own: Object.fromEntries(own.map((name) => [name, typeof values[name] === 'string' ? (values[name] as string) : undefined])),
   };
-}
-
-/**
- * A plain text table: columns padded to their widest cell, each row passed through `style`
- * (colour, say) after padding so widths stay right.
- *
- * @example renderTable(['HOST', 'STATUS'], [{ cells: ['web1', 'OK'] }]) // 'HOST  STATUS\nweb1  OK\n'
- */
-export function renderTable<R extends { cells: readonly string[] }>(header: readonly string[], rows: readonly R[], style: (line: string, row: R) => string = (l) => l): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r.cells[i] ?? '').length)));
-  const line = (cells: readonly string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
-  return `${[line(header), ...rows.map((r) => style(line(r.cells), r))].join('\n')}\n`;
 }

@@ -8,7 +8,8 @@ import { TackleError } from '../../../lib/errors.ts';
 import { defineFact } from '../../../lib/facts/fact.ts';
 import { connectContext } from '../../../lib/connection/open.ts';
 import { loadInventoryFile } from '../../../lib/inventory/load.ts';
-import { collectFacts, parseReportArgs, renderTable } from '../../../lib/health/report.ts';
+import { renderTable } from '../../../lib/cli/table.ts';
+import { collectFacts, parseReportArgs } from '../../../lib/health/report.ts';
 import { defineInventory } from '../../../lib/inventory/inventory.ts';
 
 t.test('report flags', async (t) => {
