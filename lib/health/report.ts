@@ -1,15 +1,14 @@
-// Read-only fleet reports (scripts/health.ts, scripts/releases.ts): their flags, the inventory,
-// each host opened and its facts read in one round trip, and a plain text table. No operations,
-// no plan, no recap; nothing here prints: the scripts write what these return.
+// Read-only fleet reports (scripts/health.ts, scripts/releases.ts): their flags, and each host
+// opened and its facts read in one round trip. No operations, no plan, no recap; nothing here
+// prints: the scripts write what these return (tables with lib/cli/table.ts).
 import { parseArgs } from 'node:util';
 import { Semaphore } from '../concurrency.ts';
 import type { Connection } from '../connection/connection.ts';
-import type { ConnectContext } from '../connection/open.ts';
 import { gatherFacts } from '../engine/gather.ts';
 import { asTackleError } from '../engine/host-run.ts';
 import { TackleError } from '../errors.ts';
 import type { Fact } from '../facts/fact.ts';
-import type { Inventory, InventoryHost } from '../inventory/inventory.ts';
+import type { InventoryHost } from '../inventory/inventory.ts';
 import { HOST_FLAGS, parseConcurrency } from '../cli/args.ts';
 
 /** One host's answer: the parsed facts, or why there is none. */
