@@ -1,5 +1,7 @@
-// Put hosts back on an earlier release of an app: the one before the current one, or a named one
-// (see scripts/releases.ts for the ids). The service is restarted and must be healthy again.
+// Put hosts back on an earlier release of an app: the one that ran healthily before the current
+// one (never one recorded failed or rolled back), or a named one
+// (see scripts/releases.ts for the ids). The service is restarted and must be healthy again;
+// when it is not, the host is switched back to the release it was on.
 //
 //   npx tsx scripts/rollback.ts --limit web1
 //   npx tsx scripts/rollback.ts --limit web1 --to 20250304T050607Z-v1.4.1
@@ -13,11 +15,11 @@ export const rollbackTask = defineTask({
   name: 'rollback',
   vars: {
     ...serviceVars,
-    /** The release id to go back to (`--to`); default the one before the current one. */
+    /** The release id to go back to (`--to`); default the one that ran healthily before the current one. */
     to: v.string().optional(),
   },
   flags: {
-    to: { type: 'string', description: 'release id to go back to (default: the one before the current one)' },
+    to: { type: 'string', description: 'release id to go back to (default: the one that ran healthily before the current one)' },
   },
   async run(host) {
     const { to } = host.vars;

@@ -193,3 +193,33 @@ export function parseLsRemote(ref: string, { stdout, stderr, exitCode }: FactOut
   }
   return { kind: 'not-found' };
 }
+
+/**
+ * Why a compose project has stopped for good, or undefined while it may still come up: one of
+ * its containers exited with a non-zero code (a restart policy would show it `Restarting`
+ * instead) or is dead. A container that exited 0 is a one-shot job (a migration), not a failure.
+ *
+ * @example
+ * const why = await host.fact(composeStopped('shop')); // 'container of web exited with code 1'
+ */
+export function composeStopped(project: string): Fact<string | undefined> {
+  const format = '{{.Label "com.docker.compose.service"}}\t{{.Status}}';
+  return defineFact(`deploy.composeStopped ${project}`, sh`docker ps -a --filter ${`label=com.docker.compose.project=${project}`} --format ${format}`, parseComposeStopped);
+}
+
+/**
+ * Pure parser of {@link composeStopped}'s `SERVICE<TAB>STATUS` lines. Without docker (or its
+ * daemon) it says nothing: the health probes report what is wrong.
+ *
+ * @example parseComposeStopped({ stdout: 'web\tExited (1) 2 seconds ago\ndb\tUp 3 minutes\n', stderr: '', exitCode: 0 }) // 'container of web exited with code 1'
+ */
+export function parseComposeStopped({ stdout, exitCode }: FactOutput): string | undefined {
+  if (exitCode !== 0) return undefined;
+  const stopped = stdout.split('\n').flatMap((line) => {
+    const [service = '', status = ''] = line.split('\t');
+    const exited = /^Exited \((\d+)\)/.exec(status);
+    if (exited && exited[1] !== '0') return [`container of ${service || '(no service)'} exited with code ${exited[1]}`];
+    return /^Dead\b/.test(status) ? [`container of ${service || '(no service)'} is dead`] : [];
+  });
+  return stopped.length ? stopped.join('; ') : undefined;
+}

@@ -7,6 +7,7 @@ import {
   GIT_ENV,
   MARKER,
   RELEASE_ID,
+  composeStopped,
   gitRemoteRef,
   releasesState,
   type GitRef,
@@ -17,7 +18,7 @@ import {
 } from '../facts/deploy.ts';
 import type { Fact } from '../facts/fact.ts';
 import { inContext } from '../facts/shell.ts';
-import { describeAttempts, describeHealth, waitForHealth, type Probe, type WaitOptions } from './health.ts';
+import { describeHealth, describeUnhealthy, unitStop, waitForHealth, type Probe, type StopSign, type WaitOptions } from './health.ts';
 
 /** Where an app's releases live on the host. */
 export interface ReleaseLayout {
@@ -178,9 +179,26 @@ export function switchCommand(layout: ReleaseLayout, id: string): Command {
  * @example restartCommand({ systemd: 'shop.service' }, dir, 'shop').toString() // 'systemctl restart shop.service'
  */
 export function restartCommand(restart: Restart, dir: string, app: string): Command {
-  if ('systemd' in restart) return sh`systemctl restart ${restart.systemd}`;
-  if ('compose' in restart) return sh`cd ${dir} && docker compose --project-name ${restart.compose.project ?? app.toLowerCase().replace(/[^a-z0-9_-]/g, '-')} up -d --remove-orphans`;
+  // A unit that hit its start limit (a release that crashed at once) refuses a restart until reset.
+  if ('systemd' in restart) return sh`systemctl reset-failed ${restart.systemd} 2>/dev/null; systemctl restart ${restart.systemd}`;
+  if ('compose' in restart) return sh`cd ${dir} && docker compose --project-name ${composeProject(restart.compose, app)} up -d --remove-orphans`;
   return inContext(restart.command, { cwd: dir, env: { RELEASE_DIR: dir } });
+}
+
+function composeProject(compose: { project?: string }, app: string): string {
+  return compose.project ?? app.toLowerCase().replace(/[^a-z0-9_-]/g, '-');
+}
+
+/**
+ * What tells that the restarted service has stopped for good, so the health wait ends at once:
+ * its unit `failed` (unless a unit probe already watches it), or a compose container exited.
+ *
+ * @example restartStops({ systemd: 'shop.service' }, [], 'shop') // [unitStop('shop.service')]
+ */
+export function restartStops(restart: Restart | undefined, probes: readonly Probe[], app: string): StopSign[] {
+  if (restart === undefined || 'command' in restart) return [];
+  if ('compose' in restart) return [composeStopped(composeProject(restart.compose, app))];
+  return probes.some((p) => p.kind === 'unit' && p.unit === restart.systemd) ? [] : [unitStop(restart.systemd)];
 }
 
 function appendRecord(layout: ReleaseLayout, record: ReleaseRecord): Command {
@@ -279,8 +297,14 @@ async function restartAndWait(conn: Connection, s: Service, id: string): Promise
     if (r.exitCode !== 0) return `restart failed (${r.command.toString()} exited with code ${r.exitCode}): ${mask(tail(r.stderr || r.stdout, 3), r.command.secrets())}`;
   }
   if (s.health.length === 0) return undefined;
-  const outcome = await waitForHealth(conn, s.health, s.wait);
-  return outcome.kind === 'healthy' ? undefined : `not healthy after ${describeAttempts(outcome)}: ${outcome.reason}`;
+  const outcome = await waitForHealth(conn, s.health, s.wait, { stops: restartStops(s.restart, s.health, s.layout.app) });
+  return outcome.kind === 'healthy' ? undefined : describeUnhealthy(outcome);
+}
+
+/** Points `current` back at `id` and restarts it; resolves with why it is not healthy, or undefined. */
+async function switchBack(conn: Connection, s: Service, id: string): Promise<string | undefined> {
+  assertOk(await conn.exec(switchCommand(s.layout, id)), conn.host, `could not switch back to ${id}`);
+  return restartAndWait(conn, s, id);
 }
 
 function describeRestart(s: Service, id: string): string {
@@ -304,8 +328,7 @@ function activateCheck(d: DesiredRelease, id: string, previous: string | undefin
         await record(connection, d.layout, { ...base, result: 'failed', reason: why }).catch(() => {});
         throw refuse(`${why}; there is no previous release to roll back to`);
       }
-      assertOk(await connection.exec(switchCommand(d.layout, previous)), connection.host, `could not switch back to ${previous}`);
-      const again = await restartAndWait(connection, d, previous);
+      const again = await switchBack(connection, d, previous);
       await record(connection, d.layout, { ...base, result: 'rolled-back', reason: why }).catch(() => {});
       // The JSON status stays `failed`; the reason says the host is back on the previous release.
       throw refuse(`failed (rolled back): rolled back to ${previous}: ${why}${again ? `; and ${previous} is not healthy either: ${again}` : ''}`);
@@ -371,9 +394,39 @@ export function previousRelease(releases: readonly Release[], id: string): Relea
   return releases.filter((r) => RELEASE_ID.test(r.id) && r.id < id).at(-1);
 }
 
+/** Pure: how a release last ran, from its newest record (undefined when none is left). */
+function lastResult(records: readonly ReleaseRecord[], id: string): ReleaseResult | undefined {
+  return records.findLast((r) => r.release === id)?.result;
+}
+
 /**
- * Pure: the switch back to `to` (or the release before the current one), or undefined when
- * it is current already.
+ * Pure: the release a plain rollback from `id` goes to: the one that was live when `id` was
+ * deployed (the `previous` of its deploy record; by id order when no record says), passing over
+ * releases whose newest record is `failed` or `rolled-back` and those no longer on disk.
+ * `skipped` lists those passed over, with why.
+ *
+ * @example rollbackTarget(state, '20250104T000000Z-v2').target?.id // '20250101T000000Z-v1', not the rolled-back v3
+ */
+export function rollbackTarget(state: ReleasesState & { kind: 'present' }, id: string): { target: Release | undefined; skipped: string[] } {
+  const skipped: string[] = [];
+  const seen = new Set([id]);
+  for (let from = id; ; ) {
+    const next = state.records.findLast((r) => r.action === 'deploy' && r.release === from && r.previous !== undefined)?.previous ?? previousRelease(state.releases, from)?.id;
+    // Records that loop (edited by hand) end the walk instead of going round.
+    if (next === undefined || seen.has(next)) return { target: undefined, skipped };
+    seen.add(next);
+    const release = state.releases.find((r) => r.id === next);
+    const result = lastResult(state.records, next);
+    if (release && (result === undefined || result === 'ok')) return { target: release, skipped };
+    skipped.push(`${next}: ${release ? `its last record is ${result}` : 'removed'}`);
+    from = next;
+  }
+}
+
+/**
+ * Pure: the switch back to `to` (or to the release that ran healthily before the current one,
+ * see {@link rollbackTarget}), or undefined when it is current already. When the release
+ * switched to is not healthy, `current` goes back to where it was and the step fails.
  *
  * @example planRollback(service, state, undefined)
  */
@@ -384,30 +437,38 @@ export function planRollback(s: Service, state: ReleasesState, to: string | unde
   if (current.kind === 'other') throw refuse(`${L.current} is not a link into ${L.releases}; tackle will not replace it`);
   const ids = state.releases.map((r) => r.id);
   let target: Release | undefined;
+  let note = '';
   if (to !== undefined) {
     target = state.releases.find((r) => r.id === to);
     if (!target) throw refuse(`there is no release ${to} in ${L.releases} (there are: ${ids.join(', ') || 'none'})`);
+    const result = lastResult(state.records, to);
+    if (result !== undefined && result !== 'ok') note = ` (its last record is ${result})`;
   } else {
     if (current.kind === 'none') throw refuse(`${L.current} does not exist; name the release to go to (there are: ${ids.join(', ') || 'none'})`);
-    target = previousRelease(state.releases, current.id);
-    if (!target) throw refuse(`${current.id} is the oldest release in ${L.releases}; there is nothing before it to roll back to`);
+    const found = rollbackTarget(state, current.id);
+    const skipped = found.skipped.length ? ` (passed over ${found.skipped.join('; ')})` : '';
+    if (!found.target) throw refuse(`no release before ${current.id} ran healthily${skipped}; there is nothing to roll back to, name the release to go to`);
+    target = found.target;
+    note = skipped;
   }
   if (current.kind === 'release' && current.id === target.id && current.exists) return undefined;
-  const from = current.kind === 'release' ? current.id : undefined;
+  const from = current.kind === 'release' && current.exists ? current.id : undefined;
   const id = target.id;
+  const what = { ...(target.ref ? { ref: target.ref } : {}), ...(target.commit ? { commit: target.commit } : {}), ...(target.image ? { image: target.image } : {}) };
   return {
-    summary: `switch ${L.current} ${from ? `from ${from} ` : ''}back to ${id}`,
+    summary: `switch ${L.current} ${current.kind === 'release' ? `from ${current.id} ` : ''}back to ${id}${note}`,
     actions: [{ command: switchCommand(L, id) }],
     checks: [
       {
-        describe: describeRestart(s, id),
+        describe: `${describeRestart(s, id)}${from ? `; if not, switch back to ${from}, restart it and check again` : ''}`,
         run: async ({ connection }) => {
           const why = await restartAndWait(connection, s, id);
-          const what = { ...(target.ref ? { ref: target.ref } : {}), ...(target.commit ? { commit: target.commit } : {}), ...(target.image ? { image: target.image } : {}) };
-          const base = { action: 'rollback' as const, release: id, ...what, ...(from ? { previous: from } : {}) };
-          const result: ReleaseResult = why === undefined ? 'ok' : 'failed';
-          await record(connection, L, { ...base, result, ...(why ? { reason: why } : {}) });
-          if (why !== undefined) throw refuse(`rolled back to ${id}, but it is not healthy: ${why}`);
+          const base = { action: 'rollback' as const, release: id, ...what, ...(current.kind === 'release' ? { previous: current.id } : {}) };
+          await record(connection, L, { ...base, result: why === undefined ? 'ok' : 'failed', ...(why ? { reason: why } : {}) });
+          if (why === undefined) return;
+          if (!from) throw refuse(`rolled back to ${id}, but it is not healthy, and there is no release to switch back to: ${why}`);
+          const again = await switchBack(connection, s, from);
+          throw refuse(`failed (switched back to ${from}): ${id}: ${why}${again ? `; and ${from} is not healthy either: ${again}` : ''}`);
         },
       },
     ],
@@ -449,9 +510,11 @@ function release(opts: ReleaseOptions): Operation {
 }
 
 /**
- * Switches `current` back to the previous release (the one made before the current one), or
- * to the release named by `to`, restarts the service and waits for health; records the
- * rollback in `releases.jsonl`. Nothing happens when `to` is current already.
+ * Switches `current` back to the release that ran healthily before the current one (the one
+ * live when it was deployed, never one recorded `failed` or `rolled-back`), or to the release
+ * named by `to`, restarts the service and waits for health; records the rollback in
+ * `releases.jsonl`. When that release is not healthy, `current` is switched back to where it
+ * was and restarted, and the step fails saying so. Nothing happens when `to` is current already.
  *
  * @example
  * await host.run(deploy.rollback({ app: 'shop', restart: { systemd: 'shop.service' }, health: [health.http('http://127.0.0.1:8000/health')] }));

@@ -5,7 +5,7 @@ import type { Connection } from '../connection/connection.ts';
 import { gatherFacts } from '../engine/gather.ts';
 import type { Check } from '../engine/operation.ts';
 import { TackleError } from '../errors.ts';
-import type { Fact } from '../facts/fact.ts';
+import { defineFact, type Fact } from '../facts/fact.ts';
 import { BODY_LIMIT, httpResponse, tcpPort, unitStates, type HttpResponse, type TcpPort, type UnitStates } from '../facts/health.ts';
 
 /** Where a probe runs: on the host itself (curl, bash) or on this machine (node). */
@@ -40,7 +40,22 @@ export interface WaitOptions {
   maxDelayMs?: number;
 }
 
-export type HealthOutcome = { kind: 'healthy'; attempts: number; ms: number } | { kind: 'unhealthy'; attempts: number; ms: number; reason: string };
+/** `ended` says why the wait ended: the deadline, or a sign that no later attempt can pass (see {@link WaitContext}). */
+export type HealthOutcome = { kind: 'healthy'; attempts: number; ms: number } | { kind: 'unhealthy'; attempts: number; ms: number; reason: string; ended: 'deadline' | 'stopped' };
+
+/**
+ * A fact read with each attempt that answers why the service has stopped for good (its unit
+ * `failed`, its container exited), or undefined while it may still come up.
+ */
+export type StopSign = Fact<string | undefined>;
+
+/** What a wait needs besides its timing. */
+export interface WaitContext {
+  /** Default: real time. */
+  clock?: Clock;
+  /** Read with each attempt; the first that answers ends the wait at once (no later attempt can pass). */
+  stops?: readonly StopSign[];
+}
 
 /** Time, injectable so tests of the backoff need no real waiting. */
 export interface Clock {
@@ -139,6 +154,22 @@ export function judgeUnit(p: Probe & { kind: 'unit' }, r: UnitStates): string | 
   return state === 'active' ? undefined : `unit ${p.unit} is ${state ?? 'unknown'}`;
 }
 
+/** Why a unit has stopped for good: systemd says `failed` once it gave up (no restart is coming). */
+function unitStopped(unit: string, r: UnitStates): string | undefined {
+  return r.kind === 'states' && r.states[unit] === 'failed' ? `unit ${unit} failed` : undefined;
+}
+
+/**
+ * A {@link StopSign} for a systemd unit: it answers once the unit is `failed` (not while
+ * systemd is still restarting it).
+ *
+ * @example await waitForHealth(conn, [health.http('http://127.0.0.1:8000/health')], {}, { stops: [unitStop('app.service')] })
+ */
+export function unitStop(unit: string): StopSign {
+  const states = unitStates([unit]);
+  return defineFact(`health.unitStop ${unit}`, states.command, (out) => unitStopped(unit, states.parse(out)));
+}
+
 // ---------------------------------------------------------------- running probes
 
 function hostFact(p: Probe): Fact<unknown> | undefined {
@@ -188,17 +219,23 @@ export function connectFromController(address: string, port: number, timeoutMs: 
   });
 }
 
+/** One attempt: what failed, and the signs that no later attempt can pass. */
+export interface Attempt {
+  failures: string[];
+  stopped: string[];
+}
+
 /**
- * Runs every probe once: the host's in one exec (one round trip), this machine's at the same
- * time. Resolves with the failures, empty when all passed.
+ * Runs every probe once, and reads the stop signs: the host's in one exec (one round trip),
+ * this machine's at the same time. A unit probe whose unit is `failed` counts as stopped.
  *
- * @example const failures = await probeOnce(conn, [health.http('http://127.0.0.1:8080/health')]);
+ * @example const { failures } = await probeOnce(conn, [health.http('http://127.0.0.1:8080/health')]);
  */
-export async function probeOnce(conn: Connection, probes: readonly Probe[]): Promise<string[]> {
+export async function probeOnce(conn: Connection, probes: readonly Probe[], stops: readonly StopSign[] = []): Promise<Attempt> {
   const onHost = probes.map(hostFact);
   const facts = onHost.filter((f): f is Fact<unknown> => f !== undefined);
   const [hostValues, controllerValues] = await Promise.all([
-    gatherFacts(conn, facts),
+    gatherFacts(conn, [...facts, ...stops]),
     Promise.all(
       probes.map((p) => {
         if (p.kind === 'unit' || p.from === 'host') return undefined;
@@ -207,32 +244,43 @@ export async function probeOnce(conn: Connection, probes: readonly Probe[]): Pro
     ),
   ]);
   let next = 0;
-  return probes.flatMap((p, i) => {
+  const stopped: string[] = [];
+  const failures = probes.flatMap((p, i) => {
     const value = onHost[i] ? hostValues[next++] : controllerValues[i];
+    const gone = p.kind === 'unit' ? unitStopped(p.unit, value as UnitStates) : undefined;
+    if (gone !== undefined) {
+      stopped.push(gone);
+      return [];
+    }
     const why = p.kind === 'http' ? judgeHttp(p, value as HttpResponse) : p.kind === 'tcp' ? judgeTcp(p, value as TcpPort) : judgeUnit(p, value as UnitStates);
     return why === undefined ? [] : [why];
   });
+  for (const value of hostValues.slice(facts.length)) if (typeof value === 'string' && !stopped.includes(value)) stopped.push(value);
+  return { failures, stopped };
 }
 
 /**
  * Tries the probes until all pass or the deadline passes, waiting longer after each failed
- * attempt (no fixed sleeps: a service that is up at once costs one attempt).
+ * attempt (no fixed sleeps: a service that is up at once costs one attempt). It ends at once
+ * when the service has stopped for good (a unit probe's unit `failed`, or a stop sign answers):
+ * waiting out the deadline then would only delay the rollback.
  *
  * @example
  * const outcome = await waitForHealth(conn, [health.http('http://127.0.0.1:8080/health')], { deadlineMs: 30_000 });
- * if (outcome.kind === 'unhealthy') console.log(outcome.reason);
+ * if (outcome.kind === 'unhealthy') console.log(describeUnhealthy(outcome));
  */
-export async function waitForHealth(conn: Connection, probes: readonly Probe[], wait: WaitOptions = {}, clock: Clock = realClock): Promise<HealthOutcome> {
+export async function waitForHealth(conn: Connection, probes: readonly Probe[], wait: WaitOptions = {}, { clock = realClock, stops = [] }: WaitContext = {}): Promise<HealthOutcome> {
   const deadline = wait.deadlineMs ?? 60_000;
   const first = wait.firstDelayMs ?? 250;
   const max = wait.maxDelayMs ?? 5000;
   const start = clock.now();
   for (let attempt = 1; ; attempt++) {
-    const failures = await probeOnce(conn, probes);
+    const { failures, stopped } = await probeOnce(conn, probes, stops);
     const ms = Math.round(clock.now() - start);
+    if (stopped.length) return { kind: 'unhealthy', attempts: attempt, ms, reason: [...stopped, ...failures].join('; '), ended: 'stopped' };
     if (failures.length === 0) return { kind: 'healthy', attempts: attempt, ms };
     const left = deadline - (clock.now() - start);
-    if (left <= 0) return { kind: 'unhealthy', attempts: attempt, ms, reason: failures.join('; ') };
+    if (left <= 0) return { kind: 'unhealthy', attempts: attempt, ms, reason: failures.join('; '), ended: 'deadline' };
     await clock.sleep(Math.min(left, first * 2 ** (attempt - 1), max));
   }
 }
@@ -240,6 +288,15 @@ export async function waitForHealth(conn: Connection, probes: readonly Probe[], 
 /** How an outcome reads in a message. @example describeAttempts({ kind: 'healthy', attempts: 7, ms: 12_300 }) // '7 attempts in 12.3 s' */
 export function describeAttempts(o: HealthOutcome): string {
   return `${o.attempts} attempt${o.attempts === 1 ? '' : 's'} in ${(o.ms / 1000).toFixed(1)} s`;
+}
+
+/**
+ * Why a wait failed, in one line for a step's error.
+ *
+ * @example describeUnhealthy({ kind: 'unhealthy', attempts: 2, ms: 1100, reason: 'unit app failed', ended: 'stopped' }) // 'not healthy after 2 attempts in 1.1 s, and it will not come up by waiting: unit app failed'
+ */
+export function describeUnhealthy(o: HealthOutcome & { kind: 'unhealthy' }): string {
+  return `not healthy after ${describeAttempts(o)}${o.ended === 'stopped' ? ', and it will not come up by waiting' : ''}: ${o.reason}`;
 }
 
 /**
@@ -255,7 +312,7 @@ function check(probes: readonly Probe[], wait: WaitOptions = {}): Check {
     describe: `wait until healthy: ${describeHealth(probes, wait)}`,
     run: async (ctx) => {
       const outcome = await waitForHealth(ctx.connection, probes, wait);
-      if (outcome.kind === 'unhealthy') throw new TackleError({ phase: 'operation', reason: `not healthy after ${describeAttempts(outcome)}: ${outcome.reason}` });
+      if (outcome.kind === 'unhealthy') throw new TackleError({ phase: 'operation', reason: describeUnhealthy(outcome) });
     },
   };
 }

@@ -1,78 +1,25 @@
 // scripts/deploy.ts, rollback.ts and releases.ts on three lab hosts, each running a tiny HTTP app
 // under systemd from /srv/app/current. The app comes from a git repository this machine serves
 // over (dumb) HTTP on the lab bridge: tag a and b are healthy releases, c answers 500 on /health.
-import { execFileSync } from 'node:child_process';
-import { createReadStream } from 'node:fs';
-import { mkdtemp, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join, normalize } from 'node:path';
 import t from 'tap';
 import { run } from '../lab/exec.ts';
 import { withLab } from '../lab/lab.ts';
+import { appOnHost, installAppUnit, serveAppRepo } from './support/app-repo.ts';
 import { changedSteps, labInventory, runTaskCli } from './support/cli.ts';
 
 const lab = await withLab(t, 3);
 const names = lab.hosts.map((h) => h.name);
-
-const SERVER = `import http.server, os, pathlib
-here = pathlib.Path(__file__).resolve().parent
-name = (here / 'NAME').read_text().strip()
-healthy = (here / 'HEALTH').read_text().strip() == 'ok'
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        code, body = ((200, 'ok') if healthy else (500, 'broken')) if self.path == '/health' else (200, name)
-        self.send_response(code)
-        self.send_header('Content-Type', 'text/plain')
-        self.end_headers()
-        self.wfile.write((body + '\\n').encode())
-    def log_message(self, *args):
-        pass
-http.server.ThreadingHTTPServer(('0.0.0.0', int(os.environ['PORT'])), Handler).serve_forever()
-`;
-
-// The repository: three tagged commits, cloned bare and prepared for git's dumb HTTP protocol.
-const dir = await mkdtemp(join(tmpdir(), 'tackle-deploy-repo-'));
-const work = join(dir, 'work');
-const git = (cwd: string, ...args: string[]) => execFileSync('git', ['-C', cwd, '-c', 'user.name=t', '-c', 'user.email=t@t', ...args], { stdio: 'pipe' }).toString();
-execFileSync('git', ['init', '-q', '-b', 'main', work]);
-for (const [tag, state] of [['a', 'ok'], ['b', 'ok'], ['c', 'broken']] as const) {
-  await writeFile(join(work, 'server.py'), SERVER);
-  await writeFile(join(work, 'NAME'), `release ${tag}\n`);
-  await writeFile(join(work, 'HEALTH'), `${state}\n`);
-  git(work, 'add', '.');
-  git(work, 'commit', '-q', '-m', `release ${tag}`);
-  git(work, 'tag', '-a', tag, '-m', tag);
-}
-const bare = join(dir, 'app.git');
-execFileSync('git', ['clone', '-q', '--bare', work, bare]);
-git(bare, 'update-server-info');
-const server = createServer((req, res) => {
-  const path = normalize(join(dir, decodeURIComponent((req.url ?? '/').split('?')[0] ?? '/')));
-  if (!path.startsWith(`${dir}/`)) return res.writeHead(403).end();
-  stat(path).then(
-    (s) => (s.isFile() ? createReadStream(path).pipe(res.writeHead(200)) : res.writeHead(404).end()),
-    () => res.writeHead(404).end(),
-  );
-});
-await new Promise<void>((r) => server.listen(0, lab.bridgeAddress, r));
-t.teardown(() => server.close());
-const repo = `http://${lab.bridgeAddress}:${(server.address() as AddressInfo).port}/app.git`;
-
-const UNIT = '[Unit]\nDescription=tiny app\n[Service]\nEnvironment=PORT=8000\nExecStart=/usr/bin/python3 /srv/app/current/server.py\nRestart=on-failure\n';
-await Promise.all(names.map((n) => lab.ssh(n, `cat > /etc/systemd/system/app.service && systemctl daemon-reload`, { input: UNIT })));
+const repo = await serveAppRepo(t, lab, [
+  ['a', 'ok'],
+  ['b', 'ok'],
+  ['c', 'broken'],
+]);
+await installAppUnit(lab, names);
 
 const vars = { app: 'app', repo, service: 'app.service', healthUrl: 'http://127.0.0.1:8000/health', healthBody: 'ok', healthTimeout: 8 };
 const inventory = await labInventory(lab, Object.fromEntries(names.map((n) => [n, { vars }])));
 const deploy = (...args: string[]) => runTaskCli('scripts/deploy.ts', ['--inventory', inventory, ...args]);
-const page = async (host: string) => (await run('curl', ['-s', '--max-time', '5', `http://${lab.host(host).address}:8000/`])).stdout;
-const live = async (host: string) => (await lab.ssh(host, 'readlink /srv/app/current')).stdout.trim().replace(/^releases\//, '');
-const records = async (host: string) =>
-  (await lab.ssh(host, 'cat /srv/app/releases.jsonl')).stdout
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as Record<string, string>);
+const { page, live, records } = appOnHost(lab);
 const statuses = (report: Awaited<ReturnType<typeof deploy>>['report']) => Object.fromEntries((report?.hosts ?? []).map((h) => [h.name, h.status]));
 
 t.test('first release a on fresh hosts: dry-run predicts it, git installed, app serving', async (t) => {

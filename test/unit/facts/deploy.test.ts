@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import type { FactOutput } from '../../../lib/facts/fact.ts';
-import { gitRemoteRef, parseLsRemote, parseReleasesState, releaseIdOfTarget, releasesState } from '../../../lib/facts/deploy.ts';
+import { composeStopped, gitRemoteRef, parseComposeStopped, parseLsRemote, parseReleasesState, releaseIdOfTarget, releasesState } from '../../../lib/facts/deploy.ts';
 
 // Real outputs; see the fixture's _comment for how each was made.
 const lab = JSON.parse(readFileSync(new URL('./fixtures/deploy.json', import.meta.url), 'utf8')) as Record<string, FactOutput>;
@@ -55,4 +55,14 @@ t.test('ls-remote resolved as rev-parse would', async (t) => {
   t.same(parseLsRemote('main', out('ls-remote missing repo')), { kind: 'unavailable', reason: "fatal: '/nonexistent/repo.git' does not appear to be a git repository" });
   t.same(parseLsRemote('main', { stdout: 'git is not installed\n', stderr: '', exitCode: 0 }), { kind: 'unavailable', reason: 'git is not installed on the host' });
   t.match(gitRemoteRef('https://g.test/a.git', 'v1').command.toString(), "GIT_TERMINAL_PROMPT=0 GIT_SSH_COMMAND='ssh -o BatchMode=yes' timeout 60 git ls-remote -- https://g.test/a.git v1 'v1^{}'");
+});
+
+t.test('a compose project stopped for good: a container exited non-zero, or dead', async (t) => {
+  t.equal(composeStopped('shop').command.toString(), "docker ps -a --filter label=com.docker.compose.project=shop --format '{{.Label \"com.docker.compose.service\"}}\t{{.Status}}'");
+  const out = (stdout: string, exitCode = 0): FactOutput => ({ stdout, stderr: '', exitCode });
+  t.equal(parseComposeStopped(out('web\tUp 3 seconds\ndb\tUp 2 minutes (healthy)\n')), undefined);
+  t.equal(parseComposeStopped(out('web\tRestarting (1) 2 seconds ago\n')), undefined, 'a restart policy is still trying');
+  t.equal(parseComposeStopped(out('migrate\tExited (0) 5 seconds ago\nweb\tUp 4 seconds\n')), undefined, 'a one-shot job that finished');
+  t.equal(parseComposeStopped(out('web\tExited (1) 2 seconds ago\nworker\tDead\n')), 'container of web exited with code 1; container of worker is dead');
+  t.equal(parseComposeStopped(out('', 127)), undefined, 'no docker: the probes say what is wrong');
 });

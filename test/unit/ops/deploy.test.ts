@@ -8,8 +8,8 @@ import t from 'tap';
 import { secret, sh } from '../../../lib/command/command.ts';
 import { LocalConnection } from '../../../lib/connection/local.ts';
 import type { Change } from '../../../lib/engine/operation.ts';
-import { type Release, type ReleasesState } from '../../../lib/facts/deploy.ts';
-import { deploy, planRelease, planRollback, previousRelease, releaseId, releaseLayout, type DesiredRelease } from '../../../lib/ops/deploy.ts';
+import { type Release, type ReleaseRecord, type ReleasesState } from '../../../lib/facts/deploy.ts';
+import { deploy, planRelease, planRollback, previousRelease, releaseId, releaseLayout, restartStops, rollbackTarget, type DesiredRelease } from '../../../lib/ops/deploy.ts';
 import { health } from '../../../lib/ops/health.ts';
 import { runOp } from '../../support/run-op.ts';
 
@@ -57,7 +57,7 @@ t.test('planning: a new release from facts, converged when the current release i
   t.match(s, 'ln -s -- releases/20250304T050607Z-v2 /srv/shop/.current.tmp && mv -T -- /srv/shop/.current.tmp /srv/shop/current');
   t.notMatch(s, /rm -rf -- \/srv\/shop\/releases\/2/, 'nothing to prune');
   t.same(first?.checks?.map((c) => c.describe), [
-    'restart (systemctl restart shop.service), then wait until healthy: GET http://127.0.0.1:8000/health → 200 (from the host), within 30 s; there is no previous release to go back to',
+    'restart (systemctl reset-failed shop.service 2>/dev/null; systemctl restart shop.service), then wait until healthy: GET http://127.0.0.1:8000/health → 200 (from the host), within 30 s; there is no previous release to go back to',
   ]);
 
   t.equal(planRelease(desired(), present(B.id, [A, B]), { kind: 'commit', commit: B.commit as string, name: 'refs/tags/v2' }), undefined, 'converged');
@@ -128,10 +128,73 @@ t.test('planning: rollback to the previous or a named release', async (t) => {
   t.equal(script(back), `rm -rf -- /srv/shop/.current.tmp && ln -s -- releases/${A.id} /srv/shop/.current.tmp && mv -T -- /srv/shop/.current.tmp /srv/shop/current`);
   t.equal(planRollback(s, present(C.id, [A, B, C]), B.id)?.summary, `switch /srv/shop/current from ${C.id} back to ${B.id}`);
   t.equal(planRollback(s, present(B.id, [A, B, C]), B.id), undefined, 'already there');
-  t.throws(() => planRollback(s, present(A.id, [A, B]), undefined), { name: 'TackleError', reason: /is the oldest release/ });
+  t.throws(() => planRollback(s, present(A.id, [A, B]), undefined), { name: 'TackleError', reason: `no release before ${A.id} ran healthily; there is nothing to roll back to, name the release to go to` });
   t.throws(() => planRollback(s, present(A.id, [A]), 'nope'), { name: 'TackleError', reason: `there is no release nope in /srv/shop/releases (there are: ${A.id})` });
   t.throws(() => planRollback(s, { kind: 'missing' }, undefined), { name: 'TackleError', reason: /nothing of shop was deployed here/ });
   t.equal(deploy.rollback({ app: 'shop', to: B.id }).name, `deploy.rollback shop to ${B.id}`);
+});
+
+// Issue 8 item 9, as the host's records have it after: deploy v1, v2, v3 (rolled back
+// automatically), rollback to v1, v2 again (a new directory, newer than v3).
+const V1 = rel('20250101T000000Z-v1', { ref: 'v1' });
+const V2 = rel('20250102T000000Z-v2', { ref: 'v2' });
+const V3 = rel('20250103T000000Z-v3', { ref: 'v3' });
+const V2b = rel('20250105T000000Z-v2', { ref: 'v2' });
+const rec = (action: 'deploy' | 'rollback', release: Release, result: ReleaseRecord['result'], previous?: Release): ReleaseRecord => ({
+  time: '2025-01-01T00:00:00Z',
+  action,
+  release: release.id,
+  result,
+  ...(previous ? { previous: previous.id } : {}),
+});
+const SEQUENCE = [rec('deploy', V1, 'ok'), rec('deploy', V2, 'ok', V1), rec('deploy', V3, 'rolled-back', V2), rec('rollback', V1, 'ok', V2), rec('deploy', V2b, 'ok', V1)];
+const withRecords = (current: string, releases: Release[], records: ReleaseRecord[]) => ({ ...(present(current, releases) as ReleasesState & { kind: 'present' }), records });
+
+t.test('rollback target: the release that ran healthily before the current one, never a broken one', async (t) => {
+  const s = { layout, restart: { systemd: 'shop.service' }, health: [], wait: {} };
+  const all = [V1, V2, V3, V2b];
+  t.same(rollbackTarget(withRecords(V2b.id, all, SEQUENCE), V2b.id), { target: V1, skipped: [] }, 'the recorded previous of v2 (again) is v1; v3 is no candidate');
+  t.equal(previousRelease(all, V2b.id)?.id, V3.id, 'while by directory order it would be the broken v3');
+  t.equal(planRollback(s, withRecords(V2b.id, all, SEQUENCE), undefined)?.summary, `switch /srv/shop/current from ${V2b.id} back to ${V1.id}`);
+
+  // v4 deployed over the broken v3 by hand (--to): its recorded previous is v3, which is passed over.
+  const V4 = rel('20250106T000000Z-v4');
+  const overBroken = [...SEQUENCE, rec('rollback', V3, 'failed', V2b), rec('deploy', V4, 'ok', V3)];
+  t.same(rollbackTarget(withRecords(V4.id, [...all, V4], overBroken), V4.id), { target: V2, skipped: [`${V3.id}: its last record is failed`] }, 'then what was live when v3 was deployed');
+  t.match(planRollback(s, withRecords(V4.id, [...all, V4], overBroken), undefined)?.summary, `back to ${V2.id} (passed over ${V3.id}: its last record is failed)`);
+
+  // Without records (releases made before they were kept) the order of ids, still passing over broken ones.
+  t.same(rollbackTarget(withRecords(V2b.id, all, []), V2b.id), { target: V3, skipped: [] });
+  t.same(rollbackTarget(withRecords(V2b.id, all, [rec('deploy', V3, 'rolled-back', V2)]), V2b.id), { target: V2, skipped: [`${V3.id}: its last record is rolled-back`] });
+  t.same(rollbackTarget(withRecords(V2b.id, [V1, V2b], SEQUENCE.slice(0, 1)), V2b.id), { target: V1, skipped: [] });
+
+  // A release healthy again later counts as healthy: its newest record decides.
+  t.same(rollbackTarget(withRecords(V2b.id, all, [...SEQUENCE.slice(0, 4), rec('deploy', V2b, 'ok', V3), rec('rollback', V3, 'ok', V2b), rec('rollback', V2b, 'ok', V3)]), V2b.id).target, V3);
+
+  // Nothing healthy before: refused, naming what was passed over; records that loop end.
+  const broken = [rec('deploy', V1, 'failed'), rec('deploy', V2, 'ok', V1)];
+  t.throws(() => planRollback(s, withRecords(V2.id, [V1, V2], broken), undefined), {
+    name: 'TackleError',
+    reason: `no release before ${V2.id} ran healthily (passed over ${V1.id}: its last record is failed); there is nothing to roll back to, name the release to go to`,
+  });
+  const loop = [rec('deploy', V1, 'rolled-back', V2), rec('deploy', V2, 'ok', V1)];
+  t.same(rollbackTarget(withRecords(V2.id, [V1, V2], loop), V2.id), { target: undefined, skipped: [`${V1.id}: its last record is rolled-back`] });
+  t.same(rollbackTarget(withRecords(V2.id, [V2], SEQUENCE), V2.id), { target: undefined, skipped: [`${V1.id}: removed`] }, 'a pruned release is no way back');
+
+  // Named by hand, a broken release is still tried; the plan says what it is known for.
+  const named = planRollback(s, withRecords(V1.id, all, SEQUENCE), V3.id);
+  t.equal(named?.summary, `switch /srv/shop/current from ${V1.id} back to ${V3.id} (its last record is rolled-back)`);
+  t.equal(named?.checks?.[0]?.describe, `restart (systemctl reset-failed shop.service 2>/dev/null; systemctl restart shop.service); if not, switch back to ${V1.id}, restart it and check again`);
+});
+
+t.test('what ends a health wait early: the restarted unit failed, or a compose container exited', async (t) => {
+  t.same(restartStops({ systemd: 'shop.service' }, [health.http('http://x/')], 'shop').map((f) => f.command.toString()), ['systemctl is-active -- shop.service']);
+  t.same(restartStops({ systemd: 'shop.service' }, [health.unit('shop.service')], 'shop'), [], 'a unit probe watches it already');
+  t.same(restartStops({ compose: {} }, [], 'Shop').map((f) => f.command.toString()), [
+    "docker ps -a --filter label=com.docker.compose.project=shop --format '{{.Label \"com.docker.compose.service\"}}\t{{.Status}}'",
+  ]);
+  t.same(restartStops({ command: sh`./restart` }, [], 'shop'), []);
+  t.same(restartStops(undefined, [], 'shop'), []);
 });
 
 // The whole cycle for real on this machine: a git repository with three tags, a "service" that
@@ -203,13 +266,12 @@ t.test('real run: deploy, converge, fail and roll back, roll back by hand, recor
 
   const service = { app: 'web', root: join(root, 'srv'), restart: opts('a', NOW.toISOString()).restart, health: opts('a', NOW.toISOString()).health, wait: { deadlineMs: 1500 } };
   const none = await runOp(deploy.rollback(service), { connection: conn });
-  t.match(none.error?.reason, /20250102T000000Z-b is the oldest release/, 'c is newer than b: it is no way back');
+  t.equal(none.error?.reason, 'no release before 20250102T000000Z-b ran healthily (passed over 20250101T000000Z-a: removed); there is nothing to roll back to, name the release to go to', 'c is newer than b (and rolled back): no way back');
   const back = await runOp(deploy.rollback({ ...service, to: '20250103T000000Z-c' }), { connection: conn });
   t.equal(back.status, 'failed', 'a named release that is unhealthy');
-  t.match(back.error?.reason, /^rolled back to 20250103T000000Z-c, but it is not healthy: not healthy after/);
-  const again = await runOp(deploy.rollback(service), { connection: conn });
-  t.equal(again.status, 'changed', again.error?.message ?? '');
-  t.equal(await serving(), 'release b\n');
+  t.match(back.error?.reason, /^failed \(switched back to 20250102T000000Z-b\): 20250103T000000Z-c: not healthy after/);
+  t.equal(await serving(), 'release b\n', 'switched back to b, serving');
+  t.equal(await readlink(join(app, 'current')), 'releases/20250102T000000Z-b');
   t.equal((await runOp(deploy.rollback({ ...service, to: '20250102T000000Z-b' }), { connection: conn })).status, 'ok', 'already on it');
 
   const restarts = (await readFile(join(app, 'restarts'), 'utf8')).trim().split('\n').map((l) => l.replace(/.*\//, ''));
@@ -223,7 +285,6 @@ t.test('real run: deploy, converge, fail and roll back, roll back by hand, recor
       ['deploy', '20250102T000000Z-b', 'ok', '20250101T000000Z-a'],
       ['deploy', '20250103T000000Z-c', 'rolled-back', '20250102T000000Z-b'],
       ['rollback', '20250103T000000Z-c', 'failed', '20250102T000000Z-b'],
-      ['rollback', '20250102T000000Z-b', 'ok', '20250103T000000Z-c'],
     ],
   );
   t.match(records[3], { ref: 'c', commit: /^[0-9a-f]{40}$/, reason: /answered 500/ });

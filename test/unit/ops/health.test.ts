@@ -1,19 +1,27 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
+import { sh } from '../../../lib/command/command.ts';
 import { LocalConnection } from '../../../lib/connection/local.ts';
 import type { ApplyContext } from '../../../lib/engine/operation.ts';
+import { defineFact } from '../../../lib/facts/fact.ts';
 import {
   connectFromController,
   describeHealth,
+  describeUnhealthy,
   describeProbe,
   fetchFromController,
   health,
   judgeHttp,
   judgeTcp,
   judgeUnit,
+  unitStop,
   waitForHealth,
   type Clock,
+  type HealthOutcome,
   type Probe,
 } from '../../../lib/ops/health.ts';
 
@@ -71,15 +79,46 @@ t.test('waiting: backoff doubles up to the cap and stops at the deadline', async
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/health`;
   const conn = new LocalConnection('local');
   const clock = fakeClock();
-  const ok = await waitForHealth(conn, [health.http(url, { from: 'controller', body: 'ok' })], { firstDelayMs: 100, maxDelayMs: 500, deadlineMs: 10_000 }, clock);
+  const ok = await waitForHealth(conn, [health.http(url, { from: 'controller', body: 'ok' })], { firstDelayMs: 100, maxDelayMs: 500, deadlineMs: 10_000 }, { clock });
   t.match(ok, { kind: 'healthy', attempts: 5 });
   t.same(clock.slept, [100, 200, 400, 500]);
   t.equal(conn.stats().channels, 0, 'probes from the controller never touch the host');
 
   const never = fakeClock();
-  const bad = await waitForHealth(conn, [health.http(`${url}x`, { from: 'controller', status: 204 })], { firstDelayMs: 1000, deadlineMs: 2500 }, never);
+  const bad = await waitForHealth(conn, [health.http(`${url}x`, { from: 'controller', status: 204 })], { firstDelayMs: 1000, deadlineMs: 2500 }, { clock: never });
   t.match(bad, { kind: 'unhealthy', attempts: 3, reason: /answered 200, expected 204: ok/ });
   t.same(never.slept, [1000, 1500], 'the last wait ends at the deadline, not beyond');
+});
+
+t.test('waiting ends at once when the service stopped for good, with that reason first', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tackle-stop-'));
+  const state = join(dir, 'state');
+  await writeFile(state, 'activating\n');
+  // A stop sign read like unitStop's: the unit's state, here from a file the test changes.
+  const stop = defineFact('test.stop', sh`cat ${state}`, ({ stdout }) => (stdout.trim() === 'failed' ? 'unit app failed' : undefined));
+  const conn = new LocalConnection('local');
+  const clock = fakeClock();
+  const sleep = clock.sleep;
+  clock.sleep = async (ms) => {
+    await sleep(ms);
+    if (clock.slept.length === 2) await writeFile(state, 'failed\n');
+  };
+  const out = await waitForHealth(conn, [health.tcp(1, { from: 'controller' })], { firstDelayMs: 100, deadlineMs: 60_000 }, { clock, stops: [stop] });
+  t.match(out, { kind: 'unhealthy', attempts: 3, ended: 'stopped', reason: /^unit app failed; TCP 127\.0\.0\.1:1: .*ECONNREFUSED/ });
+  t.same(clock.slept, [100, 200], 'no more waiting once it failed, far from the 60 s deadline');
+  t.match(describeUnhealthy(out as HealthOutcome & { kind: 'unhealthy' }), /^not healthy after 3 attempts in 0\.3 s, and it will not come up by waiting: unit app failed; TCP/);
+
+  const deadline = await waitForHealth(conn, [health.tcp(1, { from: 'controller' })], { firstDelayMs: 100, deadlineMs: 250 }, { clock: fakeClock() });
+  t.match(deadline, { kind: 'unhealthy', ended: 'deadline' });
+  t.match(describeUnhealthy(deadline as HealthOutcome & { kind: 'unhealthy' }), /^not healthy after 3 attempts in 0\.3 s: TCP/);
+});
+
+t.test('a unit stops for good only when systemd says failed', async (t) => {
+  const stop = unitStop('app.service');
+  t.equal(stop.command.toString(), 'systemctl is-active -- app.service');
+  t.equal(stop.parse({ stdout: 'failed\n', stderr: '', exitCode: 3 }), 'unit app.service failed');
+  for (const state of ['activating', 'active', 'inactive', 'deactivating']) t.equal(stop.parse({ stdout: `${state}\n`, stderr: '', exitCode: 3 }), undefined, `${state}: it may still come up`);
+  t.equal(stop.parse({ stdout: '', stderr: 'System has not been booted with systemd', exitCode: 1 }), undefined, 'no systemd: the probes say what is wrong');
 });
 
 t.test('from the controller: HTTP and TCP, failures as values', async (t) => {
