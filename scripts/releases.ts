@@ -1,6 +1,6 @@
 // The releases of an app on each host: which one is live, which are kept, and the record of
 // deploys and rollbacks (ref, commit, time, result) that scripts/deploy.ts and rollback.ts keep
-// on the host in /srv/APP/releases.jsonl. Reads only.
+// on the host in /srv/APP/releases.jsonl, and where a plain rollback would go. Reads only.
 //
 //   npx tsx scripts/releases.ts --limit web
 //   npx tsx scripts/releases.ts --app shop --last 20 --json
@@ -13,7 +13,7 @@ import { connectContext } from '../lib/connection/open.ts';
 import { loadInventoryFile } from '../lib/inventory/load.ts';
 import { renderTable } from '../lib/cli/table.ts';
 import { collectFacts, reportArgs, type ReportIo, REPORT_USAGE } from '../lib/health/report.ts';
-import { releaseLayout, type ReleaseLayout } from '../lib/ops/deploy.ts';
+import { releaseLayout, rollbackTarget, type ReleaseLayout } from '../lib/ops/deploy.ts';
 
 const USAGE = `Usage: npx tsx scripts/releases.ts [options]
 
@@ -30,6 +30,8 @@ interface HostReleases {
   dir: string;
   current?: string;
   releases?: string[];
+  /** Where a plain rollback.ts would go: the release that ran healthily before the current one. */
+  rollbackTo?: string;
   records?: ReleaseRecord[];
   error?: string;
 }
@@ -38,7 +40,8 @@ function summarize(host: string, layout: ReleaseLayout, state: ReleasesState, la
   const base = { host, app: layout.app, dir: layout.dir };
   if (state.kind === 'missing') return { ...base, releases: [], records: [] };
   const current = state.current.kind === 'release' ? state.current.id : state.current.kind === 'other' ? `(not tackle's: ${state.current.target})` : undefined;
-  return { ...base, ...(current ? { current } : {}), releases: state.releases.map((r) => r.id), records: state.records.slice(-last) };
+  const rollbackTo = state.current.kind === 'release' ? rollbackTarget(state, state.current.id).target?.id : undefined;
+  return { ...base, ...(current ? { current } : {}), releases: state.releases.map((r) => r.id), ...(rollbackTo ? { rollbackTo } : {}), records: state.records.slice(-last) };
 }
 
 /** A reason fits a table cell; --json has it whole. */
@@ -85,7 +88,8 @@ export async function main(io: ReportIo): Promise<number> {
   if (args.json) io.stdout.write(`${JSON.stringify({ hosts: out }, null, 2)}\n`);
   else {
     for (const h of out) {
-      io.stdout.write(`${h.host}: ${h.error ? `cannot read: ${h.error}` : `${h.app} current ${h.current ?? '(none)'}; ${h.releases?.length ?? 0} release(s) in ${h.dir}/releases`}\n`);
+      const back = h.current ? `; a rollback goes to ${h.rollbackTo ?? '(none)'}` : '';
+      io.stdout.write(`${h.host}: ${h.error ? `cannot read: ${h.error}` : `${h.app} current ${h.current ?? '(none)'}; ${h.releases?.length ?? 0} release(s) in ${h.dir}/releases${back}`}\n`);
     }
     const rows = out.flatMap((h) =>
       (h.records ?? []).map((r) => ({

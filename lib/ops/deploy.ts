@@ -176,7 +176,7 @@ export function switchCommand(layout: ReleaseLayout, id: string): Command {
 
 /**
  * The command that makes the service run the release in `dir`.
- * @example restartCommand({ systemd: 'shop.service' }, dir, 'shop').toString() // 'systemctl restart shop.service'
+ * @example restartCommand({ systemd: 'shop.service' }, dir, 'shop').toString() // 'systemctl reset-failed shop.service 2>/dev/null; systemctl restart shop.service'
  */
 export function restartCommand(restart: Restart, dir: string, app: string): Command {
   // A unit that hit its start limit (a release that crashed at once) refuses a restart until reset.
