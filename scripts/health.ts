@@ -40,7 +40,7 @@ export async function main(io: ReportIo): Promise<number> {
         settings.set(h.name, healthSettings(checkShape({ health: healthVar }, h.vars).health));
       } catch (err) {
         if (!(err instanceof VarError)) throw err;
-        problems.push(`host ${h.name}: var ${err.message}`);
+        problems.push(...err.problems.map((p) => `host ${h.name}: var ${p.message}`));
       }
     }
     if (problems.length) throw new Error(`health settings:\n  - ${problems.join('\n  - ')}`);

@@ -222,6 +222,8 @@ export const v = {
   duration: () => text('a duration such as "30s", "10m", "1h", "1d" or "1w"', (s) => /^\d+[smhdw]?$/.test(s)),
   /** A systemd unit name (`app.service`, `app`). */
   unitName: () => text('a systemd unit name such as "app.service"', (s) => /^[A-Za-z0-9:_.\\@][A-Za-z0-9:_.\\@-]*$/.test(s)),
+  /** A git branch, tag or commit as `git check-ref-format` allows, not starting with '-'. */
+  gitRef: () => text('a git branch, tag or commit such as "v1.4.2" or "main"', (s) => s !== '' && !s.startsWith('-') && !/[\s\x00-\x1f\x7f~^:?*[\\]|\.\.|@\{|\/\/|\/$|\.lock$|^\//.test(s)),
   /** A Debian package name (`nginx`, `libc6:i386`). */
   packageName: () => text('a Debian package name such as "nginx"', (s) => /^[a-z0-9][a-z0-9+.-]+(?::[a-z0-9-]+)?$/.test(s)),
   /** A value that fits any of `types` (tried in order). */
@@ -247,6 +249,12 @@ export const v = {
       },
       { kind: 'array', item },
     ),
+  /** An object of any keys that fit `key`, each value a `value` (thresholds by mount point). */
+  record: <T>(key: VarType<string>, value: VarType<T>) =>
+    new VarType<Record<string, T>>(`an object of ${value.describe} by ${key.describe}`, (given, path) => {
+      if (typeof given !== 'object' || given === null || Array.isArray(given)) throw new VarError(path, `an object of ${value.describe} by ${key.describe}`, given);
+      return Object.fromEntries(checkEach(Object.entries(given), ([k, x]) => [key.check(k, `${path} key ${JSON.stringify(k)}`), value.check(x, `${path}.${k}`)] as const));
+    }),
   object: <S extends Shape>(shape: S) =>
     new VarType<InferShape<S>>(
       'an object',

@@ -11,24 +11,28 @@ const lab = await withLab(t, 2);
 const names = lab.hosts.map((h) => h.name);
 const MARKER = '/run/trust-vars-marker';
 
-// What would show a change: files under the trees provision writes to, newer than the marker.
-const CHANGED = `find /etc /home /usr /var/lib/dpkg /swapfile -newer ${MARKER} 2>/dev/null; id deploy 2>&1; cat /etc/timezone`;
-const logins = async (name: string) => Number((await lab.ssh(name, "journalctl -u ssh --no-pager -o cat | grep -c 'Accepted publickey' || true")).stdout.trim());
+// One oracle session per host and check: how many logins sshd has accepted (this session's own
+// included), and what would show a change: files under the trees provision writes to, newer than
+// the marker, the deploy user, the time zone.
+const PROBE = `journalctl -u ssh --no-pager -o cat | grep -c 'Accepted publickey'; find /etc /home /usr /var/lib/dpkg /swapfile -newer ${MARKER} 2>/dev/null; id deploy 2>&1; cat /etc/timezone`;
+async function probe(name: string): Promise<{ logins: number; state: string }> {
+  const [count = '', ...state] = (await lab.ssh(name, PROBE)).stdout.split('\n');
+  return { logins: Number(count), state: state.join('\n') };
+}
 const before = new Map<string, { logins: number; state: string }>();
 for (const name of names) {
   await lab.ssh(name, `touch ${MARKER} && sleep 1`);
-  // Each lab.ssh is itself one accepted login: the count includes the session that reads it.
-  before.set(name, { logins: await logins(name), state: (await lab.ssh(name, CHANGED)).stdout });
+  before.set(name, await probe(name));
 }
 
-/** Asserts no SSH login reached the hosts since the last check (one per check: the oracle's own) and nothing changed. */
+/** Asserts sshd accepted no login since the last probe but the next probe's own, and nothing changed. */
 async function untouched(t: Test): Promise<void> {
   for (const name of names) {
     const was = before.get(name)!;
-    const now = await logins(name);
-    t.equal(now, was.logins + 1, `${name}: sshd accepted no login but the check's own`);
-    t.equal((await lab.ssh(name, CHANGED)).stdout, was.state, `${name}: nothing changed on the host`);
-    before.set(name, { logins: now + 1, state: was.state });
+    const now = await probe(name);
+    t.equal(now.logins, was.logins + 1, `${name}: sshd accepted no login but the oracle's own`);
+    t.equal(now.state, was.state, `${name}: nothing changed on the host`);
+    before.set(name, now);
   }
 }
 
@@ -97,4 +101,18 @@ t.test('every bad var of every host is listed at once; misspelt vars are warned 
   t.match(r.stderr, /warning: .*timeZone.*lab1.*did you mean timezone\?/, 'timeZone: did you mean timezone');
   t.notMatch(r.stderr, /warning: .*\bbackup\b/, 'a var other tasks use (backup) is not warned about');
   await untouched(t);
+});
+
+t.test('warnings do not fail a run: a dry-run with misspelt vars plans on the defaults and says so', async (t) => {
+  const inventory = await labInventory(lab, { lab1: { vars: { swapMB: 512, backup: { databases: ['app'], remote: { bucket: 'b' } } } } });
+  const r = await runTaskCli('tasks/provision.ts', ['--inventory', inventory, '--dry-run', '--var', 'timeZone="Europe/Berlin"', '--var', 'colour=red']);
+  t.equal(r.code, 0, 'exit 0', { stdout: r.stdout.slice(-2000), stderr: r.stderr });
+  t.match(r.stderr, /warning: var swapMB \(host lab1\) is not a var of task provision; did you mean swapMb\?/);
+  t.match(r.stderr, /warning: var timeZone \(hosts lab1, lab2\) is not a var of task provision; did you mean timezone\?/);
+  t.match(r.stderr, /warning: var colour \(hosts lab1, lab2\) is not a var of task provision\n/, 'a command-line var the task does not take is named even without a near miss');
+  t.notMatch(r.stderr, /backup/);
+  for (const h of r.report?.hosts ?? []) {
+    t.ok(h.steps.some((s) => s.name === 'server.timezone Etc/UTC'), `${h.name}: planned on the default time zone, as the warning says`);
+  }
+  t.equal(r.report?.hosts.length, 2);
 });
