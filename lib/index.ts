@@ -46,7 +46,6 @@ export { unattended, type UnattendedOptions } from './ops/unattended.ts';
 export { systemd } from './ops/systemd.ts';
 export { users, type AuthorizedKeysOptions, type UserOptions } from './ops/users.ts';
 export { pathInfo, type PathInfo } from './facts/files.ts';
-export { parseAuthorizedKey } from './facts/users.ts';
 
 // Backups
 export { selectRetention, dumpName, type Backup, type RetentionPolicy, type StoredFile } from './backup/retention.ts';

@@ -14,7 +14,6 @@ import {
   files,
   isMain,
   nginx,
-  parseAuthorizedKey,
   runCli,
   server,
   sshd,
@@ -50,7 +49,7 @@ export const provision = defineTask({
     /** A swap file for small VPSes; 0 for none. */
     swapMb: v.integer({ min: 0, max: 1024 * 1024 }).default(0),
     deployUser: v.userName().default('deploy'),
-    deployKeys: v.array(v.string().refine((k) => !k.includes('\n') && parseAuthorizedKey(k) !== undefined, 'one OpenSSH public key line ("type base64 [comment]")')).default([]),
+    deployKeys: v.array(v.sshPublicKey()).default([]),
     /** Users allowed to log in over SSH besides the deploy user (sshd patterns such as `ops@10.0.0.*`). */
     sshAllowUsers: v.array(v.match(/^[^\s"'#]+$/, 'a user pattern such as "ops" or "ops@10.0.0.*"')).default([]),
     /** `prohibit-password` keeps root's key login for a first run as root; `no` once deploy is in use. */

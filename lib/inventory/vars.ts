@@ -224,6 +224,9 @@ export const v = {
   unitName: () => text('a systemd unit name such as "app.service"', (s) => /^[A-Za-z0-9:_.\\@][A-Za-z0-9:_.\\@-]*$/.test(s)),
   /** A git branch, tag or commit as `git check-ref-format` allows, not starting with '-'. */
   gitRef: () => text('a git branch, tag or commit such as "v1.4.2" or "main"', (s) => s !== '' && !s.startsWith('-') && !/[\s\x00-\x1f\x7f~^:?*[\\]|\.\.|@\{|\/\/|\/$|\.lock$|^\//.test(s)),
+  /** One OpenSSH public key line, `[options] type base64 [comment]` as authorized_keys holds it. */
+  sshPublicKey: () =>
+    text('one OpenSSH public key line ("ssh-ed25519 AAAA… me@laptop")', (s) => !/[\n\r\0]/.test(s) && /(?:^|\s)(?:ssh|ecdsa|sk|rsa)-[A-Za-z0-9@.-]+[ \t]+[A-Za-z0-9+/]+={0,3}(?:[ \t]|$)/.test(s.trim())),
   /** A Debian package name (`nginx`, `libc6:i386`). */
   packageName: () => text('a Debian package name such as "nginx"', (s) => /^[a-z0-9][a-z0-9+.-]+(?::[a-z0-9-]+)?$/.test(s)),
   /** A value that fits any of `types` (tried in order). */

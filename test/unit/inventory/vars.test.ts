@@ -40,6 +40,15 @@ t.test('time: timezone, timeOfDay, duration', async (t) => {
   table(t, v.duration(), ['600', '30s', '10m', '1h', '1d', '1w'], ['forever', '1 h', '-1', '1y', '10min', '']);
 });
 
+t.test('sshPublicKey, gitRef, record', async (t) => {
+  table(t, v.sshPublicKey(), ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE me@laptop', 'no-pty ssh-ed25519 AAAAC3Nza', 'from="10.0.0.1" ecdsa-sha2-nistp256 AAAAE2V='], ['ssh-ed25519', 'AAAA me', 'ssh-ed25519 AAAA\nssh-rsa BBBB', 'ssh-ed25519 AA!A']);
+  table(t, v.gitRef(), ['main', 'v1.4.2', 'feature/x', 'a1b2c3d'], ['-x', 'a..b', 'a b', 'x.lock', 'a/', '/a', 'HEAD@{1}', '']);
+  const thresholds = v.record(v.path(), v.integer({ min: 0 }));
+  t.same(thresholds.check({ '/data': 1 }, 'm'), { '/data': 1 });
+  const err = t.throws(() => thresholds.check({ data: 1, '/x': -1 }, 'm')) as VarError;
+  t.same(err.problems.map((p) => p.path), ['m key "data"', 'm./x']);
+});
+
 t.test('integer and number bounds; match; anyOf; refine', async (t) => {
   table(t, v.integer({ min: 0, max: 10 }), [0, 10], [-1, 11, 1.5, '3']);
   t.throws(() => v.integer({ min: 0 }).check(-512, 'swapMb'), { message: 'swapMb must be an integer of 0 or more, got number -512' });
