@@ -23,22 +23,23 @@ const commandVar = new VarType<Command>('a command (sh`…` or shell text)', (va
 
 /** The vars that describe an app and how to tell it is healthy; shared with scripts/rollback.ts. */
 export const serviceVars = {
-  app: v.string(),
+  /** The app's directory name under appRoot. */
+  app: v.fileName(),
   /** Releases go to APPROOT/APP. */
-  appRoot: v.string().default('/srv'),
+  appRoot: v.path().default('/srv'),
   /** The systemd unit to restart (and to require active). */
-  service: v.string().optional(),
+  service: v.unitName().optional(),
   /** Restart with `docker compose up -d` in the release directory instead. */
   compose: v.boolean().default(false),
-  healthUrl: v.string().optional(),
-  healthStatus: v.integer().default(200),
+  healthUrl: v.url().optional(),
+  healthStatus: v.integer({ min: 100, max: 599 }).default(200),
   healthBody: v.string().optional(),
   /** A TCP port that must accept connections on 127.0.0.1, tried from the host. */
   healthPort: v.port().optional(),
   /** `host` (curl on the host) or `controller` (from this machine). */
   healthFrom: v.oneOf('host', 'controller').default('host'),
   /** Seconds to wait for health after a restart. */
-  healthTimeout: v.number().default(60),
+  healthTimeout: v.number({ min: 1 }).default(60),
 };
 
 type ServiceVars = InferShape<typeof serviceVars>;
@@ -64,14 +65,15 @@ export const deployTask = defineTask({
   vars: {
     ...serviceVars,
     /** The git repository, as the host reaches it. */
-    repo: v.string().optional(),
+    repo: v.match(/^[^\s-]\S*$/, 'a git repository URL or path').optional(),
     /** The branch, tag or commit to deploy (`--ref`). */
-    ref: v.string().optional(),
+    ref: v.gitRef().optional(),
     /** A compose app's image tag (`--image-tag`), instead of a git ref. */
-    imageTag: v.string().optional(),
-    keepReleases: v.integer().default(5),
+    imageTag: v.match(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, 'an image tag such as "1.4.2"').optional(),
+    keepReleases: v.integer({ min: 1 }).default(5),
     preDeploy: commandVar.optional(),
-    releaseOwner: v.string().optional(),
+    /** `user` or `user:group` owning the release files. */
+    releaseOwner: v.match(/^[^\s:]+(?::[^\s:]+)?$/, 'user or user:group').optional(),
     /** Install git with apt first (git sources only). */
     installGit: v.boolean().default(true),
   },

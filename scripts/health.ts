@@ -16,6 +16,7 @@ import { checkShape, isMain, openConnection, selectHosts, VarError } from '../li
 import { evaluateHealth, exitCodeForSeverity, healthFacts, healthSettings, healthTable, healthVar, unreachableHealth, worst, type HealthSettings, type HostHealth, type Severity } from '../lib/health/evaluate.ts';
 import { connectContext } from '../lib/connection/open.ts';
 import { loadInventoryFile } from '../lib/inventory/load.ts';
+import { strayVars } from '../lib/inventory/vars.ts';
 import { renderTable } from '../lib/cli/table.ts';
 import { collectFacts, reportArgs, type ReportIo, REPORT_USAGE } from '../lib/health/report.ts';
 
@@ -36,11 +37,13 @@ export async function main(io: ReportIo): Promise<number> {
     hosts = selectHosts(inventory, args.limit);
     const problems: string[] = [];
     for (const h of hosts) {
+      // A misspelt threshold (`health.dsik`) would leave the default in force without a word.
+      for (const stray of strayVars({ health: healthVar }, h.vars)) io.stderr.write(`warning: host ${h.name}: var ${stray.path} is not a health setting${stray.suggestion ? `; did you mean ${stray.suggestion}?` : ''}\n`);
       try {
         settings.set(h.name, healthSettings(checkShape({ health: healthVar }, h.vars).health));
       } catch (err) {
         if (!(err instanceof VarError)) throw err;
-        problems.push(`host ${h.name}: var ${err.message}`);
+        problems.push(...err.problems.map((p) => `host ${h.name}: var ${p.message}`));
       }
     }
     if (problems.length) throw new Error(`health settings:\n  - ${problems.join('\n  - ')}`);

@@ -18,13 +18,13 @@ export const scheduleVars = {
       /** When, in the host's time zone (default 02:00 every night). */
       cron: cronVar().default('0 2 * * *'),
       /** Where tackle is checked out on that host. */
-      workingDirectory: v.string(),
+      workingDirectory: v.path(),
       /** A shell command line run there. */
-      command: v.string().default('npx tsx scripts/nightly-backup.ts'),
+      command: v.match(/^[^\n\r\0]*\S[^\n\r\0]*$/, 'one command line').default('npx tsx scripts/nightly-backup.ts'),
       /** The unit names: NAME.service and NAME.timer. */
-      name: v.string().default('tackle-nightly-backup'),
-      user: v.string().optional(),
-      randomizedDelaySec: v.integer().optional(),
+      name: v.match(/^[A-Za-z0-9][A-Za-z0-9_-]{0,200}$/, "a name of letters, digits, '_' and '-'").default('tackle-nightly-backup'),
+      user: v.userName().optional(),
+      randomizedDelaySec: v.integer({ min: 0 }).optional(),
       /** `cron` writes /etc/cron.d/NAME instead, for a host without systemd (it needs the cron package). */
       via: v.oneOf('timer', 'cron').default('timer'),
     })

@@ -16,7 +16,7 @@ export const rollbackTask = defineTask({
   vars: {
     ...serviceVars,
     /** The release id to go back to (`--to`); default the one that ran healthily before the current one. */
-    to: v.string().optional(),
+    to: v.fileName().optional(),
   },
   flags: {
     to: { type: 'string', description: 'release id to go back to (default: the one that ran healthily before the current one)' },

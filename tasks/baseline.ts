@@ -8,9 +8,9 @@ import { apt, defineTask, files, isMain, runCli, sh, shell, systemd, users, v } 
 export const baseline = defineTask({
   name: 'baseline',
   vars: {
-    packages: v.array(v.string()).default(['tree']),
-    deployUser: v.string().default('deploy'),
-    deployKeys: v.array(v.string()).default([]),
+    packages: v.array(v.packageName()).default(['tree']),
+    deployUser: v.userName().default('deploy'),
+    deployKeys: v.array(v.sshPublicKey()).default([]),
     demoPort: v.port().default(8080),
   },
   async run(host) {

@@ -25,14 +25,17 @@ import {
   type UfwRuleSpec,
 } from '../lib/index.ts';
 
+// Each var is as precise as the operation it feeds, so a bad value is refused with the inventory,
+// before any host is contacted, rather than at its step after earlier steps changed the host.
 const site = v.object({
-  name: v.string(),
-  serverNames: v.array(v.string()),
-  /** `host:port` of the app behind nginx, e.g. `127.0.0.1:3000`. */
-  upstreams: v.array(v.string()),
-  websocketPaths: v.array(v.string()).default([]),
-  rateLimit: v.object({ rate: v.string(), burst: v.integer().default(20) }).optional(),
-  clientMaxBodySize: v.string().optional(),
+  /** The site's file name in sites-available and its certificate's name. */
+  name: v.fileName(),
+  serverNames: v.array(v.domain()),
+  /** `host:port` of the app behind nginx, e.g. `127.0.0.1:3000`, or `unix:/run/app.sock`. */
+  upstreams: v.array(v.anyOf(v.hostPort(), v.match(/^unix:\/[^\s;{}#'"\\$]+$/, 'a unix socket such as "unix:/run/app.sock"'))),
+  websocketPaths: v.array(v.match(/^\/[^\s;{}#'"]*$/, 'a location path such as "/ws"')).default([]),
+  rateLimit: v.object({ rate: v.match(/^\d+r\/[sm]$/, 'a rate such as "10r/s" or "60r/m"'), burst: v.integer({ min: 0 }).default(20) }).optional(),
+  clientMaxBodySize: v.match(/^\d+[kKmMgG]?$/, 'a size such as "10m"').optional(),
   /** HTTPS with a certificate from the `acme` CA (needs `acme`); plain HTTP otherwise. */
   tls: v.boolean().default(true),
 });
@@ -40,26 +43,34 @@ const site = v.object({
 export const provision = defineTask({
   name: 'provision',
   vars: {
-    basePackages: v.array(v.string()).default(['ca-certificates', 'curl', 'less', 'sudo']),
-    hostname: v.string().optional(),
-    timezone: v.string().default('Etc/UTC'),
+    basePackages: v.array(v.packageName()).default(['ca-certificates', 'curl', 'less', 'sudo']),
+    hostname: v.hostname().optional(),
+    timezone: v.timezone().default('Etc/UTC'),
     /** A swap file for small VPSes; 0 for none. */
-    swapMb: v.integer().default(0),
-    deployUser: v.string().default('deploy'),
-    deployKeys: v.array(v.string()).default([]),
-    /** Users allowed to log in over SSH besides the deploy user. */
-    sshAllowUsers: v.array(v.string()).default([]),
+    swapMb: v.integer({ min: 0, max: 1024 * 1024 }).default(0),
+    deployUser: v.userName().default('deploy'),
+    deployKeys: v.array(v.sshPublicKey()).default([]),
+    /** Users allowed to log in over SSH besides the deploy user (sshd patterns such as `ops@10.0.0.*`). */
+    sshAllowUsers: v.array(v.match(/^[^\s"'#]+$/, 'a user pattern such as "ops" or "ops@10.0.0.*"')).default([]),
     /** `prohibit-password` keeps root's key login for a first run as root; `no` once deploy is in use. */
     rootLogin: v.oneOf('no', 'prohibit-password').default('prohibit-password'),
     /** Addresses never banned and always let through the firewall to SSH (your office, the controller). */
-    trusted: v.array(v.string()).default([]),
-    fail2ban: v.object({ bantime: v.string().default('1h'), findtime: v.string().default('10m'), maxretry: v.integer().default(5) }).default({ bantime: '1h', findtime: '10m', maxretry: 5 }),
-    autoReboot: v.object({ enabled: v.boolean(), time: v.string().default('03:30') }).default({ enabled: false, time: '03:30' }),
+    trusted: v.array(v.network()).default([]),
+    fail2ban: v
+      .object({ bantime: v.anyOf(v.duration(), v.oneOf('-1')).default('1h'), findtime: v.duration().default('10m'), maxretry: v.integer({ min: 1 }).default(5) })
+      .default({ bantime: '1h', findtime: '10m', maxretry: 5 }),
+    autoReboot: v.object({ enabled: v.boolean(), time: v.timeOfDay().default('03:30') }).default({ enabled: false, time: '03:30' }),
     /** Extra ports to open besides SSH (rate-limited) and 80/443 when there are sites. */
-    openPorts: v.array(v.object({ port: v.port(), proto: v.oneOf('tcp', 'udp').default('tcp'), from: v.string().optional() })).default([]),
+    openPorts: v.array(v.object({ port: v.port(), proto: v.oneOf('tcp', 'udp').default('tcp'), from: v.network().optional() })).default([]),
     sites: v.array(site).default([]),
     /** The ACME CA for certificates; `caCertPem` for a private CA (the host must trust its TLS). */
-    acme: v.object({ email: v.string(), server: v.string().optional(), caCertPem: v.string().optional() }).optional(),
+    acme: v
+      .object({
+        email: v.email(),
+        server: v.url().optional(),
+        caCertPem: v.match(/^-----BEGIN CERTIFICATE-----\n[\s\S]+\n-----END CERTIFICATE-----\s*$/, 'a PEM certificate ("-----BEGIN CERTIFICATE-----…")').optional(),
+      })
+      .optional(),
   },
   async run(host) {
     const vars = host.vars;

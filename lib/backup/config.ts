@@ -5,6 +5,7 @@ import type { PgTarget } from '../facts/postgres.ts';
 import type { RemoteLocation } from '../facts/rclone.ts';
 import type { S3Provider } from '../ops/rclone.ts';
 import { cronFields } from '../ops/schedule.ts';
+import { DATABASE_NAME } from './retention.ts';
 
 const PROVIDERS: readonly S3Provider[] = ['Cloudflare', 'AWS', 'Minio', 'Wasabi', 'DigitalOcean', 'Other'];
 
@@ -26,6 +27,15 @@ export function cronVar(): VarType<string> {
 }
 
 /**
+ * A database name var: it becomes part of the dump files' names.
+ *
+ * @example const vars = { restoreInto: databaseVar().optional() };
+ */
+export function databaseVar(): VarType<string> {
+  return v.match(DATABASE_NAME, "a database name of letters, digits, '_', '.', '-' (not first), at most 63");
+}
+
+/**
  * The `backup` var of a database host: what to dump, where, and where to copy it. Hosts
  * without it are not database hosts for the backup scripts (they are skipped).
  *
@@ -36,34 +46,34 @@ export function cronVar(): VarType<string> {
 export const backupVars = {
   backup: v
     .object({
-      databases: v.array(v.string()),
+      databases: v.array(databaseVar()),
       /** The backup directory on the host. */
-      dir: v.string().default('/var/backups/postgresql'),
+      dir: v.path().default('/var/backups/postgresql'),
       /** PostgreSQL runs in this Docker container (`docker exec`); otherwise on the host. */
-      container: v.string().optional(),
+      container: v.match(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, 'a container name or id').optional(),
       /** The OS user that runs the programs on the host (peer authentication). */
-      osUser: v.string().default('postgres'),
+      osUser: v.userName().default('postgres'),
       /** The database role (`-U`); in a container usually `postgres`. */
-      dbUser: v.string().optional(),
+      dbUser: v.match(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, 'a role name such as "postgres"').optional(),
       noOwner: v.boolean().default(false),
-      excludeTables: v.array(v.string()).default([]),
-      keepDays: v.number().default(7),
-      keepAtLeast: v.integer().default(3),
+      excludeTables: v.array(v.match(/\S/, 'a table name or pattern')).default([]),
+      keepDays: v.number({ min: 0 }).default(7),
+      keepAtLeast: v.integer({ min: 1 }).default(3),
       remote: v.object({
         /** The rclone remote's name. */
-        name: v.string().default('r2'),
+        name: v.match(/^[A-Za-z0-9_.+@][A-Za-z0-9_.+@-]*$/, "an rclone remote name (letters, digits, '_', '.', '+', '@', '-')").default('r2'),
         provider: v.oneOf(...PROVIDERS).default('Cloudflare'),
         /** Cloudflare account id (R2 endpoint https://ID.r2.cloudflarestorage.com). */
-        accountId: v.string().optional(),
-        endpoint: v.string().optional(),
-        region: v.string().default('auto'),
-        bucket: v.string(),
+        accountId: v.match(/^[0-9a-f]{32}$/, 'a Cloudflare account id (32 hex digits)').optional(),
+        endpoint: v.url().optional(),
+        region: v.match(/^[a-z0-9-]+$/, 'a region such as "auto" or "eu-west-1"').default('auto'),
+        bucket: v.match(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "an S3 bucket name (3-63 lower-case letters, digits, '.', '-')"),
         /** Folder in the bucket; default the host's inventory name. */
-        prefix: v.string().optional(),
-        keepDays: v.number().default(30),
-        keepAtLeast: v.integer().default(3),
-        retries: v.integer().optional(),
-        lowLevelRetries: v.integer().optional(),
+        prefix: v.string().refine((p) => !p.split('/').some((part) => part === '' || part === '.' || part === '..') && !/[\0\n\\]/.test(p), "folder names separated by '/'").optional(),
+        keepDays: v.number({ min: 0 }).default(30),
+        keepAtLeast: v.integer({ min: 1 }).default(3),
+        retries: v.integer({ min: 1 }).optional(),
+        lowLevelRetries: v.integer({ min: 1 }).optional(),
       }),
     })
     .optional(),

@@ -8,7 +8,7 @@ import { remoteFiles, remotePath } from '../facts/rclone.ts';
 import { postgres } from '../ops/postgres.ts';
 import { rclone } from '../ops/rclone.ts';
 import { v, type InferShape } from '../inventory/vars.ts';
-import { backupVars, pgTargetOf, remoteOf, type BackupSecrets, type BackupVars } from './config.ts';
+import { backupVars, databaseVar, pgTargetOf, remoteOf, type BackupSecrets, type BackupVars } from './config.ts';
 import { dumpPath, setupSteps } from './nightly.ts';
 import { groupBackups, newestVerified, parseDumpName, type Backup } from './retention.ts';
 
@@ -20,9 +20,10 @@ import { groupBackups, newestVerified, parseDumpName, type Backup } from './rete
  */
 export const restoreVars = {
   ...backupVars,
-  restoreDatabase: v.string().optional(),
-  restoreBackup: v.string().optional(),
-  restoreInto: v.string().optional(),
+  restoreDatabase: databaseVar().optional(),
+  /** A dump's file name, as `dumpName` makes them. */
+  restoreBackup: v.fileName().optional(),
+  restoreInto: databaseVar().optional(),
   restoreReplace: v.boolean().default(false),
   restoreDropAfter: v.boolean().default(false),
 };

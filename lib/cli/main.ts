@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { connectContext, openConnection } from '../connection/open.ts';
-import { checkVars, runTask } from '../engine/runner.ts';
+import { checkVars, runTask, varWarnings } from '../engine/runner.ts';
 import type { Task } from '../engine/task.ts';
 import type { Inventory, Vars } from '../inventory/inventory.ts';
 import { loadInventoryFile } from '../inventory/load.ts';
@@ -48,6 +48,8 @@ export async function runCli<V extends Vars>(task: Task<V>, io: CliIo): Promise<
     inventory = await loadInventoryFile(resolve(io.cwd, opts.inventory));
     // Vars from the command line override the inventory, as Ansible's extra vars do.
     hosts = selectHosts(inventory, opts.limit).map((h) => ({ ...h, vars: { ...h.vars, ...opts.vars } }));
+    // Before the check: a misspelt var that left a required one missing explains the error below.
+    for (const w of varWarnings(task, hosts, new Set(Object.keys(opts.vars)))) io.stderr.write(`${paint(33, 'warning:')} ${w}\n`);
     checkVars(task, hosts);
   } catch (err) {
     io.stderr.write(`${paint(31, 'error:')} ${(err as Error).message}\n`);

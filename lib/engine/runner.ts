@@ -2,7 +2,7 @@ import type { Connection } from '../connection/connection.ts';
 import { Semaphore } from '../concurrency.ts';
 import { TackleError } from '../errors.ts';
 import type { InventoryHost, Vars } from '../inventory/inventory.ts';
-import { VarError, checkShape } from '../inventory/vars.ts';
+import { VarError, checkShape, strayVars, type StrayVar } from '../inventory/vars.ts';
 import { HostRun, Interrupted, StepFailed, asTackleError, type StepResult } from './host-run.ts';
 import type { Task } from './task.ts';
 
@@ -46,7 +46,7 @@ export interface RunOptions {
   maxFailPercent?: number;
 }
 
-/** Checks every host's vars against the task before anything connects; throws one error listing all. */
+/** Checks every host's vars against the task before anything connects; throws one error listing every problem of every host. */
 export function checkVars<V extends Vars>(task: Task<V>, hosts: readonly InventoryHost[]): Map<string, V> {
   const checked = new Map<string, V>();
   const problems: string[] = [];
@@ -55,11 +55,37 @@ export function checkVars<V extends Vars>(task: Task<V>, hosts: readonly Invento
       checked.set(host.name, checkShape(task.vars, host.vars) as unknown as V);
     } catch (err) {
       if (!(err instanceof VarError)) throw err;
-      problems.push(`host ${host.name}: var ${err.message}`);
+      problems.push(...err.problems.map((p) => `host ${host.name}: var ${p.message}`));
     }
   }
   if (problems.length > 0) throw new TackleError({ phase: 'inventory', step: `task ${task.name}`, reason: `vars do not fit task ${task.name}:\n  - ${problems.join('\n  - ')}` });
   return checked;
+}
+
+/**
+ * Warnings for vars the hosts give that the task does not declare, one per var and suggestion,
+ * naming the hosts. Which undeclared vars are worth a warning is {@link strayVars}' rule: one
+ * inventory serves many tasks (provision, the backup scripts, deploy), so a var only another task
+ * reads is silence, while a near miss of a declared var (`swapMB` for `swapMb`) is almost surely
+ * a typo that leaves the task on its default. Vars in `given` (from this command line) were meant
+ * for this run, so each of them is reported when the task does not declare it.
+ *
+ * @example varWarnings(task, hosts, new Set(Object.keys(opts.vars))) // ['var swapMB (host web1) is not a var of task provision; did you mean swapMb?']
+ */
+export function varWarnings<V extends Vars>(task: Task<V>, hosts: readonly InventoryHost[], given: ReadonlySet<string> = new Set()): string[] {
+  const found = new Map<string, { stray: StrayVar; hosts: string[] }>();
+  for (const host of hosts) {
+    for (const stray of strayVars(task.vars, host.vars, given)) {
+      const key = `${stray.path}\0${stray.suggestion}`;
+      const entry = found.get(key) ?? { stray, hosts: [] };
+      entry.hosts.push(host.name);
+      found.set(key, entry);
+    }
+  }
+  return [...found.values()].map(({ stray: s, hosts: names }) => {
+    const meant = s.suggestion === undefined ? '' : `; did you mean ${s.path.slice(0, -s.name.length)}${s.suggestion}?`;
+    return `var ${s.path} (${names.length === 1 ? 'host' : 'hosts'} ${names.join(', ')}) is not a var of task ${task.name}${meant}`;
+  });
 }
 
 /**

@@ -19,7 +19,7 @@ import {
   type UnitStates,
 } from '../facts/health.ts';
 import type { Fact } from '../facts/fact.ts';
-import { VarError, VarType, checkShape, v } from '../inventory/vars.ts';
+import { VarError, VarType, v } from '../inventory/vars.ts';
 
 export type Severity = 'ok' | 'warning' | 'critical';
 
@@ -72,21 +72,30 @@ export const DEFAULTS = {
   ignoreTypes: ['squashfs', 'iso9660', 'udf', 'devtmpfs', 'nsfs', 'proc', 'sysfs', 'cgroup', 'cgroup2'],
 } as const;
 
-/** `{ '/data': { warning: 70, critical: 85 } }`: a record of thresholds by mount point. */
-const mountThresholds = new VarType<Record<string, { warning?: number; critical?: number }> | undefined>('an object of { warning, critical } by mount point (optional)', (value, path) => {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new VarError(path, 'an object of { warning, critical } by mount point', value);
-  return Object.fromEntries(Object.entries(value).map(([mount, t]) => [mount, checkShape({ warning: v.number().optional(), critical: v.number().optional() }, t as Record<string, unknown>, `${path}.${mount}.`)]));
-});
+/** A `{ warning, critical }` pair within `bounds`; when both are given they must not cross. */
+function limits(bounds: { min: number; max?: number }, higherIsWorse: boolean) {
+  const level = v.number(bounds).optional();
+  const crossed = (t: { warning?: number | undefined; critical?: number | undefined }) =>
+    t.warning !== undefined && t.critical !== undefined && (higherIsWorse ? t.warning > t.critical : t.warning < t.critical);
+  return v
+    .object({ warning: level, critical: level })
+    .refine((t) => !crossed(t), `a warning ${higherIsWorse ? 'at or below' : 'at or above'} the critical threshold`)
+    .optional();
+}
+/** Thresholds in percent used. */
+const percentUsed = () => limits({ min: 0, max: 100 }, true);
+
+const endpointObject = v.object({ url: v.url(), status: v.integer({ min: 100, max: 599 }).default(200), body: v.string().optional() });
 
 /** An HTTP endpoint: a URL, or `{ url, status?, body? }`. */
-const httpEndpoint = new VarType<HttpEndpoint>('a URL or { url, status?, body? }', (value, path) => {
-  const spec = typeof value === 'string' ? { url: value } : value;
-  if (typeof spec !== 'object' || spec === null) throw new VarError(path, 'a URL or { url, status?, body? }', value);
-  const e = checkShape({ url: v.string(), status: v.integer().default(200), body: v.string().optional() }, spec as Record<string, unknown>, `${path}.`);
-  if (!/^https?:\/\/\S+$/.test(e.url)) throw new VarError(`${path}.url`, 'an http(s) URL', e.url);
-  return { url: e.url, status: e.status, ...(e.body === undefined ? {} : { body: e.body }) };
-});
+const httpEndpoint = new VarType<HttpEndpoint>(
+  'an http(s) URL or { url, status?, body? }',
+  (value, path) => {
+    const e = endpointObject.check(typeof value === 'string' ? { url: value } : value, path);
+    return { url: e.url, status: e.status, ...(e.body === undefined ? {} : { body: e.body }) };
+  },
+  endpointObject.structure,
+);
 
 /** A TLS endpoint: `address:port` or `address:port servername`. */
 const tlsEndpoint = new VarType<TlsEndpoint>('"address:port" or "address:port servername"', (value, path) => {
@@ -94,8 +103,6 @@ const tlsEndpoint = new VarType<TlsEndpoint>('"address:port" or "address:port se
   if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new VarError(path, '"address:port" or "address:port servername"', value);
   return { address: m[1] ?? '', port: Number(m[2]), serverName: m[3] ?? m[1] ?? '' };
 });
-
-const limits = () => v.object({ warning: v.number().optional(), critical: v.number().optional() }).optional();
 
 /**
  * The shape of the inventory var `health` (every field optional), for a task's or script's
@@ -107,51 +114,53 @@ const limits = () => v.object({ warning: v.number().optional(), critical: v.numb
  */
 export const healthVar = v
   .object({
-    disk: limits(),
-    mounts: mountThresholds,
-    ignoreMounts: v.array(v.string()).optional(),
-    memory: limits(),
-    load: limits(),
-    certificateDays: limits(),
+    disk: percentUsed(),
+    /** `{ '/data': { warning: 70, critical: 85 } }`: thresholds by mount point. */
+    mounts: v.record(v.path(), percentUsed()).optional(),
+    ignoreMounts: v.array(v.match(/^\//, 'an absolute path or glob such as "/snap/**"')).optional(),
+    memory: percentUsed(),
+    /** Load per CPU. */
+    load: limits({ min: 0 }, true),
+    /** Days left. */
+    certificateDays: limits({ min: 0 }, false),
     failedUnits: v.oneOf('ok', 'warning', 'critical').optional(),
-    services: v.array(v.string()).optional(),
+    services: v.array(v.unitName()).optional(),
     http: v.array(httpEndpoint).optional(),
-    certificates: v.array(v.string()).optional(),
+    /** Certificate files on the host. */
+    certificates: v.array(v.path()).optional(),
     tls: v.array(tlsEndpoint).optional(),
   })
   .optional();
 
 type HealthVar = NonNullable<ReturnType<typeof healthVar.check>>;
 
-function pair(given: { warning?: number; critical?: number } | undefined, fallback: Thresholds, path: string, higherIsWorse: boolean): Thresholds {
+function pair(given: { warning?: number | undefined; critical?: number | undefined } | undefined, fallback: Thresholds, higherIsWorse: boolean): Thresholds {
   let warning = given?.warning ?? fallback.warning;
   let critical = given?.critical ?? fallback.critical;
-  const crossed = (w: number, c: number) => (higherIsWorse ? w > c : w < c);
-  if (crossed(warning, critical)) {
-    // Only one given: the other, a default, follows it rather than contradict it.
+  // The var's check refused two given thresholds that cross; when only one is given, the other
+  // (a default) follows it rather than contradict it.
+  if (higherIsWorse ? warning > critical : warning < critical) {
     if (given?.warning === undefined) warning = critical;
-    else if (given?.critical === undefined) critical = warning;
-    else throw new VarError(path, `a warning ${higherIsWorse ? 'at or below' : 'at or above'} the critical threshold`, `warning ${warning}, critical ${critical}`);
+    else critical = warning;
   }
   return { warning, critical };
 }
 
 /**
- * Settings with defaults from the (already checked) `health` var; throws a VarError naming the
- * field when thresholds contradict each other.
+ * Settings with defaults from the (already checked) `health` var.
  *
  * @example healthSettings(undefined).disk // { warning: 80, critical: 90 }
  */
 export function healthSettings(h: HealthVar | undefined): HealthSettings {
-  const disk = pair(h?.disk, DEFAULTS.disk, 'health.disk', true);
+  const disk = pair(h?.disk, DEFAULTS.disk, true);
   return {
     disk,
-    mounts: Object.fromEntries(Object.entries(h?.mounts ?? {}).map(([m, t]) => [m, pair(t, disk, `health.mounts.${m}`, true)])),
+    mounts: Object.fromEntries(Object.entries(h?.mounts ?? {}).map(([m, t]) => [m, pair(t, disk, true)])),
     ignoreMounts: h?.ignoreMounts ?? DEFAULTS.ignoreMounts,
     ignoreTypes: DEFAULTS.ignoreTypes,
-    memory: pair(h?.memory, DEFAULTS.memory, 'health.memory', true),
-    load: h?.load?.warning === undefined && h?.load?.critical === undefined ? undefined : pair(h?.load, { warning: Infinity, critical: Infinity }, 'health.load', true),
-    certificateDays: pair(h?.certificateDays, DEFAULTS.certificateDays, 'health.certificateDays', false),
+    memory: pair(h?.memory, DEFAULTS.memory, true),
+    load: h?.load?.warning === undefined && h?.load?.critical === undefined ? undefined : pair(h?.load, { warning: Infinity, critical: Infinity }, true),
+    certificateDays: pair(h?.certificateDays, DEFAULTS.certificateDays, false),
     failedUnits: h?.failedUnits ?? 'warning',
     services: h?.services ?? [],
     http: h?.http ?? [],

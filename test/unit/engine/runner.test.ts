@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { sh } from '../../../lib/command/command.ts';
 import { LocalConnection } from '../../../lib/connection/local.ts';
 import { defineOperation } from '../../../lib/engine/operation.ts';
-import { runTask } from '../../../lib/engine/runner.ts';
+import { runTask, varWarnings } from '../../../lib/engine/runner.ts';
 import { defineTask } from '../../../lib/engine/task.ts';
 import { TackleError } from '../../../lib/errors.ts';
 import { defineFact } from '../../../lib/facts/fact.ts';
@@ -185,4 +185,43 @@ t.test('rolling batches: serial count or percentage; max-fail stops further batc
   t.same(goOn.hosts.map((h) => h.status), ['failed', 'skipped', 'skipped'], '100% failed after the first batch > 50%');
   const tolerant = await runTask(flaky, [...inv.hosts.values()], { serial: 2, maxFailPercent: 50, connect: async (h) => new LocalConnection(h.name) });
   t.same(tolerant.hosts.map((h) => h.status), ['failed', 'ok', 'ok'], '1 of 2 failed is not more than 50%');
+});
+
+t.test('checkVars lists every bad var of every host before anything connects', async (t) => {
+  const strict = defineTask({ name: 'strict', vars: { port: v.port(), email: v.email(), upstreams: v.array(v.hostPort()) }, run: async () => {} });
+  const inv = defineInventory({
+    hosts: {
+      a: { connection: 'local', vars: { port: 0, email: 'x', upstreams: ['ok:1'] } },
+      b: { connection: 'local', vars: { port: 22, email: 'ops@example.com', upstreams: ['127.0.0.1:99999', 'not a host'] } },
+      c: { connection: 'local', vars: { port: 22, email: 'ops@example.com', upstreams: [] } },
+    },
+  });
+  let connected = 0;
+  const run = runTask(strict, [...inv.hosts.values()], { connect: async (h) => (connected++, new LocalConnection(h.name)) });
+  const err = (await run.then(
+    () => undefined,
+    (e: unknown) => e,
+  )) as TackleError;
+  t.ok(err instanceof TackleError);
+  t.equal(err.phase, 'inventory');
+  t.match(err.message, /host a: var port must be a port number \(1-65535\), got number 0\n {2}- host a: var email must be an e-mail address/);
+  t.match(err.message, /host b: var upstreams\[0\] must be host:port.*"127\.0\.0\.1:99999"\n {2}- host b: var upstreams\[1\] must be host:port.*"not a host"/);
+  t.notMatch(err.message, /host c/);
+  t.equal(connected, 0, 'no host was connected to');
+});
+
+t.test('varWarnings: near misses and command-line vars the task does not declare, hosts grouped', async (t) => {
+  const provisionish = defineTask({ name: 'provision', vars: { swapMb: v.integer().default(0), timezone: v.string().default('UTC') }, run: async () => {} });
+  const inv = defineInventory({
+    vars: { backup: { databases: ['app'] } },
+    groups: { web: { vars: { timeZone: 'Europe/Berlin' } } },
+    hosts: { web1: { connection: 'local', groups: ['web'], vars: { swapMB: 512 } }, web2: { connection: 'local', groups: ['web'] } },
+  });
+  const hosts = [...inv.hosts.values()].map((h) => ({ ...h, vars: { ...h.vars, colour: 'red' } }));
+  t.same(varWarnings(provisionish, hosts, new Set(['colour'])), [
+    'var timeZone (hosts web1, web2) is not a var of task provision; did you mean timezone?',
+    'var swapMB (host web1) is not a var of task provision; did you mean swapMb?',
+    'var colour (hosts web1, web2) is not a var of task provision',
+  ]);
+  t.same(varWarnings(provisionish, [...inv.hosts.values()]).length, 2, 'backup, a var of other tasks, is not warned about');
 });
