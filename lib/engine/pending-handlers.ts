@@ -1,4 +1,4 @@
-import { raw, sh, type Command } from '../command/command.ts';
+import { Command, raw, sh } from '../command/command.ts';
 import { assertOk, type Connection } from '../connection/connection.ts';
 import { TackleError, tail } from '../errors.ts';
 
@@ -151,7 +151,7 @@ export class PendingHandlers {
       const tmp = `${dir}/.${recordName(handler)}.tmp`;
       return sh`printf '%s\\n' ${JSON.stringify({ handler, step, at, by: this.by })} > ${tmp} && mv -f ${tmp} ${file}`;
     });
-    const command = sh`mkdir -p ${dir} && ${writes.reduce((all, w) => sh`${all} && ${w}`)}`;
+    const command = sh`mkdir -p ${dir} && ${Command.join(writes, ' && ')}`;
     assertOk(await this.connection.exec(command), this.connection.host, `could not record the notification of ${fresh.map((n) => `"${n}"`).join(', ')} on the host`);
     fresh.forEach((n) => this.#recorded.add(n));
   }

@@ -138,13 +138,15 @@ export function batches<T>(hosts: readonly T[], serial?: number | `${number}%`):
 
 async function runHost<V extends Vars>(task: Task<V>, host: InventoryHost, vars: V, options: RunOptions, emit: (e: RunEvent) => void): Promise<HostResult> {
   const t0 = performance.now();
-  const done = (status: HostStatus, steps: StepResult[], error?: TackleError): HostResult => ({
+  const done = (status: HostStatus, steps: StepResult[], error?: TackleError, handlers?: HandlerReport): HostResult => ({
     name: host.name,
     status,
     durationMs: Math.round(performance.now() - t0),
     steps,
     ...(error ? { error } : {}),
+    ...(handlers && handlers.earlier.length + handlers.ran.length + handlers.outstanding.length > 0 ? { handlers } : {}),
   });
+  const failed = (error: TackleError): HostStatus => (error.phase === 'connect' ? 'unreachable' : 'failed');
   if (options.signal?.aborted) return done('skipped', []);
   emit({ type: 'host:start', host: host.name });
   let conn: Connection;
@@ -162,7 +164,8 @@ async function runHost<V extends Vars>(task: Task<V>, host: InventoryHost, vars:
   } catch (err) {
     await conn.close().catch(() => {});
     if (err instanceof Interrupted) return done('skipped', []);
-    return done('failed', [], asTackleError(err, host.name));
+    const error = asTackleError(err, host.name);
+    return done(failed(error), [], error);
   }
   const pending = new PendingHandlers(conn, state, Object.keys(task.handlers), by);
   const run = new HostRun(
@@ -195,12 +198,8 @@ async function runHost<V extends Vars>(task: Task<V>, host: InventoryHost, vars:
     await lock?.release();
     await conn.close().catch(() => {});
   }
-  const report = pending.report();
-  const handlers = report.earlier.length + report.ran.length + report.outstanding.length > 0 ? { handlers: report } : {};
-  const result = error
-    ? done(error.phase === 'connect' ? 'unreachable' : 'failed', run.steps, error)
-    : done(run.steps.some((s) => s.status === 'changed') ? 'changed' : 'ok', run.steps);
-  return { ...result, ...handlers };
+  if (error) return done(failed(error), run.steps, error, pending.report());
+  return done(run.steps.some((s) => s.status === 'changed') ? 'changed' : 'ok', run.steps, undefined, pending.report());
 }
 
 /**

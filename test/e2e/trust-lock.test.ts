@@ -5,12 +5,17 @@ import { spawn } from 'node:child_process';
 import { hostname } from 'node:os';
 import t from 'tap';
 import { poll } from '../lab/exec.ts';
-import { withLab } from '../lab/lab.ts';
+import { readFile, writeFile } from 'node:fs/promises';
+import { OPS_PASSWORD, withLab } from '../lab/lab.ts';
 import { labInventory } from './support/cli.ts';
 import { writeTaskFile } from './support/task-file.ts';
 
 const lab = await withLab(t, 1);
 const inventory = await labInventory(lab);
+// The same host reached as ops through sudo with a password: the lock is taken where the run
+// works (through the host's connection as-is), so both inventories meet at one lock.
+const sudoInventory = await labInventory(lab, { lab1: { user: 'ops' } }, `const env = loadEnv({ SUDO_PASSWORD: { secret: true } }, { env: process.env });`);
+await writeFile(sudoInventory, (await readFile(sudoInventory, 'utf8')).replace(/("user": "ops",)/, '$1 "become": { "password": env.SUDO_PASSWORD },'));
 const FILE = '/root/race.txt';
 // 20 files.line steps, each planned from the file as its facts read it: without a lock, two runs
 // interleave reads and writes and each rename drops the other's lines.
@@ -33,9 +38,9 @@ interface Cli {
 }
 
 /** Starts the task's CLI as a person would; `pid` is the controller process named in lock records. */
-function startCli(args: readonly string[]): Cli {
+function startCli(args: readonly string[], inv = inventory): Cli {
   const started = performance.now();
-  const child = spawn(process.execPath, ['--import', 'tsx', task, '--inventory', inventory, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: '1' } });
+  const child = spawn(process.execPath, ['--import', 'tsx', task, '--inventory', inv, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: '1', SUDO_PASSWORD: OPS_PASSWORD } });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -70,7 +75,8 @@ t.test('two concurrent runs of 20 files.line steps on one host lose no line', as
 t.test('with a short --lock-timeout the second run fails that host naming the holder; a killed holder releases the lock', async (t) => {
   await lab.ssh('lab1', `rm -f ${FILE}`);
   const before = Date.now();
-  const holder = startCli(['--var', 'tag=h', '--var', 'hold=90']);
+  // The holder works through sudo with a password on stdin; the others log in as root.
+  const holder = startCli(['--var', 'tag=h', '--var', 'hold=90'], sudoInventory);
   await holding(holder);
 
   const busy = await startCli(['--var', 'tag=w', '--lock-timeout', '2']).done;
