@@ -25,6 +25,8 @@ export interface CliOptions {
   maxFail?: number;
   /** Extra vars from `--var k=v` and task flags; they override the inventory. */
   vars: Record<string, unknown>;
+  /** Seconds to wait for another run's lock on a host before failing that host (default 300). */
+  lockTimeout: number;
 }
 
 export const USAGE = `Usage: npx tsx tasks/NAME.ts [options]
@@ -40,6 +42,7 @@ export const USAGE = `Usage: npx tsx tasks/NAME.ts [options]
   --serial N|P%            rolling batches: N hosts (or P% of them) at a time
   --max-fail P             start no further batch once more than P% of hosts failed
   --var NAME=VALUE         set a var on every host (JSON value or plain string); repeatable
+  --lock-timeout SECONDS   wait this long for another run on a host to finish (default 300)
   -h, --help               this help
 `;
 
@@ -85,6 +88,7 @@ export function parseCliArgs(argv: readonly string[], flags: Readonly<Record<str
         serial: { type: 'string' },
         'max-fail': { type: 'string' },
         var: { type: 'string', multiple: true, default: [] },
+        'lock-timeout': { type: 'string', default: '300' },
         ...Object.fromEntries(Object.entries(flags).map(([name, f]) => [name, { type: f.type === 'boolean' ? ('boolean' as const) : ('string' as const) }])),
       },
     }));
@@ -104,6 +108,8 @@ export function parseCliArgs(argv: readonly string[], flags: Readonly<Record<str
     if (f.type === 'number' && !Number.isFinite(Number(value))) throw new TypeError(`--${name} takes a number, got ${JSON.stringify(value)}`);
     vars[f.var ?? name] = f.type === 'number' ? Number(value) : value;
   }
+  const lockTimeout = Number(values['lock-timeout']);
+  if (!(lockTimeout >= 0) || !Number.isFinite(lockTimeout)) throw new TypeError(`--lock-timeout takes a number of seconds ≥ 0, got ${JSON.stringify(values['lock-timeout'])}`);
   const serial = values.serial === undefined ? undefined : parseSerial(values.serial);
   const maxFail = values['max-fail'] === undefined ? undefined : Number(values['max-fail'].replace(/%$/, ''));
   if (maxFail !== undefined && !(maxFail >= 0 && maxFail <= 100)) throw new TypeError(`--max-fail takes a percentage from 0 to 100, got ${values['max-fail']}`);
@@ -120,6 +126,7 @@ export function parseCliArgs(argv: readonly string[], flags: Readonly<Record<str
     ...(serial !== undefined ? { serial } : {}),
     ...(maxFail !== undefined ? { maxFail } : {}),
     vars,
+    lockTimeout,
   };
 }
 

@@ -74,6 +74,7 @@ export async function runCli<V extends Vars>(task: Task<V>, io: CliIo): Promise<
     signal: abort.signal,
     connect: (h) => openConnection(h, inv, ctx),
     onEvent: view.onEvent,
+    lockTimeoutSeconds: opts.lockTimeout,
     ...(opts.serial !== undefined ? { serial: opts.serial } : {}),
     ...(opts.maxFail !== undefined ? { maxFailPercent: opts.maxFail } : {}),
   });

@@ -49,6 +49,7 @@ export function toJsonReport(result: RunResult): JsonReport {
       durationMs: h.durationMs,
       steps: h.steps.map(({ error, ...s }) => ({ ...s, ...(error ? { error: errorReport(error) } : {}) })),
       ...(h.error ? { error: errorReport(h.error) } : {}),
+      ...(h.handlers ? { handlers: h.handlers } : {}),
     })),
     summary,
   };

@@ -1,6 +1,7 @@
 import { Listr, ListrLogger, ProcessOutput } from 'listr2';
 import type { HostResult, RunEvent, RunResult } from '../engine/runner.ts';
 import type { StepResult } from '../engine/host-run.ts';
+import type { PendingHandler } from '../engine/pending-handlers.ts';
 import { renderTable } from './table.ts';
 
 /** The streams and environment the terminal UI writes to; injected so lib/ never touches process. */
@@ -100,8 +101,10 @@ export function formatChanges(result: RunResult, opts: { diff: boolean; verbose:
   const lines: string[] = [];
   for (const host of result.hosts) {
     const changed = host.steps.filter((s) => s.status === 'changed');
-    if (changed.length === 0) continue;
+    const earlier = host.handlers?.earlier ?? [];
+    if (changed.length === 0 && earlier.length === 0) continue;
     lines.push(paint(1, `${host.name}: ${changed.length} step(s) ${result.dryRun ? 'would change' : 'changed'}`));
+    for (const p of earlier) lines.push(`  ${paint(33, '!')} handler "${p.handler}" is pending from an earlier run ${notifiedBy(p)}`);
     for (const step of changed) {
       lines.push(`  ${paint(33, '~')} ${step.name}${step.summary ? ` — ${step.summary}` : ''}`);
       if (opts.verbose) for (const c of step.commands ?? []) lines.push(paint(90, `      $ ${c.replace(/\n/g, '\n        ')}`));
@@ -109,6 +112,27 @@ export function formatChanges(result: RunResult, opts: { diff: boolean; verbose:
     }
   }
   return lines.length ? `${lines.join('\n')}\n` : '';
+}
+
+function notifiedBy(p: PendingHandler): string {
+  return `(notified by ${p.step} at ${p.at} from ${p.by})`;
+}
+
+/** Notifications kept on the hosts: found from an earlier run (and whether they ran), or still owed. */
+function handlerLines(result: RunResult): string[] {
+  const lines: string[] = [];
+  for (const h of result.hosts) {
+    const r = h.handlers;
+    if (!r) continue;
+    for (const p of r.earlier) {
+      const ran = r.ran.includes(p.handler);
+      if (result.dryRun) lines.push(`${h.name}: handler "${p.handler}" is pending from an earlier run ${notifiedBy(p)}${ran ? ': this run would run it' : ''}`);
+      else if (ran) lines.push(`${h.name}: handler "${p.handler}" was pending from an earlier run ${notifiedBy(p)}: ran`);
+    }
+    if (result.dryRun) continue;
+    for (const name of r.outstanding) lines.push(`${h.name}: handler "${name}" stays pending on the host; the next run of ${result.task} that gets through its steps runs it`);
+  }
+  return lines;
 }
 
 function colorDiff(line: string, paint: Paint): string {
@@ -130,6 +154,8 @@ export function formatRecap(result: RunResult, paint: Paint): string {
     (line, row) => paint(STATUS_COLOR[row.cells[1] ?? ''] ?? 0, line),
   );
   const out = [`\nRECAP ${result.task}${result.dryRun ? ' (dry-run: nothing was changed)' : ''}${result.interrupted ? ' (interrupted)' : ''}`, table.trimEnd()];
+  const handlers = handlerLines(result);
+  if (handlers.length) out.push('', ...handlers);
   for (const h of result.hosts) {
     const err = h.error ?? h.steps.find((s) => s.error)?.error;
     if (err) out.push('', paint(31, `${h.name} ${h.status}:`), `  ${err.message.replace(/\n/g, '\n  ')}`);

@@ -7,8 +7,12 @@ export type Stdin = string | Buffer | Secret;
 
 export interface ExecOptions {
   stdin?: Stdin;
-  /** Aborting kills the remote command (its channel is closed). */
+  /** Aborting kills the remote command (its channel is closed); with `holdStdin`, it ends stdin instead. */
   signal?: AbortSignal;
+  /** Leaves stdin open after `stdin` until `signal` aborts: the command runs until it reads end of input (a lock holder). */
+  holdStdin?: boolean;
+  /** Receives stdout as it arrives, for a command that reports while it keeps running. */
+  onStdout?(chunk: Buffer): void;
 }
 
 /** The outcome of one command: also the error payload when it fails. */

@@ -21,10 +21,14 @@ export class LocalConnection extends ExecConnection {
     this.#stats.channels++;
     this.#stats.commands++;
     return new Promise((resolve, reject) => {
-      const child = spawn('sh', ['-c', command.reveal()], { stdio: 'pipe', signal: options.signal });
+      // A held stdin ends on abort (below) rather than the process being killed.
+      const child = spawn('sh', ['-c', command.reveal()], { stdio: 'pipe', ...(options.holdStdin ? {} : { signal: options.signal }) });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
-      child.stdout.on('data', (d: Buffer) => out.push(d));
+      child.stdout.on('data', (d: Buffer) => {
+        out.push(d);
+        options.onStdout?.(d);
+      });
       child.stderr.on('data', (d: Buffer) => err.push(d));
       child.stdin.on('error', () => {}); // a command that ignores stdin closes the pipe early
       child.on('error', (cause) => {
@@ -41,7 +45,10 @@ export class LocalConnection extends ExecConnection {
           durationMs: performance.now() - started,
         }),
       );
-      child.stdin.end(stdinBytes(options.stdin));
+      const input = stdinBytes(options.stdin);
+      if (!options.holdStdin || options.signal?.aborted) return void child.stdin.end(input);
+      if (input) child.stdin.write(input);
+      options.signal?.addEventListener('abort', () => child.stdin.end(), { once: true });
     });
   }
 

@@ -240,9 +240,12 @@ export class SshConnection extends ExecConnection {
         const errs: Buffer[] = [];
         let exitCode: number | null = null;
         let signal: string | null = null;
-        const abort = () => stream.close();
+        const abort = () => (options.holdStdin ? stream.end() : stream.close());
         options.signal?.addEventListener('abort', abort, { once: true });
-        stream.on('data', (d: Buffer) => out.push(d));
+        stream.on('data', (d: Buffer) => {
+          out.push(d);
+          options.onStdout?.(d);
+        });
         stream.stderr.on('data', (d: Buffer) => errs.push(d));
         stream.on('exit', (code: number | null, sig?: string) => {
           exitCode = code;
@@ -261,7 +264,9 @@ export class SshConnection extends ExecConnection {
             durationMs: performance.now() - started,
           });
         });
-        stream.end(stdinBytes(options.stdin));
+        const input = stdinBytes(options.stdin);
+        if (!options.holdStdin || options.signal?.aborted) stream.end(input);
+        else if (input) stream.write(input);
       });
     });
   }

@@ -3,6 +3,7 @@ import { TackleError } from '../errors.ts';
 import type { Fact } from '../facts/fact.ts';
 import type { Vars } from '../inventory/inventory.ts';
 import { gatherFacts } from './gather.ts';
+import type { PendingHandlers } from './pending-handlers.ts';
 import type { ApplyContext, Operation } from './operation.ts';
 import type { HostContext, StepStatus } from './task.ts';
 
@@ -59,6 +60,8 @@ export class HostRun<V extends Vars> implements HostContext<V> {
     readonly signal: AbortSignal | undefined,
     readonly listener: StepListener,
     readonly openFresh: () => Promise<Connection> = () => Promise.reject(new TypeError('this run cannot open new connections')),
+    /** Where notifications are recorded on the host; without it they live only in `notified`. */
+    readonly pending?: PendingHandlers,
   ) {}
 
   async fact<T>(fact: Fact<T>): Promise<T> {
@@ -107,6 +110,8 @@ export class HostRun<V extends Vars> implements HostContext<V> {
       if (!this.dryRun) {
         // Facts may be stale after any change; a converged run changes nothing and keeps its cache.
         this.#cache.clear();
+        // Recorded before the change: whatever happens next, a later run still runs the handler.
+        await this.pending?.record(op.notify, name);
         const ctx: ApplyContext = { host: this.name, connection: this.connection, openFresh: this.openFresh };
         for (const action of change.actions) {
           assertOk(await this.connection.exec(action.command, action.stdin === undefined ? {} : { stdin: action.stdin }), this.name);

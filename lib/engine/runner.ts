@@ -1,9 +1,12 @@
+import { hostname } from 'node:os';
 import type { Connection } from '../connection/connection.ts';
 import { Semaphore } from '../concurrency.ts';
 import { TackleError } from '../errors.ts';
 import type { InventoryHost, Vars } from '../inventory/inventory.ts';
 import { VarError, checkShape, strayVars, type StrayVar } from '../inventory/vars.ts';
+import { takeHostLock, type HeldLock } from './host-lock.ts';
 import { HostRun, Interrupted, StepFailed, asTackleError, type StepResult } from './host-run.ts';
+import { PendingHandlers, readHostState, readStateScript, type HandlerReport, type HostState } from './pending-handlers.ts';
 import type { Task } from './task.ts';
 
 export type HostStatus = 'ok' | 'changed' | 'failed' | 'unreachable' | 'skipped';
@@ -14,6 +17,8 @@ export interface HostResult {
   durationMs: number;
   steps: StepResult[];
   error?: TackleError;
+  /** Handler notifications found pending, run, or left pending on the host; absent when there were none. */
+  handlers?: HandlerReport;
 }
 
 export interface RunResult {
@@ -44,6 +49,16 @@ export interface RunOptions {
   serial?: number | `${number}%`;
   /** No further batch starts once more than this percentage of the hosts run so far failed or were unreachable. */
   maxFailPercent?: number;
+  /** Seconds a host waits for another run's lock before that host fails as busy (default 300). A dry-run takes no lock. */
+  lockTimeoutSeconds?: number;
+  /** How lock and handler records name this run; this machine's host name and process id by default. */
+  controller?: { name: string; pid: number };
+  /**
+   * Where each host keeps the run lock and the pending handler records; by default
+   * /run/lock/tackle and /var/lib/tackle (a non-root login's ~/.local/state/tackle). Tests give
+   * fake hosts that share one machine their own.
+   */
+  hostPaths?(host: InventoryHost): { lock: string; state: string };
 }
 
 /** Checks every host's vars against the task before anything connects; throws one error listing every problem of every host. */
@@ -149,13 +164,15 @@ export function batches<T>(hosts: readonly T[], serial?: number | `${number}%`):
 
 async function runHost<V extends Vars>(task: Task<V>, host: InventoryHost, vars: V, options: RunOptions, emit: (e: RunEvent) => void): Promise<HostResult> {
   const t0 = performance.now();
-  const done = (status: HostStatus, steps: StepResult[], error?: TackleError): HostResult => ({
+  const done = (status: HostStatus, steps: StepResult[], error?: TackleError, handlers?: HandlerReport): HostResult => ({
     name: host.name,
     status,
     durationMs: Math.round(performance.now() - t0),
     steps,
     ...(error ? { error } : {}),
+    ...(handlers && handlers.earlier.length + handlers.ran.length + handlers.outstanding.length > 0 ? { handlers } : {}),
   });
+  const failed = (error: TackleError): HostStatus => (error.phase === 'connect' ? 'unreachable' : 'failed');
   if (options.signal?.aborted) return done('skipped', []);
   emit({ type: 'host:start', host: host.name });
   let conn: Connection;
@@ -164,6 +181,19 @@ async function runHost<V extends Vars>(task: Task<V>, host: InventoryHost, vars:
   } catch (err) {
     return done('unreachable', [], asTackleError(err, host.name, 'connect'));
   }
+  const controller = options.controller ?? { name: hostname(), pid: process.pid };
+  const by = `${controller.name} (pid ${controller.pid})`;
+  let lock: HeldLock | undefined;
+  let state: HostState;
+  try {
+    ({ lock, state } = await hostState(task.name, host, options, `task ${task.name} from ${by}`, conn));
+  } catch (err) {
+    await conn.close().catch(() => {});
+    if (err instanceof Interrupted) return done('skipped', []);
+    const error = asTackleError(err, host.name);
+    return done(failed(error), [], error);
+  }
+  const pending = new PendingHandlers(conn, state, Object.keys(task.handlers), by);
   const run = new HostRun(
     host.name,
     host.groups,
@@ -173,20 +203,45 @@ async function runHost<V extends Vars>(task: Task<V>, host: InventoryHost, vars:
     options.signal,
     (e) => emit(e.type === 'step:start' ? { type: 'step:start', host: host.name, step: e.step } : { type: 'step:end', host: host.name, step: e.step }),
     () => options.connect(host),
+    pending,
   );
   let error: TackleError | undefined;
   try {
     await task.run(run);
-    // Handlers run in the order the task defines them, once, and only after the body succeeded.
+    // Handlers run in the order the task defines them, once, and only after the body succeeded:
+    // those notified now and those an earlier run recorded and never got to. Not after a failed
+    // step (Ansible's force_handlers): the task stopped half-way, and a restart could load a
+    // half-made configuration. The record stays on the host, so the next run that succeeds runs it.
     for (const [name, handler] of Object.entries(task.handlers)) {
-      if (run.notified.has(name)) await run.withPrefix(`${name} › `, () => handler(run));
+      if (!run.notified.has(name) && !pending.has(name)) continue;
+      await run.withPrefix(`${name} › `, () => handler(run));
+      await pending.done(name, run.dryRun);
     }
   } catch (err) {
     if (!(err instanceof Interrupted)) error = asTackleError(err, host.name);
     if (!(err instanceof StepFailed) && error) run.steps.push({ name: 'task', status: 'failed', durationMs: 0, error });
   } finally {
+    await lock?.release();
     await conn.close().catch(() => {});
   }
-  if (error) return done(error.phase === 'connect' ? 'unreachable' : 'failed', run.steps, error);
-  return done(run.steps.some((s) => s.status === 'changed') ? 'changed' : 'ok', run.steps);
+  if (error) return done(failed(error), run.steps, error, pending.report());
+  return done(run.steps.some((s) => s.status === 'changed') ? 'changed' : 'ok', run.steps, undefined, pending.report());
+}
+
+/**
+ * Before a host's first step: a real run takes the host's lock and reads the pending handler
+ * records in the same round trip. A dry-run only reads the records: it changes nothing, so it
+ * has no work to lose, and it must never hold up a real run (nor wait minutes behind one to
+ * show a plan); its plan may be stale if a real run is under way, as any plan may be.
+ */
+async function hostState(task: string, host: InventoryHost, options: RunOptions, holder: string, conn: Connection): Promise<{ lock?: HeldLock; state: HostState }> {
+  const paths = options.hostPaths?.(host);
+  const read = readStateScript(task, paths?.state);
+  if (options.dryRun) return { state: await readHostState(conn, read) };
+  const lock = await takeHostLock(
+    conn,
+    { timeoutSeconds: options.lockTimeoutSeconds ?? 300, holder, ...(paths ? { dir: paths.lock } : {}), ...(options.signal ? { signal: options.signal } : {}) },
+    read,
+  );
+  return { lock, state: lock.state };
 }

@@ -54,3 +54,17 @@ t.test('serial, max-fail, --var and task flags', async (t) => {
   t.throws(() => parseCliArgs(['--keep', 'many'], flags), TypeError);
   t.throws(() => parseCliArgs(['--ref', 'x']), TypeError, 'unknown without the task flag');
 });
+
+t.test('--lock-timeout: seconds to wait for another run on a host', async (t) => {
+  t.equal(parseCliArgs([]).lockTimeout, 300, 'a few minutes by default');
+  t.equal(parseCliArgs(['--lock-timeout', '2.5']).lockTimeout, 2.5);
+  t.equal(parseCliArgs(['--lock-timeout', '0']).lockTimeout, 0, '0: fail at once when busy');
+  t.throws(() => parseCliArgs(['--lock-timeout=-1']), { name: 'TypeError', message: /--lock-timeout takes a number of seconds/ });
+  t.throws(() => parseCliArgs(['--lock-timeout', 'soon']), TypeError);
+});
+
+t.test('JSON report carries the handler notifications kept on a host', async (t) => {
+  const handlers = { earlier: [{ handler: 'reload nginx', step: 'nginx.site app', at: '2026-11-30T10:00:00.000Z', by: 'ctl (pid 42)' }], ran: ['reload nginx'], outstanding: [] };
+  const report = toJsonReport({ task: 't', dryRun: false, interrupted: false, startedAt: new Date(0), durationMs: 1, hosts: [{ name: 'a', status: 'changed', durationMs: 1, steps: [], handlers }] });
+  t.same(report.hosts[0]?.handlers, handlers);
+});

@@ -5,12 +5,19 @@ import { join } from 'node:path';
 import { sh } from '../../../lib/command/command.ts';
 import { LocalConnection } from '../../../lib/connection/local.ts';
 import { defineOperation } from '../../../lib/engine/operation.ts';
-import { runTask, varWarnings } from '../../../lib/engine/runner.ts';
+import { runTask as runTaskOn, varWarnings, type RunOptions } from '../../../lib/engine/runner.ts';
 import { defineTask } from '../../../lib/engine/task.ts';
 import { TackleError } from '../../../lib/errors.ts';
 import { defineFact } from '../../../lib/facts/fact.ts';
 import { defineInventory } from '../../../lib/inventory/inventory.ts';
 import { v } from '../../../lib/inventory/vars.ts';
+import type { Task } from '../../../lib/engine/task.ts';
+import type { InventoryHost, Vars } from '../../../lib/inventory/inventory.ts';
+
+// These fake hosts all live on this machine: each gets its own lock and handler records.
+const stateRoot = mkdtempSync(join(tmpdir(), 'tackle-runner-state-'));
+const hostPaths = (h: InventoryHost) => ({ lock: join(stateRoot, h.name, 'lock'), state: join(stateRoot, h.name, 'state') });
+const runTask = <V extends Vars>(task: Task<V>, hosts: readonly InventoryHost[], options: RunOptions) => runTaskOn(task, hosts, { hostPaths, ...options });
 
 // A tiny real operation: ensure a marker file exists, appending a line to a log when it acts.
 const touch = (path: string, notify?: string) =>

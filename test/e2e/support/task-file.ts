@@ -1,0 +1,25 @@
+// Writes a throwaway task script into a temp dir, runnable like tasks/*.ts through the CLI.
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const ROOT = resolve(import.meta.dirname, '../../..');
+
+/**
+ * Writes `<dir>/<name>.mts` that imports `names` from lib/index.ts, defines the task from `spec`
+ * (the source text of defineTask's argument) and runs it as a CLI; returns the file's path.
+ *
+ * @example await writeTaskFile('race', ['files'], `{ name: 'race', async run(host) { … } }`)
+ */
+export async function writeTaskFile(name: string, names: readonly string[], spec: string): Promise<string> {
+  const file = join(await mkdtemp(join(tmpdir(), 'tackle-task-')), `${name}.mts`);
+  const imports = [...new Set(['defineTask', 'isMain', 'runCli', ...names])].join(', ');
+  await writeFile(
+    file,
+    `import { ${imports} } from ${JSON.stringify(join(ROOT, 'lib/index.ts'))};
+const task = defineTask(${spec});
+if (isMain(import.meta.url, process.argv)) process.exitCode = await runCli(task, { argv: process.argv.slice(2), cwd: process.cwd(), env: process.env, stdout: process.stdout, stderr: process.stderr });
+`,
+  );
+  return file;
+}
