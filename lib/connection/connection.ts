@@ -79,16 +79,18 @@ export interface Connection {
  * A command made fit to start in argv-visible places (an SSH exec request, `sh -c`, sudo's
  * command line): `line` is the same for every command of that length and reads `script`, the
  * command's real text, from the first bytes of stdin, then runs it in the same shell, so the
- * command's own stdin follows untouched. GNU `head -c` reads no byte past its count. The braces
- * make a truncated script a syntax error rather than a shorter command.
+ * command's own stdin follows untouched. `dd iflag=fullblock` reads no byte past its count, in
+ * GNU coreutils and BusyBox alike (BusyBox's `head -c` reads ahead and would eat the stdin).
+ * The braces make a truncated script a syntax error rather than a shorter command.
  *
  * @example
  * const { line, script } = framed(sh`echo ${secret('s3cret')}`);
- * line.toString() // 'tackle_script=$(head -c 19) && eval "$tackle_script"'
+ * line.toString() // 'tackle_script=$(dd bs=17 count=1 iflag=fullblock status=none) && eval "$tackle_script"'
  */
 export function framed(command: Command): { line: Command; script: Buffer } {
-  const script = Buffer.from(`{\n${command.reveal()}\n}`);
-  return { line: sh`${raw(`tackle_script=$(head -c ${script.length}) && eval "$tackle_script"`)}`, script };
+  // `:` keeps an empty command valid; the exit status stays the command's own.
+  const script = Buffer.from(`{ :\n${command.reveal()}\n}`);
+  return { line: sh`${raw(`tackle_script=$(dd bs=${script.length} count=1 iflag=fullblock status=none) && eval "$tackle_script"`)}`, script };
 }
 
 export function stdinBytes(stdin: Stdin | undefined): Buffer | undefined {

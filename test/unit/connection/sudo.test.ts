@@ -1,6 +1,7 @@
 // Real processes on this machine: LocalConnection, and a fake `sudo` on PATH that behaves as sudo
 // -S does in each sudoers setup (asks for the password, does not ask, refuses it).
 import { Buffer } from 'node:buffer';
+import { spawnSync } from 'node:child_process';
 import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -49,10 +50,17 @@ t.test('framing: the command text is not in the shell arguments, stdin stays byt
   const token = secret('s3cret-token');
   const r = await conn.exec(sh`tr '\\0' ' ' < /proc/$$/cmdline; echo; : ${token}; od -An -tx1 | tr -d ' \\n'`, { stdin: BYTES });
   const [argv, bytes] = r.stdout.split('\n');
-  t.match(argv, /^sh -c tackle_script=\$\(head -c \d+\) && eval "\$tackle_script"\s*$/, 'the shell was started with the constant line');
+  t.match(argv, /^sh -c tackle_script=\$\(dd bs=\d+ count=1 iflag=fullblock status=none\) && eval "\$tackle_script"\s*$/, 'the shell was started with the constant line');
   t.equal(bytes, BYTES.toString('hex'), 'stdin reaches the command untouched');
   t.equal(framed(sh`echo ${token}`).line.toString(), framed(sh`echo ${secret('other-value9')}`).line.toString(), 'the line depends only on the length');
   t.equal((await conn.exec(sh`exit 7`)).exitCode, 7, 'exit ends the command with its code');
+  t.equal((await conn.exec(sh`false`)).exitCode, 1, 'the last command gives the exit code');
+  t.equal((await conn.exec(sh``)).exitCode, 0, 'an empty command is valid');
+  t.equal((await conn.exec(sh`echo hi # a comment`)).stdout, 'hi\n', 'a trailing comment cannot swallow the framing');
+  const { line, script } = framed(sh`echo never`);
+  const truncated = spawnSync('sh', ['-c', line.reveal()], { input: script.subarray(0, script.length - 1), encoding: 'utf8' });
+  t.not(truncated.status, 0, 'a truncated script fails');
+  t.equal(truncated.stdout, '', 'and runs nothing');
 });
 
 for (const setup of ['nopasswd', 'ask'] as const) {
