@@ -237,23 +237,31 @@ export class SshConnection extends ExecConnection {
     if (this.#lost) return Promise.reject(this.#lost);
     this.#stats.channels++;
     this.#stats.commands++;
+    let settle: { done: (exit: Exit) => void; fail: (err: TackleError) => void } | undefined;
+    const exit = new Promise<Exit>((done, fail) => (settle = { done, fail }));
+    exit.catch(() => {}); // a channel that never opened has no exit anyone waits for
     return new Promise((resolve, reject) => {
+      // A connection lost while the channel opens or runs fails both.
+      const lost = (err: TackleError) => {
+        reject(err);
+        settle?.fail(err);
+      };
+      this.#pending.add(lost);
       this.#client.exec(line.reveal(), (err, stream) => {
-        if (err) return reject(new ChannelRefused(connectError(this.endpoint, `could not open a channel on ${this.endpoint.address}: ${err.message}`, err)));
-        const exit = new Promise<Exit>((done, fail) => {
-          let exitCode: number | null = null;
-          let signal: string | null = null;
-          const lost = (error: TackleError) => fail(error);
-          this.#pending.add(lost);
-          stream.on('exit', (code: number | null, sig?: string) => {
-            exitCode = code;
-            signal = sig ?? null;
-          });
-          stream.on('close', () => {
-            this.#pending.delete(lost);
-            if (this.#lost && exitCode === null && signal === null) fail(this.#lost);
-            else done({ exitCode, signal });
-          });
+        if (err) {
+          this.#pending.delete(lost);
+          return reject(new ChannelRefused(connectError(this.endpoint, `could not open a channel on ${this.endpoint.address}: ${err.message}`, err)));
+        }
+        let exitCode: number | null = null;
+        let signal: string | null = null;
+        stream.on('exit', (code: number | null, sig?: string) => {
+          exitCode = code;
+          signal = sig ?? null;
+        });
+        stream.on('close', () => {
+          this.#pending.delete(lost);
+          if (this.#lost && exitCode === null && signal === null) settle?.fail(this.#lost);
+          else settle?.done({ exitCode, signal });
         });
         resolve({ stdin: stream, stdout: stream, stderr: stream.stderr, exit, kill: () => stream.close() });
       });

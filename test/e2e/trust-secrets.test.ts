@@ -1,7 +1,8 @@
 // Secrets on the host, tried as an adversary with a shell there would: the sudo password must
 // never reach a command (three sudoers setups on one lab host: NOPASSWD, password required, and a
 // timestamp cached across SSH channels), and no secret (a shell command's, its env's, a pg_dump
-// password, the become password) may show in a process list or in sudo's journal lines.
+// password, the become password) may show in a process list or in sudo's journal lines, whether
+// the command runs directly, through sudo or through a container wrapper.
 // Every assertion reads the host: file bytes, `grep -F` over its files and journal, and what a
 // watcher sampled from `ps -eo args` and /proc/*/cmdline while slow steps held the secrets.
 import { randomBytes } from 'node:crypto';
@@ -65,11 +66,16 @@ if (isMain(import.meta.url, process.argv)) process.exitCode = await runCli(task,
 `,
 );
 
-/** An inventory of lab1 as several hosts, one per login; become passwords come from the environment. */
-async function inventory(hosts: Record<string, { user: string; password?: string }>): Promise<string> {
+/** A login to lab1 (with a become password, from the environment), or a container entered from another host. */
+type Login = { user: string; password?: string } | { parent: { host: string; via: { wrap: string[] } } };
+
+/** An inventory of lab1 as several hosts, one per login. */
+async function inventory(hosts: Record<string, Login>): Promise<string> {
   const file = join(await mkdtemp(join(tmpdir(), 'tackle-inv-')), 'inventory.ts');
-  const env = Object.keys(hosts).filter((h) => hosts[h]?.password !== undefined);
+  const password = (h: Login | undefined) => (h && 'user' in h ? h.password : undefined);
+  const env = Object.keys(hosts).filter((h) => password(hosts[h]) !== undefined);
   const entries = Object.entries(hosts).map(([name, h]) => {
+    if ('parent' in h) return `${JSON.stringify(name)}: ${JSON.stringify(h)}`;
     const base = { address: lab1.address, user: h.user, privateKeyPath: lab.privateKeyPath, knownHostsPath: lab.knownHostsPath };
     const become = h.password === undefined ? '' : `, become: { password: env.PW_${name} }`;
     return `${JSON.stringify(name)}: { ...${JSON.stringify(base)}${become} }`;
@@ -84,11 +90,11 @@ export default defineInventory({ hosts: { ${entries.join(', ')} } });
   return file;
 }
 
-const envFor = (hosts: Record<string, { user: string; password?: string }>, extra: Record<string, string> = {}) => ({
+const envFor = (hosts: Record<string, Login>, extra: Record<string, string> = {}) => ({
   TOKEN_CMD,
   TOKEN_ENV,
   PG_PW,
-  ...Object.fromEntries(Object.entries(hosts).flatMap(([n, h]) => (h.password === undefined ? [] : [[`PW_${n}`, h.password]]))),
+  ...Object.fromEntries(Object.entries(hosts).flatMap(([n, h]) => ('user' in h && h.password !== undefined ? [[`PW_${n}`, h.password]] : []))),
   ...extra,
 });
 
@@ -153,16 +159,17 @@ t.test('secrets stay off command lines: shell command, shell env, pg_dump passwo
   // The watcher samples every process's arguments, both ways an adversary would read them.
   await root(`rm -f /root/watch.log /root/watch.stop
 nohup setsid sh -c 'while [ ! -e /root/watch.stop ]; do ps -eo args; cat /proc/[0-9]*/cmdline 2>/dev/null | tr "\\0" " "; echo; done >> /root/watch.log 2>/dev/null' >/dev/null 2>&1 &`);
-  const hosts = { ops: setups.ops, root: { user: 'root' } };
+  // ct is a container as tackle sees one: its commands go through the parent's connection, wrapped.
+  const hosts: Record<string, Login> = { ops: setups.ops, root: { user: 'root' }, ct: { parent: { host: 'root', via: { wrap: ['env', 'TACKLE_CT=1'] } } } };
   const r = await runTaskCli(task, ['--inventory', await inventory(hosts)], envFor(hosts, { SLOW: '1' }));
   await root('touch /root/watch.stop; sleep 0.5');
   t.equal(r.code, 0, 'the run succeeded', { stdout: r.stdout, stderr: r.stderr });
   for (const h of r.report?.hosts ?? []) t.same(h.steps.slice(1).map((s) => s.status), ['changed', 'changed', 'changed'], `${h.name}: the slow shell step, the directory, the dump`);
-  const samples = await root('wc -l < /root/watch.log; grep -c "sleep 3" /root/watch.log; ls /var/backups/pg-ops/*.dump /var/backups/pg-root/*.dump | wc -l');
+  const samples = await root('wc -l < /root/watch.log; grep -c "sleep 3" /root/watch.log; ls /var/backups/pg-*/*.dump | wc -l');
   const [lines = 0, sawSleep = 0, dumps = 0] = samples.trim().split('\n').map(Number);
   t.ok(lines > 100, `the watcher sampled (${lines} lines)`);
   t.ok(sawSleep > 0, 'the watcher saw the slow step running');
-  t.equal(dumps, 2, 'both dumps were written');
+  t.equal(dumps, 3, 'every host wrote its dump');
   const secrets = { TOKEN_CMD, TOKEN_ENV, PG_PW, ...PW };
   t.same(found(r.stdout + r.stderr + JSON.stringify(r.report), secrets), [], 'no secret in the output or report');
   t.equal(await onHost(secrets, 'logs'), '', 'no secret in the sampled process lists, /var/log or the journal');
