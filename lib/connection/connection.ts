@@ -40,8 +40,8 @@ export interface Exit {
 /**
  * A command running on a host, as streams: what the command reads and writes, nothing else
  * (no framing, no sudo prompt). `exit` settles once stdout and stderr have ended; it rejects
- * with a `connect` TackleError when the host is lost, or when a wrapper cannot start the command
- * (e.g. sudo refused the password).
+ * with a TackleError of phase `connect` when the host is lost, or of phase `command` when a
+ * wrapper could not start the command (sudo refused the password).
  */
 export interface Spawned {
   readonly stdin: Writable;
@@ -54,8 +54,8 @@ export interface Spawned {
 
 /**
  * How tackle reaches a host. `spawn` is the primitive; `exec` runs a command to its end and
- * resolves for any exit code, rejecting only when the host cannot be reached (a `TackleError`
- * of phase `connect`). Every implementation sends the command's text over the command's stdin
+ * resolves for any exit code, rejecting only when the command could not run (the host cannot be
+ * reached, sudo refused: a `TackleError`). Every implementation sends the command's text over its stdin
  * ({@link framed}), so no secret in it ever shows in a process list or a sudo log.
  */
 export interface Connection {

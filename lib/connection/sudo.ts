@@ -52,7 +52,8 @@ export class SudoConnection extends WrappedConnection {
     const stdin = new PassThrough();
     const stderr = new PassThrough();
     let before = ''; // what sudo said before the shell started: prompts, lecture, complaints
-    let state: { kind: 'waiting'; prompts: number; asked?: string } | { kind: 'running' } | { kind: 'refused'; user: string } = { kind: 'waiting', prompts: 0 };
+    // `asked` is set once the password was sent: the user sudo named in its prompt.
+    let state: { kind: 'waiting'; asked?: string } | { kind: 'running' } | { kind: 'refused'; user: string } = { kind: 'waiting' };
     proc.stderr.on('data', (chunk: Buffer) => {
       if (state.kind === 'running') return void stderr.write(chunk);
       before += chunk.toString('latin1');
@@ -72,16 +73,17 @@ export class SudoConnection extends WrappedConnection {
         if (p === null) return;
         before = before.slice(0, p.index) + before.slice(p.index + p[0].length);
         const asked = p[1] ?? '';
-        if (state.prompts > 0) {
+        if (state.asked !== undefined) {
           state = { kind: 'refused', user: asked };
           proc.kill();
           return;
         }
-        state = { kind: 'waiting', prompts: 1, asked };
+        state = { kind: 'waiting', asked };
         proc.stdin.write(`${password.reveal()}\n`);
       }
     });
     proc.stderr.on('end', () => stderr.end());
+    proc.stdin.on('error', () => {}); // sudo or the command may exit before reading everything
 
     const exit = proc.exit.then((result): Exit => {
       const said = tail(Buffer.from(before, 'latin1').toString());
