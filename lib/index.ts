@@ -12,7 +12,7 @@ export { VarError, VarType, checkShape, v, type InferShape, type Shape } from '.
 export { loadEnv, type EnvVar, type EnvOf } from './env.ts';
 
 // Connections
-export { assertOk, type Connection, type ConnectionStats, type ExecOptions, type ExecResult, type Stdin } from './connection/connection.ts';
+export { assertOk, type Connection, type ConnectionStats, type ExecOptions, type ExecResult, type Exit, type Spawned, type Stdin } from './connection/connection.ts';
 export { LocalConnection } from './connection/local.ts';
 export { SudoConnection, type BecomeOptions } from './connection/sudo.ts';
 export { SshConnection, connectSsh, type SshEndpoint, type SshOptions } from './connection/ssh.ts';

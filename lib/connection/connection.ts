@@ -1,5 +1,7 @@
 import { Buffer } from 'node:buffer';
-import { Command, Secret, mask, sh } from '../command/command.ts';
+import type { Readable, Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { Command, Secret, mask, raw, sh } from '../command/command.ts';
 import { TackleError, tail } from '../errors.ts';
 
 /** What a command reads on its standard input. */
@@ -33,12 +35,40 @@ export interface ConnectionStats {
   commands: number;
 }
 
+/** How a started command ended. */
+export interface Exit {
+  exitCode: number | null;
+  signal: string | null;
+}
+
 /**
- * How tackle reaches a host. `exec` resolves for any exit code; it rejects
- * only when the host cannot be reached (a `TackleError` of phase `connect`).
+ * A command running on a host, as streams: what the command reads and writes, nothing else
+ * (no framing, no sudo prompt). `exit` settles once stdout and stderr have ended; it rejects
+ * with a TackleError of phase `connect` when the host is lost, or of phase `command` when a
+ * wrapper could not start the command (sudo refused the password).
+ */
+export interface Spawned {
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  readonly exit: Promise<Exit>;
+  /** Ends the command now (closes its channel, kills its process). */
+  kill(): void;
+}
+
+/**
+ * How tackle reaches a host. `spawn` is the primitive; `exec` runs a command to its end and
+ * resolves for any exit code, rejecting only when the command could not run (the host cannot be
+ * reached, sudo refused: a `TackleError`). Every implementation sends the command's text over its stdin
+ * ({@link framed}), so no secret in it ever shows in a process list or a sudo log.
  */
 export interface Connection {
   readonly host: string;
+  /**
+   * Starts a command and hands back its streams.
+   * @example const p = await conn.spawn(sh`cat > /tmp/x`); p.stdin.end('data'); await p.exit;
+   */
+  spawn(command: Command): Promise<Spawned>;
   exec(command: Command, options?: ExecOptions): Promise<ExecResult>;
   /** Writes a file as the connection's user (through sudo when becoming root). */
   put(path: string, data: Stdin, options?: { mode?: string }): Promise<void>;
@@ -47,6 +77,24 @@ export interface Connection {
   stats(): ConnectionStats;
   /** Counts commands sent inside one exec, so batches show in the stats. */
   countCommands(n: number): void;
+}
+
+/**
+ * A command made fit to start in argv-visible places (an SSH exec request, `sh -c`, sudo's
+ * command line): `line` is the same for every command of that length and reads `script`, the
+ * command's real text, from the first bytes of stdin, then runs it in the same shell, so the
+ * command's own stdin follows untouched. `dd iflag=fullblock` reads no byte past its count, in
+ * GNU coreutils and BusyBox alike (BusyBox's `head -c` reads ahead and would eat the stdin).
+ * The braces make a truncated script a syntax error rather than a shorter command.
+ *
+ * @example
+ * const { line, script } = framed(sh`echo ${secret('s3cret')}`);
+ * line.toString() // 'tackle_script=$(dd bs=17 count=1 iflag=fullblock status=none) && eval "$tackle_script"'
+ */
+export function framed(command: Command): { line: Command; script: Buffer } {
+  // `:` keeps an empty command valid; the exit status stays the command's own.
+  const script = Buffer.from(`{ :\n${command.reveal()}\n}`);
+  return { line: sh`${raw(`tackle_script=$(dd bs=${script.length} count=1 iflag=fullblock status=none) && eval "$tackle_script"`)}`, script };
 }
 
 export function stdinBytes(stdin: Stdin | undefined): Buffer | undefined {
@@ -70,13 +118,52 @@ export function assertOk(result: ExecResult, host: string, reason?: string): Exe
   });
 }
 
-/** put/get on top of exec, so that sudo and container wrappers get them for free. */
+/** Resolves when a stream has ended or was destroyed; output already read stays read. */
+function ended(stream: Readable): Promise<void> {
+  return finished(stream).catch(() => {});
+}
+
+/** exec, put and get on top of spawn, so that sudo and container wrappers get them for free. */
 export abstract class ExecConnection implements Connection {
   abstract readonly host: string;
-  abstract exec(command: Command, options?: ExecOptions): Promise<ExecResult>;
+  abstract spawn(command: Command): Promise<Spawned>;
   abstract close(): Promise<void>;
   abstract stats(): ConnectionStats;
   abstract countCommands(n: number): void;
+
+  async exec(command: Command, options: ExecOptions = {}): Promise<ExecResult> {
+    const started = performance.now();
+    const proc = await this.spawn(command);
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    proc.stdout.on('data', (d: Buffer) => {
+      out.push(d);
+      options.onStdout?.(d);
+    });
+    proc.stderr.on('data', (d: Buffer) => err.push(d));
+    proc.stdin.on('error', () => {}); // a command that ignores stdin closes the pipe early
+    // A held stdin (a lock holder) ends on abort, so the command finishes by itself.
+    const abort = options.holdStdin ? () => proc.stdin.end() : () => proc.kill();
+    const input = stdinBytes(options.stdin);
+    if (options.holdStdin && input) proc.stdin.write(input);
+    else if (!options.holdStdin) proc.stdin.end(input);
+    if (options.signal?.aborted) abort();
+    else options.signal?.addEventListener('abort', abort, { once: true });
+    try {
+      const [exit] = await Promise.all([proc.exit, ended(proc.stdout), ended(proc.stderr)]);
+      return {
+        command,
+        exitCode: exit.exitCode,
+        // A closed SSH channel reports no signal; say how it ended.
+        signal: exit.signal ?? (options.signal?.aborted ? 'SIGHUP' : null),
+        stdout: Buffer.concat(out).toString(),
+        stderr: Buffer.concat(err).toString(),
+        durationMs: performance.now() - started,
+      };
+    } finally {
+      options.signal?.removeEventListener('abort', abort);
+    }
+  }
 
   async put(path: string, data: Stdin, options: { mode?: string } = {}): Promise<void> {
     const chmod = options.mode ? sh` && chmod ${options.mode} ${path}` : sh``;
@@ -92,20 +179,23 @@ export abstract class ExecConnection implements Connection {
 
 /**
  * A connection that runs each command through another one, rewritten (sudo, a container's
- * `pct exec`): closing, stats and counting go to the inner connection.
+ * `pct exec`): closing, stats and counting go to the inner connection. The command's text goes
+ * over stdin ({@link framed}); only the constant line is wrapped, so the wrapper's own command
+ * line (and sudo's log of it) never holds the command.
  */
 export abstract class WrappedConnection extends ExecConnection {
   constructor(readonly inner: Connection) {
     super();
   }
 
-  /** The command as the inner connection must run it. */
-  protected abstract wrap(command: Command, options: ExecOptions): { command: Command; options: ExecOptions };
+  /** The command the inner connection runs to start `line` (a {@link framed} line). */
+  protected abstract wrap(line: Command): Command;
 
-  async exec(command: Command, options: ExecOptions = {}): Promise<ExecResult> {
-    const wrapped = this.wrap(command, options);
-    // Results name the command the caller asked for, not its wrapping.
-    return { ...(await this.inner.exec(wrapped.command, wrapped.options)), command };
+  async spawn(command: Command): Promise<Spawned> {
+    const { line, script } = framed(command);
+    const proc = await this.inner.spawn(this.wrap(line));
+    proc.stdin.write(script);
+    return proc;
   }
 
   close(): Promise<void> {

@@ -1,6 +1,6 @@
 import { sh, type Command } from '../command/command.ts';
 import { TackleError, tail } from '../errors.ts';
-import { WrappedConnection, type Connection, type ExecOptions } from './connection.ts';
+import { WrappedConnection, type Connection } from './connection.ts';
 
 /**
  * How a parent host enters one of its containers: Proxmox `pct exec`, `docker exec`, or any
@@ -38,7 +38,8 @@ export function containerSpecProblem(spec: ContainerSpec): string | undefined {
 /**
  * The command the parent runs to run `command` inside the container, as one `sh -c` word so that
  * the inner shell (not the parent's) reads its pipes, redirections and `cd`. Stdin passes through
- * (`docker exec -i`), so file transfers over stdin work unchanged.
+ * (`docker exec -i`), so file transfers over stdin work unchanged. The connection passes only a
+ * {@link framed} line here, so a command's text (and its secrets) never reaches these arguments.
  *
  * @example
  * wrapCommand({ via: 'pct', id: '101' }, sh`cat /etc/hostname`).toString()
@@ -75,8 +76,8 @@ export class ContainerConnection extends WrappedConnection {
     if (problem) throw new TypeError(`container ${host}: ${problem}`);
   }
 
-  protected wrap(command: Command, options: ExecOptions): { command: Command; options: ExecOptions } {
-    return { command: wrapCommand(this.spec, command), options };
+  protected wrap(line: Command): Command {
+    return wrapCommand(this.spec, line);
   }
 }
 

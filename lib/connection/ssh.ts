@@ -3,7 +3,7 @@ import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { Command } from '../command/command.ts';
 import { Semaphore } from '../concurrency.ts';
 import { TackleError } from '../errors.ts';
-import { ExecConnection, stdinBytes, type ConnectionStats, type ExecOptions, type ExecResult } from './connection.ts';
+import { ExecConnection, framed, type ConnectionStats, type Exit, type Spawned } from './connection.ts';
 import { appendKnownHost, checkHostKey, keyFingerprint, knownKeyTypes, loadKnownHosts } from './known-hosts.ts';
 
 /** Where and as whom to connect; `name` is the inventory name used in messages. */
@@ -175,7 +175,7 @@ class ChannelRefused extends Error {
   }
 }
 
-/** An open SSH connection; exec waits for a free channel rather than exceeding MaxSessions. */
+/** An open SSH connection; spawn waits for a free channel rather than exceeding MaxSessions. */
 export class SshConnection extends ExecConnection {
   readonly #client: Client;
   readonly #slots: Semaphore;
@@ -208,65 +208,62 @@ export class SshConnection extends ExecConnection {
     return this.endpoint.name;
   }
 
-  exec(command: Command, options: ExecOptions = {}): Promise<ExecResult> {
-    return this.#slots.use(async () => {
-      // A refused channel open ran nothing, so it is safe to retry; a server with a lower
-      // MaxSessions than ours (or one still freeing a slot) refuses some opens.
-      for (let attempt = 0; ; attempt++) {
-        try {
-          return await this.#exec(command, options);
-        } catch (err) {
-          if (!(err instanceof ChannelRefused) || attempt >= 6) throw err instanceof ChannelRefused ? err.error : err;
-          await new Promise((r) => setTimeout(r, 10 * 2 ** attempt));
-        }
-      }
+  spawn(command: Command): Promise<Spawned> {
+    const { line, script } = framed(command);
+    // The slot is held until the channel closes, not only while it opens.
+    return new Promise((resolve, reject) => {
+      this.#slots
+        .use(async () => {
+          // A refused channel open ran nothing, so it is safe to retry; a server with a lower
+          // MaxSessions than ours (or one still freeing a slot) refuses some opens.
+          for (let attempt = 0; ; attempt++) {
+            try {
+              const proc = await this.#open(line);
+              proc.stdin.write(script);
+              resolve(proc);
+              await proc.exit.catch(() => {});
+              return;
+            } catch (err) {
+              if (!(err instanceof ChannelRefused) || attempt >= 6) throw err instanceof ChannelRefused ? err.error : err;
+              await new Promise((r) => setTimeout(r, 10 * 2 ** attempt));
+            }
+          }
+        })
+        .catch(reject);
     });
   }
 
-  #exec(command: Command, options: ExecOptions): Promise<ExecResult> {
+  #open(line: Command): Promise<Spawned> {
     if (this.#lost) return Promise.reject(this.#lost);
-    const started = performance.now();
     this.#stats.channels++;
     this.#stats.commands++;
+    let settle: { done: (exit: Exit) => void; fail: (err: TackleError) => void } | undefined;
+    const exit = new Promise<Exit>((done, fail) => (settle = { done, fail }));
+    exit.catch(() => {}); // a channel that never opened has no exit anyone waits for
     return new Promise((resolve, reject) => {
-      const fail = (err: TackleError) => reject(err);
-      this.#pending.add(fail);
-      this.#client.exec(command.reveal(), (err, stream) => {
+      // A connection lost while the channel opens or runs fails both.
+      const lost = (err: TackleError) => {
+        reject(err);
+        settle?.fail(err);
+      };
+      this.#pending.add(lost);
+      this.#client.exec(line.reveal(), (err, stream) => {
         if (err) {
-          this.#pending.delete(fail);
+          this.#pending.delete(lost);
           return reject(new ChannelRefused(connectError(this.endpoint, `could not open a channel on ${this.endpoint.address}: ${err.message}`, err)));
         }
-        const out: Buffer[] = [];
-        const errs: Buffer[] = [];
         let exitCode: number | null = null;
         let signal: string | null = null;
-        const abort = () => (options.holdStdin ? stream.end() : stream.close());
-        options.signal?.addEventListener('abort', abort, { once: true });
-        stream.on('data', (d: Buffer) => {
-          out.push(d);
-          options.onStdout?.(d);
-        });
-        stream.stderr.on('data', (d: Buffer) => errs.push(d));
         stream.on('exit', (code: number | null, sig?: string) => {
           exitCode = code;
           signal = sig ?? null;
         });
         stream.on('close', () => {
-          this.#pending.delete(fail);
-          options.signal?.removeEventListener('abort', abort);
-          if (this.#lost && exitCode === null && signal === null) return reject(this.#lost);
-          resolve({
-            command,
-            exitCode,
-            signal: signal ?? (options.signal?.aborted ? 'SIGHUP' : null),
-            stdout: Buffer.concat(out).toString(),
-            stderr: Buffer.concat(errs).toString(),
-            durationMs: performance.now() - started,
-          });
+          this.#pending.delete(lost);
+          if (this.#lost && exitCode === null && signal === null) settle?.fail(this.#lost);
+          else settle?.done({ exitCode, signal });
         });
-        const input = stdinBytes(options.stdin);
-        if (!options.holdStdin || options.signal?.aborted) stream.end(input);
-        else if (input) stream.write(input);
+        resolve({ stdin: stream, stdout: stream, stderr: stream.stderr, exit, kill: () => stream.close() });
       });
     });
   }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { type Command, type Secret, sh } from '../command/command.ts';
+import { Command, type Secret, sh } from '../command/command.ts';
 import { defineFact, type Fact, type FactOutput } from './fact.ts';
 
 /** Whether a path exists (`test -e`: a dangling symlink counts as missing). */
@@ -38,20 +38,21 @@ export interface CommandContext {
 }
 
 /**
- * The command run in `cwd` with `env` added, as its own `sh -c` so that its
- * `;`, `exit` or `cd` cannot escape the context. Secret values stay masked.
+ * The command run in `cwd` with `env` added, in a subshell so that its `;`, `exit` or `cd`
+ * cannot escape the context. The variables are exported inside (not passed to a nested `sh -c`,
+ * whose arguments would show the command, secrets and all, in `ps`). Secret values stay masked.
  *
  * @example
- * inContext(sh`make`, { cwd: '/srv/app', env: { CC: 'clang' } }).toString() // "cd /srv/app && CC=clang sh -c 'make'"
+ * inContext(sh`make`, { cwd: '/srv/app', env: { CC: 'clang' } }).toString() // "(cd /srv/app || exit\nexport CC=clang\nmake\n)"
  */
 export function inContext(command: Command, { cwd, env = {} }: CommandContext): Command {
   const assignments = Object.entries(env).map(([name, value]) => {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new TypeError(`env: ${JSON.stringify(name)} is not a valid variable name`);
     return sh`${name}=${value}`;
   });
-  const run = sh`${assignments} sh -c ${command.asArgument()}`;
-  const withEnv = assignments.length ? run : sh`sh -c ${command.asArgument()}`;
-  return cwd === undefined ? withEnv : sh`cd ${cwd} && ${withEnv}`;
+  const lines = [...(cwd === undefined ? [] : [sh`cd ${cwd} || exit`]), ...(assignments.length ? [sh`export ${assignments}`] : []), command];
+  // The newline before ')' keeps a trailing comment in the command from swallowing it.
+  return sh`(${Command.join(lines, '\n')}\n)`;
 }
 
 /**

@@ -23,7 +23,11 @@ export interface ShellOptions extends CommonOptions {
   /** Run only when this read-only command exits 0 (runs in `cwd` with `env`, in dry-run too). */
   onlyIf?: Command;
   cwd?: string;
-  /** Added to the environment; `secret()` values are masked in every output. */
+  /**
+   * Added to the environment; `secret()` values are masked in every output. The command's text
+   * reaches the host over stdin, so a secret in it or here is in no shell's arguments; a program
+   * given a secret as an argument (`curl -u ${token}`) still shows it in `ps`: pass it here instead.
+   */
   env?: Readonly<Record<string, string | Secret>>;
   stdin?: Stdin;
 }

@@ -93,7 +93,7 @@ t.test('planning: refusals and options', async (t) => {
   t.throws(() => planRelease(desired(), other, { kind: 'not-found' }), { name: 'TackleError', reason: /\/srv\/shop\/current is a link to \/opt\/shop, not a link into \/srv\/shop\/releases; tackle will not replace it/ });
   const hooked = planRelease(desired({ hook: sh`./manage migrate --token ${secret('s3cret')}`, owner: 'shop:shop' }), present(A.id, [A]), { kind: 'commit', commit: 'b'.repeat(40), name: 'x' });
   const s = script(hooked);
-  t.match(s, "cd /srv/shop/releases/20250304T050607Z-v2 && RELEASE_DIR=/srv/shop/releases/20250304T050607Z-v2 APP_DIR=/srv/shop PREVIOUS_RELEASE_DIR=/srv/shop/releases/20250101T000000Z-v1 sh -c './manage migrate --token ***'");
+  t.match(s, '(cd /srv/shop/releases/20250304T050607Z-v2 || exit\nexport RELEASE_DIR=/srv/shop/releases/20250304T050607Z-v2 APP_DIR=/srv/shop PREVIOUS_RELEASE_DIR=/srv/shop/releases/20250101T000000Z-v1\n./manage migrate --token ***\n)');
   t.notMatch(s, /s3cret/, 'secrets in the hook stay masked');
   t.match(s, 'chown -R -- shop:shop /srv/shop/releases/.20250304T050607Z-v2.tmp');
   t.match(hooked?.summary, /pre-deploy hook/);

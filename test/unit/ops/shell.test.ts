@@ -24,13 +24,13 @@ t.test('guards are facts; any guard can skip', async (t) => {
     {
       creates: 'test -e /srv/app/bin/app',
       removes: 'test -e /tmp/flag',
-      unless: "cd /srv/app && sh -c 'test -f done' >/dev/null 2>&1",
-      onlyIf: "cd /srv/app && sh -c 'true' >/dev/null 2>&1",
+      unless: '(cd /srv/app || exit\ntest -f done\n) >/dev/null 2>&1',
+      onlyIf: '(cd /srv/app || exit\ntrue\n) >/dev/null 2>&1',
     },
     'relative paths resolved from cwd; command guards run in cwd',
   );
   const run = { creates: { kind: 'missing' }, removes: { kind: 'exists' }, unless: { kind: 'failure', exitCode: 1 }, onlyIf: { kind: 'success' } };
-  t.same(commands(op, run), ["cd /srv/app && sh -c 'make'"]);
+  t.same(commands(op, run), ['(cd /srv/app || exit\nmake\n)']);
   t.equal(plan(op, run)?.summary, 'run make');
   t.equal(plan(op, { ...run, creates: { kind: 'exists' } }), undefined, 'creates exists');
   t.equal(plan(op, { ...run, removes: { kind: 'missing' } }), undefined, 'removes missing');
@@ -47,9 +47,9 @@ t.test('without a guard it always runs, verbatim', async (t) => {
 
 t.test('env: quoted, secrets masked, names checked', async (t) => {
   const op = shell({ command: sh`deploy`, env: { MODE: 'a b', TOKEN: secret('s3cr3t-value') }, unless: sh`check` });
-  t.same(commands(op, { unless: { kind: 'failure', exitCode: 1 } }), ["MODE='a b' TOKEN=*** sh -c 'deploy'"]);
-  t.equal(op.facts.unless?.command.toString(), "MODE='a b' TOKEN=*** sh -c 'check' >/dev/null 2>&1");
-  t.equal(plan(op, { unless: { kind: 'failure', exitCode: 1 } })?.actions[0]?.command.reveal(), "MODE='a b' TOKEN=s3cr3t-value sh -c 'deploy'");
+  t.same(commands(op, { unless: { kind: 'failure', exitCode: 1 } }), ["(export MODE='a b' TOKEN=***\ndeploy\n)"]);
+  t.equal(op.facts.unless?.command.toString(), "(export MODE='a b' TOKEN=***\ncheck\n) >/dev/null 2>&1");
+  t.equal(plan(op, { unless: { kind: 'failure', exitCode: 1 } })?.actions[0]?.command.reveal(), "(export MODE='a b' TOKEN=s3cr3t-value\ndeploy\n)");
   t.notMatch(op.facts.unless?.key ?? '', 's3cr3t', 'cache key keeps the secret out');
   const other = shell({ command: sh`deploy`, env: { TOKEN: secret('another') }, unless: sh`check` });
   t.not(other.facts.unless?.key, shell({ command: sh`deploy`, env: { TOKEN: secret('s3cr3t-value') }, unless: sh`check` }).facts.unless?.key, 'two secrets never share a cached answer');

@@ -207,6 +207,7 @@ function scripted(sshdT: string, logins: (Error | 'ok')[]): Scripted {
   const result = (command: Command, stdout = '', exitCode = 0): ExecResult => ({ command, exitCode, signal: null, stdout, stderr: '', durationMs: 1 });
   const conn = (name: string): Connection => ({
     host: name,
+    spawn: () => Promise.reject(new Error('the sshd checks only exec')),
     exec: async (command) => {
       ran.push(`${name}: ${command.toString()}`);
       return result(command, command.toString() === 'sshd -T' ? sshdT : '');
