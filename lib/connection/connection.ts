@@ -1,6 +1,7 @@
 import { Buffer } from 'node:buffer';
 import { Command, Secret, mask, sh } from '../command/command.ts';
 import { TackleError, tail } from '../errors.ts';
+import { TEMP, digestOf, receiveWhole, replaceScript } from './replace.ts';
 
 /** What a command reads on its standard input. */
 export type Stdin = string | Buffer | Secret;
@@ -36,7 +37,10 @@ export interface ConnectionStats {
 export interface Connection {
   readonly host: string;
   exec(command: Command, options?: ExecOptions): Promise<ExecResult>;
-  /** Writes a file as the connection's user (through sudo when becoming root). */
+  /**
+   * Writes a file as the connection's user (through sudo when becoming root), whole or not at all:
+   * a temporary file beside it, checked for exactly `data`, renamed over it; mode `options.mode` (default 0644).
+   */
   put(path: string, data: Stdin, options?: { mode?: string }): Promise<void>;
   get(path: string): Promise<Buffer>;
   close(): Promise<void>;
@@ -75,8 +79,8 @@ export abstract class ExecConnection implements Connection {
   abstract countCommands(n: number): void;
 
   async put(path: string, data: Stdin, options: { mode?: string } = {}): Promise<void> {
-    const chmod = options.mode ? sh` && chmod ${options.mode} ${path}` : sh``;
-    assertOk(await this.exec(sh`cat > ${path}${chmod}`, { stdin: data }), this.host, `could not write ${path}`);
+    const script = replaceScript(path, [receiveWhole(TEMP, digestOf(data)), sh`chmod ${options.mode ?? '0644'} ${TEMP}`]);
+    assertOk(await this.exec(script, { stdin: data }), this.host, `could not write ${path}`);
   }
 
   async get(path: string): Promise<Buffer> {

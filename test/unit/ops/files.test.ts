@@ -35,7 +35,7 @@ t.test('files.file plans create, nothing, metadata or a rewrite', async (t) => {
   t.equal(create?.actions.length, 1);
   t.equal(written(create), 'a=1\n');
   t.equal(create?.diff, '--- /dev/null\n+++ /etc/app.conf\n@@ -0,0 +1,1 @@\n+a=1\n');
-  t.match(commands(create), /tackle_tmp=\$\(mktemp --suffix=\.conf \/etc\/\.tackle-XXXXXX\)/);
+  t.match(commands(create), /tackle_tmp=\$\(mktemp --suffix=\.conf \/etc\/\.tackle-[0-9a-f]{8}-XXXXXX\)/);
   t.match(commands(create), /chmod -- 0644 "\$tackle_tmp"\nmv -fT -- "\$tackle_tmp" \/etc\/app\.conf\n/);
   t.notMatch(commands(create), /chown/, 'a new file is not chowned unless asked');
 
@@ -306,7 +306,7 @@ t.test('real: a failing validator keeps the old file, leaves no temporary file a
   writeFileSync(path, 'old\n', { mode: 0o440 });
   const step = await runOp(files.file({ path, content: 'new\n', validate: `sh -c 'grep -q old "$1" || { echo "bad config in $1" >&2; exit 3; }' - %s` }));
   t.equal(step.status, 'failed');
-  t.match(step.error?.stderrTail, /bad config in [^]*\/\.tackle-\w+\ntackle: validation failed \(exit 3\)/);
+  t.match(step.error?.stderrTail, /bad config in [^]*\/\.tackle-[\w-]+\ntackle: validation failed \(exit 3\)/);
   t.equal(readFileSync(path, 'utf8'), 'old\n');
   t.equal(modeOf(path), '0440');
   t.same(leftovers(dir), []);
