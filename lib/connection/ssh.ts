@@ -225,6 +225,8 @@ export class SshConnection extends ExecConnection {
 
   #exec(command: Command, options: ExecOptions): Promise<ExecResult> {
     if (this.#lost) return Promise.reject(this.#lost);
+    // Aborted while waiting for a channel: run nothing rather than start and cut it.
+    if (options.signal?.aborted) return Promise.resolve({ command, exitCode: null, signal: 'SIGHUP', stdout: '', stderr: '', durationMs: 0 });
     const started = performance.now();
     this.#stats.channels++;
     this.#stats.commands++;
@@ -261,7 +263,9 @@ export class SshConnection extends ExecConnection {
             durationMs: performance.now() - started,
           });
         });
-        stream.end(stdinBytes(options.stdin));
+        // Aborted while the channel opened: no 'abort' event comes, so close it here.
+        if (options.signal?.aborted) abort();
+        else stream.end(stdinBytes(options.stdin));
       });
     });
   }
