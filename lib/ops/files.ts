@@ -172,7 +172,7 @@ function metadataCommands(target: Command | string, want: Wanted, current: Owner
   return [...(chown === undefined ? [] : [sh`chown -- ${chown} ${target}`]), ...(mode === undefined ? [] : [sh`chmod -- ${mode} ${target}`])];
 }
 
-// ---------------------------------------------------------------- atomic replacement
+// ---------------------------------------------------------------- the write script
 
 /**
  * Replaces each `%s` in a validator with the temporary file, quoted for where it
@@ -205,15 +205,14 @@ interface Write {
   group: string | undefined;
   validate: string | undefined;
   backup: boolean;
-  /** Hide the validator's output: it may echo the (secret) content. */
-  secret: boolean;
 }
 
 function writeCommand(w: Write): Command {
   const body = [receiveWhole(TEMP, w.content), ...metadataCommands(TEMP, { mode: w.mode, owner: w.owner, group: w.group }, undefined)];
   if (w.validate !== undefined) {
-    const output = raw(w.secret ? '>/dev/null 2>&1' : '1>&2');
-    const what = w.secret ? 'its output is hidden because the content is secret' : w.validate;
+    // A secret's validator is silenced: it may echo the content.
+    const output = raw(w.content.secret ? '>/dev/null 2>&1' : '1>&2');
+    const what = w.content.secret ? 'its output is hidden because the content is secret' : w.validate;
     // The newline before `)` ends a trailing comment in the validator.
     body.push(
       sh`( ${raw(substituteTemp(w.validate))}\n) </dev/null ${output} || { tackle_rc=$?; printf 'tackle: validation failed (exit %s): %s\\n' "$tackle_rc" ${what} >&2; exit 1; }`,
@@ -285,7 +284,7 @@ function planWrite(path: string, info: PathInfo, next: Content, want: Wanted, op
   const owner = want.owner ?? (current ? String(current.uid) : undefined);
   const group = want.group ?? (current ? String(current.gid) : undefined);
   const backup = opts.backup === true && current !== undefined;
-  const command = writeCommand({ path, content: next, mode, owner, group, validate: opts.validate, backup, secret: next.secret });
+  const command = writeCommand({ path, content: next, mode, owner, group, validate: opts.validate, backup });
   const size = next.secret ? 'secret content' : `${next.size} bytes`;
   const what =
     info.kind === 'link'
