@@ -55,8 +55,15 @@ export function toJsonReport(result: RunResult): JsonReport {
   };
 }
 
-/** 0 when every host is ok or changed, 2 when any failed or was unreachable; 130 after Ctrl-C. */
-export function exitCodeOf(result: RunResult): number {
-  if (result.hosts.some((h) => h.status === 'failed' || h.status === 'unreachable')) return 2;
-  return result.interrupted ? 130 : 0;
+/**
+ * 0 when every host is ok or changed, 2 when any failed or was unreachable. An interrupted run
+ * exits as a process killed by the signal would, 130 (Ctrl-C) or 143 (`signal` SIGTERM), even
+ * when a host failed (the report says which): a step stopped mid-way fails its host.
+ *
+ * @example
+ * exitCodeOf(result, 'SIGTERM') // 143 when result.interrupted
+ */
+export function exitCodeOf(result: RunResult, signal?: 'SIGINT' | 'SIGTERM'): number {
+  if (result.interrupted) return signal === 'SIGTERM' ? 143 : 130;
+  return result.hosts.some((h) => h.status === 'failed' || h.status === 'unreachable') ? 2 : 0;
 }

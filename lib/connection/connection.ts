@@ -3,6 +3,7 @@ import type { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { Command, Secret, mask, raw, sh } from '../command/command.ts';
 import { TackleError, tail } from '../errors.ts';
+import { TEMP, digestOf, receiveWhole, replaceScript } from './replace.ts';
 
 /** What a command reads on its standard input. */
 export type Stdin = string | Buffer | Secret;
@@ -70,7 +71,10 @@ export interface Connection {
    */
   spawn(command: Command): Promise<Spawned>;
   exec(command: Command, options?: ExecOptions): Promise<ExecResult>;
-  /** Writes a file as the connection's user (through sudo when becoming root). */
+  /**
+   * Writes a file as the connection's user (through sudo when becoming root), whole or not at all:
+   * a temporary file beside it, checked for exactly `data`, renamed over it; mode `options.mode` (default 0644).
+   */
   put(path: string, data: Stdin, options?: { mode?: string }): Promise<void>;
   get(path: string): Promise<Buffer>;
   close(): Promise<void>;
@@ -133,6 +137,8 @@ export abstract class ExecConnection implements Connection {
 
   async exec(command: Command, options: ExecOptions = {}): Promise<ExecResult> {
     const started = performance.now();
+    // Stopped before it started (e.g. while waiting for a channel): run nothing rather than start and cut it.
+    if (options.signal?.aborted && !options.holdStdin) return { command, exitCode: null, signal: 'SIGHUP', stdout: '', stderr: '', durationMs: 0 };
     const proc = await this.spawn(command);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
@@ -166,8 +172,8 @@ export abstract class ExecConnection implements Connection {
   }
 
   async put(path: string, data: Stdin, options: { mode?: string } = {}): Promise<void> {
-    const chmod = options.mode ? sh` && chmod ${options.mode} ${path}` : sh``;
-    assertOk(await this.exec(sh`cat > ${path}${chmod}`, { stdin: data }), this.host, `could not write ${path}`);
+    const script = replaceScript(path, [receiveWhole(TEMP, digestOf(data)), sh`chmod ${options.mode ?? '0644'} ${TEMP}`]);
+    assertOk(await this.exec(script, { stdin: data }), this.host, `could not write ${path}`);
   }
 
   async get(path: string): Promise<Buffer> {

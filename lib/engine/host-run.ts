@@ -62,6 +62,8 @@ export class HostRun<V extends Vars> implements HostContext<V> {
     readonly openFresh: () => Promise<Connection> = () => Promise.reject(new TypeError('this run cannot open new connections')),
     /** Where notifications are recorded on the host; without it they live only in `notified`. */
     readonly pending?: PendingHandlers,
+    /** Aborting kills the commands under way (see RunOptions.stop). */
+    readonly stop?: AbortSignal,
   ) {}
 
   async fact<T>(fact: Fact<T>): Promise<T> {
@@ -114,7 +116,8 @@ export class HostRun<V extends Vars> implements HostContext<V> {
         await this.pending?.record(op.notify, name);
         const ctx: ApplyContext = { host: this.name, connection: this.connection, openFresh: this.openFresh };
         for (const action of change.actions) {
-          assertOk(await this.connection.exec(action.command, action.stdin === undefined ? {} : { stdin: action.stdin }), this.name);
+          const result = await this.connection.exec(action.command, { ...(action.stdin === undefined ? {} : { stdin: action.stdin }), ...(this.stop ? { signal: this.stop } : {}) });
+          assertOk(result, this.name, this.stop?.aborted ? 'the run was stopped while this command ran (its channel was closed)' : undefined);
         }
         for (const check of checks) await check.run(ctx);
       }

@@ -41,8 +41,13 @@ export interface RunOptions {
   dryRun?: boolean;
   /** Hosts worked on at once (default 10). */
   concurrency?: number;
-  /** Aborting stops starting new steps; steps under way finish, so no file is half-written. */
+  /** Aborting stops starting new steps; steps under way finish. */
   signal?: AbortSignal;
+  /**
+   * Aborting also kills the commands under way (their channels close); abort `signal` with it.
+   * A file being written is then not installed: the host checks it received every byte first.
+   */
+  stop?: AbortSignal;
   connect(host: InventoryHost): Promise<Connection>;
   onEvent?(event: RunEvent): void;
   /** Rolling batches: this many hosts (or this percentage of them) finish before the next batch starts. */
@@ -204,6 +209,7 @@ async function runHost<V extends Vars>(task: Task<V>, host: InventoryHost, vars:
     (e) => emit(e.type === 'step:start' ? { type: 'step:start', host: host.name, step: e.step } : { type: 'step:end', host: host.name, step: e.step }),
     () => options.connect(host),
     pending,
+    options.stop,
   );
   let error: TackleError | undefined;
   try {

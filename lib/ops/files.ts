@@ -3,6 +3,7 @@ import { posix } from 'node:path';
 import { FILE_HEADERS_ONLY, createTwoFilesPatch } from 'diff';
 import { Command, Secret, raw, sh } from '../command/command.ts';
 import type { Stdin } from '../connection/connection.ts';
+import { TEMP, receiveWhole, replaceScript, type ContentDigest } from '../connection/replace.ts';
 import { defineOperation, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
 import { TackleError } from '../errors.ts';
 import { CONTENT_LIMIT, pathInfo, sha256Hex, type Ownership, type PathInfo } from '../facts/files.ts';
@@ -171,37 +172,7 @@ function metadataCommands(target: Command | string, want: Wanted, current: Owner
   return [...(chown === undefined ? [] : [sh`chown -- ${chown} ${target}`]), ...(mode === undefined ? [] : [sh`chmod -- ${mode} ${target}`])];
 }
 
-// ---------------------------------------------------------------- atomic replacement
-
-const TMP = sh`"$tackle_tmp"`;
-
-/**
- * One script that builds the new entry in a temporary name next to `path` (same
- * filesystem, so the final `mv` is an atomic rename) and moves it over `path`.
- * The trap removes the temporary name on any failure or signal; `mv -T` fails
- * instead of moving into a directory that appeared at `path`.
- */
-function replaceScript(path: string, body: readonly Command[]): Command {
-  const dir = posix.dirname(path);
-  const ext = posix.extname(path);
-  // The extension is kept for validators that look at it (systemd-analyze verify x.service);
-  // the leading dot hides the temporary file from `*.conf`-style includes.
-  const suffix = ext.length > 1 && ext.length <= 32 ? sh` --suffix=${ext}` : sh``;
-  return Command.join(
-    [
-      sh`set -e`,
-      sh`tackle_tmp=`,
-      sh`trap '[ -z "$tackle_tmp" ] || rm -f -- "$tackle_tmp"' EXIT`,
-      sh`trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM`,
-      sh`[ -d ${dir} ] || { printf 'tackle: directory %s does not exist\\n' ${dir} >&2; exit 1; }`,
-      sh`tackle_tmp=$(mktemp${suffix} ${posix.join(dir, '.tackle-XXXXXX')})`,
-      ...body,
-      sh`mv -fT -- ${TMP} ${path}`,
-      sh`tackle_tmp=`,
-    ],
-    '\n',
-  );
-}
+// ---------------------------------------------------------------- the write script
 
 /**
  * Replaces each `%s` in a validator with the temporary file, quoted for where it
@@ -228,21 +199,20 @@ function substituteTemp(validate: string): string {
 
 interface Write {
   path: string;
-  stdin: Stdin;
+  content: ContentDigest;
   mode: string;
   owner: string | undefined;
   group: string | undefined;
   validate: string | undefined;
   backup: boolean;
-  /** Hide the validator's output: it may echo the (secret) content. */
-  secret: boolean;
 }
 
 function writeCommand(w: Write): Command {
-  const body = [sh`cat > ${TMP}`, ...metadataCommands(TMP, { mode: w.mode, owner: w.owner, group: w.group }, undefined)];
+  const body = [receiveWhole(TEMP, w.content), ...metadataCommands(TEMP, { mode: w.mode, owner: w.owner, group: w.group }, undefined)];
   if (w.validate !== undefined) {
-    const output = raw(w.secret ? '>/dev/null 2>&1' : '1>&2');
-    const what = w.secret ? 'its output is hidden because the content is secret' : w.validate;
+    // A secret's validator is silenced: it may echo the content.
+    const output = raw(w.content.secret ? '>/dev/null 2>&1' : '1>&2');
+    const what = w.content.secret ? 'its output is hidden because the content is secret' : w.validate;
     // The newline before `)` ends a trailing comment in the validator.
     body.push(
       sh`( ${raw(substituteTemp(w.validate))}\n) </dev/null ${output} || { tackle_rc=$?; printf 'tackle: validation failed (exit %s): %s\\n' "$tackle_rc" ${what} >&2; exit 1; }`,
@@ -260,13 +230,10 @@ function writeCommand(w: Write): Command {
 
 // ---------------------------------------------------------------- content and diffs
 
-interface Content {
+interface Content extends ContentDigest {
   stdin: Stdin;
-  sha256: string;
-  size: number;
-  /** The text for diffs; undefined for binary or secret content. */
+  /** The text for diffs; undefined for binary, large or secret content. */
   text: string | undefined;
-  secret: boolean;
 }
 
 /** UTF-8 text without NUL bytes, or undefined for anything that is better not diffed. */
@@ -285,7 +252,8 @@ function contentOf(value: string | Buffer | Secret, op: string): Content {
     return { stdin: value, sha256: sha256Hex(bytes), size: bytes.length, text: undefined, secret: true };
   }
   if (typeof value === 'string') return { stdin: value, sha256: sha256Hex(value), size: Buffer.byteLength(value), text: value, secret: false };
-  if (Buffer.isBuffer(value)) return { stdin: value, sha256: sha256Hex(value), size: value.length, text: decodeText(value), secret: false };
+  // Content too large to diff is not decoded: a 300 MB buffer would become a 300 MB string.
+  if (Buffer.isBuffer(value)) return { stdin: value, sha256: sha256Hex(value), size: value.length, text: value.length > CONTENT_LIMIT ? undefined : decodeText(value), secret: false };
   throw new TypeError(`${op}: content must be a string, Buffer or secret(), got ${typeof value}`);
 }
 
@@ -316,7 +284,7 @@ function planWrite(path: string, info: PathInfo, next: Content, want: Wanted, op
   const owner = want.owner ?? (current ? String(current.uid) : undefined);
   const group = want.group ?? (current ? String(current.gid) : undefined);
   const backup = opts.backup === true && current !== undefined;
-  const command = writeCommand({ path, stdin: next.stdin, mode, owner, group, validate: opts.validate, backup, secret: next.secret });
+  const command = writeCommand({ path, content: next, mode, owner, group, validate: opts.validate, backup });
   const size = next.secret ? 'secret content' : `${next.size} bytes`;
   const what =
     info.kind === 'link'
@@ -436,7 +404,7 @@ function link(opts: LinkOptions): Operation {
       throw refuse(path, `is a ${info.kind === 'other' ? info.type : info.kind}, not a symlink; pass force: true to replace it with the link`);
     }
     // rename(2) cannot put a link over a directory: remove it first (rmdir: only if empty).
-    const body = [sh`ln -sfn -- ${target} ${TMP}`, ...(info.kind === 'directory' ? [sh`rmdir -- ${path}`] : [])];
+    const body = [sh`ln -sfn -- ${target} ${TEMP}`, ...(info.kind === 'directory' ? [sh`rmdir -- ${path}`] : [])];
     const summary =
       info.kind === 'link'
         ? `retarget symlink ${show(path)}: ${show(info.target)} → ${show(target)}`

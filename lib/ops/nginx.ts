@@ -1,6 +1,7 @@
 import { Buffer } from 'node:buffer';
 import { FILE_HEADERS_ONLY, createTwoFilesPatch } from 'diff';
 import { Command, raw, sh } from '../command/command.ts';
+import { receiveWhole, tempFiles, type ContentDigest } from '../connection/replace.ts';
 import { defineOperation, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
 import { TackleError } from '../errors.ts';
 import { pathInfo, sha256Hex, type PathInfo } from '../facts/files.ts';
@@ -345,8 +346,9 @@ const NGINX_T = 'nginx -t';
  * check the WHOLE configuration with `nginx -t`. When nginx rejects it, the previous file and link
  * state come back and the script fails with nginx's own message.
  */
-function installScript(name: string, withContent: boolean): Command {
+function installScript(name: string, content: ContentDigest | undefined): Command {
   const { available, enabled } = sitePaths(name);
+  const temp = tempFiles(available);
   const lines: Command[] = [
     sh`set -e`,
     sh`PATH="$PATH:/usr/sbin:/sbin"`,
@@ -354,23 +356,24 @@ function installScript(name: string, withContent: boolean): Command {
     sh`if [ ! -d ${NGINX_SITES_AVAILABLE} ] || [ ! -d ${NGINX_SITES_ENABLED} ]; then printf 'tackle: nginx is not installed (no %s)\\n' ${NGINX_SITES_ENABLED} >&2; exit 1; fi`,
     sh`tackle_new=; tackle_old=`,
     sh`trap 'rm -f -- \${tackle_new:+"$tackle_new"} \${tackle_old:+"$tackle_old"}' EXIT`,
-    sh`trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM`,
+    sh`trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM`,
     sh`if [ -L "$tackle_e" ]; then tackle_link=$(readlink -- "$tackle_e"); else tackle_link=; fi`,
   ];
-  if (withContent) {
+  if (content) {
     // Temporary names start with a dot in sites-available, which nginx never includes.
     lines.push(
-      sh`tackle_new=$(mktemp ${`${NGINX_SITES_AVAILABLE}/.tackle-XXXXXX`})`,
-      sh`cat > "$tackle_new"`,
+      temp.removeStale,
+      sh`tackle_new=$(${temp.create})`,
+      receiveWhole(sh`"$tackle_new"`, content),
       sh`chmod 0644 "$tackle_new"`,
-      sh`if [ -f "$tackle_a" ]; then tackle_old=$(mktemp ${`${NGINX_SITES_AVAILABLE}/.tackle-XXXXXX`}); cp -p -- "$tackle_a" "$tackle_old"; fi`,
+      sh`if [ -f "$tackle_a" ]; then tackle_old=$(${temp.create}); cp -p -- "$tackle_a" "$tackle_old"; fi`,
       sh`mv -fT -- "$tackle_new" "$tackle_a"; tackle_new=`,
     );
   }
   lines.push(
     sh`ln -sfn -- "$tackle_a" "$tackle_e"`,
     sh`if ! tackle_out=$(${raw(NGINX_T)} 2>&1); then`,
-    withContent ? sh`  if [ -n "$tackle_old" ]; then mv -fT -- "$tackle_old" "$tackle_a"; tackle_old=; else rm -f -- "$tackle_a"; fi` : sh`  :`,
+    content ? sh`  if [ -n "$tackle_old" ]; then mv -fT -- "$tackle_old" "$tackle_a"; tackle_old=; else rm -f -- "$tackle_a"; fi` : sh`  :`,
     sh`  if [ -n "$tackle_link" ]; then ln -sfn -- "$tackle_link" "$tackle_e"; else rm -f -- "$tackle_e"; fi`,
     sh`  printf '%s\\n' "$tackle_out" >&2`,
     sh`  printf 'tackle: nginx -t rejected the configuration with site %s; the previous state of the site is restored\\n' ${name} >&2`,
@@ -434,7 +437,7 @@ function site(options: SiteOptions): Operation {
       return {
         summary: `site ${name}: ${said.join(', ')}, check with nginx -t${notInstalled(install)}`,
         // The content goes on stdin even when only the link changes: the script is then still one transaction.
-        actions: [{ command: installScript(name, !same), ...(same ? {} : { stdin: content }) }],
+        actions: [{ command: installScript(name, same ? undefined : { size: Buffer.byteLength(content), sha256, secret: false }), ...(same ? {} : { stdin: content }) }],
         ...(diff ? { diff } : {}),
       };
     },
@@ -470,7 +473,7 @@ function defaultSite(options: DefaultSiteOptions): Operation {
       if (link.kind !== 'link' && link.kind !== 'missing') throw refuse(enabled, `is ${describeLink(link)}, not a symlink; nginx.defaultSite will not replace it`);
       return {
         summary: `enable the default site (link ${enabled} → ${available}), check with nginx -t${notInstalled(install)}`,
-        actions: [{ command: Command.join([sh`[ -f ${available} ] || { printf 'tackle: %s does not exist\\n' ${available} >&2; exit 1; }`, installScript('default', false)], '\n') }],
+        actions: [{ command: Command.join([sh`[ -f ${available} ] || { printf 'tackle: %s does not exist\\n' ${available} >&2; exit 1; }`, installScript('default', undefined)], '\n') }],
       };
     },
   });

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { createTwoFilesPatch } from 'diff';
 import { Command, Secret, secret, sh } from '../command/command.ts';
+import { TEMP, digestOf, receiveWhole, replaceScript } from '../connection/replace.ts';
 import { defineOperation, type Action, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
 import { TackleError } from '../errors.ts';
 import {
@@ -248,19 +249,17 @@ function planAuthorizedKeys(o: KeysPlanInput, info: AuthorizedKeysInfo): Change 
   if (dir.kind === 'missing') asRoot.push(sh`mkdir -m 700 ${dirPath}`);
   if (dir.kind === 'missing' || dir.owner !== name) asRoot.push(sh`chown -h ${name}: ${dirPath}`);
   // Root only creates and chowns (chown -h never follows a link); the user does the rest.
+  const after = edit.lines.length ? `${edit.lines.join('\n')}\n` : '';
   const asUser: Command[] = [];
   if (dir.kind === 'directory' && dir.mode !== '700') asUser.push(sh`chmod 700 ${dirPath}`);
-  if (write) {
-    const temp = posix.join(dirPath, '.authorized_keys.XXXXXX');
-    asUser.push(sh`t=$(mktemp ${temp}) && { cat >"$t" && mv -f "$t" ${filePath} || { rm -f "$t"; exit 1; }; }`);
-  }
+  // mktemp makes the new file 0600, owned by the user; it replaces the old one only when whole.
+  if (write) asUser.push(replaceScript(filePath, [receiveWhole(TEMP, digestOf(after))]));
   if (asRoot.length === 0 && asUser.length === 0) return undefined;
 
-  const after = edit.lines.length ? `${edit.lines.join('\n')}\n` : '';
   const actions: Action[] = [];
   if (asRoot.length) actions.push({ command: Command.join(asRoot, ' && ') });
   if (asUser.length) {
-    const command = sh`runuser -u ${name} -- sh -c ${Command.join(asUser, ' && ').asArgument()}`;
+    const command = sh`runuser -u ${name} -- sh -c ${Command.join([sh`set -e`, ...asUser], '\n').asArgument()}`;
     actions.push(write ? { command, stdin: after } : { command });
   }
   const said = [

@@ -39,6 +39,10 @@ t.test('JSON report: shape, host summary, masked errors, exit codes', async (t) 
   t.equal(exitCodeOf(result), 2);
   t.equal(exitCodeOf({ ...result, hosts: result.hosts.slice(0, 1) }), 0);
   t.equal(exitCodeOf({ ...result, interrupted: true, hosts: result.hosts.slice(0, 1) }), 130);
+  t.equal(exitCodeOf({ ...result, interrupted: true, hosts: result.hosts.slice(0, 1) }, 'SIGTERM'), 143);
+  // A step stopped by the interrupt fails its host; the exit code still says the run was interrupted.
+  t.equal(exitCodeOf({ ...result, interrupted: true }, 'SIGINT'), 130);
+  t.equal(exitCodeOf({ ...result, interrupted: true }, 'SIGTERM'), 143);
 });
 
 t.test('serial, max-fail, --var and task flags', async (t) => {

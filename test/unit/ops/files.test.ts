@@ -1,4 +1,5 @@
 import { Buffer } from 'node:buffer';
+import { createHash } from 'node:crypto';
 import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,7 +36,7 @@ t.test('files.file plans create, nothing, metadata or a rewrite', async (t) => {
   t.equal(create?.actions.length, 1);
   t.equal(written(create), 'a=1\n');
   t.equal(create?.diff, '--- /dev/null\n+++ /etc/app.conf\n@@ -0,0 +1,1 @@\n+a=1\n');
-  t.match(commands(create), /tackle_tmp=\$\(mktemp --suffix=\.conf \/etc\/\.tackle-XXXXXX\)/);
+  t.match(commands(create), /tackle_tmp=\$\(mktemp --suffix=\.conf \/etc\/\.tackle-[0-9a-f]{8}-XXXXXX\)/);
   t.match(commands(create), /chmod -- 0644 "\$tackle_tmp"\nmv -fT -- "\$tackle_tmp" \/etc\/app\.conf\n/);
   t.notMatch(commands(create), /chown/, 'a new file is not chowned unless asked');
 
@@ -45,6 +46,34 @@ t.test('files.file plans create, nothing, metadata or a rewrite', async (t) => {
   t.equal(update?.summary, 'update /etc/app.conf (4 bytes)');
   t.equal(update?.diff, '--- /etc/app.conf\n+++ /etc/app.conf\n@@ -1,2 +1,1 @@\n-a=0\n-b=2\n\\ No newline at end of file\n+a=1\n');
   t.match(commands(update), /chown -- 1000:1000 "\$tackle_tmp"\nchmod -- 0600 "\$tackle_tmp"/, 'keeps the old mode and owner');
+});
+
+t.test('files.file renames only after the host checked it received exactly the planned bytes', async (t) => {
+  const content = 'a=1\n';
+  const text = commands(plan(files.file({ path: '/etc/app.conf', content }), missing));
+  const hash = createHash('sha256').update('/etc/app.conf').digest('hex').slice(0, 8);
+  // In this order: leftovers of a killed writer of this path go, then the content arrives and is
+  // checked (size, then sha256), and only then is the temporary file given its mode and renamed.
+  const steps = [
+    `rm -f -- /etc/.tackle-${hash}-??????.conf`,
+    `tackle_tmp=$(mktemp --suffix=.conf /etc/.tackle-${hash}-XXXXXX)`,
+    'cat > "$tackle_tmp" || exit 1; tackle_got=$(wc -c < "$tackle_tmp"); [ "$tackle_got" -eq 4 ]',
+    `[ "$(sha256sum < "$tackle_tmp")" = '${sha256Hex(content)}  -' ]`,
+    'chmod -- 0644 "$tackle_tmp"',
+    'mv -fT -- "$tackle_tmp" /etc/app.conf',
+  ];
+  let at = -1;
+  for (const step of steps) {
+    const next = text.indexOf(step, at + 1);
+    t.ok(next > at, `then: ${step}`);
+    at = next;
+  }
+  t.match(text, /trap 'exit 141' PIPE/, 'a stderr gone with the controller ends the script through its cleanup trap');
+  t.not(commands(plan(files.file({ path: '/etc/other.conf', content }), missing)).match(/\.tackle-(\w{8})-/)?.[1], hash, 'another path, other temporary names');
+
+  const hidden = commands(plan(files.file({ path: '/etc/token', content: secret('hunter2') }), missing));
+  t.notMatch(hidden, sha256Hex('hunter2'), 'the digest of a secret is not shown');
+  t.match(hidden, /-eq 7 .*= \*\*\* \]/);
 });
 
 t.test('files.file fixes metadata without rewriting', async (t) => {
@@ -306,7 +335,7 @@ t.test('real: a failing validator keeps the old file, leaves no temporary file a
   writeFileSync(path, 'old\n', { mode: 0o440 });
   const step = await runOp(files.file({ path, content: 'new\n', validate: `sh -c 'grep -q old "$1" || { echo "bad config in $1" >&2; exit 3; }' - %s` }));
   t.equal(step.status, 'failed');
-  t.match(step.error?.stderrTail, /bad config in [^]*\/\.tackle-\w+\ntackle: validation failed \(exit 3\)/);
+  t.match(step.error?.stderrTail, /bad config in [^]*\/\.tackle-[\w-]+\ntackle: validation failed \(exit 3\)/);
   t.equal(readFileSync(path, 'utf8'), 'old\n');
   t.equal(modeOf(path), '0440');
   t.same(leftovers(dir), []);
@@ -475,4 +504,41 @@ t.test('real: a signal during the write removes the temporary file', async (t) =
   t.not(result.exitCode, 0);
   t.equal(readFileSync(path, 'utf8'), 'old\n');
   t.same(leftovers(dir), []);
+});
+
+t.test('real: content cut short or altered on the way is never installed; its temporary file is removed', async (t) => {
+  const dir = hostileDir();
+  const path = join(dir, 'big.bin');
+  writeFileSync(path, 'old\n');
+  const content = Buffer.alloc(200_000, 'new\0');
+  const command = plan(files.file({ path, content }), fileInfo('old\n'))?.actions[0]?.command;
+  if (!command) throw new Error('no action');
+  const conn = new LocalConnection('local');
+  // What the host sees when the channel closes mid-transfer: end of input after part of the bytes.
+  const cut = await conn.exec(command, { stdin: content.subarray(0, 65_536) });
+  t.equal(cut.exitCode, 1);
+  t.match(cut.stderr, /only 65536 of 200000 bytes arrived; nothing is installed/);
+  t.equal(readFileSync(path, 'utf8'), 'old\n', 'the old file stays');
+  t.same(leftovers(dir), [], 'the incomplete temporary file is removed');
+  const altered = await conn.exec(command, { stdin: Buffer.alloc(200_000, 'bad\0') });
+  t.equal(altered.exitCode, 1);
+  t.match(altered.stderr, /not the planned content \(sha256 differs\)/);
+  t.equal(readFileSync(path, 'utf8'), 'old\n');
+  t.same(leftovers(dir), []);
+  const whole = await conn.exec(command, { stdin: content });
+  t.equal(whole.exitCode, 0, whole.stderr);
+  t.same(readFileSync(path), content);
+});
+
+t.test('real: the next write of a path removes what a killed writer of that path left, and nothing else', async (t) => {
+  const dir = hostileDir();
+  const path = join(dir, 'app.conf');
+  const hash = createHash('sha256').update(path).digest('hex').slice(0, 8);
+  // A writer killed outright (SIGKILL, power cut) runs no trap: its temporary file stays.
+  writeFileSync(join(dir, `.tackle-${hash}-Ab12Cd.conf`), 'partial');
+  writeFileSync(join(dir, '.tackle-00000000-Ab12Cd.conf'), 'another path, maybe being written');
+  const step = await runOp(files.file({ path, content: 'new\n' }));
+  t.equal(step.status, 'changed', why(step));
+  t.equal(readFileSync(path, 'utf8'), 'new\n');
+  t.same(leftovers(dir), ['.tackle-00000000-Ab12Cd.conf']);
 });

@@ -93,7 +93,7 @@ t.test('nginx.site plans', async (t) => {
   const text = script(create);
   t.match(text, /cp -p -- "\$tackle_a" "\$tackle_old"; fi\nmv -fT -- "\$tackle_new" "\$tackle_a"; tackle_new=\nln -sfn -- "\$tackle_a" "\$tackle_e"\nif ! tackle_out=\$\(nginx -t 2>&1\); then\n/, 'the previous file is kept aside, the new one moved in and linked, then nginx -t');
   t.match(text, /then mv -fT -- "\$tackle_old" "\$tackle_a"; tackle_old=; else rm -f -- "\$tackle_a"; fi\n  if \[ -n "\$tackle_link" \]; then ln -sfn -- "\$tackle_link" "\$tackle_e"; else rm -f -- "\$tackle_e"; fi/, 'on rejection: file and link as they were');
-  t.match(text, /mktemp \/etc\/nginx\/sites-available\/\.tackle-XXXXXX/, 'temporary files hidden in sites-available, never in sites-enabled');
+  t.match(text, /mktemp \/etc\/nginx\/sites-available\/\.tackle-[0-9a-f]{8}-XXXXXX/, 'temporary files hidden in sites-available, never in sites-enabled');
   t.notMatch(text, /reload|restart/, 'no reload: that is the handler\'s job');
 
   t.equal(plan(op, { file: file(content), link: link('/etc/nginx/sites-available/plain'), install: installed }), undefined, 'converged');

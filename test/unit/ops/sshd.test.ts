@@ -88,7 +88,7 @@ t.test('a fresh Debian host: write, sshd -t, arm the rollback timer, reload, the
   t.equal(change?.actions[1]?.stdin, HARDENED_FILE, 'the drop-in, in a stable order');
   const [save, , validate, arm, reload] = commands(change);
   t.equal(save, 'rm -f -- /etc/ssh/sshd_config.d/.00-tackle.conf.tackle-prev && if [ -e /etc/ssh/sshd_config.d/00-tackle.conf ]; then cp -p -- /etc/ssh/sshd_config.d/00-tackle.conf /etc/ssh/sshd_config.d/.00-tackle.conf.tackle-prev; fi');
-  t.match(commands(change)[1], /mktemp --suffix=\.conf \/etc\/ssh\/sshd_config\.d\/\.tackle-XXXXXX/, 'the files writer, atomic');
+  t.match(commands(change)[1], /mktemp --suffix=\.conf \/etc\/ssh\/sshd_config\.d\/\.tackle-[0-9a-f]{8}-XXXXXX/, 'the files writer, atomic');
   t.match(validate, /^if ! tackle_out=\$\(sshd -t 2>&1 <\/dev\/null\); then if \[ -e \/etc\/ssh\/sshd_config\.d\/\.00-tackle\.conf\.tackle-prev \]; then mv -f -- /);
   t.match(arm, /systemd-run --quiet --unit=tackle-sshd-rollback --on-active=120 --timer-property=AccuracySec=1s \/bin\/sh -c '/);
   t.match(reload, /systemctl try-reload-or-restart ssh\.service/);

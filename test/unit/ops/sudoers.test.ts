@@ -8,7 +8,7 @@ t.test('users.sudoer: a validated 0440 drop-in, planned by files.file', async (t
   const change = op.plan({ info: { kind: 'missing' } });
   t.equal(change?.actions[0]?.stdin, '# Managed by tackle (users.sudoer); checked with visudo before it is installed.\ndeploy ALL=(ALL) NOPASSWD:ALL\n');
   const command = change?.actions[0]?.command.toString() ?? '';
-  t.match(command, /mktemp \/etc\/sudoers\.d\/\.tackle-XXXXXX/, 'the temp file has a dot: sudo ignores it');
+  t.match(command, /mktemp \/etc\/sudoers\.d\/\.tackle-[0-9a-f]{8}-XXXXXX/, 'the temp file has a dot: sudo ignores it');
   t.match(command, /chown -- root:root "\$tackle_tmp"\nchmod -- 0440 "\$tackle_tmp"/);
   t.match(command, /\( visudo -cf "\$\{tackle_tmp\}"\n\)/, 'validated before the rename');
   t.match(command, /mv -fT -- "\$tackle_tmp" \/etc\/sudoers\.d\/deploy/);

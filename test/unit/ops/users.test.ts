@@ -3,7 +3,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { secret } from '../../../lib/command/command.ts';
+import { Command, secret, sh as shell } from '../../../lib/command/command.ts';
+import { TEMP, digestOf as contentDigest, receiveWhole, replaceScript } from '../../../lib/connection/replace.ts';
 import type { StepResult } from '../../../lib/engine/host-run.ts';
 import type { Change, Operation } from '../../../lib/engine/operation.ts';
 import type { AuthorizedKeysInfo, UserInfo } from '../../../lib/facts/users.ts';
@@ -122,8 +123,9 @@ const fileFacts = (content: string, mode = '600', owner = 'deploy'): AuthorizedK
   home: '/home/deploy',
   dir: { kind: 'directory', owner: 'deploy', mode: '700', file: { kind: 'file', owner, mode, content } },
 });
-const WRITE =
-  "runuser -u deploy -- sh -c 't=$(mktemp /home/deploy/.ssh/.authorized_keys.XXXXXX) && { cat >\"$t\" && mv -f \"$t\" /home/deploy/.ssh/authorized_keys || { rm -f \"$t\"; exit 1; }; }'";
+/** The atomic write as the user: a temporary file checked for exactly `content`, then renamed over the file. */
+const WRITE = (content: string) =>
+  shell`runuser -u deploy -- sh -c ${Command.join([shell`set -e`, replaceScript('/home/deploy/.ssh/authorized_keys', [receiveWhole(TEMP, contentDigest(content))])], '\n').asArgument()}`.toString();
 const written = (change: Change | undefined): unknown => change?.actions.at(-1)?.stdin;
 
 t.test('users.authorizedKeys plans from facts', async (t) => {
@@ -131,7 +133,7 @@ t.test('users.authorizedKeys plans from facts', async (t) => {
   t.equal(add.name, 'users.authorizedKeys deploy');
 
   const fresh = plan(add, { keys: { kind: 'user', home: '/home/deploy', dir: { kind: 'missing' } } });
-  t.same(commands(fresh), ['mkdir -m 700 /home/deploy/.ssh && chown -h deploy: /home/deploy/.ssh', WRITE]);
+  t.same(commands(fresh), ['mkdir -m 700 /home/deploy/.ssh && chown -h deploy: /home/deploy/.ssh', WRITE(`${K1}\n${K2}\n`)]);
   t.equal(written(fresh), `${K1}\n${K2}\n`);
   t.equal(fresh?.summary, '/home/deploy/.ssh/authorized_keys: add 2 keys');
   t.match(fresh?.diff, `+${K2}`);
@@ -140,7 +142,7 @@ t.test('users.authorizedKeys plans from facts', async (t) => {
   t.equal(plan(add, { keys: fileFacts(`${K1.replace('one@a', 'renamed')}\n${K2}`) }), undefined, 'another comment, no final newline: no change');
 
   const keepOthers = plan(add, { keys: fileFacts(`# mine\n${K3}\n${K1}\n`) });
-  t.same(commands(keepOthers), [WRITE]);
+  t.same(commands(keepOthers), [WRITE(`# mine\n${K3}\n${K1}\n${K2}\n`)]);
   t.equal(written(keepOthers), `# mine\n${K3}\n${K1}\n${K2}\n`, 'appends, keeps other lines');
 
   const restricted = `from="10.0.0.0/8",no-pty ${K1}`;
@@ -162,15 +164,15 @@ t.test('users.authorizedKeys plans from facts', async (t) => {
 t.test('users.authorizedKeys fixes owner and modes', async (t) => {
   const op = users.authorizedKeys({ user: 'deploy', keys: [K1] });
   const mode = plan(op, { keys: fileFacts(`${K1}\n`, '644') });
-  t.same(commands(mode), [WRITE], 'rewritten as the user: owner and mode 600 in one atomic step');
+  t.same(commands(mode), [WRITE(`${K1}\n`)], 'rewritten as the user: owner and mode 600 in one atomic step');
   t.equal(mode?.summary, '/home/deploy/.ssh/authorized_keys: fix owner and mode');
   t.equal(mode?.diff, undefined);
-  t.same(commands(plan(op, { keys: fileFacts(`${K1}\n`, '600', 'root') })), [WRITE]);
+  t.same(commands(plan(op, { keys: fileFacts(`${K1}\n`, '600', 'root') })), [WRITE(`${K1}\n`)]);
 
   const dir = plan(op, {
     keys: { kind: 'user', home: '/home/deploy', dir: { kind: 'directory', owner: 'root', mode: '755', file: { kind: 'file', owner: 'deploy', mode: '600', content: `${K1}\n` } } },
   });
-  t.same(commands(dir), ['chown -h deploy: /home/deploy/.ssh', "runuser -u deploy -- sh -c 'chmod 700 /home/deploy/.ssh'"]);
+  t.same(commands(dir), ['chown -h deploy: /home/deploy/.ssh', "runuser -u deploy -- sh -c 'set -e\nchmod 700 /home/deploy/.ssh'"]);
   t.equal(dir?.actions[1]?.stdin, undefined);
 });
 
