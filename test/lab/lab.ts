@@ -641,7 +641,10 @@ export async function downLeftovers(opts: { log?: (line: string) => void } = {})
   const log = opts.log ?? (() => {});
   const removed: Lab[] = [];
   for (const lab of await listLabs()) {
-    if (lab.checkout !== CHECKOUT) continue;
+    if (lab.checkout !== CHECKOUT) {
+      log(`lab ${lab.index}: left alone, it was started from ${lab.checkout ?? 'an unknown checkout'}`);
+      continue;
+    }
     if (!lab.keepAfterExit && !(await lab.isOrphaned())) {
       log(`lab ${lab.index}: left alone, its test run (pid ${lab.startedBy?.pid}) is still going; \`down ${lab.index}\` removes it`);
       continue;
