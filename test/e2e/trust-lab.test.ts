@@ -8,7 +8,7 @@ import { copyFile, mkdir, mkdtemp, readdir, readFile, realpath, rm, symlink, wri
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import t, { type Test } from 'tap';
-import { run, type RunResult } from '../lab/exec.ts';
+import { poll, run, type RunResult } from '../lab/exec.ts';
 import { downLab, listLabs, STATE_ROOT, withLab, type Lab } from '../lab/lab.ts';
 import { findProcesses } from '../lab/system.ts';
 
@@ -63,17 +63,17 @@ async function otherCheckout(): Promise<string> {
 }
 
 /**
- * A test run of this checkout that dies without its teardown or exit handlers (SIGKILL), leaving
- * its lab behind; resolves with that lab.
+ * A test run of this checkout that starts a lab and is then killed with `sig`: SIGKILL leaves the
+ * lab behind (no teardown, no exit handler); resolves with that lab.
  */
-async function crashedRun(): Promise<Lab> {
+async function killedRun(sig: NodeJS.Signals): Promise<Lab> {
   const dir = await mkdtemp(join(tmpdir(), 'tackle-crash-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const script = join(dir, 'crash.mts');
   await writeFile(
     script,
     `import { startLab } from ${JSON.stringify(join(ROOT, 'test/lab/lab.ts'))};\n` +
-      `const lab = await startLab({ hosts: 1, name: 'crashed' });\nconsole.log('index', lab.index);\nsetInterval(() => {}, 60_000);\n`,
+      `const lab = await startLab({ hosts: 1, name: 'killed' });\nconsole.log('index', lab.index);\nsetInterval(() => {}, 60_000);\n`,
   );
   const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   const index = await new Promise<number>((resolve, reject) => {
@@ -85,9 +85,10 @@ async function crashedRun(): Promise<Lab> {
     });
     child.once('exit', (code) => reject(new Error(`the crashing run exited (${code}) before its lab was up: ${out}`)));
   });
-  child.kill('SIGKILL');
+  const lab = await remember(index);
+  child.kill(sig);
   await new Promise((resolve) => child.once('exit', resolve));
-  return remember(index);
+  return lab;
 }
 
 /** Asserts that nothing of lab `lab` is left on the machine (without probing 10.200.x.x, which would then leave the machine). */
@@ -125,7 +126,7 @@ t.test('down without an index removes what this checkout left behind, and nothin
   t.equal(existsSync(inventory), true, '`up` wrote lab-inventory.ts');
   const otherDir = await otherCheckout();
   const theirs = await upFrom(otherDir);
-  const crashed = await crashedRun();
+  const crashed = await killedRun('SIGKILL');
 
   const down = await npmLab(ROOT, ['down']);
   t.equal(down.code, 0, 'npm run lab -- down', { stdout: down.stdout, stderr: down.stderr });
@@ -139,6 +140,17 @@ t.test('down without an index removes what this checkout left behind, and nothin
   const status = await npmLab(ROOT, ['status']);
   t.match(status.stdout, `lab ${theirs.index}`, 'status lists the lab of the other checkout');
   t.match(status.stdout, otherDir, 'and names its checkout');
+});
+
+t.test('a test run stopped by SIGTERM has its lab, and only that one, removed by its reaper', async (t) => {
+  const killed = await killedRun('SIGTERM');
+  await poll(async () => (existsSync(join(STATE_ROOT, String(killed.index))) ? undefined : true), {
+    timeoutMs: 60_000,
+    intervalMs: 200,
+    onTimeout: () => new Error(`lab ${killed.index} was still recorded 60 s after its process got SIGTERM`),
+  });
+  await assertGone(t, killed, `lab ${killed.index} of the stopped run`);
+  await assertAnswers(t, bystander, `lab ${bystander.index} of a test run still going`);
 });
 
 t.test('a new lab takes no subnet that an interface on the machine already uses', async (t) => {

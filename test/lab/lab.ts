@@ -739,8 +739,10 @@ const exitCleanup = (() => {
       if (installed) return;
       installed = true;
       process.once('exit', reapPending);
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
+      // First in line and gone once run: a later listener that exits only when it is the last one
+      // (signal-exit, which tap loads into every test process) then sees itself alone and exits.
+      process.prependOnceListener('SIGINT', onSignal);
+      process.prependOnceListener('SIGTERM', onSignal);
     },
     delete(index: number): void {
       pending.delete(index);
