@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, realpathSync } from 'node:fs';
-import { appendFile, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
@@ -197,7 +197,9 @@ export async function startLab(opts: StartLabOptions): Promise<Lab> {
   });
   const id = randomBytes(8).toString('hex');
   const state = planLab({ index, id, name, image, tmpDir, owner: await thisProcess(), hosts: opts.hosts, keepAfterExit: opts.keepAfterExit ?? false, bootTimeoutMs: opts.bootTimeoutMs ?? 60_000 });
-  await writeFile(statePath(index), `${JSON.stringify(state, null, 2)}\n`);
+  // Renamed into place: other processes (`down`, `status`) may read it at any moment.
+  await writeFile(`${statePath(index)}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
+  await rename(`${statePath(index)}.tmp`, statePath(index));
   const lab = labFromState(state);
   if (!state.keepAfterExit) exitCleanup.add(index, id);
   try {
