@@ -3,13 +3,15 @@
 import { spawnSync } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { downAll, listLabs, startLab, writeInventory, type Lab } from '../test/lab/lab.ts';
+import { CHECKOUT, downLeftovers, listLabs, startLab, STATE_ROOT, writeInventory, type Lab } from '../test/lab/lab.ts';
 
 const USAGE = `usage: npm run lab -- <command>
   up [HOSTS]             build the image if needed, start HOSTS hosts (default 3), write lab-inventory.ts
-  down                   remove every lab on this machine (also those of crashed test runs) and lab-inventory.ts
-  status                 list the labs and whether each host is running
-  ssh [USER@]HOST [CMD]  log in to (or run CMD on) a host of the lab started by \`up\`; USER defaults to root`;
+  down [INDEX]           remove lab INDEX (see status); without INDEX, remove what this checkout left:
+                         its \`up\` lab with lab-inventory.ts, and labs of its test runs that died.
+                         Labs of other checkouts and of running tests are never touched
+  status                 list every lab on this machine: index, checkout, who started it, hosts
+  ssh [USER@]HOST [CMD]  log in to (or run CMD on) a host of this checkout's \`up\` lab; USER defaults to root`;
 
 const inventoryFile = fileURLToPath(new URL('../lab-inventory.ts', import.meta.url));
 
@@ -22,11 +24,7 @@ async function main(argv: string[]): Promise<number> {
     case 'up':
       return up(args);
     case 'down':
-      await downAll({ log: (line) => console.log(line) });
-      // It names keys and hosts that no longer exist.
-      await rm(inventoryFile, { force: true });
-      console.log('no labs left');
-      return 0;
+      return down(args);
     case 'status':
       return status();
     case 'ssh':
@@ -39,8 +37,8 @@ async function main(argv: string[]): Promise<number> {
 async function up(args: string[]): Promise<number> {
   const count = Number(args[0] ?? 3);
   if (args.length > 1 || !Number.isInteger(count)) throw new UsageError(`up takes one number of hosts, got ${args.join(' ')}`);
-  const earlier = (await listLabs()).find((lab) => lab.keepAfterExit);
-  if (earlier) throw new Error(`lab ${earlier.index} from an earlier \`up\` is still running; \`npm run lab -- down\` removes it`);
+  const earlier = (await ownLabs()).find((lab) => lab.keepAfterExit);
+  if (earlier) throw new Error(`lab ${earlier.index} from an earlier \`up\` in this checkout is still running; \`npm run lab -- down\` removes it`);
 
   // Started detached: the hosts and their proxy keep running after this command exits.
   const lab = await startLab({ hosts: count, keepAfterExit: true, log: (line) => console.log(line) });
@@ -52,11 +50,33 @@ async function up(args: string[]): Promise<number> {
   return 0;
 }
 
+async function down(args: string[]): Promise<number> {
+  const [arg, ...rest] = args;
+  if (arg === undefined) {
+    const removed = await downLeftovers({ log: (line) => console.log(line) });
+    if (removed.some((lab) => lab.keepAfterExit)) await rm(inventoryFile, { force: true });
+    console.log(removed.length === 0 ? 'nothing of this checkout to take down' : `took down ${removed.length} lab(s)`);
+    return 0;
+  }
+  const index = Number(arg);
+  if (rest.length > 0 || !/^\d+$/.test(arg)) throw new UsageError(`down takes one lab index, got ${args.join(' ')}`);
+  const lab = (await listLabs()).find((l) => l.index === index);
+  if (!lab) throw new Error(`no lab ${index} is recorded under ${STATE_ROOT}; \`npm run lab -- status\` lists them`);
+  await lab.down();
+  // This checkout's inventory names the keys and hosts of its `up` lab, which no longer exist.
+  if (lab.keepAfterExit && lab.checkout === CHECKOUT) await rm(inventoryFile, { force: true });
+  console.log(`lab ${index}: taken down`);
+  return 0;
+}
+
 async function status(): Promise<number> {
   const labs = await listLabs();
   if (labs.length === 0) console.log('no labs running');
   for (const lab of labs) {
-    console.log(`lab ${lab.index} (${lab.keepAfterExit ? 'from `up`' : 'of a test run'}): bridge ${lab.bridgeAddress}, proxy ${lab.proxyUrl}`);
+    const where = lab.checkout === CHECKOUT ? 'this checkout' : (lab.checkout ?? 'an unknown checkout');
+    const run = lab.startedBy ? `pid ${lab.startedBy.pid}: ${lab.startedBy.command}` : 'unknown process';
+    const who = lab.keepAfterExit ? 'from `up`' : `of a test run (${run})${(await lab.isOrphaned()) ? ' that died' : ''}`;
+    console.log(`lab ${lab.index} (${who}, in ${where}): bridge ${lab.bridgeAddress}, proxy ${lab.proxyUrl}`);
     for (const host of lab.hosts) {
       console.log(`  ${host.name.padEnd(8)} ${host.address.padEnd(14)} ${(await lab.isRunning(host.name)) ? 'running' : 'stopped'}`);
     }
@@ -73,11 +93,16 @@ async function ssh(args: string[]): Promise<number> {
   return spawnSync('ssh', sshArgs, { stdio: 'inherit' }).status ?? 1;
 }
 
-/** The lab of `up`, or the only lab there is. */
+/** The labs started from this checkout. */
+async function ownLabs(): Promise<Lab[]> {
+  return (await listLabs()).filter((lab) => lab.checkout === CHECKOUT);
+}
+
+/** This checkout's lab of `up`, or the only lab this checkout has. */
 async function upLab(): Promise<Lab> {
-  const labs = await listLabs();
+  const labs = await ownLabs();
   const lab = labs.find((l) => l.keepAfterExit) ?? (labs.length === 1 ? labs[0] : undefined);
-  if (!lab) throw new Error(labs.length === 0 ? 'no lab is running; `npm run lab -- up` starts one' : 'several test labs are running and none from `up`');
+  if (!lab) throw new Error(labs.length === 0 ? 'this checkout runs no lab; `npm run lab -- up` starts one' : 'this checkout runs several test labs and none from `up`');
   return lab;
 }
 

@@ -3,18 +3,20 @@
 //
 // Everything a lab owns is recorded in /run/tackle-lab/N/ (its state file and pid files) and named
 // `tkl-N-*` (bridge, veths, namespaces, nspawn machines), so any process can take it down again:
-// the test that started it, a reaper after a crash, or `npm run lab -- down`.
+// the test that started it, a reaper after a crash, or `npm run lab -- down`. The machine is shared
+// (other checkouts, other people's test runs), so the state file also records the checkout and the
+// process that started the lab, and nothing is ever removed by its name alone.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { appendFile, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, realpathSync } from 'node:fs';
+import { appendFile, mkdir, mkdtemp, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { check, CommandError, lastLines, poll, run, type RunResult } from './exec.ts';
 import { ensureImage, type ImageOptions } from './image.ts';
-import { childPids, findProcesses, mounts, processArgv, removeCgroup, signal, systemdCgroupRoots, unmountUnder, waitForExit } from './system.ts';
+import { childPids, processArgv, processStartTime, removeCgroup, signal, systemdCgroupRoots, unmountUnder, waitForExit } from './system.ts';
 
 export { DEFAULT_IMAGE_DIR, ensureImage, OPS_PASSWORD, readMirrors, type ImageOptions, type Mirrors } from './image.ts';
 export type { RunResult } from './exec.ts';
@@ -23,6 +25,7 @@ export type { RunResult } from './exec.ts';
 export const STATE_ROOT = '/run/tackle-lab';
 const PROXY_PORT = 3142;
 const MAX_HOSTS = 50;
+/** Lab N lives in 10.200.N.0/24, so N runs from 0 to 254. */
 const MAX_LABS = 255;
 /** Prefix of every bridge, veth, namespace and nspawn machine a lab creates. */
 const NAME_PREFIX = 'tkl-';
@@ -30,6 +33,9 @@ const NAME_PREFIX = 'tkl-';
 const TMP_PREFIX = 'tackle-lab-';
 /** Parent of the hosts' cgroups in each systemd cgroup hierarchy. */
 const CGROUP_PARENT = 'tackle-lab';
+
+/** The checkout this module belongs to (its real path); every lab records the one it was started from. */
+export const CHECKOUT = realpathSync(fileURLToPath(new URL('../..', import.meta.url)));
 
 /** A lab host as a test or an inventory sees it. */
 export interface LabHost {
@@ -76,6 +82,16 @@ export interface Lab {
   /** An inventory module for the lab ({@link writeInventory}), written at start. */
   readonly inventoryFile: string;
   readonly keepAfterExit: boolean;
+  /** The checkout the lab was started from ({@link CHECKOUT} there); undefined for a lab of older code. */
+  readonly checkout: string | undefined;
+  /** The process that started the lab: pid and command line. */
+  readonly startedBy: { pid: number; command: string } | undefined;
+  /**
+   * Whether this is a test lab whose starting process is gone without taking it down (a crash that
+   * skipped teardown and reaper): then nothing but `npm run lab -- down` will remove it.
+   * A lab of `up` is never orphaned: it is meant to outlive its process.
+   */
+  isOrphaned(): Promise<boolean>;
   /**
    * The lab host called `hostName`; a TypeError for an unknown name.
    * @example lab.host('lab1').address // '10.200.3.11'
@@ -108,6 +124,13 @@ export interface Lab {
 /** What a lab records in /run/tackle-lab/N/state.json; never changes after start. */
 interface LabState {
   index: number;
+  /**
+   * These three are absent from labs started by older code, which no `down` takes for its own.
+   * `id` is random: it tells this lab from a later one that reuses its index.
+   */
+  id?: string;
+  checkout?: string;
+  owner?: ProcessIdentity;
   name: string;
   createdAt: string;
   keepAfterExit: boolean;
@@ -120,6 +143,13 @@ interface LabState {
   inventoryFile: string;
   bootTimeoutMs: number;
   hosts: HostState[];
+}
+
+/** One process, even after its pid is reused: the pid and when it started. */
+interface ProcessIdentity {
+  pid: number;
+  startTime: string;
+  command: string;
 }
 
 interface HostState {
@@ -165,10 +195,13 @@ export async function startLab(opts: StartLabOptions): Promise<Lab> {
     await rm(labDir(index), { recursive: true, force: true });
     throw err;
   });
-  const state = planLab({ index, name, image, tmpDir, hosts: opts.hosts, keepAfterExit: opts.keepAfterExit ?? false, bootTimeoutMs: opts.bootTimeoutMs ?? 60_000 });
-  await writeFile(statePath(index), `${JSON.stringify(state, null, 2)}\n`);
+  const id = randomBytes(8).toString('hex');
+  const state = planLab({ index, id, name, image, tmpDir, owner: await thisProcess(), hosts: opts.hosts, keepAfterExit: opts.keepAfterExit ?? false, bootTimeoutMs: opts.bootTimeoutMs ?? 60_000 });
+  // Renamed into place: other processes (`down`, `status`) may read it at any moment.
+  await writeFile(`${statePath(index)}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
+  await rename(`${statePath(index)}.tmp`, statePath(index));
   const lab = labFromState(state);
-  if (!state.keepAfterExit) exitCleanup.add(index);
+  if (!state.keepAfterExit) exitCleanup.add(index, id);
   try {
     await createLab(state);
   } catch (err) {
@@ -179,27 +212,84 @@ export async function startLab(opts: StartLabOptions): Promise<Lab> {
   return lab;
 }
 
-/** Claims the lowest free lab index; mkdir is atomic, so parallel test files never get the same one. */
-async function allocateIndex(): Promise<number> {
-  await mkdir(STATE_ROOT, { recursive: true });
-  for (let index = 0; index < MAX_LABS; index++) {
-    try {
-      await mkdir(labDir(index));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
-      throw err;
-    }
-    // A crashed run may have left the network behind without its state dir; `downAll` removes it.
-    if (!existsSync(`/sys/class/net/${NAME_PREFIX}${index}-br`)) return index;
-    await rm(labDir(index), { recursive: true, force: true });
-  }
-  throw new Error(`all ${MAX_LABS} lab slots under ${STATE_ROOT} are taken; \`npm run lab -- down\` removes leftovers`);
+async function thisProcess(): Promise<ProcessIdentity> {
+  const startTime = await processStartTime(process.pid);
+  if (startTime === undefined) throw new Error(`cannot read /proc/${process.pid}/stat`);
+  return { pid: process.pid, startTime, command: process.argv.join(' ') };
 }
 
-function planLab(p: { index: number; name: string; image: string; tmpDir: string; hosts: number; keepAfterExit: boolean; bootTimeoutMs: number }): LabState {
+/** Whether the process is still the one recorded (not gone, and its pid not reused). */
+async function isAlive(proc: ProcessIdentity): Promise<boolean> {
+  return (await processStartTime(proc.pid)) === proc.startTime;
+}
+
+/**
+ * Claims the lowest lab index whose subnet no interface on the machine uses (another lab's bridge,
+ * a VPN, a docker network…) and whose names nothing holds. The claim is an atomic mkdir, so
+ * parallel test files never get the same index.
+ */
+async function allocateIndex(): Promise<number> {
+  await mkdir(STATE_ROOT, { recursive: true });
+  const addresses = await interfaceAddresses();
+  // A link or namespace called tkl-N-* that no state dir explains (a lab whose state was lost)
+  // is not ours to remove, but its index is not free either.
+  const names = [...(await readdir('/sys/class/net')), ...(await readdir('/run/netns').catch(() => []))];
+  const inUse: string[] = [];
+  for (let index = 0; index < MAX_LABS; index++) {
+    const holder = addresses.find((a) => overlapsLabSubnet(a, index));
+    if (holder) {
+      inUse.push(`10.200.${index}.0/24 (${holder.ifname} has ${holder.address}/${holder.prefixlen})`);
+      continue;
+    }
+    if (names.some((n) => n.startsWith(`${NAME_PREFIX}${index}-`))) continue;
+    try {
+      await mkdir(labDir(index));
+      return index;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  throw new Error(
+    `no free lab subnet in 10.200.0.0/16: every index is claimed under ${STATE_ROOT} or its subnet is in use` +
+      (inUse.length > 0 ? ` (${inUse.slice(0, 3).join(', ')}${inUse.length > 3 ? ', …' : ''})` : ''),
+  );
+}
+
+/** An IPv4 address held by an interface of the machine, with its prefix length. */
+export interface InterfaceAddress {
+  ifname: string;
+  address: string;
+  prefixlen: number;
+}
+
+/** Every IPv4 address on the machine's interfaces, up or down (a down one comes back up with it). */
+async function interfaceAddresses(): Promise<InterfaceAddress[]> {
+  const links = JSON.parse(await check('ip', ['-json', '-4', 'address', 'show'])) as Array<{ ifname: string; addr_info?: Array<{ local?: string; prefixlen?: number }> }>;
+  return links.flatMap((link) =>
+    (link.addr_info ?? []).flatMap((a) => (a.local !== undefined && a.prefixlen !== undefined ? [{ ifname: link.ifname, address: a.local, prefixlen: a.prefixlen }] : [])),
+  );
+}
+
+/**
+ * Whether the network of `a` (its address and prefix) and lab `index`'s 10.200.N.0/24 share any
+ * address: then a lab there would be unreachable, or would hide what the interface reaches.
+ *
+ * @example overlapsLabSubnet({ ifname: 'eth0', address: '10.0.0.5', prefixlen: 8 }, 3) // true
+ */
+export function overlapsLabSubnet(a: InterfaceAddress, index: number): boolean {
+  const toNumber = (ip: string): number => ip.split('.').reduce((n, octet) => n * 256 + Number(octet), 0);
+  // Two networks overlap exactly when they agree on the bits of the shorter prefix.
+  const blockSize = 2 ** (32 - Math.min(a.prefixlen, 24));
+  return Math.floor(toNumber(a.address) / blockSize) === Math.floor(toNumber(`10.200.${index}.0`) / blockSize);
+}
+
+function planLab(p: { index: number; id: string; name: string; image: string; tmpDir: string; owner: ProcessIdentity; hosts: number; keepAfterExit: boolean; bootTimeoutMs: number }): LabState {
   const prefix = `${NAME_PREFIX}${p.index}`;
   return {
     index: p.index,
+    id: p.id,
+    checkout: CHECKOUT,
+    owner: p.owner,
     name: p.name,
     createdAt: new Date().toISOString(),
     keepAfterExit: p.keepAfterExit,
@@ -434,6 +524,9 @@ function labFromState(state: LabState): Lab {
     knownHostsPath: state.knownHostsPath,
     inventoryFile: state.inventoryFile,
     keepAfterExit: state.keepAfterExit,
+    checkout: state.checkout,
+    startedBy: state.owner && { pid: state.owner.pid, command: state.owner.command },
+    isOrphaned: async () => !state.keepAfterExit && state.owner !== undefined && !(await isAlive(state.owner)),
     host: (hostName) => {
       const { name, address } = hostState(hostName);
       return { name, address, port: 22 };
@@ -459,7 +552,7 @@ function labFromState(state: LabState): Lab {
       await bootHost(state, host);
     },
     // Only a finished teardown leaves the exit registry: after a failed one, the reaper tries again.
-    down: () => (downing ??= downLab(state.index).then(() => exitCleanup.delete(state.index))),
+    down: () => (downing ??= downLab(state.index, { id: state.id }).then(() => exitCleanup.delete(state.index))),
   };
   return lab;
 }
@@ -486,10 +579,14 @@ async function labIndexes(): Promise<number[]> {
 
 /**
  * Takes down lab `index` from its recorded state: containers, proxy, overlays, network, files.
- * Whatever is already gone is skipped, so it is safe to repeat.
+ * Whatever is already gone is skipped, so it is safe to repeat. With `id`, only the lab of that id:
+ * if it is gone already, its index may hold someone else's lab by now, and nothing is touched.
+ *
+ * @example await downLab(3);
  */
-export async function downLab(index: number): Promise<void> {
+export async function downLab(index: number, opts: { id?: string | undefined } = {}): Promise<void> {
   const state = await readState(index);
+  if (opts.id !== undefined && state?.id !== opts.id) return;
   if (state) {
     await Promise.all([
       ...state.hosts.map(async (host) => {
@@ -534,37 +631,31 @@ async function removeTmpDir(dir: string): Promise<void> {
 }
 
 /**
- * Removes every lab on this machine: those recorded under {@link STATE_ROOT}, then anything named
- * like a lab that a crash left unrecorded (nspawn machines, proxies, mounts, namespaces, links,
- * temp dirs). Labs of other running processes go too: this is `npm run lab -- down`.
+ * Takes down the labs started from this checkout that nothing else will take down: the lab of
+ * `up`, and test labs whose process died without removing them ({@link Lab.isOrphaned}).
+ * Everything else is left alone: labs of other checkouts or of older code, labs of test runs still
+ * going, and index slots without a state file (a lab being started). Nothing is removed by its
+ * name alone: only what a state file records. Resolves with the labs it took down.
+ *
+ * @example const removed = await downLeftovers({ log: console.log });
  */
-export async function downAll(opts: { log?: (line: string) => void } = {}): Promise<void> {
+export async function downLeftovers(opts: { log?: (line: string) => void } = {}): Promise<Lab[]> {
   const log = opts.log ?? (() => {});
-  for (const index of await labIndexes()) {
-    log(`lab ${index}: taking down`);
-    await downLab(index);
+  const removed: Lab[] = [];
+  for (const lab of await listLabs()) {
+    if (lab.checkout !== CHECKOUT) {
+      log(`lab ${lab.index}: left alone, it was started from ${lab.checkout ?? 'an unknown checkout'}`);
+      continue;
+    }
+    if (!lab.keepAfterExit && !(await lab.isOrphaned())) {
+      log(`lab ${lab.index}: left alone, its test run (pid ${lab.startedBy?.pid}) is still going; \`down ${lab.index}\` removes it`);
+      continue;
+    }
+    log(`lab ${lab.index}: taking down (${lab.keepAfterExit ? 'from `up`' : 'its test run died'})`);
+    await lab.down();
+    removed.push(lab);
   }
-  const strays = await findProcesses((argv) => argv.some((arg) => arg.startsWith(`--machine=${NAME_PREFIX}`)));
-  for (const nspawn of strays) log(`killing stray nspawn ${nspawn.pid}`);
-  const proxies = await findProcesses((argv) => argv[0]?.endsWith('tinyproxy') === true && argv.some((arg) => arg.startsWith(`${STATE_ROOT}/`)));
-  for (const proxy of proxies) signal(proxy.pid, 'SIGTERM');
-  await Promise.all([...strays.map((p) => killContainer(p.pid)), ...proxies.map((p) => waitForExit(p.pid, 5000))]);
-  for (const root of await systemdCgroupRoots()) await removeCgroup(join(root, CGROUP_PARENT));
-
-  const namespaces = (await readdir('/run/netns').catch(() => [])).filter((n) => n.startsWith(NAME_PREFIX));
-  const links = (await readdir('/sys/class/net')).filter((n) => n.startsWith(NAME_PREFIX));
-  if (namespaces.length + links.length > 0) log(`removing stray namespaces and links: ${[...namespaces, ...links].join(' ')}`);
-  // Veths first (they go with their namespaces), bridges last.
-  await removeNetwork(namespaces, links.sort((a, b) => Number(a.endsWith('-br')) - Number(b.endsWith('-br'))));
-
-  const tmp = tmpdir();
-  const tmpDirs = (await readdir(tmp)).filter((n) => n.startsWith(TMP_PREFIX)).map((n) => join(tmp, n));
-  for (const dir of tmpDirs) {
-    log(`removing stray ${dir}`);
-    await removeTmpDir(dir);
-  }
-  const strayMounts = (await mounts()).filter((point) => point.includes(`/${TMP_PREFIX}`));
-  for (const point of strayMounts) log(`stray mount left (outside ${tmp}?): ${point}`);
+  return removed;
 }
 
 /**
@@ -628,13 +719,15 @@ export async function withLab(t: TeardownHost, hosts: number, opts: Omit<StartLa
  * find the labs to remove when a test run dies without reaching its teardown.
  */
 const exitCleanup = (() => {
-  const pending = new Set<number>();
+  /** Lab index → lab id. */
+  const pending = new Map<number, string>();
   let installed = false;
   const reapPending = (): void => {
     if (pending.size === 0) return;
     // An exiting process cannot await anything, so a detached reaper does the (async) teardown.
     const reaper = fileURLToPath(new URL('./reap.ts', import.meta.url));
-    spawn(process.execPath, ['--import', import.meta.resolve('tsx'), reaper, ...[...pending].map(String)], { detached: true, stdio: 'ignore' }).unref();
+    const labs = [...pending].map(([index, id]) => `${index}:${id}`);
+    spawn(process.execPath, ['--import', import.meta.resolve('tsx'), reaper, ...labs], { detached: true, stdio: 'ignore' }).unref();
     pending.clear();
   };
   const onSignal = (sig: NodeJS.Signals): void => {
@@ -643,13 +736,15 @@ const exitCleanup = (() => {
     if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
   };
   return {
-    add(index: number): void {
-      pending.add(index);
+    add(index: number, id: string): void {
+      pending.set(index, id);
       if (installed) return;
       installed = true;
       process.once('exit', reapPending);
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
+      // First in line and gone once run: a later listener that exits only when it is the last one
+      // (signal-exit, which tap loads into every test process) then sees itself alone and exits.
+      process.prependOnceListener('SIGINT', onSignal);
+      process.prependOnceListener('SIGTERM', onSignal);
     },
     delete(index: number): void {
       pending.delete(index);

@@ -72,6 +72,16 @@ export async function processArgv(pid: number): Promise<string[] | undefined> {
   return raw ? raw.replace(/\0$/, '').split('\0') : undefined;
 }
 
+/**
+ * When `pid` started, in clock ticks since boot (field 22 of /proc/PID/stat), or undefined when it
+ * has exited. A pid together with its start time names one process even after the pid is reused.
+ */
+export async function processStartTime(pid: number): Promise<string | undefined> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  // The command name (field 2) may hold spaces and parentheses; the fields after it do not.
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+}
+
 /** Direct children of `pid`, from the kernel's per-thread child lists. */
 export async function childPids(pid: number): Promise<number[]> {
   const tasks = await readdir(`/proc/${pid}/task`).catch(() => []);
