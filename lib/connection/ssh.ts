@@ -142,7 +142,10 @@ async function handshake(endpoint: SshEndpoint, options: SshOptions, jump?: SshC
     // handshake"): this listener stays for the client's whole life, so none is ever unhandled.
     client.on('error', (cause: Error & { level?: string; code?: string }) => fail(explainConnectError(cause, endpoint, timeoutMs), cause));
     // A server that sends its banner and then hangs up makes no error, and ssh2 stops its timer.
-    client.on('close', () => fail(`${endpoint.address}:${endpoint.port} closed the connection during the SSH handshake`));
+    // Over a jump host's channel only 'end' comes (the channel stays half-open), so both count.
+    const hungUp = () => fail(`${endpoint.address}:${endpoint.port} closed the connection during the SSH handshake`);
+    client.on('end', hungUp);
+    client.on('close', hungUp);
     client.once('ready', () => {
       settled = true;
       resolve({ client, sock });
@@ -238,7 +241,10 @@ export class SshConnection extends ExecConnection {
       this.#sock.destroy();
     };
     this.#client.on('error', (err: Error & { code?: string }) => lose(`connection to ${endpoint.address} lost: ${explainLoss(err)}`, err));
-    this.#client.on('close', () => lose(`connection to ${endpoint.address} closed`));
+    // A jump host's channel ends without closing (it stays half-open): the end of input is the loss.
+    const closed = () => lose(`connection to ${endpoint.address} closed`);
+    this.#client.on('end', closed);
+    this.#client.on('close', closed);
   }
 
   get host(): string {

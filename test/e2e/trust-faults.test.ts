@@ -36,29 +36,40 @@ const BOUND_MS = 60_000;
 const faultyLine = (await readFile(lab.knownHostsPath, 'utf8')).split('\n').find((l) => l.startsWith(`${lab.host(faulty).address} `));
 if (!faultyLine) throw new Error(`no known_hosts line for ${faulty}`);
 
-/** An inventory where `faulty` is reached through the proxy, its host key known under [127.0.0.1]:PORT. */
-async function inventoryThrough(proxy: FaultProxy): Promise<string> {
+/**
+ * An inventory where `faulty` is reached through the proxy, directly or through the jump host
+ * `good1`, with its host key known under [ADDRESS]:PORT.
+ */
+async function inventoryThrough(proxy: FaultProxy, address: string, jump: boolean): Promise<string> {
   const knownHostsPath = join(dir, `known_hosts_${proxy.port}`);
-  await writeFile(knownHostsPath, `${faultyLine!.replace(/^\S+/, `[127.0.0.1]:${proxy.port}`)}\n`);
-  return labInventory(lab, { [faulty]: { address: '127.0.0.1', port: proxy.port, knownHostsPath } });
+  await writeFile(knownHostsPath, `${faultyLine!.replace(/^\S+/, `[${address}]:${proxy.port}`)}\n`);
+  return labInventory(lab, { [faulty]: { address, port: proxy.port, knownHostsPath, ...(jump ? { jump: good1 } : {}) } });
 }
 
-const cases: Array<{ fault: Fault; reason: RegExp; midStep?: boolean }> = [
-  { fault: 'reset-handshake', reason: /^connection to 127\.0\.0\.1:\d+ was reset during the handshake$/ },
-  { fault: 'garbage-banner', reason: /^127\.0\.0\.1:\d+ does not speak SSH \(.+\); is that the sshd port\?$/ },
-  { fault: 'silent', reason: /^no SSH answer from 127\.0\.0\.1:\d+ within 10 s; the host is down or the port is filtered$/ },
-  { fault: 'double-fault', reason: /^127\.0\.0\.1:\d+ does not speak SSH \(.+\); is that the sshd port\?$/ },
-  { fault: 'pass', reason: /^connection to 127\.0\.0\.1 lost: the connection was reset$/, midStep: true },
+type Case = { fault: Fault; reason: (address: string) => RegExp; midStep?: boolean; jump?: boolean };
+const esc = (s: string) => s.replace(/\./g, '\\.');
+const cases: Case[] = [
+  { fault: 'reset-handshake', reason: (a) => new RegExp(`^connection to ${esc(a)}:\\d+ was reset during the handshake$`) },
+  { fault: 'garbage-banner', reason: (a) => new RegExp(`^${esc(a)}:\\d+ does not speak SSH \\(.+\\); is that the sshd port\\?$`) },
+  { fault: 'silent', reason: (a) => new RegExp(`^no SSH answer from ${esc(a)}:\\d+ within 10 s; the host is down or the port is filtered$`) },
+  { fault: 'double-fault', reason: (a) => new RegExp(`^${esc(a)}:\\d+ does not speak SSH \\(.+\\); is that the sshd port\\?$`) },
+  { fault: 'pass', midStep: true, reason: (a) => new RegExp(`^connection to ${esc(a)} lost: the connection was reset$`) },
+  // Through a jump host the fault reaches tackle as a closed channel, not as a TCP reset.
+  { fault: 'reset-handshake', jump: true, reason: (a) => new RegExp(`^${esc(a)}:\\d+ closed the connection before the SSH handshake$`) },
+  { fault: 'double-fault', jump: true, reason: (a) => new RegExp(`^${esc(a)}:\\d+ does not speak SSH \\(.+\\); is that the sshd port\\?$`) },
+  { fault: 'pass', jump: true, midStep: true, reason: (a) => new RegExp(`^connection to ${esc(a)} closed$`) },
 ];
 
-for (const { fault, reason, midStep } of cases) {
-  const title = midStep ? 'connection dropped mid-command' : fault;
+for (const { fault, reason, midStep, jump } of cases) {
+  const title = `${midStep ? 'connection dropped mid-command' : fault}${jump ? ` behind jump host ${good1}` : ''}`;
   t.test(`${title}: that host is reported, the others finish, recap and report written, exit 2`, async (t) => {
-    const proxy = await startFaultProxy({ host: lab.host(faulty).address, port: 22 }, fault);
+    // Behind the jump host the proxy listens on the lab bridge, where lab hosts reach the controller.
+    const address = jump ? lab.bridgeAddress : '127.0.0.1';
+    const proxy = await startFaultProxy({ host: lab.host(faulty).address, port: 22 }, fault, address);
     t.teardown(() => proxy.close());
-    const d = `/tmp/faults-${fault}`;
+    const d = `/tmp/faults-${fault}${jump ? '-jump' : ''}`;
     const started = Date.now();
-    const cli = runTaskCli(task, ['--inventory', await inventoryThrough(proxy), '--var', `dir=${d}`]);
+    const cli = runTaskCli(task, ['--inventory', await inventoryThrough(proxy, address, jump ?? false), '--var', `dir=${d}`]);
     if (midStep) {
       // Drop the connection once the slow command is running on the host.
       for (let i = 0; i < 300 && (await lab.ssh(faulty, 'pgrep -x sleep >/dev/null && echo running || true')).stdout.trim() !== 'running'; i++) await sleep(100);
@@ -90,7 +101,7 @@ for (const { fault, reason, midStep } of cases) {
     const bad = byName[faulty];
     t.equal(bad?.status, 'unreachable', `${faulty} is unreachable`);
     const error = midStep ? bad?.steps.find((s) => s.status === 'failed')?.error : bad?.error;
-    t.match(error, { phase: 'connect', host: faulty, reason }, 'a plain reason');
+    t.match(error, { phase: 'connect', host: faulty, reason: reason(address) }, 'a plain reason');
     t.same(report?.summary, { ok: 0, changed: 2, failed: 0, unreachable: 1, skipped: 0 });
     if (midStep) {
       t.same(

@@ -1,4 +1,4 @@
-// A TCP proxy on 127.0.0.1 that stands in front of a host's sshd and misbehaves the way broken
+// A TCP proxy on the controller that stands in front of a host's sshd and misbehaves the way broken
 // networks and servers do, so tests can watch what tackle makes of each fault.
 import { randomBytes } from 'node:crypto';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
@@ -14,7 +14,7 @@ import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 export type Fault = 'reset-handshake' | 'garbage-banner' | 'silent' | 'pass' | 'double-fault';
 
 export interface FaultProxy {
-  /** The ephemeral port on 127.0.0.1. */
+  /** The ephemeral port it listens on. */
   readonly port: number;
   /** Connections accepted so far. */
   readonly accepted: number;
@@ -30,13 +30,14 @@ export interface FaultProxy {
 export const GARBAGE = Buffer.concat([Buffer.from('\x00\xffnot ssh\r'), randomBytes(32)]);
 
 /**
- * Starts a proxy in front of `target` (usually a lab host's sshd).
+ * Starts a proxy in front of `target` (usually a lab host's sshd), listening on `listenHost`
+ * (loopback by default; the lab bridge's address to be reached from lab hosts, e.g. through a jump host).
  *
  * @example
  * const proxy = await startFaultProxy({ host: lab.host('lab3').address, port: 22 }, 'reset-handshake');
  * t.teardown(() => proxy.close());
  */
-export async function startFaultProxy(target: { host: string; port: number }, fault: Fault): Promise<FaultProxy> {
+export async function startFaultProxy(target: { host: string; port: number }, fault: Fault, listenHost = '127.0.0.1'): Promise<FaultProxy> {
   const open = new Set<Socket>();
   const track = (s: Socket): Socket => {
     open.add(s);
@@ -69,7 +70,7 @@ export async function startFaultProxy(target: { host: string; port: number }, fa
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(0, listenHost, () => resolve());
   });
   return {
     port: (server.address() as AddressInfo).port,
