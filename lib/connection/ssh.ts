@@ -127,8 +127,8 @@ async function handshake(endpoint: SshEndpoint, options: SshOptions, jump?: SshC
 
   // Everything that can wait is done: open the stream last, so no fault of it goes unheard.
   const sock: Duplex = jump ? await jump.forward(endpoint) : connect({ host: endpoint.address, port: endpoint.port });
-  // ssh2 reports the stream's errors through the client; this one only keeps a second fault from
-  // being unhandled once ssh2 is done with the stream.
+  // ssh2 reports the stream's errors through the client; this listener only makes sure none goes
+  // unheard should ssh2 never attach its own (connect throwing at once).
   sock.on('error', () => {});
   return new Promise((resolve, reject) => {
     let settled = false;

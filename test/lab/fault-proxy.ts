@@ -1,6 +1,5 @@
 // A TCP proxy on the controller that stands in front of a host's sshd and misbehaves the way broken
 // networks and servers do, so tests can watch what tackle makes of each fault.
-import { randomBytes } from 'node:crypto';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 
 /**
@@ -27,7 +26,7 @@ export interface FaultProxy {
 }
 
 /** Not an SSH banner: a bare CR in the first line is a protocol error to any SSH client. */
-export const GARBAGE = Buffer.concat([Buffer.from('\x00\xffnot ssh\r'), randomBytes(32)]);
+export const GARBAGE = Buffer.from('\x00\xffnot ssh\r\x00\x01\x02', 'latin1');
 
 /**
  * Starts a proxy in front of `target` (usually a lab host's sshd), listening on `listenHost`

@@ -78,3 +78,16 @@ t.test('a server that sends its banner and hangs up: a connect error, not a wait
   t.match(err, { phase: 'connect', host: 'faulty', reason: `127.0.0.1:${port} closed the connection during the SSH handshake` });
   t.ok(Date.now() - started < 5000, 'at once, not after the connect timeout');
 });
+
+t.test('nothing listening: connection refused, in words', async (t) => {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  const err = await connectSsh(endpoint(port), { connectTimeoutMs: TIMEOUT_MS }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  t.match(err, { phase: 'connect', host: 'faulty', reason: `connection refused by 127.0.0.1:${port}; is sshd running on that port?` });
+  await sleep(200);
+});
