@@ -1,4 +1,6 @@
 import { readFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { Command } from '../command/command.ts';
 import { Semaphore } from '../concurrency.ts';
@@ -45,9 +47,8 @@ export interface SshOptions {
 export async function connectSsh(endpoint: SshEndpoint, options: SshOptions = {}): Promise<SshConnection> {
   const jump = endpoint.jump ? await connectSsh(endpoint.jump, options) : undefined;
   try {
-    const sock = jump ? await jump.forward(endpoint) : undefined;
-    const client = await handshake(endpoint, options, sock);
-    return new SshConnection(endpoint, client, options.maxChannels ?? 8, jump);
+    const session = await handshake(endpoint, options, jump);
+    return new SshConnection(endpoint, session, options.maxChannels ?? 8, jump);
   } catch (err) {
     await jump?.close();
     throw err;
@@ -68,7 +69,13 @@ async function authMethods(endpoint: SshEndpoint): Promise<NonNullable<ConnectCo
   return methods as NonNullable<ConnectConfig['authHandler']>;
 }
 
-async function handshake(endpoint: SshEndpoint, options: SshOptions, sock?: ClientChannel): Promise<Client> {
+/** A connected client and the byte stream under it, which tackle owns so it can always tear it down. */
+interface Session {
+  client: Client;
+  sock: Duplex;
+}
+
+async function handshake(endpoint: SshEndpoint, options: SshOptions, jump?: SshConnection): Promise<Session> {
   const known = await loadKnownHosts(endpoint.knownHostsPaths);
   const authHandler = await authMethods(endpoint);
   const client = new Client();
@@ -84,7 +91,6 @@ async function handshake(endpoint: SshEndpoint, options: SshOptions, sock?: Clie
     readyTimeout: timeoutMs,
     keepaliveInterval: options.keepaliveIntervalMs ?? 15_000,
     keepaliveCountMax: 3,
-    ...(sock ? { sock } : {}),
     ...(knownTypes.length ? { algorithms: { serverHostKey: preferKnown(knownTypes) } } : {}),
     hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
       const check = checkHostKey(known, endpoint.address, endpoint.port, key);
@@ -119,19 +125,36 @@ async function handshake(endpoint: SshEndpoint, options: SshOptions, sock?: Clie
     },
   };
 
+  // Everything that can wait is done: open the stream last, so no fault of it goes unheard.
+  const sock: Duplex = jump ? await jump.forward(endpoint) : connect({ host: endpoint.address, port: endpoint.port });
+  // ssh2 reports the stream's errors through the client; this listener only makes sure none goes
+  // unheard should ssh2 never attach its own (connect throwing at once).
+  sock.on('error', () => {});
   return new Promise((resolve, reject) => {
-    const onError = (cause: Error & { level?: string; code?: string }) => {
-      client.removeListener('ready', onReady);
-      client.end();
-      reject(connectError(endpoint, hostKeyProblem ?? explainConnectError(cause, endpoint, timeoutMs), cause));
+    let settled = false;
+    const fail = (reason: string, cause?: unknown) => {
+      if (settled) return;
+      settled = true;
+      sock.destroy();
+      reject(connectError(endpoint, hostKeyProblem ?? reason, cause));
     };
-    const onReady = () => {
-      client.removeListener('error', onError);
-      resolve(client);
-    };
-    client.once('ready', onReady);
-    client.once('error', onError);
-    client.connect(config);
+    // One fault can make ssh2 emit several errors (a reset, then "connection lost before
+    // handshake"): this listener stays for the client's whole life, so none is ever unhandled.
+    client.on('error', (cause: Error & { level?: string; code?: string }) => fail(explainConnectError(cause, endpoint, timeoutMs), cause));
+    // A server that sends its banner and then hangs up makes no error, and ssh2 stops its timer.
+    // Over a jump host's channel only 'end' comes (the channel stays half-open), so both count.
+    const hungUp = () => fail(`${endpoint.address}:${endpoint.port} closed the connection during the SSH handshake`);
+    client.on('end', hungUp);
+    client.on('close', hungUp);
+    client.once('ready', () => {
+      settled = true;
+      resolve({ client, sock });
+    });
+    try {
+      client.connect({ ...config, sock });
+    } catch (cause) {
+      fail(`cannot connect to ${endpoint.address}:${endpoint.port}: ${(cause as Error).message}`, cause);
+    }
   });
 }
 
@@ -162,12 +185,25 @@ function explainConnectError(cause: Error & { level?: string; code?: string }, e
   if (cause.code === 'EHOSTUNREACH' || cause.code === 'ENETUNREACH') return `no route to ${where}; the host is down or unreachable from here`;
   if (cause.code === 'ENOTFOUND' || cause.code === 'EAI_AGAIN') return `cannot resolve ${e.address}`;
   if (cause.code === 'ECONNRESET') return `connection to ${where} was reset during the handshake`;
+  if (/before handshake/.test(cause.message)) return `${where} closed the connection before the SSH handshake`;
+  // ssh2's parser rejects what came before or instead of the server's SSH banner.
+  if (/header|identification|greeting|protocol version/i.test(cause.message)) return `${where} does not speak SSH (${cause.message}); is that the sshd port?`;
   return `cannot connect to ${where}: ${cause.message}`;
+}
+
+/** Why an established connection ended, in words. */
+function explainLoss(err: Error & { code?: string; level?: string }): string {
+  if (err.code === 'ECONNRESET') return 'the connection was reset';
+  if (err.level === 'client-timeout') return 'no answer to keepalives';
+  return err.message;
 }
 
 function connectError(e: SshEndpoint, reason: string, cause?: unknown): TackleError {
   return new TackleError({ phase: 'connect', host: e.name, reason, cause });
 }
+
+/** How long a closed connection waits for the server's goodbye before its socket is torn down. */
+const CLOSE_GRACE_MS = 2_000;
 
 class ChannelRefused extends Error {
   constructor(readonly error: TackleError) {
@@ -178,6 +214,7 @@ class ChannelRefused extends Error {
 /** An open SSH connection; spawn waits for a free channel rather than exceeding MaxSessions. */
 export class SshConnection extends ExecConnection {
   readonly #client: Client;
+  readonly #sock: Duplex;
   readonly #slots: Semaphore;
   readonly #jump: SshConnection | undefined;
   readonly #pending = new Set<(err: TackleError) => void>();
@@ -186,22 +223,28 @@ export class SshConnection extends ExecConnection {
 
   constructor(
     readonly endpoint: SshEndpoint,
-    client: Client,
+    session: Session,
     maxChannels: number,
     jump?: SshConnection,
   ) {
     super();
-    this.#client = client;
+    this.#client = session.client;
+    this.#sock = session.sock;
     this.#slots = new Semaphore(maxChannels);
     this.#jump = jump;
-    const lose = (why: string) => {
+    const lose = (why: string, cause?: unknown) => {
       if (this.#lost) return;
-      this.#lost = connectError(endpoint, why);
+      this.#lost = connectError(endpoint, why, cause);
       for (const fail of this.#pending) fail(this.#lost);
       this.#pending.clear();
+      // ssh2 only half-closes after a protocol error; a peer that never answers would keep it open.
+      this.#sock.destroy();
     };
-    client.on('error', (err) => lose(`connection to ${endpoint.address} lost: ${err.message}`));
-    client.on('close', () => lose(`connection to ${endpoint.address} closed`));
+    this.#client.on('error', (err: Error & { code?: string }) => lose(`connection to ${endpoint.address} lost: ${explainLoss(err)}`, err));
+    // A jump host's channel ends without closing (it stays half-open): the end of input is the loss.
+    const closed = () => lose(`connection to ${endpoint.address} closed`);
+    this.#client.on('end', closed);
+    this.#client.on('close', closed);
   }
 
   get host(): string {
@@ -254,6 +297,8 @@ export class SshConnection extends ExecConnection {
         }
         let exitCode: number | null = null;
         let signal: string | null = null;
+        // Channels rarely emit errors (ssh2 reports through the client), but one unheard would end the process.
+        stream.on('error', (cause: Error) => settle?.fail(connectError(this.endpoint, `channel to ${this.endpoint.address} failed: ${cause.message}`, cause)));
         stream.on('exit', (code: number | null, sig?: string) => {
           exitCode = code;
           signal = sig ?? null;
@@ -270,9 +315,14 @@ export class SshConnection extends ExecConnection {
 
   /** Opens a TCP tunnel to another endpoint through this host (for ProxyJump). */
   forward(to: SshEndpoint): Promise<ClientChannel> {
+    const unreachable = (why: string, cause?: unknown) => connectError(to, `jump host ${this.endpoint.name} could not reach ${to.address}:${to.port}: ${why}`, cause);
+    if (this.#lost) return Promise.reject(unreachable(this.#lost.reason));
     return new Promise((resolve, reject) => {
+      const fail = (err: TackleError) => reject(unreachable(err.reason, err));
+      this.#pending.add(fail);
       this.#client.forwardOut('127.0.0.1', 0, to.address, to.port, (err, channel) => {
-        if (err) reject(connectError(to, `jump host ${this.endpoint.name} could not reach ${to.address}:${to.port}: ${err.message}`, err));
+        this.#pending.delete(fail);
+        if (err) reject(unreachable(err.message, err));
         else resolve(channel);
       });
     });
@@ -280,6 +330,8 @@ export class SshConnection extends ExecConnection {
 
   async close(): Promise<void> {
     this.#client.end();
+    // A server that never answers the goodbye must not keep the socket, and so the process, alive.
+    setTimeout(() => this.#sock.destroy(), CLOSE_GRACE_MS).unref();
     await this.#jump?.close();
   }
 

@@ -138,7 +138,10 @@ export async function runTask<V extends Vars>(task: Task<V>, hosts: readonly Inv
       ...(await Promise.all(
         batch.map((host) =>
           slots.use(async () => {
-            const result = await runHost(task, host, vars.get(host.name) as V, options, emit);
+            // Whatever escapes one host (a bug below the runner included) fails that host, never the run.
+            const result = await runHost(task, host, vars.get(host.name) as V, options, emit).catch(
+              (err: unknown): HostResult => ({ name: host.name, status: 'failed', durationMs: 0, steps: [], error: asTackleError(err, host.name) }),
+            );
             emit({ type: 'host:end', host: host.name, result });
             return result;
           }),
@@ -228,7 +231,11 @@ async function runHost<V extends Vars>(task: Task<V>, host: InventoryHost, vars:
     if (!(err instanceof StepFailed) && error) run.steps.push({ name: 'task', status: 'failed', durationMs: 0, error });
   } finally {
     await lock?.release();
-    await conn.close().catch(() => {});
+    try {
+      await conn.close();
+    } catch {
+      // The host's outcome is known; a connection that fails to close changes nothing of it.
+    }
   }
   if (error) return done(failed(error), run.steps, error, pending.report());
   return done(run.steps.some((s) => s.status === 'changed') ? 'changed' : 'ok', run.steps, undefined, pending.report());
