@@ -101,6 +101,12 @@ export interface Lab {
   stop(hostName: string): Promise<void>;
   /** Boots a stopped host again and waits until it answers ssh. */
   start(hostName: string): Promise<void>;
+  /**
+   * Reboots a running host the clean way, through its own systemd (units stop, the journal and
+   * every service's state are kept on its disk), then boots it again and waits until it answers ssh.
+   * @example await lab.reboot('lab1'); await lab.ssh('lab1', 'systemctl is-active fail2ban');
+   */
+  reboot(hostName: string): Promise<void>;
   /** Removes everything the lab created. Idempotent; safe to call twice or concurrently. */
   down(): Promise<void>;
 }
@@ -416,6 +422,26 @@ async function killHost(state: LabState, host: HostState): Promise<void> {
   for (const dir of await hostCgroups(host)) await removeCgroup(dir);
 }
 
+/**
+ * `systemctl reboot` inside the host: its systemd shuts down, and nspawn, which cannot restart a
+ * container by itself, exits. The same nspawn call then boots the host again on the same overlay,
+ * whose upper dir holds everything the host wrote.
+ */
+async function rebootHost(state: LabState, host: HostState): Promise<void> {
+  const pid = await nspawnPid(state, host);
+  if (!pid) throw new Error(`${host.name} is not running: Lab.start boots a stopped host`);
+  // The session may be cut while sshd stops (exit 255); the container's exit below is the proof.
+  const asked = await labFromState(state).ssh(host.name, 'systemctl reboot');
+  if (asked.code !== 0 && asked.code !== 255) throw new Error(`${host.name}: systemctl reboot exited with code ${asked.code}: ${lastLines(asked.stderr, 5)}`);
+  await poll(async () => ((await processArgv(pid)) ? undefined : true), {
+    timeoutMs: state.bootTimeoutMs,
+    onTimeout: async () => new Error(`${host.name} did not shut down within ${state.bootTimeoutMs / 1000}s of systemctl reboot; ${nspawnLog(host)} ends with:\n${await tailOf(nspawnLog(host))}`),
+  });
+  // The container is gone: this only drops its pid file and the cgroups of the boot that ended.
+  await killHost(state, host);
+  await bootHost(state, host);
+}
+
 function labFromState(state: LabState): Lab {
   const hosts: LabHost[] = state.hosts.map((h) => ({ name: h.name, address: h.address, port: 22 }));
   const hostState = (hostName: string): HostState => {
@@ -458,6 +484,7 @@ function labFromState(state: LabState): Lab {
       await check('ip', ['link', 'set', host.veth, 'up']);
       await bootHost(state, host);
     },
+    reboot: (hostName) => rebootHost(state, hostState(hostName)),
     // Only a finished teardown leaves the exit registry: after a failed one, the reaper tries again.
     down: () => (downing ??= downLab(state.index).then(() => exitCleanup.delete(state.index))),
   };
