@@ -1,0 +1,163 @@
+// fail2ban's sshd jail proven the way an attacker meets it. lab1 is provisioned with
+// tasks/provision.ts (fail2ban's default maxretry 5 in findtime 10m, bantime 1h); lab2 fails
+// logins at it and must be banned (its next connection refused), lab3 is a `trusted` address and
+// is never banned after the same attack; then lab1 reboots and all of it holds again.
+import { readFile } from 'node:fs/promises';
+import t, { type Test } from 'tap';
+import { poll } from '../lab/exec.ts';
+import { withLab } from '../lab/lab.ts';
+import { labInventory, runTaskCli } from './support/cli.ts';
+
+const lab = await withLab(t, 3);
+const target = lab.host('lab1');
+const attacker = lab.host('lab2');
+const trusted = lab.host('lab3');
+/** How long fail2ban may take to ban after the failures (about 10 s seen on an idle machine). */
+const BAN_WITHIN_MS = 90_000;
+/** ufw's `limit` on port 22 rejects a 6th connection within 30 s: a block that must not be taken for a ban. */
+const UFW_LIMIT_WINDOW_MS = 30_000;
+const ATTEMPTS = 8;
+
+const inventory = await labInventory(lab, { lab1: { vars: { trusted: [lab.bridgeAddress, trusted.address] } } });
+// lab2 and lab3 get the lab's key, so that "logs in" below is a real login from their address.
+const privateKey = await readFile(lab.privateKeyPath, 'utf8');
+await Promise.all([attacker, trusted].map((h) => lab.ssh(h.name, 'umask 077 && cat > /root/.ssh/lab_key', { input: privateKey })));
+
+const sleepUntil = (when: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, when - Date.now())));
+
+const CLIENT = `-n -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=5 -o LogLevel=ERROR`;
+
+/** When each host last opened a connection to lab1's port 22, for ufw's rate limit. */
+const lastConnection = new Map<string, number>();
+
+/** A key login from `from` to lab1, as the SSH client there sees it. */
+async function login(from: string): Promise<'in' | 'refused' | 'timed out' | string> {
+  lastConnection.set(from, Date.now());
+  const r = await lab.ssh(from, `ssh ${CLIENT} -i /root/.ssh/lab_key root@${target.address} echo in`);
+  if (r.stdout === 'in\n') return 'in';
+  return /Connection refused/.test(r.stderr) ? 'refused' : /timed out/.test(r.stderr) ? 'timed out' : r.stderr.trim();
+}
+
+/**
+ * `ATTEMPTS` logins as a user that does not exist, one connection each. An untrusted address
+ * first stays quiet for ufw's window, else ufw rejects part of the burst before sshd sees it.
+ * Resolves with how many sshd refused (the failures fail2ban can count) and what the client saw.
+ */
+async function attack(from: string): Promise<{ denied: number; outcomes: string[] }> {
+  if (from !== trusted.name) await sleepUntil((lastConnection.get(from) ?? 0) + UFW_LIMIT_WINDOW_MS + 1000);
+  lastConnection.set(from, Date.now());
+  const r = await lab.ssh(from, `for i in $(seq ${ATTEMPTS}); do ssh ${CLIENT} intruder@${target.address} true 2>&1 | tail -n 1; done`);
+  lastConnection.set(from, Date.now());
+  const outcomes = r.stdout.trim().split('\n');
+  return { denied: outcomes.filter((o) => /Permission denied/.test(o)).length, outcomes };
+}
+
+const banned = async (): Promise<string[]> => {
+  const r = await lab.ssh('lab1', 'fail2ban-client get sshd banip');
+  if (r.code !== 0) throw new Error(`fail2ban-client get sshd banip exited ${r.code}: ${r.stderr}`);
+  return r.stdout.trim().split(/\s+/).filter(Boolean);
+};
+
+async function waitForBan(t: Test, address: string): Promise<void> {
+  const started = Date.now();
+  await poll(async () => ((await banned()).includes(address) ? true : undefined), {
+    timeoutMs: BAN_WITHIN_MS,
+    intervalMs: 1000,
+    onTimeout: async () => new Error(`${address} not banned within ${BAN_WITHIN_MS / 1000}s; fail2ban.log ends with:\n${(await lab.ssh('lab1', 'tail -n 30 /var/log/fail2ban.log')).stdout}`),
+  });
+  t.pass(`${address} banned ${((Date.now() - started) / 1000).toFixed(0)}s after the attack`);
+}
+
+/** Waits until fail2ban has read `count` failures from `address` and ignored them (its log says so). */
+async function waitForIgnored(address: string, count: number): Promise<void> {
+  const pattern = `Ignore ${address} by ip`;
+  await poll(async () => (Number((await lab.ssh('lab1', `grep -cF '${pattern}' /var/log/fail2ban.log`)).stdout.trim()) >= count ? true : undefined), {
+    timeoutMs: BAN_WITHIN_MS,
+    intervalMs: 1000,
+    onTimeout: async () => new Error(`fail2ban never logged "${pattern}" ${count} times; fail2ban.log ends with:\n${(await lab.ssh('lab1', 'tail -n 30 /var/log/fail2ban.log')).stdout}`),
+  });
+}
+
+t.test('provision lab1 (trusted: the controller and lab3)', async (t) => {
+  const run = await runTaskCli('tasks/provision.ts', ['--inventory', inventory, '--limit', 'lab1']);
+  t.equal(run.code, 0, 'provision', { stdout: run.stdout.slice(-4000), stderr: run.stderr });
+});
+
+t.test('the jail reads sshd from the journal under every name it logs with', async (t) => {
+  // Debian 12's filter default is `_SYSTEMD_UNIT=sshd.service + _COMM=sshd`: the unit there is
+  // ssh.service, so only the process name matches; OpenSSH 9.8+ logs failures as sshd-session.
+  const out = (await lab.ssh('lab1', 'fail2ban-client get sshd journalmatch')).stdout; // "Current match filter:\nA + B"
+  const terms = out.split('\n').slice(1).join(' ').trim().split(/\s+\+\s+/);
+  for (const term of ['_SYSTEMD_UNIT=ssh.service', '_COMM=sshd', '_COMM=sshd-session']) t.ok(terms.includes(term), `journalmatch names ${term}`, { journalmatch: out });
+  t.equal((await lab.ssh('lab1', 'systemctl is-enabled fail2ban')).stdout, 'enabled\n', 'fail2ban starts at boot');
+});
+
+t.test('a failure logged the way OpenSSH 9.8+ logs it (process sshd-session) is counted too', async (t) => {
+  // Debian 12 runs OpenSSH 9.2, so the line is logged by a stand-in: logger renamed sshd-session, in a
+  // unit of its own, so that neither the ssh unit nor the name sshd matches. 192.0.2.0/24 is TEST-NET-1.
+  const fake = '192.0.2.7';
+  const script = [
+    'install -D -m 755 /usr/bin/logger /run/tackle-test/sshd-session',
+    `for i in $(seq 6); do systemd-run --quiet --wait --collect /run/tackle-test/sshd-session -t sshd-session "Invalid user intruder from ${fake} port 4000$i"; done`,
+    'journalctl --no-pager -o verbose -n 1 _COMM=sshd-session | grep -E "^ *(_COMM|_SYSTEMD_UNIT)="',
+  ].join('\n');
+  const logged = await lab.ssh('lab1', script);
+  t.match(logged.stdout, /_COMM=sshd-session\n/, 'the journal has the lines under _COMM=sshd-session', { stderr: logged.stderr });
+  t.match(logged.stdout, /_SYSTEMD_UNIT=run-\S+\.service\n/, 'outside ssh.service');
+  await waitForBan(t, fake);
+  await lab.ssh('lab1', `fail2ban-client set sshd unbanip ${fake}; rm -rf /run/tackle-test`);
+});
+
+t.test('before any attack, lab2 and lab3 both log in', async (t) => {
+  t.equal(await login('lab2'), 'in');
+  t.equal(await login('lab3'), 'in');
+});
+
+t.test('an attacker failing logins is banned: its next connection is refused', async (t) => {
+  const { denied, outcomes } = await attack('lab2');
+  const attackEnd = Date.now();
+  t.ok(denied >= 5, `at least maxretry (5) failed logins reached sshd (${denied} of ${ATTEMPTS})`, { outcomes });
+  await waitForBan(t, attacker.address);
+  t.equal(await login('lab2'), 'refused', 'lab2 cannot even log in with a valid key');
+  // ufw's limit also refuses lab2 for 30 s after its burst; only the ban still refuses after that.
+  await sleepUntil(attackEnd + UFW_LIMIT_WINDOW_MS + 2000);
+  t.equal(await login('lab2'), 'refused', 'still refused once ufw’s rate-limit window is over');
+  t.equal(await login('lab3'), 'in', 'other addresses still log in');
+});
+
+t.test('a trusted address failing the same logins is never banned', async (t) => {
+  const { denied, outcomes } = await attack('lab3');
+  t.equal(denied, ATTEMPTS, 'every failed login reached sshd (trusted: no ufw limit)', { outcomes });
+  await waitForIgnored(trusted.address, 5);
+  t.notOk((await banned()).includes(trusted.address), 'lab3 is not in the ban list');
+  t.equal(await login('lab3'), 'in', 'lab3 still logs in');
+});
+
+t.test('after a reboot: fail2ban is up, the ban holds, a new attack is banned, the trusted address is not', async (t) => {
+  await lab.reboot('lab1');
+  await poll(async () => ((await lab.ssh('lab1', 'fail2ban-client status sshd')).code === 0 ? true : undefined), {
+    timeoutMs: 60_000,
+    intervalMs: 1000,
+    onTimeout: async () => new Error(`fail2ban did not come up after the reboot: ${(await lab.ssh('lab1', 'systemctl status fail2ban; tail -n 20 /var/log/fail2ban.log')).stdout}`),
+  });
+  t.pass('fail2ban came up at boot');
+  // bantime is 1h: fail2ban restores the ban from its database, as an operator expects.
+  t.ok((await banned()).includes(attacker.address), 'lab2 is still banned after the reboot');
+  t.equal(await login('lab2'), 'refused', 'lab2 still refused');
+  t.equal(await login('lab3'), 'in', 'lab3 logs in');
+
+  await lab.ssh('lab1', `fail2ban-client set sshd unbanip ${attacker.address}`);
+  t.equal(await login('lab2'), 'in', 'unbanned, lab2 logs in again: the refusal was the ban');
+
+  const { denied, outcomes } = await attack('lab2');
+  t.ok(denied >= 5, `at least maxretry failed logins reached sshd (${denied} of ${ATTEMPTS})`, { outcomes });
+  await waitForBan(t, attacker.address);
+  t.equal(await login('lab2'), 'refused', 'lab2 is banned again');
+
+  const ignoredBefore = Number((await lab.ssh('lab1', `grep -cF 'Ignore ${trusted.address} by ip' /var/log/fail2ban.log`)).stdout.trim());
+  const again = await attack('lab3');
+  t.equal(again.denied, ATTEMPTS, 'lab3 attacks again', { outcomes: again.outcomes });
+  await waitForIgnored(trusted.address, ignoredBefore + 5);
+  t.notOk((await banned()).includes(trusted.address), 'lab3 is not banned');
+  t.equal(await login('lab3'), 'in', 'lab3 still logs in');
+});
