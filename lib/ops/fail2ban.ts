@@ -75,6 +75,17 @@ function portLine(port: JailOptions['port'], where: string): string[] {
   return [`port = ${list.join(',')}`];
 }
 
+/**
+ * What the sshd jail names explicitly instead of trusting the distribution's filter defaults.
+ * OpenSSH 9.8+ logs authentication failures from its `sshd-session` process: fail2ban 1.0's
+ * filter (Debian 12, Ubuntu 24.04) only reads lines from `sshd`, and its journal match
+ * (`_SYSTEMD_UNIT=sshd.service + _COMM=sshd`) names a unit Debian and Ubuntu call ssh.service.
+ */
+// `mode=%(mode)s` is jail.conf's own filter parameter, kept so that a `mode` set elsewhere still applies.
+const SSHD_FILTER = 'filter = sshd[mode=%(mode)s, _daemon="sshd(?:-session)?"]';
+/** Either process name, and either unit name: `+` is an OR between journal matches. */
+const SSHD_JOURNALMATCH = 'journalmatch = _SYSTEMD_UNIT=ssh.service + _SYSTEMD_UNIT=sshd.service + _COMM=sshd + _COMM=sshd-session';
+
 /** The change that installs python3-systemd when the journal backend needs it (apt.packages' own planner). */
 function journalModule(dpkg: DpkgPackages, lists: AptLists): Change | undefined {
   return apt.packages({ names: ['python3-systemd'] }).plan({ dpkg, lists });
@@ -96,6 +107,9 @@ function validatedWrite(path: string, write: Change): Action[] {
  * chosen unless `backend` is given, and python3-systemd installed: without both fail2ban does not
  * start ("Have not found any log file for sshd jail"). The whole configuration is checked with
  * `fail2ban-client -t` with the new file in place; on failure the old file is put back.
+ * The sshd jail reads lines from both `sshd` and OpenSSH 9.8+'s `sshd-session`, and with the
+ * journal backend matches both process names and both unit names (ssh.service, sshd.service)
+ * itself rather than relying on the distribution's defaults.
  * Notify a handler running {@link fail2ban.reload} to load the jail.
  *
  * @example
@@ -110,13 +124,12 @@ function jail(options: JailOptions): Operation {
   if (options.enabled !== undefined && typeof options.enabled !== 'boolean') throw new TypeError(`${where}: enabled must be true or false`);
   const fixed = [`enabled = ${options.enabled === false ? 'false' : 'true'}`, ...portLine(options.port, where), ...commonLines(options, where)];
   const path = `${JAIL_DIR}/${name}.local`;
-  // Only the sshd jail's log is known to live in the journal on a journald-only host.
-  const chooseBackend = options.backend === undefined && name === 'sshd';
+  const sshd = name === 'sshd';
   return defineOperation({
     name: where,
     facts: { info: pathInfo(path), host: fail2banHost, dpkg: dpkgPackages, lists: aptLists },
     options: { notify: options.notify },
-    plan: ({ info, host, dpkg, lists }) => planJail({ name, path, fixed, chooseBackend, backend: options.backend }, info, host, dpkg, lists),
+    plan: ({ info, host, dpkg, lists }) => planJail({ name, path, fixed, sshd, backend: options.backend }, info, host, dpkg, lists),
   });
 }
 
@@ -124,17 +137,21 @@ interface JailPlan {
   name: string;
   path: string;
   fixed: string[];
-  chooseBackend: boolean;
+  /** The sshd jail: its backend is chosen from the host and its log sources are named explicitly. */
+  sshd: boolean;
   backend: Fail2banCommon['backend'];
 }
 
 function planJail(j: JailPlan, info: PathInfo, host: Fail2banHost, dpkg: DpkgPackages, lists: AptLists): Change | undefined {
-  const journalOnly = j.chooseBackend && !host.authLog;
-  const body = journalOnly ? [...j.fixed, 'backend = systemd'] : j.fixed;
+  // Only the sshd jail's log is known to live in the journal on a journald-only host.
+  const journalOnly = j.sshd && j.backend === undefined && !host.authLog;
+  const journal = journalOnly || j.backend === 'systemd';
+  const sources = j.sshd ? [SSHD_FILTER, ...(journal ? [SSHD_JOURNALMATCH] : [])] : [];
+  const body = [...j.fixed, ...(journalOnly ? ['backend = systemd'] : []), ...sources];
   const why = journalOnly ? ['# No /var/log/auth.log: sshd logs to the journal, hence backend = systemd.'] : [];
   const content = [`# Managed by tackle (fail2ban.jail ${j.name}).`, ...why, `[${j.name}]`, ...body, ''].join('\n');
   const write = files.file({ path: j.path, content, mode: '0644', owner: 'root', group: 'root' }).plan({ info });
-  const module = journalOnly || j.backend === 'systemd' ? journalModule(dpkg, lists) : undefined;
+  const module = journal ? journalModule(dpkg, lists) : undefined;
   if (!write && !module) return undefined;
   const said = [...(module ? [`${module.summary} (the journal backend needs it)`] : []), ...(write ? [`${write.summary}, checked with fail2ban-client -t`] : [])];
   return {

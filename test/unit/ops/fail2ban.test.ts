@@ -26,6 +26,8 @@ const JOURNAL_JAIL = [
   'maxretry = 5',
   'ignoreip = 127.0.0.1/8 ::1 10.200.0.1',
   'backend = systemd',
+  'filter = sshd[mode=%(mode)s, _daemon="sshd(?:-session)?"]',
+  'journalmatch = _SYSTEMD_UNIT=ssh.service + _SYSTEMD_UNIT=sshd.service + _COMM=sshd + _COMM=sshd-session',
   '',
 ].join('\n');
 
@@ -52,11 +54,22 @@ t.test('python3-systemd is planned when the journal backend needs it (apt.packag
   t.match(plan(op, { host: { installed: false, authLog: false, journal: true }, dpkg: dpkg(), lists: { kind: 'never' } })?.summary, /^apt-get update \(lists never fetched\), install python3-systemd/);
 });
 
+t.test('the sshd jail names its log sources itself: sshd and sshd-session, ssh.service and sshd.service', async (t) => {
+  // The journal match is an OR of four terms, each of which alone selects sshd's lines somewhere:
+  // `_COMM=sshd-session` is the only one an OpenSSH 9.8+ failure logged outside the unit meets.
+  const lines = String(plan(fail2ban.jail(SSHD))?.actions[1]?.stdin).split('\n');
+  const match = lines.find((l) => l.startsWith('journalmatch = '));
+  t.same(match?.slice('journalmatch = '.length).split(' + '), ['_SYSTEMD_UNIT=ssh.service', '_SYSTEMD_UNIT=sshd.service', '_COMM=sshd', '_COMM=sshd-session']);
+  t.ok(lines.includes('filter = sshd[mode=%(mode)s, _daemon="sshd(?:-session)?"]'), 'fail2ban 1.0’s filter reads sshd-session’s lines too, in the jail’s mode');
+  t.match(String(plan(fail2ban.jail({ name: 'sshd', backend: 'systemd' }))?.actions[1]?.stdin), /\nbackend = systemd\nfilter = .*\njournalmatch = .*sshd-session\n$/, 'an explicit journal backend too');
+});
+
 t.test('a host with /var/log/auth.log keeps fail2ban’s own backend; an explicit backend wins', async (t) => {
   const change = plan(fail2ban.jail(SSHD), { host: withRsyslog, dpkg: dpkg('fail2ban') });
-  t.notMatch(String(change?.actions[1]?.stdin), /backend/);
+  t.notMatch(String(change?.actions[1]?.stdin), /backend|journalmatch/);
+  t.match(String(change?.actions[1]?.stdin), /\nfilter = sshd\[mode=%\(mode\)s, _daemon="sshd\(\?:-session\)\?"\]\n$/, 'auth.log lines of sshd-session are read too');
   t.equal(commands(change).length, 3, 'no package');
-  t.match(String(plan(fail2ban.jail({ ...SSHD, backend: 'polling' }))?.actions[1]?.stdin), /\[sshd\]\nenabled = true\nbackend = polling\n/);
+  t.match(String(plan(fail2ban.jail({ ...SSHD, backend: 'polling' }))?.actions[1]?.stdin), /\[sshd\]\nenabled = true\nbackend = polling\n[\s\S]*\nfilter = sshd\[.*\]\n$/);
   t.match(String(plan(fail2ban.jail({ name: 'nginx-http-auth', port: ['http', 443] }))?.actions[1]?.stdin), /\[nginx-http-auth\]\nenabled = true\nport = http,443\n$/, 'other jails: no journal guess');
   t.match(commands(plan(fail2ban.jail({ name: 'recidive', backend: 'systemd' }), { dpkg: dpkg() }))[0], /install python3-systemd/);
 });
