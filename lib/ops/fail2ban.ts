@@ -1,5 +1,5 @@
 import { Command, sh } from '../command/command.ts';
-import { defineOperation, type Action, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
+import { defineOperation, type Action, type ApplyContext, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
 import { TackleError, tail } from '../errors.ts';
 import { aptLists, dpkgPackages, type AptLists, type DpkgPackages } from '../facts/apt.ts';
 import { fail2banHost, type Fail2banHost } from '../facts/fail2ban.ts';
@@ -186,6 +186,42 @@ function defaults(options: DefaultsOptions): Operation {
   });
 }
 
+/** The firewall command each family of fail2ban's ban actions (action.d/NAME.conf) runs. */
+const BAN_TOOLS: readonly (readonly [RegExp, string])[] = [
+  [/^iptables/, 'iptables'],
+  [/^nftables/, 'nft'],
+  [/^ufw/, 'ufw'],
+  [/^firewallcmd/, 'firewall-cmd'],
+];
+
+/**
+ * The firewall commands that fail2ban ban actions run; actions of other kinds need none known here.
+ *
+ * @example banTools(['iptables-multiport', 'nftables[type=allports]']) // ['iptables', 'nft']
+ */
+export function banTools(actions: readonly string[]): string[] {
+  return [...new Set(actions.flatMap((a) => BAN_TOOLS.filter(([re]) => re.test(a)).map(([, tool]) => tool)))];
+}
+
+/**
+ * Fails when a jail's ban actions need a firewall command the host lacks. fail2ban starts an action
+ * only at its first ban, so such a jail runs, lists banned addresses and blocks none of them
+ * (Debian 12's default iptables-multiport on a host without the iptables package).
+ */
+async function checkBanTools(ctx: ApplyContext, jail: string): Promise<void> {
+  const listed = await ctx.connection.exec(sh`fail2ban-client get ${jail} actions`);
+  if (listed.exitCode !== 0) throw new TackleError({ phase: 'operation', reason: `fail2ban does not list the actions of jail ${jail}`, exitCode: listed.exitCode, stderrTail: tail(listed.stderr || listed.stdout) });
+  // A header line, then one action per line.
+  const actions = listed.stdout.split('\n').slice(1).map((l) => l.trim()).filter(Boolean);
+  const tools = banTools(actions);
+  if (tools.length === 0) return;
+  const found = await ctx.connection.exec(sh`PATH=$PATH:/usr/sbin:/sbin; for t in ${tools}; do command -v "$t" >/dev/null || echo "$t"; done`);
+  const missing = found.stdout.split('\n').filter(Boolean).join(', ');
+  if (!missing) return;
+  const reason = `fail2ban's jail ${jail} bans with ${actions.join(', ')}, which needs ${missing}, not installed: banned addresses would not be blocked (install ${missing} or choose a banaction whose tool is installed)`;
+  throw new TackleError({ phase: 'operation', reason });
+}
+
 export interface ReloadOptions extends CommonOptions {
   /** Jails that must answer `fail2ban-client status JAIL` afterwards. Default `['sshd']`. */
   jails?: readonly string[];
@@ -195,7 +231,8 @@ export interface ReloadOptions extends CommonOptions {
 
 /**
  * Reloads fail2ban (restarts it when it is not running, e.g. after it failed to start on a
- * fresh Debian 12 install), then checks that each jail answers `fail2ban-client status JAIL`.
+ * fresh Debian 12 install), then checks that each jail answers `fail2ban-client status JAIL` and
+ * that the firewall command its ban actions run is installed (else bans would block nothing).
  * Always acts: meant for a handler notified by fail2ban.jail and fail2ban.defaults.
  *
  * @example
@@ -213,13 +250,13 @@ function reload(options: ReloadOptions = {}): Operation {
       summary: `reload fail2ban (start it if it is not running)${jails.length ? `, then check jail ${jails.join(', ')}` : ''}`,
       actions: [{ command: sh`systemctl reload-or-restart fail2ban.service` }],
       checks: jails.map((jail) => ({
-        describe: `fail2ban-client status ${jail} answers`,
+        describe: `fail2ban-client status ${jail} answers, and its ban actions' firewall command is installed`,
         async run(ctx) {
           // The server needs a moment to open its socket and load jails after a (re)start.
           const until = Date.now() + timeoutMs;
           for (;;) {
             const r = await ctx.connection.exec(sh`fail2ban-client status ${jail}`);
-            if (r.exitCode === 0) return;
+            if (r.exitCode === 0) return checkBanTools(ctx, jail);
             if (Date.now() > until) {
               const state = (await ctx.connection.exec(sh`systemctl is-active fail2ban.service`)).stdout.trim() || 'unknown';
               const reason = `fail2ban does not answer for jail ${jail} after ${Math.round(timeoutMs / 1000)} s (fail2ban.service is ${state})`;

@@ -2,7 +2,9 @@
 // tasks/provision.ts (fail2ban's default maxretry 5 in findtime 10m, bantime 1h); lab2 fails
 // logins at it and must be banned (its next connection refused), lab3 is a `trusted` address and
 // is never banned after the same attack; then lab1 reboots and all of it holds again.
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import t, { type Test } from 'tap';
 import { poll } from '../lab/exec.ts';
 import { withLab } from '../lab/lab.ts';
@@ -160,4 +162,39 @@ t.test('after a reboot: fail2ban is up, the ban holds, a new attack is banned, t
   await waitForIgnored(trusted.address, ignoredBefore + 5);
   t.notOk((await banned()).includes(trusted.address), 'lab3 is not banned');
   t.equal(await login('lab3'), 'in', 'lab3 still logs in');
+});
+
+t.test('a jail whose ban action has no firewall command fails the run: it would list bans and block nothing', async (t) => {
+  // lab2 has no ufw and so no iptables: Debian 12's fail2ban recommends nftables, yet bans with
+  // iptables-multiport. The jail alone, without provision's ufw, on lab2.
+  const dir = await mkdtemp(join(tmpdir(), 'tackle-f2b-'));
+  const task = join(dir, 'jail.mts');
+  await writeFile(
+    task,
+    `import { apt, defineTask, fail2ban, isMain, runCli } from ${JSON.stringify(resolve(import.meta.dirname, '../../lib/index.ts'))};
+const task = defineTask({
+  name: 'jail',
+  async run(host) {
+    await host.run(apt.packages({ names: ['fail2ban', 'python3-systemd'] }));
+    await host.run(fail2ban.jail({ name: 'sshd', notify: 'reload fail2ban' }));
+  },
+  handlers: { 'reload fail2ban': (host) => host.run(fail2ban.reload()) },
+});
+if (isMain(import.meta.url, process.argv)) process.exitCode = await runCli(task, { argv: process.argv.slice(2), cwd: process.cwd(), env: process.env, stdout: process.stdout, stderr: process.stderr });
+`,
+  );
+  const run = await runTaskCli(task, ['--inventory', inventory, '--limit', 'lab2']);
+  t.equal(run.code, 2, 'the run fails', { stdout: run.stdout.slice(-3000), stderr: run.stderr });
+  const failed = run.report?.hosts[0]?.steps.find((s) => s.status === 'failed');
+  t.match(failed, { name: 'reload fail2ban › fail2ban.reload', error: { reason: /^fail2ban's jail sshd bans with iptables-multiport, which needs iptables, not installed: banned addresses would not be blocked/ } });
+
+  // What the check prevents: lab3 fails logins at lab2, is listed as banned, and still logs in.
+  await lab.ssh('lab3', `for i in $(seq ${ATTEMPTS}); do ssh ${CLIENT} intruder@${attacker.address} true; done`);
+  await poll(async () => ((await lab.ssh('lab2', 'fail2ban-client get sshd banip')).stdout.includes(trusted.address) ? true : undefined), {
+    timeoutMs: BAN_WITHIN_MS,
+    intervalMs: 1000,
+    onTimeout: () => new Error('lab2 never listed lab3 as banned'),
+  });
+  const through = await lab.ssh('lab3', `ssh ${CLIENT} -i /root/.ssh/lab_key root@${attacker.address} echo in`);
+  t.equal(through.stdout, 'in\n', 'lab3 is "banned" on lab2 and logs in all the same');
 });
