@@ -6,7 +6,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t, { type Test } from 'tap';
-import { poll } from '../lab/exec.ts';
+import { delay, poll } from '../lab/exec.ts';
 import { withLab } from '../lab/lab.ts';
 import { labInventory, runTaskCli } from './support/cli.ts';
 
@@ -14,11 +14,13 @@ const lab = await withLab(t, 3);
 const target = lab.host('lab1');
 const attacker = lab.host('lab2');
 const trusted = lab.host('lab3');
-/** How long fail2ban may take to ban after the failures (about 10 s seen on an idle machine). */
-const BAN_WITHIN_MS = 90_000;
+/** How long fail2ban may take to ban after the failures (10 s or less seen here). */
+const BAN_WITHIN_MS = 60_000;
 /** ufw's `limit` on port 22 rejects a 6th connection within 30 s: a block that must not be taken for a ban. */
 const UFW_LIMIT_WINDOW_MS = 30_000;
 const ATTEMPTS = 8;
+/** Bursts an attacker makes before the test gives up on a ban. */
+const BURSTS = 3;
 
 const inventory = await labInventory(lab, { lab1: { vars: { trusted: [lab.bridgeAddress, trusted.address] } } });
 // lab2 and lab3 get the lab's key, so that "logs in" below is a real login from their address.
@@ -60,15 +62,55 @@ const banned = async (): Promise<string[]> => {
   return r.stdout.trim().split(/\s+/).filter(Boolean);
 };
 
+/** sshd's and fail2ban's count of `address`'s failed logins so far, for a failure message. */
+const tally = async (address: string): Promise<string> =>
+  (
+    await lab.ssh(
+      'lab1',
+      `echo "sshd logged $(journalctl -q --no-pager SYSLOG_IDENTIFIER=sshd | grep -c 'Invalid user intruder from ${address} ') failed logins from ${address}, ` +
+        `fail2ban found $(grep -c 'Found ${address} ' /var/log/fail2ban.log)"`,
+    )
+  ).stdout.trim();
+
+/**
+ * An attacker that keeps going, as real ones do: bursts of {@link attack} until fail2ban lists its
+ * address as banned, each followed by a wait for fail2ban to read the journal. One burst is normally
+ * enough; on a loaded machine fail2ban 1.0.2 was once seen to miss one failure of a burst (sshd
+ * logged 5, fail2ban found 4), and then the next burst bans.
+ */
+async function attackUntilBanned(t: Test, from: string): Promise<void> {
+  const address = lab.host(from).address;
+  for (let burst = 1; burst <= BURSTS; burst++) {
+    const { denied, outcomes } = await attack(from);
+    const burstEnd = Date.now();
+    if (burst === 1) t.ok(denied >= 5, `at least maxretry (5) failed logins reached sshd (${denied} of ${ATTEMPTS})`, { outcomes });
+    if (await bannedWithin(address)) {
+      t.pass(`${address} banned ${((Date.now() - burstEnd) / 1000).toFixed(0)}s after burst ${burst}`);
+      return;
+    }
+    t.comment(`not banned ${BAN_WITHIN_MS / 1000}s after burst ${burst}: ${await tally(address)}`);
+  }
+  t.fail(`${address} not banned after ${BURSTS} bursts: ${await tally(address)}`, { fail2banLog: await fail2banLog() });
+}
+
+/** Waits until fail2ban has banned `address`, which failed logins some other way. */
 async function waitForBan(t: Test, address: string): Promise<void> {
   const started = Date.now();
-  await poll(async () => ((await banned()).includes(address) ? true : undefined), {
-    timeoutMs: BAN_WITHIN_MS,
-    intervalMs: 1000,
-    onTimeout: async () => new Error(`${address} not banned within ${BAN_WITHIN_MS / 1000}s; fail2ban.log ends with:\n${(await lab.ssh('lab1', 'tail -n 30 /var/log/fail2ban.log')).stdout}`),
-  });
-  t.pass(`${address} banned ${((Date.now() - started) / 1000).toFixed(0)}s after the attack`);
+  if (await bannedWithin(address)) t.pass(`${address} banned ${((Date.now() - started) / 1000).toFixed(0)}s after its failures`);
+  else t.fail(`${address} not banned within ${BAN_WITHIN_MS / 1000}s`, { fail2banLog: await fail2banLog() });
 }
+
+/** Whether fail2ban lists `address` as banned within {@link BAN_WITHIN_MS}. */
+async function bannedWithin(address: string): Promise<boolean> {
+  const until = Date.now() + BAN_WITHIN_MS;
+  for (;;) {
+    if ((await banned()).includes(address)) return true;
+    if (Date.now() > until) return false;
+    await delay(1000);
+  }
+}
+
+const fail2banLog = async (): Promise<string> => (await lab.ssh('lab1', 'tail -n 30 /var/log/fail2ban.log')).stdout;
 
 /** Waits until fail2ban has read `count` failures from `address` and ignored them (its log says so). */
 async function waitForIgnored(address: string, count: number): Promise<void> {
@@ -76,7 +118,7 @@ async function waitForIgnored(address: string, count: number): Promise<void> {
   await poll(async () => (Number((await lab.ssh('lab1', `grep -cF '${pattern}' /var/log/fail2ban.log`)).stdout.trim()) >= count ? true : undefined), {
     timeoutMs: BAN_WITHIN_MS,
     intervalMs: 1000,
-    onTimeout: async () => new Error(`fail2ban never logged "${pattern}" ${count} times; fail2ban.log ends with:\n${(await lab.ssh('lab1', 'tail -n 30 /var/log/fail2ban.log')).stdout}`),
+    onTimeout: async () => new Error(`fail2ban never logged "${pattern}" ${count} times; fail2ban.log ends with:\n${await fail2banLog()}`),
   });
 }
 
@@ -116,10 +158,8 @@ t.test('before any attack, lab2 and lab3 both log in', async (t) => {
 });
 
 t.test('an attacker failing logins is banned: its next connection is refused', async (t) => {
-  const { denied, outcomes } = await attack('lab2');
-  const attackEnd = Date.now();
-  t.ok(denied >= 5, `at least maxretry (5) failed logins reached sshd (${denied} of ${ATTEMPTS})`, { outcomes });
-  await waitForBan(t, attacker.address);
+  await attackUntilBanned(t, 'lab2');
+  const attackEnd = lastConnection.get('lab2') ?? 0;
   t.equal(await login('lab2'), 'refused', 'lab2 cannot even log in with a valid key');
   // ufw's limit also refuses lab2 for 30 s after its burst; only the ban still refuses after that.
   await sleepUntil(attackEnd + UFW_LIMIT_WINDOW_MS + 2000);
@@ -136,7 +176,10 @@ t.test('a trusted address failing the same logins is never banned', async (t) =>
 });
 
 t.test('after a reboot: fail2ban is up, the ban holds, a new attack is banned, the trusted address is not', async (t) => {
+  const bootedAt = async () => (await lab.ssh('lab1', 'ps -o lstart= -p 1')).stdout;
+  const before = await bootedAt();
   await lab.reboot('lab1');
+  t.not(await bootedAt(), before, 'lab1 booted again (its init started anew)');
   await poll(async () => ((await lab.ssh('lab1', 'fail2ban-client status sshd')).code === 0 ? true : undefined), {
     timeoutMs: 60_000,
     intervalMs: 1000,
@@ -144,16 +187,14 @@ t.test('after a reboot: fail2ban is up, the ban holds, a new attack is banned, t
   });
   t.pass('fail2ban came up at boot');
   // bantime is 1h: fail2ban restores the ban from its database, as an operator expects.
-  t.ok((await banned()).includes(attacker.address), 'lab2 is still banned after the reboot');
+  t.ok(await bannedWithin(attacker.address), 'lab2 is still banned after the reboot');
   t.equal(await login('lab2'), 'refused', 'lab2 still refused');
   t.equal(await login('lab3'), 'in', 'lab3 logs in');
 
   await lab.ssh('lab1', `fail2ban-client set sshd unbanip ${attacker.address}`);
   t.equal(await login('lab2'), 'in', 'unbanned, lab2 logs in again: the refusal was the ban');
 
-  const { denied, outcomes } = await attack('lab2');
-  t.ok(denied >= 5, `at least maxretry failed logins reached sshd (${denied} of ${ATTEMPTS})`, { outcomes });
-  await waitForBan(t, attacker.address);
+  await attackUntilBanned(t, 'lab2');
   t.equal(await login('lab2'), 'refused', 'lab2 is banned again');
 
   const ignoredBefore = Number((await lab.ssh('lab1', `grep -cF 'Ignore ${trusted.address} by ip' /var/log/fail2ban.log`)).stdout.trim());

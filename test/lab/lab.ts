@@ -104,6 +104,7 @@ export interface Lab {
   /**
    * Reboots a running host the clean way, through its own systemd (units stop, the journal and
    * every service's state are kept on its disk), then boots it again and waits until it answers ssh.
+   * Needs no login on the host.
    * @example await lab.reboot('lab1'); await lab.ssh('lab1', 'systemctl is-active fail2ban');
    */
   reboot(hostName: string): Promise<void>;
@@ -423,19 +424,19 @@ async function killHost(state: LabState, host: HostState): Promise<void> {
 }
 
 /**
- * `systemctl reboot` inside the host: its systemd shuts down, and nspawn, which cannot restart a
- * container by itself, exits. The same nspawn call then boots the host again on the same overlay,
- * whose upper dir holds everything the host wrote.
+ * Asks the host's systemd to reboot, as `machinectl reboot` does: SIGINT to its init starts
+ * ctrl-alt-del.target (reboot.target), so no login is needed and a hardened sshd does not matter.
+ * nspawn, which cannot restart a container by itself, exits once systemd is done; the same nspawn
+ * call then boots the host again on the same overlay, whose upper dir holds everything it wrote.
  */
 async function rebootHost(state: LabState, host: HostState): Promise<void> {
   const pid = await nspawnPid(state, host);
-  if (!pid) throw new Error(`${host.name} is not running: Lab.start boots a stopped host`);
-  // The session may be cut while sshd stops (exit 255); the container's exit below is the proof.
-  const asked = await labFromState(state).ssh(host.name, 'systemctl reboot');
-  if (asked.code !== 0 && asked.code !== 255) throw new Error(`${host.name}: systemctl reboot exited with code ${asked.code}: ${lastLines(asked.stderr, 5)}`);
+  const [init] = pid ? await childPids(pid) : [];
+  if (!pid || !init) throw new Error(`${host.name} is not running (or still starting); Lab.start boots a stopped host`);
+  signal(init, 'SIGINT');
   await poll(async () => ((await processArgv(pid)) ? undefined : true), {
     timeoutMs: state.bootTimeoutMs,
-    onTimeout: async () => new Error(`${host.name} did not shut down within ${state.bootTimeoutMs / 1000}s of systemctl reboot; ${nspawnLog(host)} ends with:\n${await tailOf(nspawnLog(host))}`),
+    onTimeout: async () => new Error(`${host.name} did not shut down within ${state.bootTimeoutMs / 1000}s of the reboot request; ${nspawnLog(host)} ends with:\n${await tailOf(nspawnLog(host))}`),
   });
   // The container is gone: this only drops its pid file and the cgroups of the boot that ended.
   await killHost(state, host);
