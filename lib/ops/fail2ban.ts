@@ -1,5 +1,5 @@
 import { Command, sh } from '../command/command.ts';
-import { defineOperation, type Action, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
+import { defineOperation, type Action, type ApplyContext, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
 import { TackleError, tail } from '../errors.ts';
 import { aptLists, dpkgPackages, type AptLists, type DpkgPackages } from '../facts/apt.ts';
 import { fail2banHost, type Fail2banHost } from '../facts/fail2ban.ts';
@@ -75,6 +75,17 @@ function portLine(port: JailOptions['port'], where: string): string[] {
   return [`port = ${list.join(',')}`];
 }
 
+/**
+ * What the sshd jail names explicitly instead of trusting the distribution's filter defaults.
+ * OpenSSH 9.8+ logs authentication failures from its `sshd-session` process: fail2ban 1.0's
+ * filter (Debian 12, Ubuntu 24.04) only reads lines from `sshd`, and its journal match
+ * (`_SYSTEMD_UNIT=sshd.service + _COMM=sshd`) names a unit Debian and Ubuntu call ssh.service.
+ */
+// `mode=%(mode)s` is jail.conf's own filter parameter, kept so that a `mode` set elsewhere still applies.
+const SSHD_FILTER = 'filter = sshd[mode=%(mode)s, _daemon="sshd(?:-session)?"]';
+/** Either process name, and either unit name: `+` is an OR between journal matches. */
+const SSHD_JOURNALMATCH = 'journalmatch = _SYSTEMD_UNIT=ssh.service + _SYSTEMD_UNIT=sshd.service + _COMM=sshd + _COMM=sshd-session';
+
 /** The change that installs python3-systemd when the journal backend needs it (apt.packages' own planner). */
 function journalModule(dpkg: DpkgPackages, lists: AptLists): Change | undefined {
   return apt.packages({ names: ['python3-systemd'] }).plan({ dpkg, lists });
@@ -96,6 +107,9 @@ function validatedWrite(path: string, write: Change): Action[] {
  * chosen unless `backend` is given, and python3-systemd installed: without both fail2ban does not
  * start ("Have not found any log file for sshd jail"). The whole configuration is checked with
  * `fail2ban-client -t` with the new file in place; on failure the old file is put back.
+ * The sshd jail reads lines from both `sshd` and OpenSSH 9.8+'s `sshd-session`, and with the
+ * journal backend matches both process names and both unit names (ssh.service, sshd.service)
+ * itself rather than relying on the distribution's defaults.
  * Notify a handler running {@link fail2ban.reload} to load the jail.
  *
  * @example
@@ -110,13 +124,12 @@ function jail(options: JailOptions): Operation {
   if (options.enabled !== undefined && typeof options.enabled !== 'boolean') throw new TypeError(`${where}: enabled must be true or false`);
   const fixed = [`enabled = ${options.enabled === false ? 'false' : 'true'}`, ...portLine(options.port, where), ...commonLines(options, where)];
   const path = `${JAIL_DIR}/${name}.local`;
-  // Only the sshd jail's log is known to live in the journal on a journald-only host.
-  const chooseBackend = options.backend === undefined && name === 'sshd';
+  const sshd = name === 'sshd';
   return defineOperation({
     name: where,
     facts: { info: pathInfo(path), host: fail2banHost, dpkg: dpkgPackages, lists: aptLists },
     options: { notify: options.notify },
-    plan: ({ info, host, dpkg, lists }) => planJail({ name, path, fixed, chooseBackend, backend: options.backend }, info, host, dpkg, lists),
+    plan: ({ info, host, dpkg, lists }) => planJail({ name, path, fixed, sshd, backend: options.backend }, info, host, dpkg, lists),
   });
 }
 
@@ -124,17 +137,21 @@ interface JailPlan {
   name: string;
   path: string;
   fixed: string[];
-  chooseBackend: boolean;
+  /** The sshd jail: its backend is chosen from the host and its log sources are named explicitly. */
+  sshd: boolean;
   backend: Fail2banCommon['backend'];
 }
 
 function planJail(j: JailPlan, info: PathInfo, host: Fail2banHost, dpkg: DpkgPackages, lists: AptLists): Change | undefined {
-  const journalOnly = j.chooseBackend && !host.authLog;
-  const body = journalOnly ? [...j.fixed, 'backend = systemd'] : j.fixed;
+  // Only the sshd jail's log is known to live in the journal on a journald-only host.
+  const journalOnly = j.sshd && j.backend === undefined && !host.authLog;
+  const journal = journalOnly || j.backend === 'systemd';
+  const sources = j.sshd ? [SSHD_FILTER, ...(journal ? [SSHD_JOURNALMATCH] : [])] : [];
+  const body = [...j.fixed, ...(journalOnly ? ['backend = systemd'] : []), ...sources];
   const why = journalOnly ? ['# No /var/log/auth.log: sshd logs to the journal, hence backend = systemd.'] : [];
   const content = [`# Managed by tackle (fail2ban.jail ${j.name}).`, ...why, `[${j.name}]`, ...body, ''].join('\n');
   const write = files.file({ path: j.path, content, mode: '0644', owner: 'root', group: 'root' }).plan({ info });
-  const module = journalOnly || j.backend === 'systemd' ? journalModule(dpkg, lists) : undefined;
+  const module = journal ? journalModule(dpkg, lists) : undefined;
   if (!write && !module) return undefined;
   const said = [...(module ? [`${module.summary} (the journal backend needs it)`] : []), ...(write ? [`${write.summary}, checked with fail2ban-client -t`] : [])];
   return {
@@ -169,6 +186,42 @@ function defaults(options: DefaultsOptions): Operation {
   });
 }
 
+/** The firewall command each family of fail2ban's ban actions (action.d/NAME.conf) runs. */
+const BAN_TOOLS: readonly (readonly [RegExp, string])[] = [
+  [/^iptables/, 'iptables'],
+  [/^nftables/, 'nft'],
+  [/^ufw/, 'ufw'],
+  [/^firewallcmd/, 'firewall-cmd'],
+];
+
+/**
+ * The firewall commands that fail2ban ban actions run; actions of other kinds need none known here.
+ *
+ * @example banTools(['iptables-multiport', 'nftables[type=allports]']) // ['iptables', 'nft']
+ */
+export function banTools(actions: readonly string[]): string[] {
+  return [...new Set(actions.flatMap((a) => BAN_TOOLS.filter(([re]) => re.test(a)).map(([, tool]) => tool)))];
+}
+
+/**
+ * Fails when a jail's ban actions need a firewall command the host lacks. fail2ban starts an action
+ * only at its first ban, so such a jail runs, lists banned addresses and blocks none of them
+ * (Debian 12's default iptables-multiport on a host without the iptables package).
+ */
+async function checkBanTools(ctx: ApplyContext, jail: string): Promise<void> {
+  const listed = await ctx.connection.exec(sh`fail2ban-client get ${jail} actions`);
+  if (listed.exitCode !== 0) throw new TackleError({ phase: 'operation', reason: `fail2ban does not list the actions of jail ${jail}`, exitCode: listed.exitCode, stderrTail: tail(listed.stderr || listed.stdout) });
+  // A header line, then one action per line.
+  const actions = listed.stdout.split('\n').slice(1).map((l) => l.trim()).filter(Boolean);
+  const tools = banTools(actions);
+  if (tools.length === 0) return;
+  const found = await ctx.connection.exec(sh`PATH=$PATH:/usr/sbin:/sbin; for t in ${tools}; do command -v "$t" >/dev/null || echo "$t"; done`);
+  const missing = found.stdout.split('\n').filter(Boolean).join(', ');
+  if (!missing) return;
+  const reason = `fail2ban's jail ${jail} bans with ${actions.join(', ')}, which needs ${missing}, not installed: banned addresses would not be blocked (install ${missing} or choose a banaction whose tool is installed)`;
+  throw new TackleError({ phase: 'operation', reason });
+}
+
 export interface ReloadOptions extends CommonOptions {
   /** Jails that must answer `fail2ban-client status JAIL` afterwards. Default `['sshd']`. */
   jails?: readonly string[];
@@ -178,7 +231,8 @@ export interface ReloadOptions extends CommonOptions {
 
 /**
  * Reloads fail2ban (restarts it when it is not running, e.g. after it failed to start on a
- * fresh Debian 12 install), then checks that each jail answers `fail2ban-client status JAIL`.
+ * fresh Debian 12 install), then checks that each jail answers `fail2ban-client status JAIL` and
+ * that the firewall command its ban actions run is installed (else bans would block nothing).
  * Always acts: meant for a handler notified by fail2ban.jail and fail2ban.defaults.
  *
  * @example
@@ -196,13 +250,13 @@ function reload(options: ReloadOptions = {}): Operation {
       summary: `reload fail2ban (start it if it is not running)${jails.length ? `, then check jail ${jails.join(', ')}` : ''}`,
       actions: [{ command: sh`systemctl reload-or-restart fail2ban.service` }],
       checks: jails.map((jail) => ({
-        describe: `fail2ban-client status ${jail} answers`,
+        describe: `fail2ban-client status ${jail} answers, and its ban actions' firewall command is installed`,
         async run(ctx) {
           // The server needs a moment to open its socket and load jails after a (re)start.
           const until = Date.now() + timeoutMs;
           for (;;) {
             const r = await ctx.connection.exec(sh`fail2ban-client status ${jail}`);
-            if (r.exitCode === 0) return;
+            if (r.exitCode === 0) return checkBanTools(ctx, jail);
             if (Date.now() > until) {
               const state = (await ctx.connection.exec(sh`systemctl is-active fail2ban.service`)).stdout.trim() || 'unknown';
               const reason = `fail2ban does not answer for jail ${jail} after ${Math.round(timeoutMs / 1000)} s (fail2ban.service is ${state})`;

@@ -116,7 +116,7 @@ t.test('SSH: no passwords, no root; the deploy user logs in with its key and sud
 t.test('fail2ban: running, the sshd jail answers (journal backend)', async (t) => {
   t.equal((await asAdmin('systemctl is-active fail2ban')).stdout, 'active\n');
   const status = await asAdmin('fail2ban-client status sshd');
-  t.match(status.stdout, /Status for the jail: sshd[\s\S]*Journal matches:\s+_SYSTEMD_UNIT=sshd\.service \+ _COMM=sshd/);
+  t.match(status.stdout, /Status for the jail: sshd[\s\S]*Journal matches:\s+_SYSTEMD_UNIT=ssh\.service \+ _SYSTEMD_UNIT=sshd\.service \+ _COMM=sshd \+ _COMM=sshd-session\n/);
   t.match((await asAdmin('fail2ban-client get sshd ignoreip')).stdout, new RegExp(lab.bridgeAddress.replace(/\./g, '\\.')));
 });
 

@@ -117,6 +117,13 @@ export interface Lab {
   stop(hostName: string): Promise<void>;
   /** Boots a stopped host again and waits until it answers ssh. */
   start(hostName: string): Promise<void>;
+  /**
+   * Reboots a running host the clean way, through its own systemd (units stop, the journal and
+   * every service's state are kept on its disk), then boots it again and waits until it answers ssh.
+   * Needs no login on the host.
+   * @example await lab.reboot('lab1'); await lab.ssh('lab1', 'systemctl is-active fail2ban');
+   */
+  reboot(hostName: string): Promise<void>;
   /** Removes everything the lab created. Idempotent; safe to call twice or concurrently. */
   down(): Promise<void>;
 }
@@ -506,6 +513,26 @@ async function killHost(state: LabState, host: HostState): Promise<void> {
   for (const dir of await hostCgroups(host)) await removeCgroup(dir);
 }
 
+/**
+ * Asks the host's systemd to reboot, as `machinectl reboot` does: SIGINT to its init starts
+ * ctrl-alt-del.target (reboot.target), so no login is needed and a hardened sshd does not matter.
+ * nspawn, which cannot restart a container by itself, exits once systemd is done; the same nspawn
+ * call then boots the host again on the same overlay, whose upper dir holds everything it wrote.
+ */
+async function rebootHost(state: LabState, host: HostState): Promise<void> {
+  const pid = await nspawnPid(state, host);
+  const [init] = pid ? await childPids(pid) : [];
+  if (!pid || !init) throw new Error(`${host.name} is not running (or still starting); Lab.start boots a stopped host`);
+  signal(init, 'SIGINT');
+  await poll(async () => ((await processArgv(pid)) ? undefined : true), {
+    timeoutMs: state.bootTimeoutMs,
+    onTimeout: async () => new Error(`${host.name} did not shut down within ${state.bootTimeoutMs / 1000}s of the reboot request; ${nspawnLog(host)} ends with:\n${await tailOf(nspawnLog(host))}`),
+  });
+  // The container is gone: this only drops its pid file and the cgroups of the boot that ended.
+  await killHost(state, host);
+  await bootHost(state, host);
+}
+
 function labFromState(state: LabState): Lab {
   const hosts: LabHost[] = state.hosts.map((h) => ({ name: h.name, address: h.address, port: 22 }));
   const hostState = (hostName: string): HostState => {
@@ -551,6 +578,7 @@ function labFromState(state: LabState): Lab {
       await check('ip', ['link', 'set', host.veth, 'up']);
       await bootHost(state, host);
     },
+    reboot: (hostName) => rebootHost(state, hostState(hostName)),
     // Only a finished teardown leaves the exit registry: after a failed one, the reaper tries again.
     down: () => (downing ??= downLab(state.index, { id: state.id }).then(() => exitCleanup.delete(state.index))),
   };

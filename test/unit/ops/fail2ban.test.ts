@@ -1,9 +1,10 @@
 import t from 'tap';
-import type { Change, Operation } from '../../../lib/engine/operation.ts';
+import type { Connection } from '../../../lib/connection/connection.ts';
+import type { ApplyContext, Change, Operation } from '../../../lib/engine/operation.ts';
 import { parseDpkgQuery, type AptLists, type DpkgPackages } from '../../../lib/facts/apt.ts';
 import type { Fail2banHost } from '../../../lib/facts/fail2ban.ts';
 import type { PathInfo } from '../../../lib/facts/files.ts';
-import { FAIL2BAN_DEFAULTS_FILE, fail2ban } from '../../../lib/ops/fail2ban.ts';
+import { banTools, FAIL2BAN_DEFAULTS_FILE, fail2ban } from '../../../lib/ops/fail2ban.ts';
 import { fileInfo } from '../../support/plan.ts';
 
 const dpkg = (...installed: string[]): DpkgPackages =>
@@ -26,6 +27,8 @@ const JOURNAL_JAIL = [
   'maxretry = 5',
   'ignoreip = 127.0.0.1/8 ::1 10.200.0.1',
   'backend = systemd',
+  'filter = sshd[mode=%(mode)s, _daemon="sshd(?:-session)?"]',
+  'journalmatch = _SYSTEMD_UNIT=ssh.service + _SYSTEMD_UNIT=sshd.service + _COMM=sshd + _COMM=sshd-session',
   '',
 ].join('\n');
 
@@ -52,11 +55,22 @@ t.test('python3-systemd is planned when the journal backend needs it (apt.packag
   t.match(plan(op, { host: { installed: false, authLog: false, journal: true }, dpkg: dpkg(), lists: { kind: 'never' } })?.summary, /^apt-get update \(lists never fetched\), install python3-systemd/);
 });
 
+t.test('the sshd jail names its log sources itself: sshd and sshd-session, ssh.service and sshd.service', async (t) => {
+  // The journal match is an OR of four terms, each of which alone selects sshd's lines somewhere:
+  // `_COMM=sshd-session` is the only one an OpenSSH 9.8+ failure logged outside the unit meets.
+  const lines = String(plan(fail2ban.jail(SSHD))?.actions[1]?.stdin).split('\n');
+  const match = lines.find((l) => l.startsWith('journalmatch = '));
+  t.same(match?.slice('journalmatch = '.length).split(' + '), ['_SYSTEMD_UNIT=ssh.service', '_SYSTEMD_UNIT=sshd.service', '_COMM=sshd', '_COMM=sshd-session']);
+  t.ok(lines.includes('filter = sshd[mode=%(mode)s, _daemon="sshd(?:-session)?"]'), 'fail2ban 1.0’s filter reads sshd-session’s lines too, in the jail’s mode');
+  t.match(String(plan(fail2ban.jail({ name: 'sshd', backend: 'systemd' }))?.actions[1]?.stdin), /\nbackend = systemd\nfilter = .*\njournalmatch = .*sshd-session\n$/, 'an explicit journal backend too');
+});
+
 t.test('a host with /var/log/auth.log keeps fail2ban’s own backend; an explicit backend wins', async (t) => {
   const change = plan(fail2ban.jail(SSHD), { host: withRsyslog, dpkg: dpkg('fail2ban') });
-  t.notMatch(String(change?.actions[1]?.stdin), /backend/);
+  t.notMatch(String(change?.actions[1]?.stdin), /backend|journalmatch/);
+  t.match(String(change?.actions[1]?.stdin), /\nfilter = sshd\[mode=%\(mode\)s, _daemon="sshd\(\?:-session\)\?"\]\n$/, 'auth.log lines of sshd-session are read too');
   t.equal(commands(change).length, 3, 'no package');
-  t.match(String(plan(fail2ban.jail({ ...SSHD, backend: 'polling' }))?.actions[1]?.stdin), /\[sshd\]\nenabled = true\nbackend = polling\n/);
+  t.match(String(plan(fail2ban.jail({ ...SSHD, backend: 'polling' }))?.actions[1]?.stdin), /\[sshd\]\nenabled = true\nbackend = polling\n[\s\S]*\nfilter = sshd\[.*\]\n$/);
   t.match(String(plan(fail2ban.jail({ name: 'nginx-http-auth', port: ['http', 443] }))?.actions[1]?.stdin), /\[nginx-http-auth\]\nenabled = true\nport = http,443\n$/, 'other jails: no journal guess');
   t.match(commands(plan(fail2ban.jail({ name: 'recidive', backend: 'systemd' }), { dpkg: dpkg() }))[0], /install python3-systemd/);
 });
@@ -74,7 +88,49 @@ t.test('fail2ban.defaults', async (t) => {
 t.test('fail2ban.reload: always acts, then waits for each jail', async (t) => {
   const change = fail2ban.reload({ jails: ['sshd', 'recidive'] }).plan({});
   t.same(commands(change), ['systemctl reload-or-restart fail2ban.service']);
-  t.same(change?.checks?.map((c) => c.describe), ['fail2ban-client status sshd answers', 'fail2ban-client status recidive answers']);
+  t.same(change?.checks?.map((c) => c.describe), [
+    'fail2ban-client status sshd answers, and its ban actions\' firewall command is installed',
+    'fail2ban-client status recidive answers, and its ban actions\' firewall command is installed',
+  ]);
+});
+
+t.test('banTools: the firewall command of each ban action', async (t) => {
+  t.same(banTools(['iptables-multiport']), ['iptables']);
+  t.same(banTools(['nftables[type=multiport]', 'nftables-allports', 'ufw']), ['nft', 'ufw']);
+  t.same(banTools(['sendmail-whois']), [], 'an action of another kind needs none');
+});
+
+/** A context whose host answers `fail2ban-client` with `actions` and lacks the commands in `missing`. */
+function hostWith(actions: string, missing: string[]): { ctx: ApplyContext; ran: string[] } {
+  const ran: string[] = [];
+  const connection: Connection = {
+    host: 'web1',
+    exec: async (command) => {
+      const text = command.toString();
+      ran.push(text);
+      const stdout = text.startsWith('fail2ban-client status') ? 'Status for the jail: sshd\n' : text.includes(' actions') ? actions : missing.map((m) => `${m}\n`).join('');
+      return { command, exitCode: 0, signal: null, stdout, stderr: '', durationMs: 1 };
+    },
+    put: async () => {},
+    get: async () => Buffer.alloc(0),
+    close: async () => {},
+    stats: () => ({ channels: 0, commands: 0 }),
+    countCommands: () => {},
+  };
+  return { ctx: { host: 'web1', connection, openFresh: () => Promise.reject(new Error('not used')) }, ran };
+}
+
+t.test('fail2ban.reload fails when the ban action’s firewall command is missing (bans would block nothing)', async (t) => {
+  const [check] = fail2ban.reload().plan({})?.checks ?? [];
+  const actions = 'The jail sshd has the following actions:\niptables-multiport\n';
+  const ok = hostWith(actions, []);
+  await check?.run(ok.ctx);
+  t.same(ok.ran.slice(1), ["fail2ban-client get sshd actions", `PATH=$PATH:/usr/sbin:/sbin; for t in iptables; do command -v "$t" >/dev/null || echo "$t"; done`]);
+  await t.rejects(check?.run(hostWith(actions, ['iptables']).ctx) ?? Promise.resolve(), {
+    name: 'TackleError',
+    phase: 'operation',
+    reason: "fail2ban's jail sshd bans with iptables-multiport, which needs iptables, not installed: banned addresses would not be blocked (install iptables or choose a banaction whose tool is installed)",
+  });
 });
 
 t.test('argument errors', async (t) => {
