@@ -105,6 +105,7 @@ function hostWith(actions: string, missing: string[]): { ctx: ApplyContext; ran:
   const ran: string[] = [];
   const connection: Connection = {
     host: 'web1',
+    spawn: () => Promise.reject(new Error('the fail2ban checks only exec')),
     exec: async (command) => {
       const text = command.toString();
       ran.push(text);
