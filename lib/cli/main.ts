@@ -45,7 +45,7 @@ export async function runCli<V extends Vars>(task: Task<V>, io: CliIo): Promise<
   let inventory: Inventory;
   let hosts;
   try {
-    inventory = await loadInventoryFile(resolve(io.cwd, opts.inventory));
+    inventory = await loadInventoryFile(opts.inventory, { cwd: io.cwd });
     // Vars from the command line override the inventory, as Ansible's extra vars do.
     hosts = selectHosts(inventory, opts.limit).map((h) => ({ ...h, vars: { ...h.vars, ...opts.vars } }));
     checkVars(task, hosts);
