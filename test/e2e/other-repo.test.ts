@@ -2,7 +2,7 @@
 // installs tackle from an `npm pack` tarball of this checkout, writes inventory.ts and a task that
 // import from 'tackle', and runs the task with `npx tsx` and with `npx tackle`. The file the task
 // writes is then read on the lab host. A project that is not ESM gets one line saying what to change.
-import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
@@ -46,6 +46,7 @@ async function installTackle(): Promise<string> {
 }
 
 const [lab, project] = await Promise.all([withLab(t, 1), installTackle()]);
+t.teardown(() => rm(project, { recursive: true, force: true }));
 const host = lab.hosts[0];
 if (!host) throw new Error('no lab host');
 await writeFile(
