@@ -40,7 +40,9 @@ async function installTackle(): Promise<string> {
   const tarball = (await readdir(project)).find((f) => f.endsWith('.tgz'));
   if (!tarball) throw new Error('npm pack wrote no tarball');
   await writeFile(join(project, 'package.json'), JSON.stringify({ name: 'infra', private: true, type: 'module' }, null, 2));
-  const installed = await inDir(project, ['npm', 'install', '--no-audit', '--no-fund', '--prefer-offline', `./${tarball}`]);
+  // TypeScript too, to type-check the project as its editor would, at the version tackle is checked with.
+  const { devDependencies } = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
+  const installed = await inDir(project, ['npm', 'install', '--no-audit', '--no-fund', '--prefer-offline', `./${tarball}`, `typescript@${devDependencies.typescript}`]);
   if (installed.code !== 0) throw new Error(`npm install of the tarball failed: ${installed.stderr}`);
   return project;
 }
@@ -83,6 +85,32 @@ t.test('npx tsx tasks/motd.ts in the other project writes the file on the host; 
   t.equal(second.code, 0, 'exit code through the launcher', { stdout: second.stdout, stderr: second.stderr });
   const report = JSON.parse(await readFile(join(project, 'second.json'), 'utf8')) as JsonReport;
   t.same(report.hosts.map((h) => [h.name, h.status]), [[host.name, 'ok']], 'the second run changed nothing');
+});
+
+t.test('types reach the other project: its inventory and tasks type-check, a misuse does not', async (t) => {
+  await writeFile(
+    join(project, 'tsconfig.json'),
+    JSON.stringify({ compilerOptions: { target: 'ES2023', module: 'NodeNext', strict: true, noEmit: true, allowImportingTsExtensions: true, skipLibCheck: true }, include: ['inventory.ts', 'tasks'] }),
+  );
+  await writeFile(
+    join(project, 'tasks/typed.ts'),
+    `import { defineTask, files, v } from 'tackle';
+
+export const typed = defineTask({
+  name: 'typed',
+  vars: { motd: v.string(), port: v.number().default(22) },
+  async run(host) {
+    const port: number = host.vars.port;
+    // @ts-expect-error motd is a string
+    const motd: number = host.vars.motd;
+    // @ts-expect-error files.file has no 'contents'
+    await host.run(files.file({ path: '/etc/motd', contents: String(motd + port) }));
+  },
+});
+`,
+  );
+  const tsc = await inDir(project, ['npx', 'tsc', '--noEmit']);
+  t.equal(tsc.code, 0, 'npx tsc --noEmit', { stdout: tsc.stdout, stderr: tsc.stderr });
 });
 
 t.test('a missing inventory is named as typed and as resolved', async (t) => {
