@@ -43,7 +43,7 @@ if (task === undefined || task === '--help' || task === '-h') {
 }
 const file = resolve(task);
 if (!statSync(file, { throwIfNoEntry: false })?.isFile()) {
-  process.stderr.write(`error: task file ${task} (${file}) does not exist\n`);
+  process.stderr.write(`error: task file ${file === task ? task : `${task} (${file})`} does not exist\n`);
   process.exit(1);
 }
 const reason = commonJsReason(file);

@@ -1,5 +1,5 @@
 import { stat } from 'node:fs/promises';
-import { isAbsolute, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { TackleError } from '../errors.ts';
 import { isInventory, type Inventory } from './inventory.ts';
@@ -13,8 +13,8 @@ const EXPECTED = 'it must default-export defineInventory({ hosts: { … } })';
  * @example const inv = await loadInventoryFile('inventory.ts', { cwd: '/srv/ops' });
  */
 export async function loadInventoryFile(file: string, opts: { cwd?: string } = {}): Promise<Inventory> {
-  const path = opts.cwd === undefined ? file : resolve(opts.cwd, file);
-  const named = isAbsolute(file) ? file : `${file} (${path})`;
+  const path = opts.cwd === undefined ? resolve(file) : resolve(opts.cwd, file);
+  const named = path === file ? file : `${file} (${path})`;
   const fail = (reason: string, cause?: unknown): never => {
     throw new TackleError({ phase: 'inventory', reason: `cannot load inventory ${named}: ${reason}`, cause });
   };
