@@ -13,7 +13,8 @@ export interface EnvVar {
   check?: (value: string) => string | undefined;
 }
 
-type EnvValue<E extends EnvVar> = (E['secret'] extends true ? Secret : string) | (E['optional'] extends true ? undefined : never);
+/** The value one declared variable loads as: a Secret when `secret`, possibly undefined when `optional`. */
+export type EnvValue<E extends EnvVar> = (E['secret'] extends true ? Secret : string) | (E['optional'] extends true ? undefined : never);
 export type EnvOf<S extends Record<string, EnvVar>> = { [K in keyof S]: EnvValue<S[K]> };
 
 /**

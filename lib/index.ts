@@ -53,3 +53,21 @@ export { selectRetention, dumpName, type Backup, type RetentionPolicy, type Stor
 // Command line
 export { runCli, isMain, type CliIo } from './cli/main.ts';
 export { toJsonReport, exitCodeOf, type JsonReport } from './cli/report.ts';
+
+// Types and constants the signatures and comments above refer to, so that code can name them and
+// the API reference (`npm run docs`) links them.
+export type { EnvValue } from './env.ts';
+export type { Part } from './command/command.ts';
+export type { FactMap, FactValues } from './facts/fact.ts';
+export { CONTENT_LIMIT, type Ownership } from './facts/files.ts';
+export type { PgConnection, PgVia } from './facts/postgres.ts';
+export type { RemoteLocation } from './facts/rclone.ts';
+export type { UfwPolicy } from './facts/ufw.ts';
+export type { ResolvedSshConfig } from './connection/ssh-config.ts';
+export { FAIL2BAN_DEFAULTS_FILE, type Fail2banCommon, type Fail2banTime } from './ops/fail2ban.ts';
+export type { Clock, HttpProbeOptions, ProbeFrom, StopSign, WaitContext } from './ops/health.ts';
+export { SSHD_ROLLBACK_SECONDS } from './ops/sshd.ts';
+export type { ServiceOptions as SystemdServiceOptions } from './ops/systemd.ts';
+export type { Decision, Retention } from './backup/retention.ts';
+export type { TaskFlag } from './cli/args.ts';
+export type { HostReport, ReportError, StepReport } from './cli/report.ts';

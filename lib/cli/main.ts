@@ -82,7 +82,7 @@ export async function runCli<V extends Vars>(task: Task<V>, io: CliIo): Promise<
   let inventory: Inventory;
   let hosts: InventoryHost[];
   try {
-    inventory = await loadInventoryFile(resolve(io.cwd, opts.inventory));
+    inventory = await loadInventoryFile(opts.inventory, { cwd: io.cwd });
     // Vars from the command line override the inventory, as Ansible's extra vars do.
     hosts = selectHosts(inventory, opts.limit).map((h) => ({ ...h, vars: { ...h.vars, ...opts.vars } }));
     // Before the check: a misspelt var that left a required one missing explains the error below.

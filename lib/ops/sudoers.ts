@@ -3,7 +3,7 @@ import { files } from './files.ts';
 
 /** A drop-in in /etc/sudoers.d. `name` is its file name, so the step name cannot be overridden. */
 export type SudoerOptions = Omit<CommonOptions, 'name'> & {
-  /** File name under /etc/sudoers.d: letters, digits, `_` and `-` only (see {@link sudoer}). */
+  /** File name under /etc/sudoers.d: letters, digits, `_` and `-` only (see `users.sudoer`). */
   name: string;
 } & (
     | { state?: 'present'; /** Rule lines, e.g. `deploy ALL=(ALL) NOPASSWD:ALL`. */ rules: readonly string[]; content?: never }

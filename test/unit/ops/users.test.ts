@@ -1,19 +1,13 @@
-import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import t from 'tap';
 import { Command, secret, sh as shell } from '../../../lib/command/command.ts';
 import { TEMP, digestOf as contentDigest, receiveWhole, replaceScript } from '../../../lib/connection/replace.ts';
-import type { StepResult } from '../../../lib/engine/host-run.ts';
 import type { Change, Operation } from '../../../lib/engine/operation.ts';
 import type { AuthorizedKeysInfo, UserInfo } from '../../../lib/facts/users.ts';
 import { users } from '../../../lib/ops/users.ts';
-import { runOp } from '../../support/run-op.ts';
 
 const commands = (change: Change | undefined): string[] | undefined => change?.actions.map((a) => a.command.toString());
 const plan = (op: Operation, facts: Record<string, unknown>): Change | undefined => op.plan(facts);
-const why = (step: StepResult): string => step.error?.message ?? 'no error';
 
 const deploy: UserInfo = { kind: 'user', uid: 1001, gid: 1001, group: 'deploy', groups: ['sudo'], home: '/home/deploy', shell: '/bin/bash' };
 const HASH = '$6$tkltestsalt$SECRETHASHVALUEdoNotPrint';
@@ -195,128 +189,4 @@ t.test('users.authorizedKeys refuses symlinks and bad keys', async (t) => {
   t.throws(() => users.authorizedKeys({ user: 'deploy', keys: [`${K1}\n${K2}`] }), TypeError);
   t.throws(() => users.authorizedKeys({ user: 'deploy', keys: [K1], exclusive: true, state: 'absent' }), TypeError);
   t.throws(() => users.authorizedKeys({ user: 'x y', keys: [K1] }), TypeError);
-});
-
-// Real runs on this machine (root) ----------------------------------------------------------
-
-const prefix = `tkltest_${randomBytes(3).toString('hex')}`;
-const sh = (cmd: string): string => execFileSync('sh', ['-c', cmd], { encoding: 'utf8' });
-const quiet = (cmd: string): void => void spawnSync('sh', ['-c', cmd], { stdio: 'ignore' });
-
-t.test('real: create, converge, update and remove an account', async (t) => {
-  const name = `${prefix}_u`;
-  const [g1, g2] = [`${prefix}_g1`, `${prefix}_g2`];
-  sh(`groupadd ${g1} && groupadd ${g2}`);
-  t.teardown(() => quiet(`userdel -r ${name}; groupdel ${g1}; groupdel ${g2}`));
-  const desired = { name, groups: [g1], shell: '/bin/sh', password: secret(HASH) };
-
-  const dry = await runOp(users.user(desired), { dryRun: true });
-  t.equal(dry.status, 'changed');
-  t.same(dry.commands, [`useradd -G ${g1} -s /bin/sh -m ${name}`, 'chpasswd -e']);
-  t.equal(sh(`getent passwd ${name} || true`), '', 'dry-run changed nothing');
-
-  const first = await runOp(users.user(desired));
-  t.equal(first.status, 'changed', why(first));
-  t.equal(first.name, `users.user ${name}`);
-  t.match(sh(`getent passwd ${name}`), `:/home/${name}:/bin/sh`);
-  t.equal(sh(`getent shadow ${name} | cut -d: -f2`).trim(), HASH);
-  t.equal((await runOp(users.user(desired))).status, 'ok', 'second run changes nothing');
-
-  const appended = await runOp(users.user({ name, groups: [g2] }));
-  t.equal(appended.summary, `update user ${name}: add to ${g2}`);
-  t.same(sh(`id -Gn ${name}`).trim().split(' ').sort(), [name, g1, g2].sort());
-  const exact = await runOp(users.user({ name, groups: [g2], append: false, shell: '/bin/bash', password: secret('$6$other$hash') }));
-  t.equal(exact.summary, `update user ${name}: groups ${g1},${g2} → ${g2}, shell /bin/sh → /bin/bash, set password`);
-  t.same(sh(`id -Gn ${name}`).trim().split(' ').sort(), [name, g2].sort());
-  t.equal((await runOp(users.user({ name, groups: [g2], append: false, shell: '/bin/bash', password: secret('$6$other$hash') }))).status, 'ok');
-
-  const removed = await runOp(users.user({ name, present: false, removeHome: true }));
-  t.equal(removed.status, 'changed', why(removed));
-  t.notOk(existsSync(`/home/${name}`), 'home removed');
-  t.equal((await runOp(users.user({ name, present: false }))).status, 'ok');
-
-  for (const step of [dry, first, exact]) t.notMatch(JSON.stringify(step), 'SECRETHASHVALUE', 'hash never in the step');
-});
-
-t.test('real: a missing group fails the step and names the group', async (t) => {
-  const name = `${prefix}_nogrp`;
-  t.teardown(() => quiet(`userdel -r ${name}`));
-  const step = await runOp(users.user({ name, groups: [`${prefix}_nosuch`], password: secret(HASH) }));
-  t.equal(step.status, 'failed');
-  t.match(step.error?.message, `group '${prefix}_nosuch' does not exist`);
-  t.notMatch(JSON.stringify(step), 'SECRETHASHVALUE');
-  t.notMatch(step.error?.message ?? '', 'SECRETHASHVALUE');
-});
-
-t.test('real: authorized_keys written atomically as the user, then converged', async (t) => {
-  const name = `${prefix}_k`;
-  const home = `/home/${name}`;
-  t.teardown(() => quiet(`userdel -r ${name}`));
-  const keyDir = t.testdir({});
-  const key = (n: string, type: string): string => {
-    execFileSync('ssh-keygen', ['-q', '-t', type, '-N', '', '-C', n, '-f', join(keyDir, n)]);
-    return readFileSync(join(keyDir, `${n}.pub`), 'utf8').trim();
-  };
-  const [a, b, c] = [key('a', 'ed25519'), key('b', 'ed25519'), key('c', 'ecdsa')];
-
-  // Dry-run on a "fresh host": the account is only planned, so keys must still plan.
-  const account = { name, shell: '/bin/bash' };
-  const dryUser = await runOp(users.user(account), { dryRun: true });
-  const dryKeys = await runOp(users.authorizedKeys({ user: account, keys: [a] }), { dryRun: true });
-  t.equal(dryUser.status, 'changed');
-  t.equal(dryKeys.status, 'changed', why(dryKeys));
-  t.match(dryKeys.summary, 'does not exist yet');
-
-  t.equal((await runOp(users.user(account))).status, 'changed');
-  const first = await runOp(users.authorizedKeys({ user: name, keys: [a, b] }));
-  t.equal(first.status, 'changed', why(first));
-  t.match(first.diff, `+${b}`);
-  const stat = (p: string): string => sh(`stat -c '%U %a' ${p}`).trim();
-  t.equal(stat(`${home}/.ssh`), `${name} 700`);
-  t.equal(stat(`${home}/.ssh/authorized_keys`), `${name} 600`);
-  t.equal(readFileSync(`${home}/.ssh/authorized_keys`, 'utf8'), `${a}\n${b}\n`);
-  t.equal((await runOp(users.authorizedKeys({ user: name, keys: [a, b] }))).status, 'ok', 'second run changes nothing');
-  t.same(sh(`ls -A ${home}/.ssh`).trim().split('\n'), ['authorized_keys'], 'no temp file left');
-
-  rmSync(`${home}/.ssh/authorized_keys`);
-  writeFileSync(`${home}/.ssh/authorized_keys`, `# by hand\n${c}\n${a.replace(/ a$/, ' other comment')}\n`);
-  t.equal((await runOp(users.authorizedKeys({ user: name, keys: [a] }))).status, 'changed', 'root-owned file gets fixed');
-  t.equal(readFileSync(`${home}/.ssh/authorized_keys`, 'utf8'), `# by hand\n${c}\n${a.replace(/ a$/, ' other comment')}\n`, 'content kept');
-  t.equal(stat(`${home}/.ssh/authorized_keys`), `${name} 600`);
-  chmodSync(`${home}/.ssh`, 0o755);
-  t.equal((await runOp(users.authorizedKeys({ user: name, keys: [a] }))).summary, `${home}/.ssh/authorized_keys: fix owner and mode`);
-  t.equal(stat(`${home}/.ssh`), `${name} 700`);
-  t.equal((await runOp(users.authorizedKeys({ user: name, keys: [a] }))).status, 'ok');
-
-  const exclusive = await runOp(users.authorizedKeys({ user: name, keys: [b], exclusive: true }));
-  t.equal(exclusive.status, 'changed', why(exclusive));
-  t.equal(readFileSync(`${home}/.ssh/authorized_keys`, 'utf8'), `${b}\n`);
-  const absent = await runOp(users.authorizedKeys({ user: name, keys: [b], state: 'absent' }));
-  t.equal(absent.status, 'changed');
-  t.equal(readFileSync(`${home}/.ssh/authorized_keys`, 'utf8'), '');
-  t.equal((await runOp(users.authorizedKeys({ user: name, keys: [b], state: 'absent' }))).status, 'ok');
-});
-
-t.test('real: a symlinked ~/.ssh is refused, its target untouched', async (t) => {
-  const name = `${prefix}_l`;
-  const home = `/home/${name}`;
-  t.teardown(() => quiet(`userdel -r ${name}`));
-  t.equal((await runOp(users.user({ name }))).status, 'changed');
-  const target = t.testdir({ 'authorized_keys': 'precious\n' });
-  symlinkSync(target, `${home}/.ssh`);
-  const step = await runOp(users.authorizedKeys({ user: name, keys: [K1] }));
-  t.equal(step.status, 'failed');
-  t.match(step.error?.message, 'is a symbolic link');
-  t.equal(readFileSync(join(target, 'authorized_keys'), 'utf8'), 'precious\n');
-  t.ok(lstatSync(`${home}/.ssh`).isSymbolicLink());
-});
-
-t.test('real: keys for a user that does not exist fail clearly when applied', async (t) => {
-  const name = `${prefix}_none`;
-  mkdirSync(`/tmp/${name}`, { recursive: true });
-  t.teardown(() => quiet(`rm -rf /tmp/${name}`));
-  const step = await runOp(users.authorizedKeys({ user: { name, home: `/tmp/${name}` }, keys: [K1] }));
-  t.equal(step.status, 'failed');
-  t.match(step.error?.message, 'no such user');
-  t.notOk(existsSync(`/tmp/${name}/.ssh`), 'nothing created');
 });
