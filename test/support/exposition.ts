@@ -96,7 +96,7 @@ export function parseExposition(text: string): Map<string, Family> {
       const m = /^ (\S+)(?: (-?\d+))?$/.exec(rest);
       const raw = m?.[1];
       const value = raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : raw === 'NaN' ? NaN : Number(raw);
-      if (!raw || (raw !== 'NaN' && Number.isNaN(value)) || !/^[-+0-9.eEInfa]+$/.test(raw)) throw new Error(`line ${n}: bad value in ${JSON.stringify(line)}`);
+      if (!raw || !/^(NaN|[-+]Inf|[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)$/.test(raw)) throw new Error(`line ${n}: bad value in ${JSON.stringify(line)}`);
       const series = `${name}${JSON.stringify(Object.entries(labels).sort())}`;
       if (seriesSeen.has(series)) throw new Error(`line ${n}: the same series twice`);
       seriesSeen.add(series);
