@@ -5,9 +5,9 @@
 import { posix } from 'node:path';
 import type { Operation } from '../engine/operation.ts';
 import type { HostContext } from '../engine/task.ts';
+import { dumpFiles } from '../facts/postgres.ts';
 import { apt } from '../ops/apt.ts';
 import { files } from '../ops/files.ts';
-import { dumpFiles } from '../facts/postgres.ts';
 import { postgres } from '../ops/postgres.ts';
 import { rclone } from '../ops/rclone.ts';
 import { pgTargetOf, remoteOf, type BackupConfig, type BackupSecrets, type BackupVars } from './config.ts';
@@ -113,7 +113,8 @@ export async function runNightly(host: HostContext<BackupVars>, ctx: Omit<Nightl
   const { upload, retention, dumps } = nightlyPhases(cfg, { ...ctx, host: host.name });
   for (const op of upload) await host.run(op);
   if (ctx.onVerified && !host.dryRun) {
-    // The sizes rclone just compared with the objects in the bucket.
+    // The sizes rclone just compared with the objects in the bucket (NaN, "unknown", for a dump
+    // that something removed in between).
     const listing = await host.fact(dumpFiles(cfg.dir));
     const sizes = new Map(listing.kind === 'directory' ? listing.files.map((f) => [f.name, f.size]) : []);
     await ctx.onVerified(dumps.map((d) => ({ ...d, bytes: sizes.get(d.name) ?? NaN })));
