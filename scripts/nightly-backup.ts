@@ -47,7 +47,7 @@ export function nightlyBackup(ctx: { now: Date; secrets: BackupSecrets; log: Met
         onVerified: async (dumps) => {
           const at = new Date();
           const uploads = dumps.map((d) => ({ host: host.name, database: d.database, at, bytes: d.bytes }));
-          ctx.log.uploads.push(...uploads);
+          if (!host.dryRun) ctx.log.uploads.push(...uploads);
           await host.run(hostTextfile({ name: 'tackle_backup.prom', text: renderTextfile(verifiedMetrics(uploads)) }));
         },
       }),

@@ -96,7 +96,11 @@ export interface VerifiedDump {
 export interface NightlyHooks {
   /** Told the databases the host backs up, before any step. */
   onStart?(databases: readonly string[]): void;
-  /** Told, as soon as the remote verification passed (before retention), each database's dump. Not in a dry-run. */
+  /**
+   * Told, as soon as the remote verification passed (before retention), each database's dump.
+   * In a dry-run, told the planned dumps with sizes unknown (NaN), so that steps it runs on the
+   * host are planned too.
+   */
   onVerified?(dumps: readonly VerifiedDump[]): Promise<void>;
 }
 
@@ -112,11 +116,11 @@ export async function runNightly(host: HostContext<BackupVars>, ctx: Omit<Nightl
   ctx.onStart?.(cfg.databases);
   const { upload, retention, dumps } = nightlyPhases(cfg, { ...ctx, host: host.name });
   for (const op of upload) await host.run(op);
-  if (ctx.onVerified && !host.dryRun) {
-    // The sizes rclone just compared with the objects in the bucket (NaN, "unknown", for a dump
-    // that something removed in between).
-    const listing = await host.fact(dumpFiles(cfg.dir));
-    const sizes = new Map(listing.kind === 'directory' ? listing.files.map((f) => [f.name, f.size]) : []);
+  if (ctx.onVerified) {
+    // The sizes rclone just compared with the objects in the bucket (NaN, "unknown", in a dry-run
+    // or for a dump that something removed in between).
+    const listing = host.dryRun ? undefined : await host.fact(dumpFiles(cfg.dir));
+    const sizes = new Map(listing?.kind === 'directory' ? listing.files.map((f) => [f.name, f.size]) : []);
     await ctx.onVerified(dumps.map((d) => ({ ...d, bytes: sizes.get(d.name) ?? NaN })));
   }
   for (const op of retention) await host.run(op);

@@ -12,7 +12,7 @@ import { run } from '../lab/exec.ts';
 import { startS3 } from '../lab/s3.ts';
 import { withLab } from '../lab/lab.ts';
 import { parseExposition, sampleValue, type Family } from '../support/exposition.ts';
-import { labInventory, runTaskCli } from './support/cli.ts';
+import { changedSteps, labInventory, runTaskCli } from './support/cli.ts';
 
 const lab = await withLab(t, 1);
 const s3 = await startS3(lab.bridgeAddress, 'backups');
@@ -55,7 +55,7 @@ const inventory = await labInventory(lab, { [HOST]: { vars: { backup, health: { 
 const env = { BACKUP_ACCESS_KEY_ID: s3.accessKeyId, BACKUP_SECRET_ACCESS_KEY: s3.secretAccessKey };
 const dir = await mkdtemp(join(tmpdir(), 'tackle-metrics-'));
 const backupProm = join(dir, 'tackle_backup.prom');
-const nightly = () => runTaskCli('scripts/nightly-backup.ts', ['--inventory', inventory, '--prometheus', backupProm], env);
+const nightly = (...args: string[]) => runTaskCli('scripts/nightly-backup.ts', ['--inventory', inventory, '--prometheus', backupProm, ...args], env);
 
 /** Runs `fn` and returns its result with the Unix seconds just before and after it. */
 async function timed<T>(fn: () => Promise<T>): Promise<{ result: T; from: number; to: number }> {
@@ -79,8 +79,15 @@ const size = (f: Map<string, Family>, database: string) => sampleValue(f, 'tackl
 let first: Map<string, Family>;
 
 t.test('a verified night: per database the upload time within the run and the size of the object in the bucket, on the controller and in node_exporter', async (t) => {
-  const { result, from, to } = await timed(nightly);
+  const dry = await nightly('--dry-run');
+  t.equal(dry.code, 0, 'dry-run exit code', { stdout: dry.stdout.slice(-3000), stderr: dry.stderr });
+  t.same(await readdir(dir), [], 'a dry-run writes no metrics file');
+  t.equal((await lab.ssh(HOST, `ls -A ${TEXTFILE_DIR}`)).stdout, '', 'nor on the host');
+
+  const { result, from, to } = await timed(() => nightly());
   t.equal(result.code, 0, 'exit code', { stdout: result.stdout.slice(-3000), stderr: result.stderr });
+  t.same(changedSteps(result.report), changedSteps(dry.report), 'the dry-run listed exactly the steps the real run changed');
+  t.ok(changedSteps(result.report)[HOST]?.includes(`shell node_exporter textfile ${TEXTFILE_DIR}/tackle_backup.prom`), "among them the host's textfile");
   first = parseExposition(await readFile(backupProm, 'utf8'));
   t.same([...first.keys()].sort(), [
     'tackle_backup_last_run_success',
@@ -118,7 +125,7 @@ t.test('a failing night (S3 down) keeps the last verified upload and says the ru
   const hostBefore = await ssh(`cat ${TEXTFILE_DIR}/tackle_backup.prom`);
   await s3.stop();
   t.teardown(() => s3.start());
-  const { result, from, to } = await timed(nightly);
+  const { result, from, to } = await timed(() => nightly());
   t.equal(result.code, 2, 'exit code 2', { stdout: result.stdout.slice(-3000), stderr: result.stderr });
   const after = parseExposition(await readFile(backupProm, 'utf8'));
   for (const db of DATABASES) {

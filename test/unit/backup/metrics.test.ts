@@ -94,7 +94,7 @@ function fakeHost(dryRun: boolean, log: string[]): HostContext<BackupVars> {
   };
 }
 
-t.test('runNightly tells its hooks the databases, then the verified dumps between the remote check and retention; never in a dry-run', async (t) => {
+t.test('runNightly tells its hooks the databases, then the verified dumps between the remote check and retention', async (t) => {
   const ctx = { now: new Date('2026-11-30T02:00:00Z'), secrets: { accessKeyId: secret('k'), secretAccessKey: secret('s') } };
   const log: string[] = [];
   await runNightly(fakeHost(false, log), {
@@ -109,6 +109,6 @@ t.test('runNightly tells its hooks the databases, then the verified dumps betwee
   t.ok(at(/^postgres\.prune/) > at(/^verified/), 'before retention');
 
   const dry: string[] = [];
-  await runNightly(fakeHost(true, dry), { ...ctx, onVerified: async () => void dry.push('verified') });
-  t.notOk(dry.includes('verified'), 'a dry-run verified nothing');
+  await runNightly(fakeHost(true, dry), { ...ctx, onVerified: async (dumps) => void dry.push(`verified ${dumps.map((d) => `${d.database}:${d.bytes}`).join(' ')}`) });
+  t.equal(dry[dry.findIndex((l) => l.startsWith('rclone.check')) + 1], 'verified app:NaN shop:NaN', 'a dry-run is told the planned dumps, sizes unknown');
 });
