@@ -75,7 +75,8 @@ async function writeMetrics(file: string, report: JsonReport, log: MetricsLog): 
     throw err;
   });
   const at = new Date();
-  const runs = report.hosts.map((h) => ({ host: h.name, ok: h.status === 'ok' || h.status === 'changed', at, ...(log.databases.has(h.name) ? { databases: log.databases.get(h.name) } : {}) }));
+  // A skipped host (--max-fail, Ctrl-C) did not run: it keeps its previous figures.
+  const runs = report.hosts.filter((h) => h.status !== 'skipped').map((h) => ({ host: h.name, ok: h.status === 'ok' || h.status === 'changed', at, ...(log.databases.has(h.name) ? { databases: log.databases.get(h.name) } : {}) }));
   await writeTextfile(file, renderTextfile(backupMetrics(runs, log.uploads, previous)));
 }
 
