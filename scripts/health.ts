@@ -5,6 +5,7 @@
 //
 //   npx tsx scripts/health.ts
 //   npx tsx scripts/health.ts --limit web --json
+//   npx tsx scripts/health.ts --prometheus /var/lib/prometheus/node-exporter/tackle_health.prom
 //
 // Thresholds and what to check come from the inventory var `health` (defaults: disk 80/90 %,
 // memory 75/90 %, certificates 14/7 days left):
@@ -19,15 +20,17 @@ import { loadInventoryFile } from '../lib/inventory/load.ts';
 import { strayVars } from '../lib/inventory/vars.ts';
 import { renderTable } from '../lib/cli/table.ts';
 import { collectFacts, reportArgs, type ReportIo, REPORT_USAGE } from '../lib/health/report.ts';
+import { healthMetrics } from '../lib/health/metrics.ts';
+import { renderTextfile, writeTextfile } from '../lib/metrics/textfile.ts';
 
-const USAGE = `Usage: npx tsx scripts/health.ts [options]\n\n${REPORT_USAGE}\nExit code: 0 ok, 1 warning, 2 critical, 3 usage or inventory error.\n`;
+const USAGE = `Usage: npx tsx scripts/health.ts [options]\n\n${REPORT_USAGE}  --prometheus FILE        also write the figures and severities to FILE in Prometheus' textfile format\n\nExit code: 0 ok, 1 warning, 2 critical, 3 usage or inventory error.\n`;
 
 
 const COLOR: Record<Severity, number> = { ok: 32, warning: 33, critical: 31 };
 
 /** Runs the report; resolves with the exit code. */
 export async function main(io: ReportIo): Promise<number> {
-  const args = reportArgs(io, USAGE, [], 3);
+  const args = reportArgs(io, USAGE, ['prometheus'], 3);
   if (typeof args === 'number') return args;
   const settings = new Map<string, HealthSettings>();
   let inventory;
@@ -74,6 +77,16 @@ export async function main(io: ReportIo): Promise<number> {
     io.stdout.write(renderTable(header, rows, (line, row) => (color && row.severity !== 'ok' ? `\u001b[${COLOR[row.severity]}m${line}\u001b[0m` : line)));
     const count = (s: Severity) => reports.filter((r) => r.severity === s).length;
     io.stdout.write(`\n${reports.length} host(s): ${count('ok')} ok, ${count('warning')} warning, ${count('critical')} critical\n`);
+  }
+  const metricsFile = args.own.prometheus;
+  if (metricsFile !== undefined) {
+    try {
+      await writeTextfile(resolve(io.cwd, metricsFile), renderTextfile(healthMetrics(reports, now)));
+    } catch (err) {
+      // Monitoring would go on reading the old figures: as bad as a critical finding.
+      io.stderr.write(`error: cannot write the metrics file ${metricsFile}: ${(err as Error).message}\n`);
+      return 2;
+    }
   }
   return exitCodeForSeverity(severity);
 }

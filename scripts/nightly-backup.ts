@@ -1,32 +1,91 @@
 // The nightly PostgreSQL backup of every database host of the inventory (hosts with a `backup`
 // var, see lib/backup/config.ts), in parallel: dump → verify → upload → verify → prune.
 //
-//   npx tsx scripts/nightly-backup.ts [--limit db] [--dry-run] [--json report.json]
+//   npx tsx scripts/nightly-backup.ts [--limit db] [--dry-run] [--json report.json] [--prometheus FILE]
+//
+// Metrics for Prometheus (lib/backup/metrics.ts): with `--prometheus FILE` the controller writes
+// every host's figures there (give it a path in node_exporter's textfile directory); a host that
+// runs node_exporter itself gets its own figures in /var/lib/prometheus/node-exporter after each
+// verified upload.
 //
 // Environment (or `.env`): BACKUP_ACCESS_KEY_ID and BACKUP_SECRET_ACCESS_KEY (the R2/S3 keys;
 // masked everywhere), BACKUP_WEBHOOK_URL (optional: a Slack-compatible webhook told about any
 // failure, naming the host and the step; a dry-run never posts).
 // Exit codes are runCli's: 0 all hosts backed up, 2 a host failed or was unreachable, 1 nothing
 // ran (usage, inventory, vars or environment error), 130 interrupted.
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { defineTask, isMain, loadEnv, runCli, secret, type CliIo, type Secret, type Task } from '../lib/index.ts';
 import { backupEnv, backupVars, webhookEnv, type BackupSecrets, type BackupVars } from '../lib/backup/config.ts';
+import { backupMetrics, verifiedMetrics, type VerifiedUpload } from '../lib/backup/metrics.ts';
 import { runNightly } from '../lib/backup/nightly.ts';
+import { hostTextfile, renderTextfile, writeTextfile } from '../lib/metrics/textfile.ts';
 import { failureMessage, postWebhook } from '../lib/backup/webhook.ts';
 import type { JsonReport } from '../lib/cli/report.ts';
 
+/** What a run learns for its metrics: the databases each host backs up, and the verified uploads. */
+export interface MetricsLog {
+  databases: Map<string, readonly string[]>;
+  uploads: VerifiedUpload[];
+}
+
 /**
- * The nightly backup as a task; every dump of the run is named after `now`.
+ * The nightly backup as a task; every dump of the run is named after `now`. Each verified upload
+ * goes into `log` and, on a host with node_exporter, into its textfile directory.
  *
- * @example await runCli(nightlyBackup({ now: new Date(), secrets }), io);
+ * @example await runCli(nightlyBackup({ now: new Date(), secrets, log: { databases: new Map(), uploads: [] } }), io);
  */
-export function nightlyBackup(ctx: { now: Date; secrets: BackupSecrets }): Task<BackupVars> {
-  return defineTask({ name: 'nightly-backup', vars: backupVars, run: (host) => runNightly(host, ctx) });
+export function nightlyBackup(ctx: { now: Date; secrets: BackupSecrets; log: MetricsLog }): Task<BackupVars> {
+  return defineTask({
+    name: 'nightly-backup',
+    vars: backupVars,
+    run: (host) =>
+      runNightly(host, {
+        now: ctx.now,
+        secrets: ctx.secrets,
+        onStart: (databases) => void ctx.log.databases.set(host.name, databases),
+        onVerified: async (dumps) => {
+          const at = new Date();
+          const uploads = dumps.map((d) => ({ host: host.name, database: d.database, at, bytes: d.bytes }));
+          if (!host.dryRun) ctx.log.uploads.push(...uploads);
+          await host.run(hostTextfile({ name: 'tackle_backup.prom', text: renderTextfile(verifiedMetrics(uploads)) }));
+        },
+      }),
+  });
+}
+
+/** `--prometheus FILE` (or `=FILE`) taken out of argv, for runCli does not know it. */
+function takePrometheus(argv: readonly string[]): { file?: string; rest: string[] } | { error: string } {
+  const rest: string[] = [];
+  let file: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--prometheus' || arg.startsWith('--prometheus=')) {
+      file = arg === '--prometheus' ? argv[++i] : arg.slice('--prometheus='.length);
+      if (!file || file.startsWith('--')) return { error: '--prometheus takes a file name' };
+    } else rest.push(arg);
+  }
+  return file === undefined ? { rest } : { file, rest };
+}
+
+/** The metrics file after a run: this run's figures over the previous file's. */
+async function writeMetrics(file: string, report: JsonReport, log: MetricsLog): Promise<void> {
+  const previous = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return '';
+    throw err;
+  });
+  const at = new Date();
+  // A skipped host (--max-fail, Ctrl-C) did not run: it keeps its previous figures.
+  const runs = report.hosts.filter((h) => h.status !== 'skipped').map((h) => ({ host: h.name, ok: h.status === 'ok' || h.status === 'changed', at, ...(log.databases.has(h.name) ? { databases: log.databases.get(h.name) } : {}) }));
+  await writeTextfile(file, renderTextfile(backupMetrics(runs, log.uploads, previous)));
 }
 
 const HELP = `nightly-backup: dump, verify, upload, verify and prune the PostgreSQL databases of every host
 with a \`backup\` var. Needs BACKUP_ACCESS_KEY_ID and BACKUP_SECRET_ACCESS_KEY (environment or .env);
 BACKUP_WEBHOOK_URL, when set, receives a Slack-compatible message about any failure.
+
+  --prometheus FILE        after the run, write per-database metrics (last verified upload,
+                           its size, last run's outcome) to FILE in Prometheus' textfile format
 
 `;
 
@@ -37,12 +96,18 @@ BACKUP_WEBHOOK_URL, when set, receives a Slack-compatible message about any fail
  * @example process.exitCode = await main(cliIo);
  */
 export async function main(io: CliIo & { env: Readonly<Record<string, string | undefined>> }): Promise<number> {
-  const argv = [...io.argv];
+  const taken = takePrometheus(io.argv);
+  if ('error' in taken) {
+    io.stderr.write(`${taken.error}\n\n${HELP}`);
+    return 1;
+  }
+  const argv = taken.rest;
+  const log: MetricsLog = { databases: new Map(), uploads: [] };
   const source = { env: io.env, file: join(io.cwd, '.env') };
   if (argv.includes('-h') || argv.includes('--help')) {
     io.stdout.write(HELP);
     // runCli prints its usage and returns before the task (and its keys) are used.
-    return runCli(nightlyBackup({ now: new Date(), secrets: { accessKeyId: secret(''), secretAccessKey: secret('') } }), io);
+    return runCli(nightlyBackup({ now: new Date(), secrets: { accessKeyId: secret(''), secretAccessKey: secret('') }, log }), io);
   }
   let hook: Secret | undefined;
   try {
@@ -69,7 +134,16 @@ export async function main(io: CliIo & { env: Readonly<Record<string, string | u
   }
 
   let report: JsonReport | undefined;
-  const code = await runCli(nightlyBackup({ now: new Date(), secrets }), { ...io, onReport: async (r) => void (report = r) });
+  let code = await runCli(nightlyBackup({ now: new Date(), secrets, log }), { ...io, argv, onReport: async (r) => void (report = r) });
+  if (taken.file !== undefined && report && !report.dryRun) {
+    const file = resolve(io.cwd, taken.file);
+    try {
+      await writeMetrics(file, report, log);
+    } catch (err) {
+      io.stderr.write(`error: cannot write the metrics file ${file}: ${(err as Error).message}\n`);
+      code = code || 2;
+    }
+  }
   if (code === 1) await notify('tackle nightly-backup could not start (a usage, inventory or vars error; see its output): nothing was backed up');
   if (code === 2 && report) {
     const payload = failureMessage(report, { secrets: [secrets.accessKeyId.reveal(), secrets.secretAccessKey.reveal()] });

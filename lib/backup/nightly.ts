@@ -5,6 +5,7 @@
 import { posix } from 'node:path';
 import type { Operation } from '../engine/operation.ts';
 import type { HostContext } from '../engine/task.ts';
+import { dumpFiles } from '../facts/postgres.ts';
 import { apt } from '../ops/apt.ts';
 import { files } from '../ops/files.ts';
 import { postgres } from '../ops/postgres.ts';
@@ -56,20 +57,51 @@ export function setupSteps(cfg: BackupConfig, secrets: BackupSecrets): Operation
  * @example for (const op of nightlySteps(cfg, { host: 'db1', now: new Date(), secrets })) await host.run(op);
  */
 export function nightlySteps(cfg: BackupConfig, ctx: NightlyContext): Operation[] {
+  const { upload, retention } = nightlyPhases(cfg, ctx);
+  return [...upload, ...retention];
+}
+
+/** The steps up to the remote verification of this run's uploads, the retention steps after it, and the dumps' names by database. */
+function nightlyPhases(cfg: BackupConfig, ctx: NightlyContext): { upload: Operation[]; retention: Operation[]; dumps: Array<{ database: string; name: string }> } {
   const target = pgTargetOf(cfg);
   const loc = remoteOf(cfg, ctx.host);
-  const dumps = cfg.databases.map((database) => dumpName(database, ctx.now));
-  const newFiles = dumps.flatMap((name) => [name, `${name}.sha256`]);
-  return [
-    ...setupSteps(cfg, ctx.secrets),
-    ...cfg.databases.map((database) =>
-      postgres.dump({ database, dir: cfg.dir, at: ctx.now, noOwner: cfg.noOwner, excludeTables: cfg.excludeTables, ...target }),
-    ),
-    rclone.copy({ from: cfg.dir, files: newFiles, to: loc }),
-    rclone.check({ from: cfg.dir, files: newFiles, to: loc }),
-    postgres.prune({ dir: cfg.dir, keepDays: cfg.keepDays, keepAtLeast: cfg.keepAtLeast, pending: dumps, now: ctx.now }),
-    rclone.prune({ location: loc, keepDays: cfg.remote.keepDays, keepAtLeast: cfg.remote.keepAtLeast, pending: dumps, now: ctx.now }),
-  ];
+  const dumps = cfg.databases.map((database) => ({ database, name: dumpName(database, ctx.now) }));
+  const names = dumps.map((d) => d.name);
+  const newFiles = names.flatMap((name) => [name, `${name}.sha256`]);
+  return {
+    upload: [
+      ...setupSteps(cfg, ctx.secrets),
+      ...cfg.databases.map((database) =>
+        postgres.dump({ database, dir: cfg.dir, at: ctx.now, noOwner: cfg.noOwner, excludeTables: cfg.excludeTables, ...target }),
+      ),
+      rclone.copy({ from: cfg.dir, files: newFiles, to: loc }),
+      rclone.check({ from: cfg.dir, files: newFiles, to: loc }),
+    ],
+    retention: [
+      postgres.prune({ dir: cfg.dir, keepDays: cfg.keepDays, keepAtLeast: cfg.keepAtLeast, pending: names, now: ctx.now }),
+      rclone.prune({ location: loc, keepDays: cfg.remote.keepDays, keepAtLeast: cfg.remote.keepAtLeast, pending: names, now: ctx.now }),
+    ],
+    dumps,
+  };
+}
+
+/** A dump of this run that rclone verified on the remote: its database, file name and size. */
+export interface VerifiedDump {
+  database: string;
+  name: string;
+  bytes: number;
+}
+
+/** What a caller of {@link runNightly} may hear about a host's run. */
+export interface NightlyHooks {
+  /** Told the databases the host backs up, before any step. */
+  onStart?(databases: readonly string[]): void;
+  /**
+   * Told, as soon as the remote verification passed (before retention), each database's dump.
+   * In a dry-run, told the planned dumps with sizes unknown (NaN), so that steps it runs on the
+   * host are planned too.
+   */
+  onVerified?(dumps: readonly VerifiedDump[]): Promise<void>;
 }
 
 /**
@@ -78,10 +110,20 @@ export function nightlySteps(cfg: BackupConfig, ctx: NightlyContext): Operation[
  *
  * @example defineTask({ name: 'nightly-backup', vars: backupVars, run: (host) => runNightly(host, { now, secrets }) })
  */
-export async function runNightly(host: HostContext<BackupVars>, ctx: Omit<NightlyContext, 'host'>): Promise<void> {
+export async function runNightly(host: HostContext<BackupVars>, ctx: Omit<NightlyContext, 'host'> & NightlyHooks): Promise<void> {
   const cfg = host.vars.backup;
   if (!cfg) return;
-  for (const op of nightlySteps(cfg, { ...ctx, host: host.name })) await host.run(op);
+  ctx.onStart?.(cfg.databases);
+  const { upload, retention, dumps } = nightlyPhases(cfg, { ...ctx, host: host.name });
+  for (const op of upload) await host.run(op);
+  if (ctx.onVerified) {
+    // The sizes rclone just compared with the objects in the bucket (NaN, "unknown", in a dry-run
+    // or for a dump that something removed in between).
+    const listing = host.dryRun ? undefined : await host.fact(dumpFiles(cfg.dir));
+    const sizes = new Map(listing?.kind === 'directory' ? listing.files.map((f) => [f.name, f.size]) : []);
+    await ctx.onVerified(dumps.map((d) => ({ ...d, bytes: sizes.get(d.name) ?? NaN })));
+  }
+  for (const op of retention) await host.run(op);
 }
 
 /**

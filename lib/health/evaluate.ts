@@ -224,6 +224,12 @@ export interface HealthCheck {
   subject: string;
   value: string;
   severity: Severity;
+  /**
+   * The measured number behind `value`, for metrics: percent used (disk, memory), five-minute
+   * load per CPU, the count of failed units, the HTTP status, the certificate's expiry in Unix
+   * seconds. Absent when nothing was measured.
+   */
+  figure?: number;
 }
 
 export interface HostHealth {
@@ -261,7 +267,7 @@ function certificateCheck(check: string, subject: string, c: Certificate, s: Hea
   if (c.kind === 'error') return { check, subject, value: c.reason, severity: 'critical' };
   const days = Math.floor((Date.parse(c.notAfter) - now.getTime()) / DAY_MS);
   const value = days < 0 ? `expired ${-days} day(s) ago (${c.notAfter.slice(0, 10)})` : `${days} day(s) left (${c.notAfter.slice(0, 10)})`;
-  return { check, subject, value, severity: below(days, s.certificateDays) };
+  return { check, subject, value, severity: below(days, s.certificateDays), figure: Date.parse(c.notAfter) / 1000 };
 }
 
 function percent(n: number): string {
@@ -284,23 +290,23 @@ export function evaluateHealth(host: string, s: HealthSettings, f: HealthFacts, 
     const byMount = new Map(f.disk.mounts.filter((m) => m.sizeKb > 0 && !s.ignoreTypes.includes(m.type) && !ignored(m.mount)).map((m) => [m.mount, m]));
     for (const m of byMount.values()) {
       const t = s.mounts[m.mount] ?? s.disk;
-      checks.push({ check: 'disk', subject: m.mount, value: `${percent(m.usePercent)} used (${gib(m.availableKb)} free of ${gib(m.sizeKb)})`, severity: above(m.usePercent, t) });
+      checks.push({ check: 'disk', subject: m.mount, value: `${percent(m.usePercent)} used (${gib(m.availableKb)} free of ${gib(m.sizeKb)})`, severity: above(m.usePercent, t), figure: m.usePercent });
     }
   }
   if (f.memory.kind === 'unavailable') checks.push({ check: 'memory', subject: '', value: `cannot tell: ${f.memory.reason}`, severity: 'warning' });
   else {
     const used = f.memory.totalKb === 0 ? 0 : Math.round(((f.memory.totalKb - f.memory.availableKb) * 1000) / f.memory.totalKb) / 10;
-    checks.push({ check: 'memory', subject: '', value: `${percent(used)} used (${gib(f.memory.availableKb)} available of ${gib(f.memory.totalKb)})`, severity: above(used, s.memory) });
+    checks.push({ check: 'memory', subject: '', value: `${percent(used)} used (${gib(f.memory.availableKb)} available of ${gib(f.memory.totalKb)})`, severity: above(used, s.memory), figure: used });
   }
   if (f.load.kind === 'unavailable') checks.push({ check: 'load', subject: '', value: `cannot tell: ${f.load.reason}`, severity: s.load ? 'warning' : 'ok' });
   else {
     const perCpu = f.load.cpus > 0 ? f.load.five / f.load.cpus : f.load.five;
-    checks.push({ check: 'load', subject: '', value: `${f.load.one} ${f.load.five} ${f.load.fifteen} (${f.load.cpus} CPU${f.load.cpus === 1 ? '' : 's'})`, severity: s.load ? above(perCpu, s.load) : 'ok' });
+    checks.push({ check: 'load', subject: '', value: `${f.load.one} ${f.load.five} ${f.load.fifteen} (${f.load.cpus} CPU${f.load.cpus === 1 ? '' : 's'})`, severity: s.load ? above(perCpu, s.load) : 'ok', figure: perCpu });
   }
   if (f.failed.kind === 'unavailable') checks.push({ check: 'failed units', subject: '', value: `n/a: ${f.failed.reason.split('\n')[0]}`, severity: 'ok' });
   else {
     const names = f.failed.failed.map((u) => u.unit);
-    checks.push({ check: 'failed units', subject: '', value: names.length ? names.join(', ') : 'none', severity: names.length ? s.failedUnits : 'ok' });
+    checks.push({ check: 'failed units', subject: '', value: names.length ? names.join(', ') : 'none', severity: names.length ? s.failedUnits : 'ok', figure: names.length });
   }
   for (const unit of s.services) {
     const state = f.services?.kind === 'states' ? f.services.states[unit] : undefined;
@@ -312,7 +318,7 @@ export function evaluateHealth(host: string, s: HealthSettings, f: HealthFacts, 
     if (!r || r.kind === 'error') return checks.push({ check: 'http', subject: e.url, value: r?.reason ?? 'no answer', severity: 'critical' });
     const bodyOk = e.body === undefined || r.body.includes(e.body);
     const value = r.status !== e.status ? `${r.status}, expected ${e.status}` : bodyOk ? String(r.status) : `${r.status}, body without ${JSON.stringify(e.body)}`;
-    checks.push({ check: 'http', subject: e.url, value, severity: r.status === e.status && bodyOk ? 'ok' : 'critical' });
+    checks.push({ check: 'http', subject: e.url, value, severity: r.status === e.status && bodyOk ? 'ok' : 'critical', figure: r.status });
   });
   s.certificates.forEach((c, i) => checks.push(certificateCheck('certificate', c, f.certificates[i] ?? { kind: 'error', reason: 'not read' }, s, now)));
   s.tls.forEach((e, i) => checks.push(certificateCheck('tls', `${e.address}:${e.port}${e.serverName !== e.address ? ` ${e.serverName}` : ''}`, f.tls[i] ?? { kind: 'error', reason: 'not read' }, s, now)));

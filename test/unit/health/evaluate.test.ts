@@ -30,12 +30,12 @@ t.test('a real host: the full tmpfs is critical, everything else judged', async 
   const r = evaluateHealth('lab1', healthSettings(undefined), real(), NOW);
   t.equal(r.severity, 'critical');
   const find = (check: string, subject = '') => r.checks.find((c) => c.check === check && c.subject === subject);
-  t.same(find('disk', '/mnt/small'), { check: 'disk', subject: '/mnt/small', value: '93 % used (72 KiB free of 1.0 MiB)', severity: 'critical' });
-  t.same(find('disk', '/'), { check: 'disk', subject: '/', value: '23 % used (78.2 GiB free of 252.0 GiB)', severity: 'ok' });
+  t.same(find('disk', '/mnt/small'), { check: 'disk', subject: '/mnt/small', value: '93 % used (72 KiB free of 1.0 MiB)', severity: 'critical', figure: 93 });
+  t.same(find('disk', '/'), { check: 'disk', subject: '/', value: '23 % used (78.2 GiB free of 252.0 GiB)', severity: 'ok', figure: 23 });
   t.equal(find('disk', '/mnt/with space')?.severity, 'ok');
-  t.same(find('memory'), { check: 'memory', subject: '', value: '3.5 % used (22.7 GiB available of 23.5 GiB)', severity: 'ok' });
-  t.same(find('load'), { check: 'load', subject: '', value: '1.25 1.48 1.4 (2 CPUs)', severity: 'ok' });
-  t.same(find('failed units'), { check: 'failed units', subject: '', value: 'broken.service', severity: 'warning' });
+  t.same(find('memory'), { check: 'memory', subject: '', value: '3.5 % used (22.7 GiB available of 23.5 GiB)', severity: 'ok', figure: 3.5 });
+  t.same(find('load'), { check: 'load', subject: '', value: '1.25 1.48 1.4 (2 CPUs)', severity: 'ok', figure: 0.74 });
+  t.same(find('failed units'), { check: 'failed units', subject: '', value: 'broken.service', severity: 'warning', figure: 1 });
   t.equal(exitCodeForSeverity(r.severity), 2);
 });
 
