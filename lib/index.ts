@@ -12,7 +12,7 @@ export { VarError, VarType, checkShape, v, type InferShape, type Shape } from '.
 export { loadEnv, type EnvVar, type EnvOf } from './env.ts';
 
 // Connections
-export { assertOk, type Connection, type ConnectionStats, type ExecOptions, type ExecResult, type Exit, type Spawned, type Stdin } from './connection/connection.ts';
+export { assertOk, framed, type Connection, type ConnectionStats, type ExecOptions, type ExecResult, type Exit, type Spawned, type Stdin } from './connection/connection.ts';
 export { LocalConnection } from './connection/local.ts';
 export { SudoConnection, type BecomeOptions } from './connection/sudo.ts';
 export { SshConnection, connectSsh, type SshEndpoint, type SshOptions } from './connection/ssh.ts';
@@ -70,4 +70,7 @@ export { SSHD_ROLLBACK_SECONDS } from './ops/sshd.ts';
 export type { ServiceOptions as SystemdServiceOptions } from './ops/systemd.ts';
 export type { Decision, Retention } from './backup/retention.ts';
 export type { TaskFlag } from './cli/args.ts';
+export type { StopSignal } from './cli/main.ts';
+export type { VarProblem, VarStructure } from './inventory/vars.ts';
+export type { HandlerReport, PendingHandler } from './engine/pending-handlers.ts';
 export type { HostReport, ReportError, StepReport } from './cli/report.ts';

@@ -221,6 +221,7 @@ export class SshConnection extends ExecConnection {
   readonly #stats: ConnectionStats = { channels: 0, commands: 0 };
   #lost: TackleError | undefined;
 
+  /** @internal Built by {@link connectSsh}, which owns the handshake. */
   constructor(
     readonly endpoint: SshEndpoint,
     session: Session,
