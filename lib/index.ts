@@ -21,8 +21,8 @@ export { ContainerConnection, openContainer, wrapCommand, type ContainerSpec, ty
 
 // Facts, operations, tasks, running
 export { defineFact, type Fact, type FactOutput, type FactValue } from './facts/fact.ts';
-export { defineOperation, factsOf, planWith, type Action, type ApplyContext, type Check, type Change, type CommonOptions, type Operation } from './engine/operation.ts';
-export { defineTask, type Handler, type HostContext, type StepStatus, type Task, type TaskSpec, type VarsOf } from './engine/task.ts';
+export { defineOperation, factsOf, planWith, type Action, type ApplyContext, type Check, type Change, type CommonOptions, type HandlerRef, type Operation } from './engine/operation.ts';
+export { defineTask, type Handler, type HandlerLookup, type HostContext, type StepStatus, type Task, type TaskSpec, type VarsOf } from './engine/task.ts';
 export { runTask, checkVars, type HostResult, type HostStatus, type RunEvent, type RunOptions, type RunResult } from './engine/runner.ts';
 export type { StepResult } from './engine/host-run.ts';
 
@@ -71,6 +71,6 @@ export type { ServiceOptions as SystemdServiceOptions } from './ops/systemd.ts';
 export type { Decision, Retention } from './backup/retention.ts';
 export type { TaskFlag } from './cli/args.ts';
 export type { StopSignal } from './cli/main.ts';
-export type { VarProblem, VarStructure } from './inventory/vars.ts';
+export type { VarAbsent, VarProblem, VarStructure } from './inventory/vars.ts';
 export type { HandlerReport, PendingHandler } from './engine/pending-handlers.ts';
 export type { HostReport, ReportError, StepReport } from './cli/report.ts';

@@ -13,7 +13,7 @@ export const baseline = defineTask({
     deployKeys: v.array(v.sshPublicKey()).default([]),
     demoPort: v.port().default(8080),
   },
-  async run(host) {
+  async run(host, handler) {
     const { packages, deployUser, deployKeys, demoPort } = host.vars;
     await host.run(apt.packages({ names: packages }));
     const deploy = { name: deployUser, shell: '/bin/bash', home: `/home/${deployUser}` };
@@ -28,14 +28,14 @@ export const baseline = defineTask({
         mode: '0644',
       }),
     );
-    await host.run(files.line({ path: '/etc/default/demo', line: `PORT=${demoPort}`, match: '^PORT=', create: true, notify: 'restart demo' }));
+    await host.run(files.line({ path: '/etc/default/demo', line: `PORT=${demoPort}`, match: '^PORT=', create: true, notify: handler('restart demo') }));
     await host.run(
       files.file({
         path: '/etc/systemd/system/demo.service',
         content: unit(),
         // The unit must at least name a command before it replaces the old one.
         validate: 'grep -q "^ExecStart=" %s',
-        notify: 'restart demo',
+        notify: handler('restart demo'),
       }),
     );
     await host.run(systemd.service({ name: 'demo', enabled: true, state: 'started', daemonReload: true }));

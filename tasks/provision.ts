@@ -72,7 +72,7 @@ export const provision = defineTask({
       })
       .optional(),
   },
-  async run(host) {
+  async run(host, handler) {
     const vars = host.vars;
     const firewallPackages = ['ufw', 'fail2ban', 'python3-systemd', 'unattended-upgrades'];
     await host.run(apt.packages({ names: [...vars.basePackages, ...firewallPackages] }));
@@ -99,7 +99,7 @@ export const provision = defineTask({
         },
       }),
     );
-    await host.run(fail2ban.jail({ name: 'sshd', ...vars.fail2ban, ignoreip: ['127.0.0.1/8', '::1', ...vars.trusted], notify: 'reload fail2ban' }));
+    await host.run(fail2ban.jail({ name: 'sshd', ...vars.fail2ban, ignoreip: ['127.0.0.1/8', '::1', ...vars.trusted], notify: handler('reload fail2ban') }));
     await host.run(unattended.upgrades({ automaticReboot: vars.autoReboot.enabled, rebootTime: vars.autoReboot.time }));
 
     const web = vars.sites.length > 0;
@@ -118,7 +118,7 @@ export const provision = defineTask({
     const tlsSites = vars.acme ? vars.sites.filter((s) => s.tls) : [];
     const packages = tlsSites.length ? ['nginx', 'certbot', 'python3-certbot-nginx'] : ['nginx'];
     await host.run(apt.packages({ names: packages, services: ['nginx'] }));
-    await host.run(nginx.defaultSite({ present: false, notify: 'reload nginx' }));
+    await host.run(nginx.defaultSite({ present: false, notify: handler('reload nginx') }));
     const acme = vars.acme;
     const caFile = '/usr/local/share/ca-certificates/tackle-acme.crt';
     if (acme?.caCertPem && tlsSites.length) await host.run(files.file({ path: caFile, content: acme.caCertPem }));
@@ -133,7 +133,7 @@ export const provision = defineTask({
             authenticator: 'nginx',
             ...(acme.server ? { server: acme.server } : {}),
             ...(acme.caCertPem ? { env: { REQUESTS_CA_BUNDLE: caFile } } : {}),
-            notify: 'reload nginx',
+            notify: handler('reload nginx'),
           }),
         );
       }
@@ -147,7 +147,7 @@ export const provision = defineTask({
           ...(s.clientMaxBodySize ? { clientMaxBodySize: s.clientMaxBodySize } : {}),
           ...(withTls ? { tls: certbot.paths(s.name) } : {}),
           gzip: true,
-          notify: 'reload nginx',
+          notify: handler('reload nginx'),
         }),
       );
     }

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { describeShape, type Shape } from '../inventory/vars.ts';
 
 /** A flag a task adds to the command line; its value becomes a var of every host (highest precedence). */
 export interface TaskFlag {
@@ -46,13 +47,31 @@ export const USAGE = `Usage: npx tsx tasks/NAME.ts [options]
   -h, --help               this help
 `;
 
-/** Usage text with a task's own flags appended. */
-export function usage(flags: Readonly<Record<string, TaskFlag>> = {}): string {
+/** The exit codes of a task program, as `--help` and the README list them. */
+export const EXIT_CODES = `Exit codes:
+  0    every host ok or changed (or, in a dry-run, would change)
+  1    usage, inventory, vars or task errors found before any host was contacted
+  2    any host failed or was unreachable (the others still ran)
+  130  interrupted with Ctrl-C
+  143  stopped by SIGTERM
+`;
+
+/**
+ * `--help` of a task: the common flags, the task's own flags, its vars with what fits and their
+ * defaults, and the exit codes. Built from the task alone: nothing connects, no inventory loads.
+ *
+ * @example usage(task.flags, task.vars)
+ */
+export function usage(flags: Readonly<Record<string, TaskFlag>> = {}, vars: Shape = {}): string {
   const own = Object.entries(flags).map(([name, f]) => `  --${`${name}${f.type === 'boolean' ? '' : ` ${f.type.toUpperCase()}`}`.padEnd(23)} ${f.description}`);
-  return own.length ? `${USAGE}
-Task options:
-${own.join('\n')}
-` : USAGE;
+  const declared = describeShape(vars);
+  const width = Math.max(23, ...declared.map((d) => d.name.length));
+  return [
+    USAGE,
+    ...(own.length ? [`Task options:\n${own.join('\n')}\n`] : []),
+    ...(declared.length ? [`Vars (from the inventory, or --var NAME=VALUE):\n${declared.map((d) => `  ${d.name.padEnd(width)}  ${d.help}`).join('\n')}\n`] : []),
+    EXIT_CODES,
+  ].join('\n');
 }
 
 /** The flags every tackle program that reaches hosts takes (tasks and report scripts alike). */

@@ -72,11 +72,11 @@ export async function runCli<V extends Vars>(task: Task<V>, io: CliIo): Promise<
   try {
     opts = parseCliArgs(io.argv, task.flags);
   } catch (err) {
-    io.stderr.write(`${(err as Error).message}\n\n${usage(task.flags)}`);
+    io.stderr.write(`${(err as Error).message}\n\n${usage(task.flags, task.vars)}`);
     return 1;
   }
   if (opts.help) {
-    io.stdout.write(usage(task.flags));
+    io.stdout.write(usage(task.flags, task.vars));
     return 0;
   }
   let inventory: Inventory;
@@ -108,6 +108,7 @@ async function run<V extends Vars>(task: Task<V>, io: CliIo, opts: CliOptions, i
   const view = liveView(
     hosts.map((h) => h.name),
     io,
+    { dryRun: opts.dryRun },
   );
   const result = await runTask(task, hosts, {
     dryRun: opts.dryRun,

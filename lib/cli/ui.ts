@@ -1,4 +1,4 @@
-import { Listr, ListrLogger, ProcessOutput } from 'listr2';
+import { DefaultRenderer, Listr, ListrLogger, ProcessOutput } from 'listr2';
 import type { HostResult, RunEvent, RunResult } from '../engine/runner.ts';
 import type { StepResult } from '../engine/host-run.ts';
 import type { PendingHandler } from '../engine/pending-handlers.ts';
@@ -25,24 +25,47 @@ interface Row {
   skip(message?: string): void;
 }
 
+/** What a host's row should show; kept until listr2 starts the row, which may come after the host's first events. */
 interface HostView {
-  task?: Row;
+  title: string;
+  lines: string[];
+  row?: Row;
   finished: Promise<HostResult>;
   finish(result: HostResult): void;
 }
 
 /**
+ * listr2 asks the global process.stdout whether it is a terminal; the view has already asked the
+ * stream it writes to (see `plain`), so its default renderer may draw into any TTY stream.
+ */
+class StreamRenderer extends DefaultRenderer {
+  static override nonTTY = true;
+}
+
+/** The word for a step or host that changed something, or would have in a dry-run. */
+export function changedWord(dryRun: boolean): string {
+  return dryRun ? 'would change' : 'changed';
+}
+
+/**
  * The live view: one listr2 row per host with its current step. The default
  * renderer in a terminal, the plain line renderer when stdout is not a TTY or
- * CI is set. Returns an event sink for the runner and a promise for the view.
+ * CI is set; there every line names its host. Returns an event sink for the
+ * runner and a promise for the view.
  */
-export function liveView(hosts: readonly string[], io: CliStreams): { onEvent(e: RunEvent): void; closed: Promise<void> } {
+export function liveView(hosts: readonly string[], io: CliStreams, opts: { dryRun?: boolean } = {}): { onEvent(e: RunEvent): void; closed: Promise<void> } {
+  const dryRun = opts.dryRun ?? false;
   const views = new Map<string, HostView>();
   for (const name of hosts) {
     let finish!: (r: HostResult) => void;
     const finished = new Promise<HostResult>((resolve) => (finish = resolve));
-    views.set(name, { finished, finish });
+    views.set(name, { title: `${name}: waiting`, lines: [], finished, finish });
   }
+  const show = (view: HostView): void => {
+    if (!view.row) return;
+    if (view.row.title !== view.title) view.row.title = view.title;
+    for (const line of view.lines.splice(0)) view.row.output = line;
+  };
   const plain = io.stdout.isTTY !== true || io.env.CI !== undefined;
   const logger = new ListrLogger({ processOutput: new ProcessOutput(io.stdout, io.stderr) });
   const list = new Listr(
@@ -50,9 +73,10 @@ export function liveView(hosts: readonly string[], io: CliStreams): { onEvent(e:
       title: `${name}: waiting`,
       task: async (_ctx, task) => {
         const view = views.get(name) as HostView;
-        view.task = task;
+        view.row = task;
+        show(view);
         const result = await view.finished;
-        task.title = `${name}: ${hostLine(result)}`;
+        task.title = `${name}: ${hostLine(result, dryRun)}`;
         if (result.status === 'skipped') task.skip(`${name}: skipped`);
         if (result.status === 'failed' || result.status === 'unreachable') throw new Error(`${name}: ${result.status}: ${result.error?.reason ?? ''}`);
       },
@@ -61,7 +85,7 @@ export function liveView(hosts: readonly string[], io: CliStreams): { onEvent(e:
       concurrent: true,
       exitOnError: false,
       registerSignalListeners: false,
-      renderer: 'default',
+      renderer: StreamRenderer,
       fallbackRenderer: 'simple',
       fallbackRendererCondition: plain,
       rendererOptions: { logger, collapseErrors: false } as never,
@@ -76,18 +100,18 @@ export function liveView(hosts: readonly string[], io: CliStreams): { onEvent(e:
     const view = views.get(e.host);
     if (!view) return;
     if (e.type === 'host:end') return view.finish(e.result);
-    const task = view.task;
-    if (!task) return;
-    if (e.type === 'host:start') task.title = `${e.host}: connecting`;
-    if (e.type === 'step:start') task.title = `${e.host}: ${e.step}`;
-    if (e.type === 'step:end' && e.step.status !== 'ok') task.output = `${e.step.status}: ${e.step.name}`;
+    if (e.type === 'host:start') view.title = `${e.host}: connecting`;
+    if (e.type === 'step:start') view.title = `${e.host}: ${e.step}`;
+    if (e.type === 'step:end' && e.step.status !== 'ok') view.lines.push(`${e.host}: ${e.step.status === 'changed' ? changedWord(dryRun) : e.step.status}: ${e.step.name}`);
+    show(view);
   };
   return { onEvent, closed };
 }
 
-function hostLine(r: HostResult): string {
+function hostLine(r: HostResult, dryRun: boolean): string {
   const count = (s: StepResult['status']) => r.steps.filter((x) => x.status === s).length;
-  return `${r.status} (${count('ok')} ok, ${count('changed')} changed, ${count('failed')} failed) in ${seconds(r.durationMs)}`;
+  const status = r.status === 'changed' ? changedWord(dryRun) : r.status;
+  return `${status} (${count('ok')} ok, ${count('changed')} ${changedWord(dryRun)}, ${count('failed')} failed) in ${seconds(r.durationMs)}`;
 }
 
 function seconds(ms: number): string {
@@ -143,17 +167,18 @@ function colorDiff(line: string, paint: Paint): string {
 
 /** The recap: per host ok / changed / failed / unreachable counts and time, then the errors. */
 export function formatRecap(result: RunResult, paint: Paint): string {
+  const changed = changedWord(result.dryRun);
   const rows = result.hosts.map((h) => {
     const n = (s: string) => String(h.steps.filter((x) => x.status === s).length);
-    return [h.name, h.status, n('ok'), n('changed'), n('failed'), h.status === 'unreachable' ? '1' : '0', seconds(h.durationMs)];
+    const cells = [h.name, h.status === 'changed' ? changed : h.status, n('ok'), n('changed'), n('failed'), h.status === 'unreachable' ? '1' : '0', seconds(h.durationMs)];
+    return { cells, status: h.status };
   });
-  const header = ['HOST', 'STATUS', 'OK', 'CHANGED', 'FAILED', 'UNREACHABLE', 'TIME'];
-  const table = renderTable(
-    header,
-    rows.map((cells) => ({ cells })),
-    (line, row) => paint(STATUS_COLOR[row.cells[1] ?? ''] ?? 0, line),
-  );
+  const header = ['HOST', 'STATUS', 'OK', changed.toUpperCase(), 'FAILED', 'UNREACHABLE', 'TIME'];
+  const table = renderTable(header, rows, (line, row) => paint(STATUS_COLOR[row.status] ?? 0, line));
   const out = [`\nRECAP ${result.task}${result.dryRun ? ' (dry-run: nothing was changed)' : ''}${result.interrupted ? ' (interrupted)' : ''}`, table.trimEnd()];
+  // Which steps changed, without --verbose: names only, one line each, host first (grep-friendly).
+  const steps = result.hosts.flatMap((h) => h.steps.filter((s) => s.status === 'changed').map((s) => `  ${h.name}: ${s.name}`));
+  if (steps.length) out.push('', result.dryRun ? 'Steps that would change:' : 'Changed steps:', ...steps);
   const handlers = handlerLines(result);
   if (handlers.length) out.push('', ...handlers);
   for (const h of result.hosts) {

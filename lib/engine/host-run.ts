@@ -5,7 +5,7 @@ import type { Vars } from '../inventory/inventory.ts';
 import { gatherFacts } from './gather.ts';
 import type { PendingHandlers } from './pending-handlers.ts';
 import type { ApplyContext, Operation } from './operation.ts';
-import type { HostContext, StepStatus } from './task.ts';
+import { handlerList, type HostContext, type StepStatus } from './task.ts';
 
 /** One step as the report shows it; all text is masked. */
 export interface StepResult {
@@ -50,6 +50,8 @@ export class HostRun<V extends Vars> implements HostContext<V> {
   readonly notified = new Set<string>();
   readonly #cache = new Map<string, unknown>();
   #prefix = '';
+  /** The step under way and its promise (settled either way): a host runs one step at a time. */
+  #current: { name: string; done: Promise<void> } | undefined;
 
   constructor(
     readonly name: string,
@@ -64,6 +66,8 @@ export class HostRun<V extends Vars> implements HostContext<V> {
     readonly pending?: PendingHandlers,
     /** Aborting kills the commands under way (see RunOptions.stop). */
     readonly stop?: AbortSignal,
+    /** The task's handlers: a step that notifies any other name fails before it starts. Unchecked without. */
+    readonly handlers?: { task: string; names: readonly string[] },
   ) {}
 
   async fact<T>(fact: Fact<T>): Promise<T> {
@@ -88,10 +92,37 @@ export class HostRun<V extends Vars> implements HostContext<V> {
     }
   }
 
-  async run(op: Operation): Promise<'ok' | 'changed'> {
+  /**
+   * Runs one step. A step started while another of this host is under way (a missing `await`)
+   * fails, naming both. The promise is marked handled: a step nobody awaited must not end the
+   * process, its outcome is in `steps` and {@link settled} reports it.
+   */
+  run(op: Operation): Promise<'ok' | 'changed'> {
+    const step = this.#step(op);
+    step.catch(() => {});
+    return step;
+  }
+
+  /** Resolves once no step is under way, whatever its outcome. */
+  async idle(): Promise<void> {
+    while (this.#current) await this.#current.done;
+  }
+
+  /**
+   * After `part` (the task body, a handler) returned: fails the host when a step was still under
+   * way or a step failed without `part` noticing, both signs of a `host.run` nobody awaited.
+   */
+  async settled(part: string): Promise<void> {
+    const running = this.#current?.name;
+    await this.idle();
+    if (running !== undefined) throw new TackleError({ phase: 'task', host: this.name, step: running, reason: `step "${running}" was still running when ${part} returned: await each host.run(…)` });
+    const failed = this.steps.find((s) => s.status === 'failed')?.error;
+    if (failed) throw new StepFailed(failed);
+  }
+
+  async #step(op: Operation): Promise<'ok' | 'changed'> {
     const name = this.#prefix + op.name;
     if (this.signal?.aborted) throw new Interrupted();
-    this.listener({ type: 'step:start', step: name });
     const started = performance.now();
     const record = (step: Omit<StepResult, 'name' | 'durationMs'>): StepResult => {
       const result = { name, durationMs: Math.round(performance.now() - started), ...step };
@@ -99,35 +130,57 @@ export class HostRun<V extends Vars> implements HostContext<V> {
       this.listener({ type: 'step:end', step: result });
       return result;
     };
-    try {
-      const keys = Object.keys(op.facts);
-      const values = await this.#facts(keys.map((k) => op.facts[k] as Fact<unknown>));
-      const change = op.plan(Object.fromEntries(keys.map((k, i) => [k, values[i]])));
-      if (!change || change.actions.length === 0) {
-        record({ status: 'ok' });
-        return 'ok';
-      }
-      const checks = change.checks ?? [];
-      const commands = [...change.actions.map((a) => a.command.toString()), ...checks.map((c) => `(controller) ${c.describe}`)];
-      if (!this.dryRun) {
-        // Facts may be stale after any change; a converged run changes nothing and keeps its cache.
-        this.#cache.clear();
-        // Recorded before the change: whatever happens next, a later run still runs the handler.
-        await this.pending?.record(op.notify, name);
-        const ctx: ApplyContext = { host: this.name, connection: this.connection, openFresh: this.openFresh };
-        for (const action of change.actions) {
-          const result = await this.connection.exec(action.command, { ...(action.stdin === undefined ? {} : { stdin: action.stdin }), ...(this.stop ? { signal: this.stop } : {}) });
-          assertOk(result, this.name, this.stop?.aborted ? 'the run was stopped while this command ran (its channel was closed)' : undefined);
-        }
-        for (const check of checks) await check.run(ctx);
-      }
-      op.notify.forEach((h) => this.notified.add(h));
-      record({ status: 'changed', summary: change.summary, commands, ...(change.diff ? { diff: change.diff } : {}) });
-      return 'changed';
-    } catch (err) {
+    const fail = (err: unknown): never => {
       const error = asTackleError(err, this.name, name);
       record({ status: 'failed', error });
       throw new StepFailed(error);
+    };
+    const other = this.#current;
+    if (other) {
+      fail(new TackleError({ phase: 'task', reason: `step "${name}" started while step "${other.name}" was still running on this host: await each host.run(…), a host runs one step at a time` }));
     }
+    let finished!: () => void;
+    this.#current = { name, done: new Promise((resolve) => (finished = resolve)) };
+    this.listener({ type: 'step:start', step: name });
+    try {
+      return await this.#apply(op, name, record);
+    } catch (err) {
+      return fail(err);
+    } finally {
+      this.#current = undefined;
+      finished();
+    }
+  }
+
+  async #apply(op: Operation, name: string, record: (step: Omit<StepResult, 'name' | 'durationMs'>) => StepResult): Promise<'ok' | 'changed'> {
+    const known = this.handlers;
+    const unknown = known ? op.notify.filter((h) => !known.names.includes(h)) : [];
+    if (known && unknown.length > 0) {
+      throw new TackleError({ phase: 'task', reason: `notify names ${unknown.map((h) => JSON.stringify(h)).join(', ')}, not a handler of task ${known.task} (${handlerList(known.task, known.names)}); nothing was changed` });
+    }
+    const keys = Object.keys(op.facts);
+    const values = await this.#facts(keys.map((k) => op.facts[k] as Fact<unknown>));
+    const change = op.plan(Object.fromEntries(keys.map((k, i) => [k, values[i]])));
+    if (!change || change.actions.length === 0) {
+      record({ status: 'ok' });
+      return 'ok';
+    }
+    const checks = change.checks ?? [];
+    const commands = [...change.actions.map((a) => a.command.toString()), ...checks.map((c) => `(controller) ${c.describe}`)];
+    if (!this.dryRun) {
+      // Facts may be stale after any change; a converged run changes nothing and keeps its cache.
+      this.#cache.clear();
+      // Recorded before the change: whatever happens next, a later run still runs the handler.
+      await this.pending?.record(op.notify, name);
+      const ctx: ApplyContext = { host: this.name, connection: this.connection, openFresh: this.openFresh };
+      for (const action of change.actions) {
+        const result = await this.connection.exec(action.command, { ...(action.stdin === undefined ? {} : { stdin: action.stdin }), ...(this.stop ? { signal: this.stop } : {}) });
+        assertOk(result, this.name, this.stop?.aborted ? 'the run was stopped while this command ran (its channel was closed)' : undefined);
+      }
+      for (const check of checks) await check.run(ctx);
+    }
+    op.notify.forEach((h) => this.notified.add(h));
+    record({ status: 'changed', summary: change.summary, commands, ...(change.diff ? { diff: change.diff } : {}) });
+    return 'changed';
   }
 }

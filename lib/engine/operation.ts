@@ -37,10 +37,19 @@ export interface Change {
   diff?: string;
 }
 
+/**
+ * A handler of a task, as `notify` takes it. A task hands its handlers to its body as values
+ * (`run(host, handlers)`), so a misspelt handler is a type error and, in JavaScript, a TypeError.
+ */
+export interface HandlerRef<K extends string = string> {
+  readonly kind: 'tackle.handler';
+  readonly name: K;
+}
+
 /** Options every operation takes. */
 export interface CommonOptions {
-  /** Handlers to run once at the end of the task if this step changed something. */
-  notify?: string | readonly string[];
+  /** Handlers to run once at the end of the task if this step changed something: `notify: handlers['reload nginx']`. */
+  notify?: HandlerRef | readonly HandlerRef[];
   /** Overrides the step name shown in the UI and the report. */
   name?: string;
 }
@@ -52,6 +61,7 @@ export interface CommonOptions {
 export interface Operation<F extends FactMap = FactMap> {
   readonly name: string;
   readonly facts: F;
+  /** The names of the handlers this step notifies (the task checks them before the step starts). */
   readonly notify: readonly string[];
   plan(facts: FactValues<F>): Change | undefined;
 }
@@ -67,13 +77,23 @@ export function defineOperation<F extends FactMap>(spec: {
   options?: CommonOptions;
   plan(facts: FactValues<F>): Change | undefined;
 }): Operation<F> {
-  const notify = spec.options?.notify;
-  return {
-    name: spec.options?.name ?? spec.name,
-    facts: spec.facts,
-    notify: notify === undefined ? [] : typeof notify === 'string' ? [notify] : [...notify],
-    plan: spec.plan,
-  };
+  const name = spec.options?.name ?? spec.name;
+  return { name, facts: spec.facts, notify: handlerNames(name, spec.options?.notify), plan: spec.plan };
+}
+
+/**
+ * The names `notify` gives. A plain string (JavaScript, or a name built at run time) is taken as a
+ * name and checked against the task when the step starts; anything else that is not a handler (an
+ * `undefined` from a misspelt lookup, say) is a TypeError now rather than a notification lost.
+ */
+function handlerNames(step: string, notify: CommonOptions['notify'] | string | readonly string[]): string[] {
+  if (notify === undefined) return [];
+  const given: readonly unknown[] = Array.isArray(notify) ? notify : [notify];
+  return given.map((h) => {
+    if (typeof h === 'string') return h;
+    if (typeof h === 'object' && h !== null && (h as HandlerRef).kind === 'tackle.handler') return (h as HandlerRef).name;
+    throw new TypeError(`${step}: notify takes the task's handlers (run(host, handlers) → notify: handlers['reload nginx']), got ${String(h)}`);
+  });
 }
 
 // Building an operation out of others: an outer operation gathers the facts its parts need and

@@ -201,7 +201,8 @@ async function runHost<V extends Vars>(task: Task<V>, host: InventoryHost, vars:
     const error = asTackleError(err, host.name);
     return done(failed(error), [], error);
   }
-  const pending = new PendingHandlers(conn, state, Object.keys(task.handlers), by);
+  const handlerNames = Object.keys(task.handlers);
+  const pending = new PendingHandlers(conn, state, handlerNames, by);
   const run = new HostRun(
     host.name,
     host.groups,
@@ -213,10 +214,12 @@ async function runHost<V extends Vars>(task: Task<V>, host: InventoryHost, vars:
     () => options.connect(host),
     pending,
     options.stop,
+    { task: task.name, names: handlerNames },
   );
   let error: TackleError | undefined;
   try {
-    await task.run(run);
+    await task.run(run, task.handler);
+    await run.settled('the task body');
     // Handlers run in the order the task defines them, once, and only after the body succeeded:
     // those notified now and those an earlier run recorded and never got to. Not after a failed
     // step (Ansible's force_handlers): the task stopped half-way, and a restart could load a
@@ -224,12 +227,15 @@ async function runHost<V extends Vars>(task: Task<V>, host: InventoryHost, vars:
     for (const [name, handler] of Object.entries(task.handlers)) {
       if (!run.notified.has(name) && !pending.has(name)) continue;
       await run.withPrefix(`${name} › `, () => handler(run));
+      await run.settled(`handler "${name}"`);
       await pending.done(name, run.dryRun);
     }
   } catch (err) {
     if (!(err instanceof Interrupted)) error = asTackleError(err, host.name);
     if (!(err instanceof StepFailed) && error) run.steps.push({ name: 'task', status: 'failed', durationMs: 0, error });
   } finally {
+    // A step nobody awaited still holds the connection: the lock and the connection outlive it.
+    await run.idle();
     await lock?.release();
     try {
       await conn.close();

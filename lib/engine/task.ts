@@ -1,7 +1,7 @@
 import type { Fact } from '../facts/fact.ts';
 import type { InferShape, Shape } from '../inventory/vars.ts';
 import type { Vars } from '../inventory/inventory.ts';
-import type { Operation } from './operation.ts';
+import type { HandlerRef, Operation } from './operation.ts';
 import type { TaskFlag } from '../cli/args.ts';
 
 export type StepStatus = 'ok' | 'changed' | 'failed' | 'skipped';
@@ -26,23 +26,33 @@ export interface HostContext<V extends Vars = Vars> {
 
 export type Handler<V extends Vars> = (host: HostContext<V>) => Promise<unknown>;
 
-export interface TaskSpec<S extends Shape> {
+/**
+ * How a task body names one of its handlers for `notify`. In TypeScript only the task's handler
+ * names type-check; any other name (a JavaScript typo, a name built at run time) is a TypeError
+ * at once, naming the handlers the task has.
+ */
+export type HandlerLookup<H extends string> = (name: H) => HandlerRef<H>;
+
+export interface TaskSpec<S extends Shape, H extends string = never> {
   name: string;
   /** The vars the task needs; hosts are checked against them before any connection. */
   vars?: S;
-  run(host: HostContext<InferShape<S>>): Promise<void>;
+  /** The task body; `handler('reload nginx')` is what `notify` takes. Await every `host.run`: one step at a time per host. */
+  run(host: HostContext<InferShape<S>>, handler: HandlerLookup<H>): Promise<void>;
   /** Run once per host after the task, in this order, when an operation notified them and changed. */
-  handlers?: Readonly<Record<string, Handler<InferShape<S>>>>;
+  handlers?: { readonly [K in H]: Handler<InferShape<S>> };
   /** Command-line flags of this task (`--ref v1.2`); each sets a var on every host. */
   flags?: Readonly<Record<string, TaskFlag>>;
 }
 
-export interface Task<V extends Vars = Vars> {
+export interface Task<V extends Vars = Vars, H extends string = string> {
   readonly kind: 'tackle.task';
   readonly name: string;
   readonly vars: Shape;
-  run(host: HostContext<V>): Promise<void>;
-  readonly handlers: Readonly<Record<string, Handler<V>>>;
+  run(host: HostContext<V>, handler: HandlerLookup<H>): Promise<void>;
+  readonly handlers: Readonly<Record<H, Handler<V>>>;
+  /** A handler of this task for `notify` outside its body (a helper building steps, say); a TypeError for a name it lacks. */
+  handler(name: H): HandlerRef<H>;
   readonly flags: Readonly<Record<string, TaskFlag>>;
 }
 
@@ -54,10 +64,28 @@ export type VarsOf<T> = T extends Task<infer V> ? V : never;
  * export const hello = defineTask({
  *   name: 'hello',
  *   vars: { motd: v.string() },
- *   run: async (host) => { await host.run(files.file({ path: '/etc/motd', content: host.vars.motd })); },
+ *   run: async (host, handler) => {
+ *     await host.run(files.file({ path: '/etc/motd', content: host.vars.motd, notify: handler('reload nginx') }));
+ *   },
+ *   handlers: { 'reload nginx': (host) => host.run(systemd.service({ name: 'nginx', state: 'reloaded' })) },
  * });
  */
-export function defineTask<S extends Shape = Record<never, never>>(spec: TaskSpec<S>): Task<InferShape<S>> {
+export function defineTask<S extends Shape = Record<never, never>, H extends string = never>(spec: TaskSpec<S, H>): Task<InferShape<S>, H> {
   if (typeof spec.run !== 'function') throw new TypeError(`task ${spec.name}: run must be a function`);
-  return { kind: 'tackle.task', name: spec.name, vars: spec.vars ?? {}, run: spec.run, handlers: spec.handlers ?? {}, flags: spec.flags ?? {} };
+  const handlers = (spec.handlers ?? {}) as Readonly<Record<H, Handler<InferShape<S>>>>;
+  for (const [name, body] of Object.entries(handlers)) {
+    if (typeof body !== 'function') throw new TypeError(`task ${spec.name}: handler "${name}" must be a function`);
+  }
+  const refs = new Map(Object.keys(handlers).map((name) => [name, Object.freeze({ kind: 'tackle.handler' as const, name: name as H })]));
+  const handler = (name: H): HandlerRef<H> => {
+    const ref = refs.get(name);
+    if (ref) return ref;
+    throw new TypeError(`task ${spec.name} has no handler ${JSON.stringify(name)} (${handlerList(spec.name, [...refs.keys()])})`);
+  };
+  return { kind: 'tackle.task', name: spec.name, vars: spec.vars ?? {}, run: spec.run, handlers, handler, flags: spec.flags ?? {} };
+}
+
+/** The handlers a task has, for error messages. */
+export function handlerList(task: string, names: readonly string[]): string {
+  return names.length ? `its handlers: ${names.map((n) => JSON.stringify(n)).join(', ')}` : `task ${task} has no handlers`;
 }

@@ -18,16 +18,31 @@ export class VarType<T> {
     readonly describe: string,
     readonly check: (value: unknown, path: string) => T,
     readonly structure?: VarStructure,
+    /** What an absent var gets: an error, `undefined`, or a default (shown by `--help`). */
+    readonly absent: VarAbsent = { kind: 'required' },
   ) {}
 
   /** The var may be absent; the task sees `undefined`. */
   optional(): VarType<T | undefined> {
-    return new VarType(`${this.describe} (optional)`, (value, path) => (value === undefined ? undefined : this.check(value, path)), this.structure);
+    return new VarType(`${this.describe} (optional)`, (value, path) => (value === undefined ? undefined : this.check(value, path)), this.structure, { kind: 'optional' });
   }
 
   /** The var may be absent; the task sees `value`. */
   default(value: T): VarType<T> {
-    return new VarType(this.describe, (v, path) => (v === undefined ? value : this.check(v, path)), this.structure);
+    return new VarType(this.describe, (v, path) => (v === undefined ? value : this.check(v, path)), this.structure, { kind: 'default', value });
+  }
+
+  /**
+   * One line for `--help`: what fits, then the default or whether it must be given. A secret
+   * default shows as `***`.
+   *
+   * @example v.port().default(22).help() // 'a port number (1-65535); default 22'
+   */
+  help(): string {
+    if (this.absent.kind === 'optional') return this.describe;
+    if (this.absent.kind === 'required') return `${this.describe}; required`;
+    const shown = this.absent.value instanceof Secret ? '***' : JSON.stringify(this.absent.value, (_k, x: unknown) => (x instanceof Secret ? '***' : x));
+    return `${this.describe}; default ${shown.length > 60 ? `${shown.slice(0, 60)}…` : shown}`;
   }
 
   /**
@@ -40,8 +55,25 @@ export class VarType<T> {
       const checked = this.check(value, path);
       if (!ok(checked)) throw new VarError(path, describe, value);
       return checked;
-    }, this.structure);
+    }, this.structure, this.absent);
   }
+}
+
+/** What a var that a host does not give becomes. */
+export type VarAbsent = { kind: 'required' } | { kind: 'optional' } | { kind: 'default'; value: unknown };
+
+/**
+ * Each var of a shape with its {@link VarType.help} line, the fields of object vars after their
+ * object as `name.field` (`name[].field` in an array of objects): the vars part of a task's `--help`.
+ *
+ * @example describeShape({ sshPort: v.port().default(22) }) // [{ name: 'sshPort', help: 'a port number (1-65535); default 22' }]
+ */
+export function describeShape(shape: Shape, prefix = ''): { name: string; help: string }[] {
+  return Object.entries(shape).flatMap(([name, type]) => [
+    { name: `${prefix}${name}`, help: type.help() },
+    ...(type.structure?.kind === 'object' ? describeShape(type.structure.fields, `${prefix}${name}.`) : []),
+    ...(type.structure?.kind === 'array' && type.structure.item.structure?.kind === 'object' ? describeShape(type.structure.item.structure.fields, `${prefix}${name}[].`) : []),
+  ]);
 }
 
 /** One var that does not fit: where, what was expected, what was given. */

@@ -192,6 +192,6 @@ function aptGet(verb: 'install' | 'remove' | 'purge', names: readonly string[]):
  * Debian package operations.
  *
  * @example
- * await host.run(apt.packages({ names: ['nginx'], state: 'latest', notify: 'restart nginx' }));
+ * await host.run(apt.packages({ names: ['nginx'], state: 'latest', notify: handler('restart nginx') }));
  */
 export const apt = { packages };

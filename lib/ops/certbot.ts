@@ -209,7 +209,7 @@ function planCertificate(d: Desired, state: CertbotState): Change | undefined {
  * {@link certbot.paths}; renewal afterwards is certbot.timer's job (enable it with systemd.service).
  *
  * @example
- * await host.run(certbot.certificate({ domains: ['app.example.com'], email: 'ops@example.com', authenticator: 'nginx', notify: 'reload nginx' }));
+ * await host.run(certbot.certificate({ domains: ['app.example.com'], email: 'ops@example.com', authenticator: 'nginx', notify: handler('reload nginx') }));
  */
 function certificate(options: CertificateOptions): Operation {
   const desired = checkCertificate(options);

@@ -499,6 +499,6 @@ function line(opts: LineOptions): Operation {
  *
  * @example
  * await host.run(files.directory({ path: '/etc/app', mode: '0755' }));
- * await host.run(files.file({ path: '/etc/app/app.conf', content: render(vars), notify: 'restart app' }));
+ * await host.run(files.file({ path: '/etc/app/app.conf', content: render(vars), notify: handler('restart app') }));
  */
 export const files = { file, directory, link, line };

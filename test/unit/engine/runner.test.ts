@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sh } from '../../../lib/command/command.ts';
 import { LocalConnection } from '../../../lib/connection/local.ts';
-import { defineOperation } from '../../../lib/engine/operation.ts';
+import { defineOperation, type HandlerRef } from '../../../lib/engine/operation.ts';
 import { runTask as runTaskOn, varWarnings, type RunOptions } from '../../../lib/engine/runner.ts';
 import { defineTask } from '../../../lib/engine/task.ts';
 import { TackleError } from '../../../lib/errors.ts';
@@ -20,7 +20,7 @@ const hostPaths = (h: InventoryHost) => ({ lock: join(stateRoot, h.name, 'lock')
 const runTask = <V extends Vars>(task: Task<V>, hosts: readonly InventoryHost[], options: RunOptions) => runTaskOn(task, hosts, { hostPaths, ...options });
 
 // A tiny real operation: ensure a marker file exists, appending a line to a log when it acts.
-const touch = (path: string, notify?: string) =>
+const touch = (path: string, notify?: HandlerRef) =>
   defineOperation({
     name: `touch ${path}`,
     facts: { exists: defineFact(`exists:${path}`, sh`test -e ${path}`, (o) => o.exitCode === 0) },
@@ -41,11 +41,11 @@ function setup() {
 const task = defineTask({
   name: 'demo',
   vars: { dir: v.string() },
-  async run(host) {
+  async run(host, handler) {
     await host.run(defineOperation({ name: 'mkdir', facts: {}, plan: () => undefined }));
     await new LocalConnection('x').exec(sh`mkdir -p ${host.vars.dir}`);
-    await host.run(touch(`${host.vars.dir}/one`, 'log'));
-    await host.run(touch(`${host.vars.dir}/two`, 'log'));
+    await host.run(touch(`${host.vars.dir}/one`, handler('log')));
+    await host.run(touch(`${host.vars.dir}/two`, handler('log')));
     if (host.name === 'b') await host.run(failing);
     await host.run(touch(`${host.vars.dir}/three`));
   },

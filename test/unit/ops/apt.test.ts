@@ -4,6 +4,7 @@ import type { Change } from '../../../lib/engine/operation.ts';
 import { parseDpkgQuery, type AptLists, type Candidates, type DpkgPackages } from '../../../lib/facts/apt.ts';
 import { apt } from '../../../lib/ops/apt.ts';
 import { runOp } from '../../support/run-op.ts';
+import { handlerRef } from '../../support/handler.ts';
 
 // A host as parseDpkgQuery gives it (see test/unit/facts/apt.test.ts for the captured output).
 const dpkg: DpkgPackages = parseDpkgQuery({
@@ -92,7 +93,7 @@ t.test('apt.packages: stable step names, notify and name override', async (t) =>
   t.equal(apt.packages({ names: ['nginx'], state: 'absent' }).name, 'apt.packages nginx (absent)');
   t.equal(apt.packages({ names: ['nginx'], state: 'absent', purge: true }).name, 'apt.packages nginx (purged)');
   t.equal(apt.packages({ names: ['nginx'], name: 'web server' }).name, 'web server');
-  t.same(apt.packages({ names: ['nginx'], notify: 'restart nginx' }).notify, ['restart nginx']);
+  t.same(apt.packages({ names: ['nginx'], notify: handlerRef('restart nginx') }).notify, ['restart nginx']);
   t.same(Object.keys(apt.packages({ names: ['nginx'] }).facts), ['dpkg', 'lists'], 'apt-cache only for latest');
   t.same(Object.keys(apt.packages({ names: ['nginx'], state: 'latest' }).facts), ['dpkg', 'lists', 'candidates']);
 });

@@ -3,6 +3,7 @@ import { secret } from '../../../lib/command/command.ts';
 import type { Change, Operation } from '../../../lib/engine/operation.ts';
 import type { CertbotState, Lineage } from '../../../lib/facts/certbot.ts';
 import { LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, certbot, type CertificateOptions } from '../../../lib/ops/certbot.ts';
+import { handlerRef } from '../../support/handler.ts';
 
 const NOW = 1_800_000_000;
 const DAY = 86_400;
@@ -30,7 +31,7 @@ const commands = (c: Change | undefined) => c?.actions.map((a) => a.command.toSt
 const CERTONLY = `certbot certonly --non-interactive --agree-tos --no-eff-email --email ops@app.test --cert-name app.test --server ${PEBBLE} --authenticator nginx -d app.test -d www.app.test`;
 
 t.test('a missing lineage is obtained', async (t) => {
-  const op = certbot.certificate({ ...base, notify: 'reload nginx' });
+  const op = certbot.certificate({ ...base, notify: handlerRef('reload nginx') });
   t.equal(op.name, 'certbot.certificate app.test');
   t.same(op.notify, ['reload nginx']);
   const change = plan(op, state(lineage({ name: 'other' })));

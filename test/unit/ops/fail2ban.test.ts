@@ -6,6 +6,7 @@ import type { Fail2banHost } from '../../../lib/facts/fail2ban.ts';
 import type { PathInfo } from '../../../lib/facts/files.ts';
 import { banTools, FAIL2BAN_DEFAULTS_FILE, fail2ban } from '../../../lib/ops/fail2ban.ts';
 import { fileInfo } from '../../support/plan.ts';
+import { handlerRef } from '../../support/handler.ts';
 
 const dpkg = (...installed: string[]): DpkgPackages =>
   parseDpkgQuery({ stdout: `amd64\n${installed.map((n) => `${n}\tall\t1.0\tinstall ok installed\t\n`).join('')}`, stderr: '', exitCode: 0 });
@@ -33,7 +34,7 @@ const JOURNAL_JAIL = [
 ].join('\n');
 
 t.test('the sshd jail on a journald-only host (Debian 12): backend systemd, checked in place', async (t) => {
-  const op = fail2ban.jail({ ...SSHD, notify: 'reload fail2ban' });
+  const op = fail2ban.jail({ ...SSHD, notify: handlerRef('reload fail2ban') });
   t.equal(op.name, 'fail2ban.jail sshd');
   t.same(op.notify, ['reload fail2ban']);
   const change = plan(op);

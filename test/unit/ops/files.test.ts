@@ -12,6 +12,7 @@ import { sha256Hex, type PathInfo } from '../../../lib/facts/files.ts';
 import { files } from '../../../lib/ops/files.ts';
 import { runOp } from '../../support/run-op.ts';
 import { refusal } from '../../support/plan.ts';
+import { handlerRef } from '../../support/handler.ts';
 
 // ------------------------------------------------------------------ planning, from given facts
 
@@ -279,7 +280,7 @@ t.test('files.line on missing, linked, large or binary files', async (t) => {
 t.test('step names escape control characters', async (t) => {
   t.equal(files.file({ path: '/tmp/a\nb', content: '' }).name, 'files.file /tmp/a\\nb');
   t.equal(files.file({ path: '/tmp/a', content: '', name: 'motd' }).name, 'motd');
-  t.same(files.file({ path: '/tmp/a', content: '', notify: 'reload' }).notify, ['reload']);
+  t.same(files.file({ path: '/tmp/a', content: '', notify: handlerRef('reload') }).notify, ['reload']);
 });
 
 // ------------------------------------------------------------------ real runs on this machine

@@ -4,6 +4,7 @@ import type { Change, Operation } from '../../../lib/engine/operation.ts';
 import { sha256Hex, type PathInfo } from '../../../lib/facts/files.ts';
 import type { NginxInstall } from '../../../lib/facts/nginx.ts';
 import { nginx, renderSite, type SiteSpec } from '../../../lib/ops/nginx.ts';
+import { handlerRef } from '../../support/handler.ts';
 
 // Goldens: checked by `nginx -t` on a lab host (nginx 1.22.1) when they were written; the e2e
 // tests (test/e2e/web-*.test.ts) load such files into a real nginx on every run.
@@ -80,7 +81,7 @@ const plan = (op: Operation, facts: Record<string, unknown>): Change | undefined
 const script = (c: Change | undefined) => c?.actions.map((a) => a.command.toString()).join('\n---\n') ?? '';
 
 t.test('nginx.site plans', async (t) => {
-  const op = nginx.site({ ...plain, notify: 'reload nginx' });
+  const op = nginx.site({ ...plain, notify: handlerRef('reload nginx') });
   t.equal(op.name, 'nginx.site plain');
   t.same(op.notify, ['reload nginx']);
   const content = renderSite(plain);
@@ -117,7 +118,7 @@ t.test('nginx.site plans', async (t) => {
 });
 
 t.test('nginx.defaultSite plans', async (t) => {
-  const off = nginx.defaultSite({ present: false, notify: 'reload nginx' });
+  const off = nginx.defaultSite({ present: false, notify: handlerRef('reload nginx') });
   t.equal(off.name, 'nginx.defaultSite disabled');
   t.equal(plan(off, { link: missing, install: installed }), undefined);
   t.equal(script(plan(off, { link: link('/etc/nginx/sites-available/default'), install: installed })), 'rm -f -- /etc/nginx/sites-enabled/default');

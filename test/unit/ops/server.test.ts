@@ -4,6 +4,7 @@ import type { PathInfo } from '../../../lib/facts/files.ts';
 import type { SwapInfo, ZoneInfo } from '../../../lib/facts/server.ts';
 import { server } from '../../../lib/ops/server.ts';
 import { fileInfo, refusal } from '../../support/plan.ts';
+import { handlerRef } from '../../support/handler.ts';
 
 const missing: PathInfo = { kind: 'missing' };
 const commands = (c: Change | undefined) => (c?.actions ?? []).map((a) => a.command.toString());
@@ -12,7 +13,7 @@ const HOSTS = '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback
 
 
 t.test('server.hostname: the 127.0.1.1 line, then the name', async (t) => {
-  const op = server.hostname({ name: 'web1.example.test', notify: 'x' });
+  const op = server.hostname({ name: 'web1.example.test', notify: handlerRef('x') });
   t.equal(op.name, 'server.hostname web1.example.test');
   const change = op.plan({ names: { transient: 'hx1', static: 'hx1' }, hosts: fileInfo(HOSTS) });
   t.equal(change?.summary, 'update /etc/hosts (95 bytes); host name hx1 → web1.example.test');

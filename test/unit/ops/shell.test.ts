@@ -5,6 +5,7 @@ import { secret, sh } from '../../../lib/command/command.ts';
 import type { Operation } from '../../../lib/engine/operation.ts';
 import { shell } from '../../../lib/ops/shell.ts';
 import { runOp } from '../../support/run-op.ts';
+import { handlerRef } from '../../support/handler.ts';
 
 const plan = (op: Operation, facts: Record<string, unknown>) => op.plan(facts);
 const commands = (op: Operation, facts: Record<string, unknown>): string[] | undefined => plan(op, facts)?.actions.map((a) => a.command.toString());
@@ -54,7 +55,7 @@ t.test('env: quoted, secrets masked, names checked', async (t) => {
   const other = shell({ command: sh`deploy`, env: { TOKEN: secret('another') }, unless: sh`check` });
   t.not(other.facts.unless?.key, shell({ command: sh`deploy`, env: { TOKEN: secret('s3cr3t-value') }, unless: sh`check` }).facts.unless?.key, 'two secrets never share a cached answer');
   t.throws(() => shell({ command: sh`x`, env: { 'BAD-NAME': 'v' } }), TypeError);
-  t.equal(shell({ command: sh`a`, notify: 'restart' }).notify[0], 'restart');
+  t.equal(shell({ command: sh`a`, notify: handlerRef('restart') }).notify[0], 'restart');
 });
 
 t.test('real: creates/removes guards with files in a temp dir', async (t) => {

@@ -1,8 +1,9 @@
 import t from 'tap';
 import { sudoer } from '../../../lib/ops/sudoers.ts';
+import { handlerRef } from '../../support/handler.ts';
 
 t.test('users.sudoer: a validated 0440 drop-in, planned by files.file', async (t) => {
-  const op = sudoer({ name: 'deploy', rules: ['deploy ALL=(ALL) NOPASSWD:ALL'], notify: 'x' });
+  const op = sudoer({ name: 'deploy', rules: ['deploy ALL=(ALL) NOPASSWD:ALL'], notify: handlerRef('x') });
   t.equal(op.name, 'users.sudoer deploy');
   t.same(op.notify, ['x']);
   const change = op.plan({ info: { kind: 'missing' } });

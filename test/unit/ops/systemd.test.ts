@@ -3,6 +3,7 @@ import type { Change } from '../../../lib/engine/operation.ts';
 import type { SystemdUnit } from '../../../lib/facts/systemd.ts';
 import { systemd, type ServiceOptions } from '../../../lib/ops/systemd.ts';
 import { runOp } from '../../support/run-op.ts';
+import { handlerRef } from '../../support/handler.ts';
 
 // Parsed `systemctl show` (see test/unit/facts/systemd.test.ts): a running, enabled unit, and changes to it.
 function unit(changes: Partial<SystemdUnit & { kind: 'unit' }> = {}): SystemdUnit {
@@ -93,9 +94,9 @@ t.test('systemd.service: stable step names and notify', async (t) => {
   t.equal(systemd.service({ name: 'nginx', state: 'started' }).name, 'systemd.service nginx started');
   t.equal(systemd.service({ name: 'nginx', state: 'started', enabled: true }).name, 'systemd.service nginx started, enabled');
   t.equal(systemd.service({ name: 'fstrim.timer', enabled: false }).name, 'systemd.service fstrim.timer disabled');
-  t.same(systemd.service({ name: 'nginx', notify: ['a', 'b'] }).notify, ['a', 'b']);
+  t.same(systemd.service({ name: 'nginx', notify: [handlerRef('a'), handlerRef('b')] }).notify, ['a', 'b']);
   t.equal(systemd.daemonReload().name, 'systemd.daemonReload');
-  t.same(commands(systemd.daemonReload({ notify: 'x' }).plan({})), ['systemctl daemon-reload'], 'always acts');
+  t.same(commands(systemd.daemonReload({ notify: handlerRef('x') }).plan({})), ['systemctl daemon-reload'], 'always acts');
 });
 
 t.test('systemd.service: misuse is a TypeError at once', async (t) => {
