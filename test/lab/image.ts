@@ -65,9 +65,8 @@ export async function ensureImage(opts: ImageOptions = {}): Promise<string> {
   const dir = opts.dir ?? imageDir(suite);
   const log = opts.log ?? (() => {});
   const mirrors = opts.mirrors ?? (await readMirrors());
-  // The suite shows in the recipe through the apt sources, so bookworm's hash (and cache) is unchanged.
   const recipe = imageRecipe(suite, mirrors);
-  const stamp = `${IMAGE_VERSION} ${createHash('sha256').update(JSON.stringify(recipe)).digest('hex')}\n`;
+  const stamp = imageStamp(suite, mirrors);
   if ((await readStamp(dir)) === stamp) return dir;
 
   await mkdir(dirname(dir), { recursive: true });
@@ -101,6 +100,17 @@ export async function ensureImage(opts: ImageOptions = {}): Promise<string> {
     log(`image: built in ${((Date.now() - started) / 1000).toFixed(1)}s`);
     return dir;
   });
+}
+
+/**
+ * The stamp of an image built from this recipe: the recipe version and the hash of everything
+ * the recipe decides. The suite shows in it only through the apt sources, so bookworm's stamp (and
+ * every machine's cached bookworm image) stayed the same when suites came.
+ *
+ * @example imageStamp('trixie', await readMirrors()); // '1 ' + a sha256 in hex + '\n'
+ */
+export function imageStamp(suite: Suite, mirrors: Mirrors): string {
+  return `${IMAGE_VERSION} ${createHash('sha256').update(JSON.stringify(imageRecipe(suite, mirrors))).digest('hex')}\n`;
 }
 
 async function readStamp(dir: string): Promise<string | undefined> {
