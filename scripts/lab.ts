@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { CHECKOUT, downLeftovers, listLabs, startLab, STATE_ROOT, writeInventory, type Lab } from '../test/lab/lab.ts';
 
 const USAGE = `usage: npm run lab -- <command>
-  up [HOSTS]             build the image if needed, start HOSTS hosts (default 3), write lab-inventory.ts
+  up [HOSTS] [SUITE]     build the image if needed, start HOSTS hosts (default 3) of SUITE (bookworm,
+                         the default, or trixie), write lab-inventory.ts
   down [INDEX]           remove lab INDEX (see status); without INDEX, remove what this checkout left:
                          its \`up\` lab with lab-inventory.ts, and labs of its test runs that died.
                          Labs of other checkouts and of running tests are never touched
@@ -36,12 +37,14 @@ async function main(argv: string[]): Promise<number> {
 
 async function up(args: string[]): Promise<number> {
   const count = Number(args[0] ?? 3);
-  if (args.length > 1 || !Number.isInteger(count)) throw new UsageError(`up takes one number of hosts, got ${args.join(' ')}`);
+  const suite = args[1] ?? 'bookworm';
+  if (args.length > 2 || !Number.isInteger(count)) throw new UsageError(`up takes a number of hosts and a suite, got ${args.join(' ')}`);
+  if (suite !== 'bookworm' && suite !== 'trixie') throw new UsageError(`the suite is bookworm or trixie, got ${JSON.stringify(suite)}`);
   const earlier = (await ownLabs()).find((lab) => lab.keepAfterExit);
   if (earlier) throw new Error(`lab ${earlier.index} from an earlier \`up\` in this checkout is still running; \`npm run lab -- down\` removes it`);
 
   // Started detached: the hosts and their proxy keep running after this command exits.
-  const lab = await startLab({ hosts: count, keepAfterExit: true, log: (line) => console.log(line) });
+  const lab = await startLab({ hosts: count, keepAfterExit: true, image: { suite }, log: (line) => console.log(line) });
   await writeInventory(lab, inventoryFile);
   for (const host of lab.hosts) console.log(`  ${host.name.padEnd(8)} ${host.address}`);
   console.log(`inventory: ${inventoryFile}`);

@@ -210,6 +210,21 @@ function directive(text: string): string {
   return t.endsWith(';') || t.endsWith('}') ? t : `${t};`;
 }
 
+/** The first nginx that knows the `http2` directive (and warns about `listen … http2`). */
+const HTTP2_DIRECTIVE_SINCE = [1, 25, 1] as const;
+
+/**
+ * How HTTP/2 is switched on for the nginx that will read the file: the `http2 on;` directive from
+ * 1.25.1 (Debian 13), the `listen … http2` parameter before it (Debian 12's 1.22 refuses the
+ * directive, 1.25.1+ warns about the parameter). An unknown or unreadable version gets today's form.
+ */
+function http2Directive(nginxVersion: string | undefined): boolean {
+  const parts = /^(\d+)\.(\d+)\.(\d+)/.exec(nginxVersion ?? '')?.slice(1).map(Number);
+  if (!parts) return true;
+  for (const [i, since] of HTTP2_DIRECTIVE_SINCE.entries()) if (parts[i] !== since) return (parts[i] ?? 0) > since;
+  return true;
+}
+
 function listens(s: Normalized, port: number, suffix: string): string[] {
   return [`listen ${port}${suffix};`, ...(s.ipv6 ? [`listen [::]:${port}${suffix};`] : [])];
 }
@@ -286,16 +301,23 @@ function proxyLocations(s: Normalized): string[] {
   return blocks.flatMap((b, i) => (i === 0 ? b : ['', ...b]));
 }
 
+/** What {@link renderSite} must know about the nginx that reads the file. */
+export interface NginxTarget {
+  /** `nginx -v`'s version, e.g. `'1.22.1'`; it decides the HTTP/2 syntax. Default: a current nginx (1.25.1 or later). */
+  nginxVersion?: string;
+}
+
 /**
  * The nginx configuration of a reverse-proxy site, as written to sites-available: `upstream`,
  * `map` and `limit_req_zone` at the top (the file is included inside `http {}`), then the servers.
  * Pure; throws a TypeError for a spec nginx would reject or that would inject directives.
  *
  * @example
- * renderSite({ name: 'app', serverNames: ['app.example.com'], upstreams: ['127.0.0.1:8000'] })
+ * renderSite({ name: 'app', serverNames: ['app.example.com'], upstreams: ['127.0.0.1:8000'] }, { nginxVersion: '1.22.1' })
  */
-export function renderSite(spec: SiteSpec): string {
+export function renderSite(spec: SiteSpec, target: NginxTarget = {}): string {
   const s = normalize(spec);
+  const http2 = http2Directive(target.nginxVersion);
   const out: string[] = [`# Managed by tackle (nginx.site ${s.name}); local changes are overwritten.`, ''];
   out.push(...block(`upstream ${s.id}`, [...s.servers.map((v) => `server ${v};`), ...(s.keepalive === undefined ? [] : [`keepalive ${s.keepalive};`])]), '');
   if (s.websocketPaths.length > 0) {
@@ -310,7 +332,8 @@ export function renderSite(spec: SiteSpec): string {
     out.push(...block('server', [...listens(s, s.http, ''), names, '', ...acme(s).map(unindent), ...block('location /', [`return 301 ${target};`])]), '');
     out.push(
       ...block('server', [
-        ...listens(s, s.https, ' ssl http2'),
+        ...listens(s, s.https, http2 ? ' ssl' : ' ssl http2'),
+        ...(http2 ? ['http2 on;'] : []),
         names,
         '',
         `ssl_certificate ${s.tls.certificate};`,
@@ -406,7 +429,9 @@ function describeLink(info: PathInfo): string {
  * When nginx rejects it, the previous file and link come back and the step fails with nginx's
  * message. nginx is not reloaded here: name a handler in `notify` that reloads it.
  * With `tls` the certificate must exist when the step runs (nginx -t loads it): obtain it first,
- * e.g. with certbot's nginx authenticator, which needs no site of its own.
+ * e.g. with certbot's nginx authenticator, which needs no site of its own. The file is rendered
+ * for the installed nginx's version (HTTP/2 syntax); a dry run before nginx is installed shows it
+ * for a current nginx.
  *
  * @example
  * await host.run(nginx.site({ name: 'app', serverNames: ['app.example.com'], upstreams: ['127.0.0.1:8000'],
@@ -414,15 +439,17 @@ function describeLink(info: PathInfo): string {
  * // handlers: { 'reload nginx': (host) => host.run(systemd.service({ name: 'nginx', state: 'reloaded' })).then(() => {}) }
  */
 function site(options: SiteOptions): Operation {
-  const content = renderSite(options);
+  // Rendered once now so that a bad spec is a TypeError at once, not at the step.
+  renderSite(options);
   const { name } = options;
   const { available, enabled } = sitePaths(name);
-  const sha256 = sha256Hex(content);
   return defineOperation({
     name: `nginx.site ${name}`,
     facts: { file: pathInfo(available), link: pathInfo(enabled), install: nginxInstall },
     options: { notify: options.notify },
     plan: ({ file, link, install }): Change | undefined => {
+      const content = renderSite(options, install.kind === 'installed' ? { nginxVersion: install.version } : {});
+      const sha256 = sha256Hex(content);
       if (file.kind !== 'file' && file.kind !== 'missing') throw refuse(available, `is ${describeLink(file)}; nginx.site manages it as a regular file`);
       if (link.kind !== 'link' && link.kind !== 'missing') throw refuse(enabled, `is ${describeLink(link)}, not a symlink; nginx.site will not replace it`);
       const same = file.kind === 'file' && file.sha256 === sha256;

@@ -8,6 +8,7 @@ import { poll, run } from '../lab/exec.ts';
 import { OPS_PASSWORD, withLab } from '../lab/lab.ts';
 import { request, UPSTREAM_PATH, UPSTREAM_SCRIPT, upstreamUnit, websocket } from '../lab/upstream.ts';
 import { changedSteps, labInventory, runTaskCli } from './support/cli.ts';
+import { assertCleanConfigs } from './support/configs.ts';
 import { passwordLogin } from './support/ssh.ts';
 
 const lab = await withLab(t, 3);
@@ -58,6 +59,8 @@ t.test('dry-run predicts the first run exactly; the first run converges three ho
   t.equal(again.code, 0);
   t.same(changedSteps(again.report), Object.fromEntries(names.map((n) => [n, []])), 'second run: 0 changed steps');
 });
+
+t.test('generated configs are clean: nginx -t and sshd -t print no warnings', (t) => assertCleanConfigs(t, lab, names));
 
 t.test('SSH: passwords refused (root too); the deploy user logs in with its key and sudo -n works', async (t) => {
   for (const h of lab.hosts) {

@@ -1,6 +1,7 @@
-// The Debian 12 root file system every lab host boots from. Built once per machine with
-// debootstrap (about a minute) and cached outside the repo; hosts mount it read-only as the lower
-// layer of an overlay, so starting one costs no copy.
+// The Debian root file systems lab hosts boot from: Debian 12 (bookworm, the default) or Debian 13
+// (trixie). Each is built once per machine with debootstrap (about 1 and 4 minutes) and cached
+// outside the repo; hosts mount it read-only as the lower layer of an overlay, so starting one
+// costs no copy.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -8,8 +9,11 @@ import { basename, dirname, join } from 'node:path';
 import { check, lastLines } from './exec.ts';
 import { unmountUnder } from './system.ts';
 
-/** Where the image lives unless `TACKLE_LAB_CACHE` or `ensureImage({ dir })` says otherwise. */
+/** Where the bookworm image lives unless `TACKLE_LAB_CACHE` or `ensureImage({ dir })` says otherwise. */
 export const DEFAULT_IMAGE_DIR = '/var/cache/tackle-lab/bookworm';
+
+/** Debian releases the lab builds images of. */
+export type Suite = 'bookworm' | 'trixie';
 
 /** Password of the `ops` user, who may sudo only with it. */
 export const OPS_PASSWORD = 'ops-password';
@@ -30,7 +34,9 @@ export interface Mirrors {
 }
 
 export interface ImageOptions {
-  /** Image directory; default `TACKLE_LAB_CACHE` or {@link DEFAULT_IMAGE_DIR}. */
+  /** Debian release; default `'bookworm'`. */
+  suite?: Suite;
+  /** Image directory; default {@link imageDir} of the suite. */
   dir?: string;
   /** Default: read from the controller's apt sources ({@link readMirrors}). */
   mirrors?: Mirrors;
@@ -38,17 +44,29 @@ export interface ImageOptions {
 }
 
 /**
+ * Where a suite's image is cached: bookworm at `TACKLE_LAB_CACHE` or {@link DEFAULT_IMAGE_DIR},
+ * every other suite beside it in a directory named after the suite.
+ *
+ * @example imageDir('trixie'); // '/var/cache/tackle-lab/trixie'
+ */
+export function imageDir(suite: Suite): string {
+  const bookworm = process.env.TACKLE_LAB_CACHE ?? DEFAULT_IMAGE_DIR;
+  return suite === 'bookworm' ? bookworm : join(dirname(bookworm), suite);
+}
+
+/**
  * Returns the directory of a finished image, building it first when it is missing or was built
  * from another recipe. Safe to call from several processes at once: one builds, the others wait.
  *
- * @example const image = await ensureImage({ log: console.error }); // '/var/cache/tackle-lab/bookworm'
+ * @example const image = await ensureImage({ suite: 'trixie', log: console.error }); // '/var/cache/tackle-lab/trixie'
  */
 export async function ensureImage(opts: ImageOptions = {}): Promise<string> {
-  const dir = opts.dir ?? process.env.TACKLE_LAB_CACHE ?? DEFAULT_IMAGE_DIR;
+  const suite = opts.suite ?? 'bookworm';
+  const dir = opts.dir ?? imageDir(suite);
   const log = opts.log ?? (() => {});
   const mirrors = opts.mirrors ?? (await readMirrors());
-  const recipe = imageRecipe(mirrors);
-  const stamp = `${IMAGE_VERSION} ${createHash('sha256').update(JSON.stringify(recipe)).digest('hex')}\n`;
+  const recipe = imageRecipe(suite, mirrors);
+  const stamp = imageStamp(suite, mirrors);
   if ((await readStamp(dir)) === stamp) return dir;
 
   await mkdir(dirname(dir), { recursive: true });
@@ -57,10 +75,10 @@ export async function ensureImage(opts: ImageOptions = {}): Promise<string> {
     if ((await readStamp(dir)) === stamp) return dir;
     await removeLeftovers(dir);
     const started = Date.now();
-    log(`image: building ${dir} from ${mirrors.main} (about a minute)`);
+    log(`image: building ${suite} in ${dir} from ${mirrors.main} (${suite === 'bookworm' ? 'about a minute' : 'several minutes'})`);
     // Built beside its final place and renamed into it, so a crash never leaves a half image there.
     const tmp = await mkdtemp(`${dir}.tmp-`);
-    await check('debootstrap', ['--variant=minbase', `--include=${PACKAGES.join(',')}`, 'bookworm', tmp, mirrors.main], {
+    await check('debootstrap', ['--variant=minbase', `--include=${PACKAGES.join(',')}`, suite, tmp, mirrors.main], {
       timeoutMs: 20 * 60_000,
     }).catch(async (err: unknown) => {
       // debootstrap prints little; the reason is in its own log (kept: the next build removes it).
@@ -82,6 +100,17 @@ export async function ensureImage(opts: ImageOptions = {}): Promise<string> {
     log(`image: built in ${((Date.now() - started) / 1000).toFixed(1)}s`);
     return dir;
   });
+}
+
+/**
+ * The stamp of an image built from this recipe: the recipe version and the hash of everything
+ * the recipe decides. The suite shows in it only through the apt sources, so bookworm's stamp (and
+ * every machine's cached bookworm image) stayed the same when suites came.
+ *
+ * @example imageStamp('trixie', await readMirrors()); // '1 ' + a sha256 in hex + '\n'
+ */
+export function imageStamp(suite: Suite, mirrors: Mirrors): string {
+  return `${IMAGE_VERSION} ${createHash('sha256').update(JSON.stringify(imageRecipe(suite, mirrors))).digest('hex')}\n`;
 }
 
 async function readStamp(dir: string): Promise<string | undefined> {
@@ -190,12 +219,12 @@ interface ImageFile {
 }
 
 /** Everything that decides the image's content; its hash is the image's stamp. */
-function imageRecipe(mirrors: Mirrors): { packages: string[]; mirrors: Mirrors; files: Record<string, ImageFile>; script: string } {
+function imageRecipe(suite: Suite, mirrors: Mirrors): { packages: string[]; mirrors: Mirrors; files: Record<string, ImageFile>; script: string } {
   const files: Record<string, ImageFile> = {
     'etc/apt/sources.list.d/debian.sources': {
       content: [
-        `Types: deb\nURIs: ${mirrors.main}\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n`,
-        `Types: deb\nURIs: ${mirrors.security}\nSuites: bookworm-security\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n`,
+        `Types: deb\nURIs: ${mirrors.main}\nSuites: ${suite} ${suite}-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n`,
+        `Types: deb\nURIs: ${mirrors.security}\nSuites: ${suite}-security\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n`,
       ].join('\n'),
     },
     // Quiet, never-asking apt for scripted use. The proxy is per lab, so it is written per host.

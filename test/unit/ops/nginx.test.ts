@@ -24,8 +24,18 @@ const full: SiteSpec = {
 const plain: SiteSpec = { name: 'plain', serverNames: ['plain.test'], upstreams: ['127.0.0.1:9000'] };
 
 t.test('renderSite goldens', async (t) => {
-  t.equal(renderSite(full), golden('nginx-site-tls.conf'), 'TLS, websocket, rate limit, gzip, keepalive, static and extra locations');
+  t.equal(renderSite(full, { nginxVersion: '1.22.1' }), golden('nginx-site-tls.conf'), 'TLS, websocket, rate limit, gzip, keepalive, static and extra locations');
   t.equal(renderSite(plain), golden('nginx-site-http.conf'), 'the smallest site: one upstream over HTTP');
+});
+
+t.test('HTTP/2 in the syntax of the nginx that reads the file', async (t) => {
+  // Debian 12's 1.22 refuses `http2 on;`; from 1.25.1 (Debian 13: 1.26) `listen … http2` warns at nginx -t.
+  const directive = golden('nginx-site-tls.conf').replace('    listen 443 ssl http2;\n    listen [::]:443 ssl http2;\n', '    listen 443 ssl;\n    listen [::]:443 ssl;\n    http2 on;\n');
+  for (const nginxVersion of ['1.25.1', '1.26.3', '1.27.0', '2.0.0']) t.equal(renderSite(full, { nginxVersion }), directive, `${nginxVersion}: the http2 directive`);
+  for (const nginxVersion of ['1.18.0', '1.22.1', '1.25.0', '0.9.9']) t.equal(renderSite(full, { nginxVersion }), golden('nginx-site-tls.conf'), `${nginxVersion}: listen … http2`);
+  t.equal(renderSite(full), directive, 'an unknown version: a current nginx');
+  t.equal(renderSite(full, { nginxVersion: 'custom' }), directive, 'an unreadable version: a current nginx');
+  t.notMatch(renderSite(plain, { nginxVersion: '1.26.3' }), /http2/, 'no HTTP/2 without TLS');
 });
 
 t.test('renderSite details', async (t) => {
@@ -112,6 +122,14 @@ t.test('nginx.site plans', async (t) => {
   t.match(plan(op, { file: file(content), link: link('/srv/other'), install: installed })?.summary, /relink \/etc\/nginx\/sites-enabled\/plain \(was a link to \/srv\/other\)/);
 
   t.match(plan(op, { file: missing, link: missing, install: { kind: 'missing' } })?.summary, /\(nginx is not installed now: fails unless an earlier step installs it\)$/, 'a dry run before the install plans, truthfully');
+
+  const tls = nginx.site(full);
+  const old = renderSite(full, { nginxVersion: '1.22.1' });
+  const enabled = link('/etc/nginx/sites-available/app');
+  t.equal(plan(tls, { file: file(old), link: enabled, install: installed }), undefined, 'nginx 1.22: converged with listen … http2');
+  const upgraded = plan(tls, { file: file(old), link: enabled, install: { kind: 'installed', version: '1.26.3' } });
+  t.equal(upgraded?.actions[0]?.stdin, renderSite(full, { nginxVersion: '1.26.3' }), 'nginx upgraded to 1.26: the site is rewritten with the http2 directive');
+  t.match(upgraded?.diff, /-    listen 443 ssl http2;\n-    listen \[::\]:443 ssl http2;\n\+    listen 443 ssl;\n\+    listen \[::\]:443 ssl;\n\+    http2 on;/);
   t.throws(() => plan(op, { file: { kind: 'directory', mode: '0755', owner: 'root', group: 'root', uid: 0, gid: 0 }, link: missing, install: installed }), { name: 'TackleError', message: /sites-available\/plain is a directory/ });
   t.throws(() => plan(op, { file: missing, link: file('x'), install: installed }), { name: 'TackleError', message: /sites-enabled\/plain is a file, not a symlink/ });
   t.throws(() => plan(op, { file: link('/x'), link: missing, install: installed }), { name: 'TackleError', message: /is a link to \/x; nginx.site manages it as a regular file/ });
