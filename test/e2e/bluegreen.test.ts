@@ -37,6 +37,7 @@ const health = { healthBody: 'ok', healthTimeout: 20 };
 const plainInventory = await labInventory(lab, { lab1: { vars: { app: 'plain', repo, service: 'plain.service', healthUrl: 'http://127.0.0.1:8000/health', ...health } } });
 const bgVars = { app: 'app', repo, service: 'app@.service', blueGreen: { ports: [...PORTS], upstream: 'app', healthPath: '/health' }, ...health };
 const bgInventory = await labInventory(lab, { lab1: { vars: bgVars } });
+const stoppingInventory = await labInventory(lab, { lab1: { vars: { ...bgVars, blueGreen: { ...bgVars.blueGreen, stopPrevious: true, drainSeconds: 1 } } } });
 
 const cli = (script: string, inventory: string, ...args: string[]) => runTaskCli(script, ['--inventory', inventory, ...args]);
 const out = (r: CliRun) => ({ stdout: r.stdout.slice(-3000), stderr: r.stderr.slice(-2000) });
@@ -195,8 +196,19 @@ t.test('rollback to v2, which green still runs: the upstream switched back witho
   t.same(phase.bodies, ['release v1', 'release v2'], 'v1 until the switch, v2 after');
   t.equal(phase.answers.at(-1)?.body, 'release v2');
   t.equal(await mainPid(PORTS[1]), greenPid, 'green was not restarted');
-  t.ok(phase.result.stdout.includes('no restart'), 'the plan said so');
+  t.match(phase.result.report?.hosts[0]?.steps.find((x) => x.name.startsWith('deploy.rollback'))?.summary, /on green \(port 3002\), which runs it already: no restart$/, 'the plan said so');
   t.equal(await color(), '3002');
   const shown = await run(process.execPath, ['--import', 'tsx', 'scripts/releases.ts', '--inventory', bgInventory]);
   t.match(shown.stdout, /lab1: app current \S+-v2 \(green, port 3002\)/, 'releases.ts names the live color');
+});
+
+t.test('with stopPrevious, the color traffic left is stopped after the drain delay; still every answer 200', async (t) => {
+  const phase = await during(`http://${address}/`, () => cli('scripts/deploy.ts', stoppingInventory, '--ref', 'v1'));
+  t.equal(phase.result.code, 0, 'deploy v1 again', out(phase.result));
+  t.comment(`deploy v1 with stopPrevious: ${phase.answers.length} requests; transitions:\n${phase.transitions.join('\n')}`);
+  t.same(phase.bad, [], 'no answer other than 200');
+  t.same(phase.bodies, ['release v2', 'release v1']);
+  t.equal(await color(), '3001', 'blue is live');
+  t.equal(await isActive(PORTS[1]), 'inactive', 'green was stopped');
+  t.equal(await isActive(PORTS[0]), 'active');
 });
