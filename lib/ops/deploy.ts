@@ -300,7 +300,8 @@ export function switchUpstreamCommand(bg: BlueGreen, port: number): Command {
       sh`tackle_old=`,
       sh`trap '[ -z "$tackle_old" ] || rm -f -- "$tackle_old"' EXIT`,
       old.removeStale,
-      sh`if [ -f ${bg.file} ]; then tackle_old=$(${old.create}); cp -p -- ${bg.file} "$tackle_old"; fi`,
+      // Without a copy of the live file there is no way back from a refused one: stop here.
+      sh`if [ -f ${bg.file} ]; then { tackle_old=$(${old.create}) && cp -p -- ${bg.file} "$tackle_old"; } || exit 1; fi`,
       // A subshell for replaceScript's own `set -e` and traps; not under `||`, which would disable `set -e` inside.
       sh`(`,
       replaceScript(bg.file, [sh`printf '%s' ${content} > ${TEMP}`, sh`chmod 0644 ${TEMP}`]),
@@ -513,8 +514,8 @@ async function cutover(conn: Connection, s: Service, c: Cutover): Promise<string
   const color = colorService(s, c.bg, c.port);
   const why = (await restartAndWait(conn, c.running ? { ...color, restart: undefined } : color, c.id)) ?? (await switchUpstream(conn, c.bg, c.port));
   if (why !== undefined) {
-    await conn.exec(stopCommand(c.bg, c.port));
-    return why;
+    const stop = await conn.exec(stopCommand(c.bg, c.port));
+    return stop.exitCode === 0 ? why : `${why}; and stopping it failed (exit ${stop.exitCode}): ${tail(stop.stderr || stop.stdout, 3)}`;
   }
   assertOk(await conn.exec(switchCommand(s.layout, c.id)), conn.host, `could not point ${s.layout.current} at ${c.id}`);
   return undefined;
