@@ -10,8 +10,13 @@
 //   healthUrl: 'http://127.0.0.1:8000/health', healthBody: 'ok', preDeploy: './manage migrate'
 // Releases live in /srv/APP/releases/ID, `current` points at the live one, the last
 // `keepReleases` are kept, and /srv/APP/releases.jsonl records every deploy (scripts/releases.ts).
+//
+// Without downtime (blue/green): service is a template unit run once per port, and nginx proxies
+// to an upstream the deploy writes; the new release starts on the other port, is checked there,
+// then the upstream is switched with a reload:
+//   service: 'shop@.service', blueGreen: { ports: [3001, 3002], upstream: 'shop', healthPath: '/health' }
 import { Command, TackleError, VarError, VarType, apt, defineTask, isMain, raw, runCli, sh, v, type InferShape } from '../lib/index.ts';
-import { deploy, type ReleaseSource, type Restart } from '../lib/ops/deploy.ts';
+import { colorUnit, deploy, type BlueGreenOptions, type ReleaseSource, type Restart } from '../lib/ops/deploy.ts';
 import { health, type Probe } from '../lib/ops/health.ts';
 
 /** A command from the inventory: `sh\`…\`` or plain shell text (the inventory is trusted code). */
@@ -40,6 +45,22 @@ export const serviceVars = {
   healthFrom: v.oneOf('host', 'controller').default('host'),
   /** Seconds to wait for health after a restart. */
   healthTimeout: v.number({ min: 1 }).default(60),
+  /**
+   * Deploy without downtime: `service` is a template (`app@.service`, started as `app@PORT.service`
+   * from APPROOT/APP/current-PORT), each release starts on the port not live, is checked on it
+   * (`healthPath`, else the port accepting connections), then the nginx upstream `upstream`
+   * (/etc/nginx/conf.d/upstream-NAME.conf) is switched to it with a reload. The previous color
+   * keeps running for a rollback without restart, unless `stopPrevious` (after `drainSeconds`).
+   */
+  blueGreen: v
+    .object({
+      ports: v.array(v.port()).refine((p) => p.length === 2 && p[0] !== p[1], 'two different ports'),
+      upstream: v.match(/^[A-Za-z0-9_-]{1,64}$/, "an nginx upstream name (letters, digits, '_', '-')"),
+      healthPath: v.match(/^\/\S*$/, 'a URL path such as "/health"').optional(),
+      stopPrevious: v.boolean().default(false),
+      drainSeconds: v.number({ min: 0, max: 3600 }).default(5),
+    })
+    .optional(),
 };
 
 type ServiceVars = InferShape<typeof serviceVars>;
@@ -49,15 +70,39 @@ type ServiceVars = InferShape<typeof serviceVars>;
  *
  * @example serviceOptions(host.vars) // { app: 'shop', root: '/srv', restart: { systemd: 'shop.service' }, health: [...], wait: {...} }
  */
-export function serviceOptions(vars: ServiceVars): { app: string; root: string; restart?: Restart; health: Probe[]; wait: { deadlineMs: number } } {
+export function serviceOptions(vars: ServiceVars): { app: string; root: string; restart?: Restart; health: Probe[]; wait: { deadlineMs: number }; blueGreen?: BlueGreenOptions } {
   if (vars.compose && vars.service) throw new TackleError({ phase: 'task', reason: 'vars compose and service are both set; choose how the app restarts' });
   const restart: Restart | undefined = vars.compose ? { compose: {} } : vars.service ? { systemd: vars.service } : undefined;
+  const wait = { deadlineMs: vars.healthTimeout * 1000 };
+  if (vars.blueGreen) return { app: vars.app, root: vars.appRoot, ...(restart ? { restart } : {}), health: [], wait, blueGreen: blueGreenOptions(vars, vars.blueGreen) };
   const probes: Probe[] = [
     ...(vars.service ? [health.unit(vars.service)] : []),
     ...(vars.healthUrl ? [health.http(vars.healthUrl, { status: vars.healthStatus, from: vars.healthFrom, ...(vars.healthBody ? { body: vars.healthBody } : {}) })] : []),
     ...(vars.healthPort ? [health.tcp(vars.healthPort)] : []),
   ];
-  return { app: vars.app, root: vars.appRoot, ...(restart ? { restart } : {}), health: probes, wait: { deadlineMs: vars.healthTimeout * 1000 } };
+  return { app: vars.app, root: vars.appRoot, ...(restart ? { restart } : {}), health: probes, wait };
+}
+
+/** Each color checked on its own port: its unit instance active, then healthPath (or the port open). */
+function blueGreenOptions(vars: ServiceVars, bg: NonNullable<ServiceVars['blueGreen']>): BlueGreenOptions {
+  const template = vars.service;
+  if (template === undefined || !/@(\.service)?$/.test(template)) {
+    throw new TackleError({ phase: 'task', reason: `blueGreen needs service to be a template unit such as "${vars.app}@.service" (run once per port), got ${template === undefined ? 'none' : JSON.stringify(template)}` });
+  }
+  if (vars.healthUrl !== undefined || vars.healthPort !== undefined) {
+    throw new TackleError({ phase: 'task', reason: 'with blueGreen, give blueGreen.healthPath instead of healthUrl or healthPort: each color is checked on its own port' });
+  }
+  const { healthPath } = bg;
+  return {
+    ports: [bg.ports[0] ?? 0, bg.ports[1] ?? 0],
+    upstream: bg.upstream,
+    stopPrevious: bg.stopPrevious,
+    drainMs: Math.round(bg.drainSeconds * 1000),
+    health: (port) => [
+      health.unit(colorUnit(template, port)),
+      healthPath === undefined ? health.tcp(port) : health.http(`http://127.0.0.1:${port}${healthPath}`, { status: vars.healthStatus, ...(vars.healthBody ? { body: vars.healthBody } : {}) }),
+    ],
+  };
 }
 
 export const deployTask = defineTask({

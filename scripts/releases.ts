@@ -4,11 +4,12 @@
 //
 //   npx tsx scripts/releases.ts --limit web
 //   npx tsx scripts/releases.ts --app shop --last 20 --json
+// For a blue/green app it also names the color (and port) the current release went live on.
 //
 // The app comes from the hosts' `app` var (and `appRoot`, default /srv), or --app / --root.
 import { resolve } from 'node:path';
 import { isMain, openConnection, selectHosts } from '../lib/index.ts';
-import { releasesState, type ReleaseRecord, type ReleasesState } from '../lib/facts/deploy.ts';
+import { releasesState, type Color, type ReleaseRecord, type ReleasesState } from '../lib/facts/deploy.ts';
 import { connectContext } from '../lib/connection/open.ts';
 import { loadInventoryFile } from '../lib/inventory/load.ts';
 import { renderTable } from '../lib/cli/table.ts';
@@ -30,6 +31,10 @@ interface HostReleases {
   dir: string;
   current?: string;
   releases?: string[];
+  /** Blue/green: the color (and port) the current release went live on, as its record says. */
+  live?: { color?: Color; port: number };
+  /** Blue/green: the release each color's `current-PORT` link names. */
+  colors?: Array<{ port: number; release: string }>;
   /** Where a plain rollback.ts would go: the release that ran healthily before the current one. */
   rollbackTo?: string;
   records?: ReleaseRecord[];
@@ -41,7 +46,10 @@ function summarize(host: string, layout: ReleaseLayout, state: ReleasesState, la
   if (state.kind === 'missing') return { ...base, releases: [], records: [] };
   const current = state.current.kind === 'release' ? state.current.id : state.current.kind === 'other' ? `(not tackle's: ${state.current.target})` : undefined;
   const rollbackTo = state.current.kind === 'release' ? rollbackTarget(state, state.current.id).target?.id : undefined;
-  return { ...base, ...(current ? { current } : {}), releases: state.releases.map((r) => r.id), ...(rollbackTo ? { rollbackTo } : {}), records: state.records.slice(-last) };
+  const wentLive = state.records.findLast((r) => r.release === current && r.result === 'ok');
+  const live = wentLive?.port !== undefined ? { live: { ...(wentLive.color ? { color: wentLive.color } : {}), port: wentLive.port } } : {};
+  const colors = state.slots.length ? { colors: state.slots.map((x) => ({ port: x.port, release: x.id })) } : {};
+  return { ...base, ...(current ? { current } : {}), ...live, ...colors, releases: state.releases.map((r) => r.id), ...(rollbackTo ? { rollbackTo } : {}), records: state.records.slice(-last) };
 }
 
 /** A reason fits a table cell; --json has it whole. */
@@ -89,11 +97,12 @@ export async function main(io: ReportIo): Promise<number> {
   else {
     for (const h of out) {
       const back = h.current ? `; a rollback goes to ${h.rollbackTo ?? '(none)'}` : '';
-      io.stdout.write(`${h.host}: ${h.error ? `cannot read: ${h.error}` : `${h.app} current ${h.current ?? '(none)'}; ${h.releases?.length ?? 0} release(s) in ${h.dir}/releases${back}`}\n`);
+      const color = h.live ? ` (${h.live.color ? `${h.live.color}, ` : ''}port ${h.live.port})` : '';
+      io.stdout.write(`${h.host}: ${h.error ? `cannot read: ${h.error}` : `${h.app} current ${h.current ?? '(none)'}${color}; ${h.releases?.length ?? 0} release(s) in ${h.dir}/releases${back}`}\n`);
     }
     const rows = out.flatMap((h) =>
       (h.records ?? []).map((r) => ({
-        cells: [h.host, r.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z'), r.action, `${r.release}${r.release === h.current ? ' *' : ''}`, r.ref ?? (r.image ? `image ${r.image}` : ''), r.commit?.slice(0, 7) ?? '', r.result, short(r.reason ?? '')],
+        cells: [h.host, r.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z'), r.action, `${r.release}${r.port === undefined ? '' : ` @${r.color ?? ''}:${r.port}`}${r.release === h.current ? ' *' : ''}`, r.ref ?? (r.image ? `image ${r.image}` : ''), r.commit?.slice(0, 7) ?? '', r.result, short(r.reason ?? '')],
       })),
     );
     if (rows.length) io.stdout.write(`\n${renderTable(['HOST', 'TIME', 'ACTION', 'RELEASE (* live)', 'REF', 'COMMIT', 'RESULT', 'REASON'], rows)}`);

@@ -6,7 +6,9 @@
 //   npx tsx scripts/rollback.ts --limit web1
 //   npx tsx scripts/rollback.ts --limit web1 --to 20250304T050607Z-v1.4.1
 //
-// The same inventory vars as scripts/deploy.ts describe the app.
+// The same inventory vars as scripts/deploy.ts describe the app. For a blue/green app (var
+// blueGreen) the other color takes the traffic back through the nginx upstream: without a
+// restart when it still runs that release, else started and checked on its port first.
 import { defineTask, isMain, runCli, v } from '../lib/index.ts';
 import { deploy } from '../lib/ops/deploy.ts';
 import { serviceOptions, serviceVars } from './deploy.ts';

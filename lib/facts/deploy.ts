@@ -23,6 +23,15 @@ export type CurrentRelease =
 
 export type ReleaseResult = 'ok' | 'rolled-back' | 'failed';
 
+/** The two colors of a blue/green app: blue runs on the first of its two ports, green on the second. */
+export type Color = 'blue' | 'green';
+
+/** A blue/green app's `current-PORT` link: the release the color on PORT runs. */
+export interface Slot {
+  port: number;
+  id: string;
+}
+
 /** One line of `releases.jsonl`: what happened to the host, newest last. */
 export interface ReleaseRecord {
   time: string;
@@ -35,9 +44,13 @@ export interface ReleaseRecord {
   /** The release that was current before. */
   previous?: string;
   reason?: string;
+  /** Blue/green: the port (and color) the release was started on. */
+  port?: number;
+  color?: Color;
 }
 
-export type ReleasesState = { kind: 'missing' } | { kind: 'present'; current: CurrentRelease; releases: Release[]; records: ReleaseRecord[] };
+/** `slots`: the `current-PORT` links of a blue/green app that name a release (none otherwise). */
+export type ReleasesState = { kind: 'missing' } | { kind: 'present'; current: CurrentRelease; releases: Release[]; records: ReleaseRecord[]; slots: Slot[] };
 
 /** Names tackle gives releases: a UTC timestamp, then the ref or tag. @example RELEASE_ID.test('20250304T050607Z-v1.2') // true */
 export const RELEASE_ID = /^\d{8}T\d{6}Z-[A-Za-z0-9._-]+$/;
@@ -52,6 +65,9 @@ echo present
 if [ -L "$d/current" ]; then printf 'current link %s\\n' "$(readlink -- "$d/current")"
 elif [ -e "$d/current" ]; then echo 'current other'
 else echo 'current none'; fi
+for l in "$d"/current-*; do
+  [ -L "$l" ] && printf 'slot %s %s\\n' "\${l##*/current-}" "$(readlink -- "$l")"
+done
 for r in "$d"/releases/*/; do
   [ -d "$r" ] || continue
   r=\${r%/}
@@ -114,6 +130,7 @@ export function parseReleasesState({ stdout, stderr, exitCode }: FactOutput, dir
   const end = lines.indexOf('records');
   if (end < 0) throw new Error('the releases listing ended early');
   const releases: Release[] = [];
+  const slots: Slot[] = [];
   let current: CurrentRelease = { kind: 'none' };
   for (const line of lines.slice(1, end)) {
     if (line === 'current other') current = { kind: 'other', target: '(not a symlink)' };
@@ -121,6 +138,10 @@ export function parseReleasesState({ stdout, stderr, exitCode }: FactOutput, dir
       const target = line.slice('current link '.length);
       const id = releaseIdOfTarget(target, dir);
       current = id === undefined ? { kind: 'other', target } : { kind: 'release', id, exists: false };
+    } else if (line.startsWith('slot ')) {
+      const [port = '', target = ''] = line.slice('slot '.length).split(' ');
+      const id = releaseIdOfTarget(target, dir);
+      if (/^\d{1,5}$/.test(port) && id !== undefined) slots.push({ port: Number(port), id });
     } else if (line.startsWith('release ')) {
       const rest = line.slice('release '.length);
       const space = rest.indexOf(' ');
@@ -140,9 +161,11 @@ export function parseReleasesState({ stdout, stderr, exitCode }: FactOutput, dir
     .flatMap((r): ReleaseRecord[] => {
       if (!r || typeof r.time !== 'string' || typeof r.release !== 'string') return [];
       const result = r.result === 'ok' || r.result === 'rolled-back' || r.result === 'failed' ? r.result : 'failed';
-      return [{ time: r.time, action: r.action === 'rollback' ? 'rollback' : 'deploy', release: r.release, result, ...optionalStrings(r, ['ref', 'commit', 'image', 'previous', 'reason'] as const) }];
+      const port = typeof r.port === 'number' && Number.isInteger(r.port) ? { port: r.port } : {};
+      const color = r.color === 'blue' || r.color === 'green' ? { color: r.color as Color } : {};
+      return [{ time: r.time, action: r.action === 'rollback' ? 'rollback' : 'deploy', release: r.release, result, ...optionalStrings(r, ['ref', 'commit', 'image', 'previous', 'reason'] as const), ...port, ...color }];
     });
-  return { kind: 'present', current, releases, records };
+  return { kind: 'present', current, releases, records, slots };
 }
 
 /** What a git ref names in a remote repository right now. */
@@ -222,4 +245,34 @@ export function parseComposeStopped({ stdout, exitCode }: FactOutput): string | 
     return /^Dead\b/.test(status) ? [`container of ${service || '(no service)'} is dead`] : [];
   });
   return stopped.length ? stopped.join('; ') : undefined;
+}
+
+/** Which port an nginx upstream file written by a blue/green deploy sends traffic to. */
+export type LiveUpstream = { kind: 'missing' } | { kind: 'port'; port: number } | { kind: 'other'; reason: string };
+
+/**
+ * The live port of a blue/green app: the one `server 127.0.0.1:PORT;` of the upstream file
+ * its deploys write (see deploy.release's `blueGreen`).
+ *
+ * @example
+ * const up = await host.fact(liveUpstream('/etc/nginx/conf.d/upstream-app.conf'));
+ * if (up.kind === 'port') console.log(up.port);
+ */
+export function liveUpstream(file: string): Fact<LiveUpstream> {
+  return defineFact(`deploy.liveUpstream ${file}`, sh`if [ -e ${file} ]; then echo file; cat -- ${file}; else echo missing; fi`, parseLiveUpstream);
+}
+
+/**
+ * Pure parser of {@link liveUpstream}: exactly one `server 127.0.0.1:PORT;` line, or `other`
+ * with why (a file tackle did not write, or one edited by hand).
+ *
+ * @example parseLiveUpstream({ stdout: 'file\nupstream app {\n    server 127.0.0.1:3002;\n}\n', stderr: '', exitCode: 0 }) // { kind: 'port', port: 3002 }
+ */
+export function parseLiveUpstream({ stdout, stderr, exitCode }: FactOutput): LiveUpstream {
+  if (exitCode !== 0) throw new Error(`cannot read the upstream file (exit ${exitCode}): ${stderr.trim() || 'no error output'}`);
+  if (stdout === 'missing\n') return { kind: 'missing' };
+  const servers = [...stdout.replace(/#.*$/gm, '').matchAll(/\bserver\s+([^\s;]+)[^;]*;/g)].map((m) => m[1] ?? '');
+  const port = /^127\.0\.0\.1:(\d{1,5})$/.exec(servers[0] ?? '')?.[1];
+  if (servers.length !== 1 || port === undefined) return { kind: 'other', reason: `it names ${servers.length ? servers.join(', ') : 'no server'}, not one 127.0.0.1:PORT` };
+  return { kind: 'port', port: Number(port) };
 }

@@ -9,15 +9,20 @@ import {
   RELEASE_ID,
   composeStopped,
   gitRemoteRef,
+  liveUpstream,
   releasesState,
+  type Color,
   type GitRef,
+  type LiveUpstream,
   type Release,
   type ReleaseRecord,
   type ReleaseResult,
   type ReleasesState,
 } from '../facts/deploy.ts';
 import type { Fact } from '../facts/fact.ts';
+import { unitStates, type UnitStates } from '../facts/health.ts';
 import { inContext } from '../facts/shell.ts';
+import { replaceScript, TEMP, tempFiles } from '../connection/replace.ts';
 import { describeHealth, describeUnhealthy, unitStop, waitForHealth, type Probe, type StopSign, type WaitOptions } from './health.ts';
 
 /** Where an app's releases live on the host. */
@@ -72,6 +77,31 @@ export type Restart =
   /** Any command; it gets RELEASE_DIR in its environment. */
   | { command: Command };
 
+/**
+ * Blue/green: two instances of a systemd template unit (`restart: { systemd: 'app@.service' }`),
+ * `app@PORT.service` for each of two ports, each running the release its `APPDIR/current-PORT`
+ * link names (`ExecStart=… /srv/app/current-%i/…`, `Environment=PORT=%i`). Blue is the first
+ * port, green the second. An nginx site proxies to the upstream NAME (`proxyPass: 'http://NAME'`)
+ * that deploys and rollbacks write in `file`; deploy once before adding that site, as nginx
+ * refuses a site whose upstream does not exist.
+ */
+export interface BlueGreenOptions {
+  ports: readonly [number, number];
+  /** The nginx upstream's name: letters, digits, '_' and '-'. */
+  upstream: string;
+  /** Default `/etc/nginx/conf.d/upstream-NAME.conf` (Debian's nginx.conf includes conf.d inside `http {}`). */
+  file?: string;
+  /** Probes for the color on `port` (its unit, its health URL), on top of `health`; checked before traffic moves. */
+  health?: (port: number) => readonly Probe[];
+  /**
+   * Stop the previous color once traffic has moved (after `drainMs`), instead of keeping it
+   * running so that a rollback to it is a switch of the upstream without a restart. Default false.
+   */
+  stopPrevious?: boolean;
+  /** Wait this long after the switch before stopping the previous color (requests in flight end); default 5000. */
+  drainMs?: number;
+}
+
 interface ServiceOptions {
   app: string;
   /** Default /srv. */
@@ -80,6 +110,8 @@ interface ServiceOptions {
   /** Probes that must pass after the restart (see `health`); none means a restart that exits 0 is enough. */
   health?: readonly Probe[];
   wait?: WaitOptions;
+  /** Start each release beside the live one and move traffic with an nginx upstream; see {@link BlueGreenOptions}. */
+  blueGreen?: BlueGreenOptions;
 }
 
 export interface ReleaseOptions extends CommonOptions, ServiceOptions {
@@ -101,12 +133,25 @@ export interface RollbackOptions extends CommonOptions, ServiceOptions {
 
 type Source = { kind: 'git'; repo: string; ref: string } | { kind: 'image'; tag: string; envFile: string; variable: string; template: string | undefined };
 
+/** Blue/green as checked: the template unit, both ports, the upstream file. */
+export interface BlueGreen {
+  ports: readonly [number, number];
+  upstream: string;
+  file: string;
+  /** The template, `app@.service` or `app@`. */
+  unit: string;
+  health: (port: number) => readonly Probe[];
+  stopPrevious: boolean;
+  drainMs: number;
+}
+
 /** The app, its layout and how it restarts and proves healthy: what deploy and rollback share. */
 export interface Service {
   layout: ReleaseLayout;
   restart: Restart | undefined;
   health: readonly Probe[];
   wait: WaitOptions;
+  blueGreen?: BlueGreen | undefined;
 }
 
 /** A release as planned, with everything its script and check need. */
@@ -138,7 +183,26 @@ function checkService(o: ServiceOptions, op: string): Service {
     }
     if ('command' in r && !(r.command instanceof Command)) throw new TypeError(`${op}: restart.command must be built with sh\`…\``);
   }
-  return { layout, restart: r, health: [...(o.health ?? [])], wait: o.wait ?? {} };
+  return { layout, restart: r, health: [...(o.health ?? [])], wait: o.wait ?? {}, blueGreen: o.blueGreen === undefined ? undefined : checkBlueGreen(o.blueGreen, r, `${op} ${o.app}`) };
+}
+
+const TEMPLATE = /@(\.service)?$/;
+
+function checkBlueGreen(bg: BlueGreenOptions, restart: Restart | undefined, op: string): BlueGreen {
+  if (restart === undefined || !('systemd' in restart) || !TEMPLATE.test(restart.systemd)) {
+    throw new TypeError(`${op}: blueGreen needs restart: { systemd: 'NAME@.service' }, a template unit started once per port`);
+  }
+  const ports = bg.ports;
+  if (!Array.isArray(ports) || ports.length !== 2 || !ports.every((p) => Number.isInteger(p) && p >= 1 && p <= 65535) || ports[0] === ports[1]) {
+    throw new TypeError(`${op}: blueGreen.ports must be two different port numbers, got ${JSON.stringify(ports)}`);
+  }
+  if (typeof bg.upstream !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(bg.upstream)) throw new TypeError(`${op}: blueGreen.upstream must be a name of letters, digits, '_' and '-', got ${JSON.stringify(bg.upstream)}`);
+  const file = bg.file ?? `/etc/nginx/conf.d/upstream-${bg.upstream}.conf`;
+  if (!file.startsWith('/') || !file.endsWith('.conf') || /[\0\n]/.test(file)) throw new TypeError(`${op}: blueGreen.file must be an absolute path ending in .conf, got ${JSON.stringify(file)}`);
+  const drainMs = bg.drainMs ?? 5000;
+  if (!Number.isInteger(drainMs) || drainMs < 0) throw new TypeError(`${op}: blueGreen.drainMs must be a whole number of milliseconds, got ${drainMs}`);
+  if (bg.health !== undefined && typeof bg.health !== 'function') throw new TypeError(`${op}: blueGreen.health must be a function of the port`);
+  return { ports: [ports[0], ports[1]], upstream: bg.upstream, file, unit: restart.systemd, health: bg.health ?? (() => []), stopPrevious: bg.stopPrevious === true, drainMs };
 }
 
 function checkSource(source: ReleaseSource, op: string): Source {
@@ -166,12 +230,103 @@ function refuse(reason: string): TackleError {
 // ---------------------------------------------------------------- commands
 
 /**
- * The `current` link switched atomically: a new link beside it, renamed over it.
+ * The `current` link (or another link in the app's directory, such as a color's
+ * `current-PORT`) switched atomically: a new link beside it, renamed over it.
  * @example switchCommand(releaseLayout('shop'), '20250304T050607Z-v2')
  */
-export function switchCommand(layout: ReleaseLayout, id: string): Command {
-  const tmp = posix.join(layout.dir, '.current.tmp');
-  return sh`rm -rf -- ${tmp} && ln -s -- ${posix.join('releases', id)} ${tmp} && mv -T -- ${tmp} ${layout.current}`;
+export function switchCommand(layout: ReleaseLayout, id: string, link = layout.current): Command {
+  const tmp = posix.join(layout.dir, `.${posix.basename(link)}.tmp`);
+  return sh`rm -rf -- ${tmp} && ln -s -- ${posix.join('releases', id)} ${tmp} && mv -T -- ${tmp} ${link}`;
+}
+
+// ---------------------------------------------------------------- blue/green
+
+/**
+ * The link naming the release the color on `port` runs.
+ * @example slotLink(releaseLayout('shop'), 3001) // '/srv/shop/current-3001'
+ */
+export function slotLink(layout: ReleaseLayout, port: number): string {
+  return `${layout.current}-${port}`;
+}
+
+/**
+ * The color's unit: the template instantiated with the port.
+ * @example colorUnit('app@.service', 3001) // 'app@3001.service'
+ */
+export function colorUnit(template: string, port: number): string {
+  return template.replace(TEMPLATE, (_, suffix: string | undefined) => `@${port}${suffix ?? ''}`);
+}
+
+/** Blue is the first port, green the second. @example colorOf(bg, 3002) // 'green' */
+export function colorOf(bg: BlueGreen, port: number): Color {
+  return port === bg.ports[0] ? 'blue' : 'green';
+}
+
+function colorName(bg: BlueGreen, port: number): string {
+  return `${colorOf(bg, port)} (port ${port})`;
+}
+
+/** The other color's port. */
+function otherPort(bg: BlueGreen, port: number | undefined): number {
+  return port === bg.ports[0] ? bg.ports[1] : bg.ports[0];
+}
+
+/** The service as one color: its unit instance restarted, its own probes and the shared ones. */
+function colorService(s: Service, bg: BlueGreen, port: number): Service {
+  return { ...s, restart: { systemd: colorUnit(bg.unit, port) }, health: [...bg.health(port), ...s.health], blueGreen: undefined };
+}
+
+/**
+ * The upstream file that sends an app's traffic to one port.
+ * @example upstreamConf('app', 3002) // 'upstream app {\n    server 127.0.0.1:3002;\n}\n' after a comment line
+ */
+export function upstreamConf(name: string, port: number): string {
+  return `# Managed by tackle (deploy.release blue/green): the live color. Deploys and rollbacks rewrite it.\nupstream ${name} {\n    server 127.0.0.1:${port};\n}\n`;
+}
+
+/**
+ * The upstream file rewritten atomically, the whole configuration checked with `nginx -t` (the
+ * previous file back when it fails), then nginx reloaded when it runs: new workers use the new
+ * upstream while old ones finish the requests they hold.
+ *
+ * @example switchUpstreamCommand(bg, 3002)
+ */
+export function switchUpstreamCommand(bg: BlueGreen, port: number): Command {
+  const old = tempFiles(`${bg.file}.old`);
+  const content = upstreamConf(bg.upstream, port);
+  return Command.join(
+    [
+      sh`PATH="$PATH:/usr/sbin:/sbin"`,
+      sh`tackle_old=`,
+      sh`trap '[ -z "$tackle_old" ] || rm -f -- "$tackle_old"' EXIT`,
+      old.removeStale,
+      // Without a copy of the live file there is no way back from a refused one: stop here.
+      sh`if [ -f ${bg.file} ]; then { tackle_old=$(${old.create}) && cp -p -- ${bg.file} "$tackle_old"; } || exit 1; fi`,
+      // A subshell for replaceScript's own `set -e` and traps; not under `||`, which would disable `set -e` inside.
+      sh`(`,
+      replaceScript(bg.file, [sh`printf '%s' ${content} > ${TEMP}`, sh`chmod 0644 ${TEMP}`]),
+      sh`)`,
+      sh`tackle_rc=$?; [ "$tackle_rc" -eq 0 ] || exit "$tackle_rc"`,
+      sh`if ! tackle_out=$(nginx -t 2>&1); then`,
+      sh`  if [ -n "$tackle_old" ]; then mv -fT -- "$tackle_old" ${bg.file}; tackle_old=; else rm -f -- ${bg.file}; fi`,
+      sh`  printf '%s\\n' "$tackle_out" >&2`,
+      sh`  printf 'tackle: nginx -t rejected the configuration with upstream %s on port %s; the upstream file is as it was\\n' ${bg.upstream} ${String(port)} >&2`,
+      sh`  exit 1`,
+      sh`fi`,
+      sh`if systemctl is-active --quiet nginx.service; then systemctl reload nginx.service; fi`,
+    ],
+    '\n',
+  );
+}
+
+/** Fails unless the color's link still names `id`, as when the rollback was planned. */
+function stillLinked(layout: ReleaseLayout, id: string, port: number): Command {
+  const link = slotLink(layout, port);
+  return sh`[ "$(readlink -- ${link})" = ${posix.join('releases', id)} ] || { printf 'tackle: %s no longer points at %s; plan again\\n' ${link} ${id} >&2; exit 1; }`;
+}
+
+function stopCommand(bg: BlueGreen, port: number): Command {
+  return sh`systemctl stop ${colorUnit(bg.unit, port)}`;
 }
 
 /**
@@ -218,7 +373,8 @@ export function releaseId(now: Date, name: string, taken: readonly string[] = []
   return id;
 }
 
-function prepareScript(d: DesiredRelease, id: string, live: Release | undefined, prune: readonly string[], commit: string | undefined): Command {
+/** Builds the release and points `link` at it: `current`, or in blue/green the color's `current-PORT`, which goes live only once healthy. */
+function prepareScript(d: DesiredRelease, id: string, live: Release | undefined, prune: readonly string[], commit: string | undefined, link: string): Command {
   const L = d.layout;
   const rel = posix.join(L.releases, id);
   const tmp = posix.join(L.releases, `.${id}.tmp`);
@@ -283,7 +439,7 @@ function prepareScript(d: DesiredRelease, id: string, live: Release | undefined,
     const env = { RELEASE_DIR: rel, APP_DIR: L.dir, ...(live ? { PREVIOUS_RELEASE_DIR: posix.join(L.releases, live.id) } : {}) };
     lines.push(sh`${inContext(d.hook, { cwd: rel, env })} || { rc=$?; printf 'tackle: the pre-deploy hook failed (exit %s)\\n' "$rc" >&2; exit 1; }`);
   }
-  lines.push(switchCommand(L, id), sh`tackle_new=`);
+  lines.push(switchCommand(L, id, link), sh`tackle_new=`);
   if (prune.length) lines.push(sh`rm -rf -- ${prune.map((p) => posix.join(L.releases, p))}`);
   return Command.join(lines, '\n');
 }
@@ -336,6 +492,78 @@ function activateCheck(d: DesiredRelease, id: string, previous: string | undefin
   };
 }
 
+/** A color about to take the traffic: the release it runs, and whether it runs it already (no restart then). */
+interface Cutover {
+  bg: BlueGreen;
+  id: string;
+  port: number;
+  running: boolean;
+}
+
+async function switchUpstream(conn: Connection, bg: BlueGreen, port: number): Promise<string | undefined> {
+  const r = await conn.exec(switchUpstreamCommand(bg, port));
+  return r.exitCode === 0 ? undefined : `was healthy, but switching upstream ${bg.upstream} to it failed (exit ${r.exitCode}): ${tail(r.stderr || r.stdout, 3)}`;
+}
+
+/**
+ * Brings the color up on its release (restarted, unless it runs it already), waits until it is
+ * healthy on its own port, then moves the traffic to it and points `current` at its release.
+ * Resolves with why not, after stopping that color: the traffic is still where it was.
+ */
+async function cutover(conn: Connection, s: Service, c: Cutover): Promise<string | undefined> {
+  const color = colorService(s, c.bg, c.port);
+  const why = (await restartAndWait(conn, c.running ? { ...color, restart: undefined } : color, c.id)) ?? (await switchUpstream(conn, c.bg, c.port));
+  if (why !== undefined) {
+    const stop = await conn.exec(stopCommand(c.bg, c.port));
+    return stop.exitCode === 0 ? why : `${why}; and stopping it failed (exit ${stop.exitCode}): ${tail(stop.stderr || stop.stdout, 3)}`;
+  }
+  assertOk(await conn.exec(switchCommand(s.layout, c.id)), conn.host, `could not point ${s.layout.current} at ${c.id}`);
+  return undefined;
+}
+
+/** With `stopPrevious`: the color traffic left, stopped once requests in flight had time to end. */
+async function retire(conn: Connection, bg: BlueGreen, port: number | undefined): Promise<void> {
+  if (!bg.stopPrevious || port === undefined) return;
+  await new Promise((r) => setTimeout(r, bg.drainMs));
+  assertOk(await conn.exec(stopCommand(bg, port)), conn.host, `could not stop ${colorName(bg, port)}`);
+}
+
+function describeCutover(s: Service, c: Cutover, live: number | undefined): string {
+  const color = colorService(s, c.bg, c.port);
+  const start = c.running ? `${colorName(c.bg, c.port)} runs ${c.id} already: no restart, wait until healthy: ${describeHealth(color.health, s.wait)}` : `${colorName(c.bg, c.port)}: ${describeRestart(color, c.id)}`;
+  const after = live === undefined ? '' : c.bg.stopPrevious ? `, stop ${colorName(c.bg, live)} ${c.bg.drainMs} ms later` : `; ${colorName(c.bg, live)} keeps running, for a rollback without restart`;
+  const stays = live === undefined ? 'no traffic moves' : `traffic stays on ${colorName(c.bg, live)}`;
+  return `${start}; then switch upstream ${c.bg.upstream} to port ${c.port} (${c.bg.file}, nginx -t, reload)${after}; if not healthy, stop ${colorOf(c.bg, c.port)}: ${stays}`;
+}
+
+/** Where the traffic stays when a color did not come up, for the step's error. */
+function stayed(bg: BlueGreen, current: string | undefined, live: number | undefined): string {
+  return live === undefined ? 'no traffic was moved' : `traffic stayed on ${current ? `${current}, ` : ''}${colorOf(bg, live)}, port ${live}`;
+}
+
+function blueGreenActivateCheck(d: DesiredRelease, c: Cutover, previous: string | undefined, live: number | undefined, what: Pick<ReleaseRecord, 'ref' | 'commit' | 'image'>): Check {
+  return {
+    describe: describeCutover(d, c, live),
+    run: async ({ connection }) => {
+      const base = { action: 'deploy' as const, release: c.id, ...what, ...(previous ? { previous } : {}), port: c.port, color: colorOf(c.bg, c.port) };
+      const why = await cutover(connection, d, c);
+      if (why === undefined) {
+        await record(connection, d.layout, { ...base, result: 'ok' });
+        return retire(connection, c.bg, live);
+      }
+      await record(connection, d.layout, { ...base, result: 'failed', reason: why }).catch(() => {});
+      throw refuse(`failed (${stayed(c.bg, previous, live)}): ${colorName(c.bg, c.port)} ${why}`);
+    },
+  };
+}
+
+/** The live port: the one the upstream file names, when it is one of the app's two. */
+function livePort(bg: BlueGreen, upstream: LiveUpstream | undefined): number | undefined {
+  if (upstream === undefined) throw new TypeError(`blue/green plans need the upstream fact of ${bg.file}`);
+  if (upstream.kind === 'other') throw refuse(`${bg.file} was not written by tackle (${upstream.reason}); move it aside, or give blueGreen another upstream`);
+  return upstream.kind === 'port' && bg.ports.includes(upstream.port) ? upstream.port : undefined;
+}
+
 // ---------------------------------------------------------------- planning (pure)
 
 function sameRelease(live: Release, source: Source, ref: GitRef | undefined): boolean {
@@ -353,8 +581,10 @@ function sameRelease(live: Release, source: Source, ref: GitRef | undefined): bo
  * planRelease(desired, { kind: 'missing' }, { kind: 'commit', commit: 'ab…', name: 'refs/tags/v1' })
  * // { summary: 'release 20250101T120000Z-v1 (v1 = ab12cd3), the first', actions: [...], checks: [...] }
  */
-export function planRelease(d: DesiredRelease, state: ReleasesState, ref: GitRef | undefined): Change | undefined {
+export function planRelease(d: DesiredRelease, state: ReleasesState, ref: GitRef | undefined, upstream?: LiveUpstream): Change | undefined {
   const L = d.layout;
+  const bg = d.blueGreen;
+  const onPort = bg ? livePort(bg, upstream) : undefined;
   const releases = state.kind === 'present' ? state.releases : [];
   const current = state.kind === 'present' ? state.current : ({ kind: 'none' } as const);
   if (current.kind === 'other') {
@@ -365,23 +595,30 @@ export function planRelease(d: DesiredRelease, state: ReleasesState, ref: GitRef
     throw refuse(`${source.ref} is not a branch or tag of ${source.repo}`);
   }
   const live = current.kind === 'release' ? releases.find((r) => r.id === current.id) : undefined;
-  if (live && sameRelease(live, source, ref)) return undefined;
+  // Blue/green: a release that is current but not behind the upstream yet is deployed again.
+  if (live && sameRelease(live, source, ref) && (!bg || onPort !== undefined)) return undefined;
+  const target = bg ? otherPort(bg, onPort) : undefined;
+  const slots = state.kind === 'present' ? state.slots : [];
 
   const name = source.kind === 'git' ? source.ref : source.tag;
   const id = releaseId(d.now, name, releases.map((r) => r.id));
   // The newest `keep` (the new one included) stay, and so does the live one: it is the way back.
   const managed = releases.filter((r) => RELEASE_ID.test(r.id)).map((r) => r.id);
   const kept = new Set([...managed, id].sort().slice(-d.keep));
-  const prune = managed.filter((r) => !kept.has(r) && r !== live?.id && !(current.kind === 'release' && r === current.id));
+  // A color's release stays too (the way back without a restart), but for the one about to be replaced.
+  const running = new Set(slots.filter((x) => x.port !== target).map((x) => x.id));
+  const prune = managed.filter((r) => !kept.has(r) && r !== live?.id && !(current.kind === 'release' && r === current.id) && !running.has(r));
   const commit = source.kind === 'git' ? (ref?.kind === 'commit' ? ref.commit : /^[0-9a-f]{40}$|^[0-9a-f]{64}$/.test(source.ref) ? source.ref : undefined) : undefined;
 
   const what = source.kind === 'git' ? `${source.ref}${commit ? ` = ${commit.slice(0, 7)}` : ref?.kind === 'unavailable' ? `, not resolved now: ${ref.reason}` : ''}` : `image ${source.tag}`;
   const replacing = live ? `replacing ${live.id}` : current.kind === 'release' ? `replacing the missing ${current.id}` : 'the first';
-  const summary = `release ${id} (${what}), ${replacing}${d.hook ? ', pre-deploy hook' : ''}${prune.length ? `, prune ${prune.length} old` : ''}`;
+  const where = bg && target !== undefined ? `, on ${colorName(bg, target)}${onPort === undefined ? '' : ` beside ${colorName(bg, onPort)}`}` : '';
+  const summary = `release ${id} (${what}), ${replacing}${where}${d.hook ? ', pre-deploy hook' : ''}${prune.length ? `, prune ${prune.length} old` : ''}`;
+  const recorded = source.kind === 'git' ? { ref: source.ref, ...(commit ? { commit } : {}) } : { image: source.tag };
   return {
     summary,
-    actions: [{ command: prepareScript(d, id, live, prune, commit) }],
-    checks: [activateCheck(d, id, live?.id, source.kind === 'git' ? { ref: source.ref, ...(commit ? { commit } : {}) } : { image: source.tag })],
+    actions: [{ command: prepareScript(d, id, live, prune, commit, bg && target !== undefined ? slotLink(L, target) : L.current) }],
+    checks: [bg && target !== undefined ? blueGreenActivateCheck(d, { bg, id, port: target, running: false }, live?.id, onPort, recorded) : activateCheck(d, id, live?.id, recorded)],
   };
 }
 
@@ -430,7 +667,7 @@ export function rollbackTarget(state: ReleasesState & { kind: 'present' }, id: s
  *
  * @example planRollback(service, state, undefined)
  */
-export function planRollback(s: Service, state: ReleasesState, to: string | undefined): Change | undefined {
+export function planRollback(s: Service, state: ReleasesState, to: string | undefined, colors?: ColorFacts): Change | undefined {
   const L = s.layout;
   if (state.kind === 'missing') throw refuse(`${L.dir} does not exist: nothing of ${L.app} was deployed here`);
   const current = state.current;
@@ -455,6 +692,7 @@ export function planRollback(s: Service, state: ReleasesState, to: string | unde
   const from = current.kind === 'release' && current.exists ? current.id : undefined;
   const id = target.id;
   const what = { ...(target.ref ? { ref: target.ref } : {}), ...(target.commit ? { commit: target.commit } : {}), ...(target.image ? { image: target.image } : {}) };
+  if (s.blueGreen) return planBlueGreenRollback(s, s.blueGreen, state, target, note, what, colors);
   return {
     summary: `switch ${L.current} ${current.kind === 'release' ? `from ${current.id} ` : ''}back to ${id}${note}`,
     actions: [{ command: switchCommand(L, id) }],
@@ -475,6 +713,45 @@ export function planRollback(s: Service, state: ReleasesState, to: string | unde
   };
 }
 
+/** What a blue/green rollback reads besides the releases: the upstream file, and whether each color's unit runs. */
+export interface ColorFacts {
+  upstream: LiveUpstream;
+  units: UnitStates;
+}
+
+/**
+ * The other color takes the traffic back on `target`: when it still runs that release (kept
+ * running after the deploy that replaced it), a health check and a switch of the upstream, no
+ * restart; otherwise its link is pointed at `target` and it is restarted and checked first.
+ */
+function planBlueGreenRollback(s: Service, bg: BlueGreen, state: ReleasesState & { kind: 'present' }, target: Release, note: string, what: Pick<ReleaseRecord, 'ref' | 'commit' | 'image'>, colors: ColorFacts | undefined): Change {
+  if (colors === undefined) throw new TypeError(`blue/green rollbacks need the upstream and unit facts of ${s.layout.app}`);
+  const live = livePort(bg, colors.upstream);
+  if (live === undefined) throw refuse(`${bg.file} names neither port ${bg.ports.join(' nor ')}: no color is live to roll back from; deploy with blueGreen first`);
+  const port = otherPort(bg, live);
+  const unit = colorUnit(bg.unit, port);
+  const running = state.slots.some((x) => x.port === port && x.id === target.id) && colors.units.kind === 'states' && colors.units.states[unit] === 'active';
+  const c: Cutover = { bg, id: target.id, port, running };
+  const current = state.current.kind === 'release' ? state.current.id : undefined;
+  return {
+    summary: `switch upstream ${bg.upstream} from ${colorName(bg, live)}${current ? ` (${current})` : ''} back to ${target.id} on ${colorName(bg, port)}${running ? ', which runs it already: no restart' : ''}${note}`,
+    // Running already: the action only makes sure the color still runs what was planned (the engine runs checks after actions).
+    actions: [{ command: running ? stillLinked(s.layout, target.id, port) : switchCommand(s.layout, target.id, slotLink(s.layout, port)) }],
+    checks: [
+      {
+        describe: describeCutover(s, c, live),
+        run: async ({ connection }) => {
+          const why = await cutover(connection, s, c);
+          const base = { action: 'rollback' as const, release: target.id, ...what, ...(current ? { previous: current } : {}), port, color: colorOf(bg, port) };
+          await record(connection, s.layout, { ...base, result: why === undefined ? 'ok' : 'failed', ...(why ? { reason: why } : {}) });
+          if (why === undefined) return retire(connection, bg, live);
+          throw refuse(`failed (${stayed(bg, current, live)}): ${colorName(bg, port)} ${why}`);
+        },
+      },
+    ],
+  };
+}
+
 // ---------------------------------------------------------------- operations
 
 /**
@@ -485,6 +762,12 @@ export function planRollback(s: Service, state: ReleasesState, to: string | unde
  * checked again, and the step fails with "failed (rolled back): rolled back to ID: why".
  * Every outcome is appended to `/srv/APP/releases.jsonl`. A host whose current release is
  * already that commit (or tag) plans nothing.
+ *
+ * With `blueGreen` (see {@link BlueGreenOptions}) nothing live is restarted: the release is
+ * linked as `current-PORT` of the color not live, that color's unit is restarted and checked on
+ * its own port, and only then is the nginx upstream switched (nginx -t, reload) and `current`
+ * pointed at it. When it is not healthy it is stopped, the traffic stays on the live color, and
+ * the step fails with "failed (traffic stayed on ID, COLOR, port N): why".
  *
  * @example
  * await host.run(deploy.release({
@@ -504,6 +787,12 @@ function release(opts: ReleaseOptions): Operation {
   const d: DesiredRelease = { ...service, source, keep, hook: opts.hook, owner: opts.owner, now: opts.now ?? new Date() };
   const name = `${op} ${opts.app} ${source.kind === 'git' ? source.ref : `image ${source.tag}`}`;
   const state = releasesState(service.layout.dir);
+  const bg = service.blueGreen;
+  if (bg) {
+    const upstream = liveUpstream(bg.file);
+    if (source.kind === 'image') return defineOperation({ name, facts: { state, upstream }, options: opts, plan: (f) => planRelease(d, f.state, undefined, f.upstream) });
+    return defineOperation({ name, facts: { state, upstream, ref: gitRemoteRef(source.repo, source.ref) }, options: opts, plan: (f) => planRelease(d, f.state, f.ref, f.upstream) });
+  }
   if (source.kind === 'image') return defineOperation({ name, facts: { state }, options: opts, plan: (f) => planRelease(d, f.state, undefined) });
   const ref: Fact<GitRef> = gitRemoteRef(source.repo, source.ref);
   return defineOperation({ name, facts: { state, ref }, options: opts, plan: (f) => planRelease(d, f.state, f.ref) });
@@ -515,6 +804,9 @@ function release(opts: ReleaseOptions): Operation {
  * named by `to`, restarts the service and waits for health; records the rollback in
  * `releases.jsonl`. When that release is not healthy, `current` is switched back to where it
  * was and restarted, and the step fails saying so. Nothing happens when `to` is current already.
+ * With `blueGreen` the other color takes the traffic back: when it still runs that release, a
+ * health check and an upstream switch, no restart; else it is relinked, restarted and checked
+ * first, and stopped if not healthy while the traffic stays where it was.
  *
  * @example
  * await host.run(deploy.rollback({ app: 'shop', restart: { systemd: 'shop.service' }, health: [health.http('http://127.0.0.1:8000/health')] }));
@@ -523,12 +815,14 @@ function rollback(opts: RollbackOptions): Operation {
   const op = 'deploy.rollback';
   const service = checkService(opts, op);
   if (opts.to !== undefined && (typeof opts.to !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(opts.to))) throw new TypeError(`${op} ${opts.app}: ${JSON.stringify(opts.to)} is not a release id`);
-  return defineOperation({
-    name: `${op} ${opts.app}${opts.to ? ` to ${opts.to}` : ''}`,
-    facts: { state: releasesState(service.layout.dir) },
-    options: opts,
-    plan: ({ state }) => planRollback(service, state, opts.to),
-  });
+  const name = `${op} ${opts.app}${opts.to ? ` to ${opts.to}` : ''}`;
+  const state = releasesState(service.layout.dir);
+  const bg = service.blueGreen;
+  if (bg) {
+    const facts = { state, upstream: liveUpstream(bg.file), units: unitStates(bg.ports.map((p) => colorUnit(bg.unit, p))) };
+    return defineOperation({ name, facts, options: opts, plan: (f) => planRollback(service, f.state, opts.to, { upstream: f.upstream, units: f.units }) });
+  }
+  return defineOperation({ name, facts: { state }, options: opts, plan: (f) => planRollback(service, f.state, opts.to) });
 }
 
 /**

@@ -14,7 +14,9 @@ import type { Lab } from '../../lab/lab.ts';
 /** How a release behaves: healthy, answering 500 on /health, or exiting at once (its unit fails). */
 export type AppState = 'ok' | 'broken' | 'crash';
 
-const SERVER = `import http.server, os, pathlib, sys
+// START_DELAY (seconds, from the unit's environment) makes a release slow to start listening,
+// as real apps are: a restart then leaves a gap that a proxy in front sees.
+const SERVER = `import http.server, os, pathlib, sys, time
 here = pathlib.Path(__file__).resolve().parent
 name = (here / 'NAME').read_text().strip()
 state = (here / 'HEALTH').read_text().strip()
@@ -29,6 +31,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write((body + '\\n').encode())
     def log_message(self, *args):
         pass
+time.sleep(float(os.environ.get('START_DELAY', '0')))
 http.server.ThreadingHTTPServer(('0.0.0.0', int(os.environ['PORT'])), Handler).serve_forever()
 `;
 

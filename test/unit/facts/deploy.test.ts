@@ -1,7 +1,10 @@
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import type { FactOutput } from '../../../lib/facts/fact.ts';
-import { composeStopped, gitRemoteRef, parseComposeStopped, parseLsRemote, parseReleasesState, releaseIdOfTarget, releasesState } from '../../../lib/facts/deploy.ts';
+import { composeStopped, gitRemoteRef, liveUpstream, parseComposeStopped, parseLiveUpstream, parseLsRemote, parseReleasesState, releaseIdOfTarget, releasesState } from '../../../lib/facts/deploy.ts';
 
 // Real outputs; see the fixture's _comment for how each was made.
 const lab = JSON.parse(readFileSync(new URL('./fixtures/deploy.json', import.meta.url), 'utf8')) as Record<string, FactOutput>;
@@ -24,15 +27,17 @@ t.test('releases: current link, markers, records', async (t) => {
       { time: '2025-01-01T00:00:05.000Z', action: 'deploy', release: '20250101T000000Z-v1', result: 'ok', ref: 'v1', commit: '5f55c9c3ba44ac914ab1d83ede329b1383bd41f5' },
       { time: '2025-01-02T00:00:09.000Z', action: 'deploy', release: '20250102T000000Z-v2', result: 'rolled-back', image: '1.4.2', previous: '20250101T000000Z-v1', reason: 'not healthy' },
     ],
+    slots: [],
   }, 'the temp dir of a release being made is not listed; a line that is not JSON is skipped');
   t.same(parseReleasesState(out('releases /srv/nothing'), '/srv/nothing'), { kind: 'missing' });
-  t.same(parseReleasesState(out('releases /srv/other'), '/srv/other'), { kind: 'present', current: { kind: 'other', target: '/opt/elsewhere' }, releases: [], records: [] });
-  t.same(parseReleasesState(out('releases /srv/plain'), '/srv/plain'), { kind: 'present', current: { kind: 'other', target: '(not a symlink)' }, releases: [], records: [] });
+  t.same(parseReleasesState(out('releases /srv/other'), '/srv/other'), { kind: 'present', current: { kind: 'other', target: '/opt/elsewhere' }, releases: [], records: [], slots: [] });
+  t.same(parseReleasesState(out('releases /srv/plain'), '/srv/plain'), { kind: 'present', current: { kind: 'other', target: '(not a symlink)' }, releases: [], records: [], slots: [] });
   t.same(parseReleasesState({ stdout: 'present\ncurrent link releases/gone\nrecords\n', stderr: '', exitCode: 0 }, '/srv/a'), {
     kind: 'present',
     current: { kind: 'release', id: 'gone', exists: false },
     releases: [],
     records: [],
+    slots: [],
   });
   t.throws(() => parseReleasesState({ stdout: 'present\ncurrent none\n', stderr: '', exitCode: 0 }), /ended early/);
   t.throws(() => parseReleasesState({ stdout: '', stderr: 'Permission denied', exitCode: 2 }), /Permission denied/);
@@ -65,4 +70,45 @@ t.test('a compose project stopped for good: a container exited non-zero, or dead
   t.equal(parseComposeStopped(out('migrate\tExited (0) 5 seconds ago\nweb\tUp 4 seconds\n')), undefined, 'a one-shot job that finished');
   t.equal(parseComposeStopped(out('web\tExited (1) 2 seconds ago\nworker\tDead\n')), 'container of web exited with code 1; container of worker is dead');
   t.equal(parseComposeStopped(out('', 127)), undefined, 'no docker: the probes say what is wrong');
+});
+
+/** Runs a fact's command with the local sh, as a host would, and parses what it printed. */
+function runLocally<T>(fact: { command: { toString(): string }; parse(out: FactOutput): T }): T {
+  const stdout = execFileSync('sh', ['-c', fact.command.toString()], { encoding: 'utf8' });
+  return fact.parse({ stdout, stderr: '', exitCode: 0 });
+}
+
+t.test('blue/green: each color\'s current-PORT link and the port recorded with a release', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tackle-bg-'));
+  for (const id of ['20250101T000000Z-v1', '20250102T000000Z-v2']) mkdirSync(join(dir, 'releases', id), { recursive: true });
+  symlinkSync('releases/20250102T000000Z-v2', join(dir, 'current'));
+  symlinkSync('releases/20250101T000000Z-v1', join(dir, 'current-3001'));
+  symlinkSync('releases/20250102T000000Z-v2', join(dir, 'current-3002'));
+  symlinkSync('/opt/elsewhere', join(dir, 'current-4000'));
+  writeFileSync(join(dir, 'releases.jsonl'), '{"time":"t","action":"deploy","release":"20250102T000000Z-v2","result":"ok","port":3002,"color":"green"}\n{"time":"t","action":"deploy","release":"x","result":"ok","port":"3001","color":"red"}\n');
+  const state = runLocally(releasesState(dir));
+  t.match(state, {
+    kind: 'present',
+    current: { kind: 'release', id: '20250102T000000Z-v2', exists: true },
+    slots: [
+      { port: 3001, id: '20250101T000000Z-v1' },
+      { port: 3002, id: '20250102T000000Z-v2' },
+    ],
+  }, 'a link out of releases/ is no color');
+  t.equal(state.kind === 'present' ? state.slots.length : 0, 2);
+  t.same(state.kind === 'present' ? state.records : [], [
+    { time: 't', action: 'deploy', release: '20250102T000000Z-v2', result: 'ok', port: 3002, color: 'green' },
+    { time: 't', action: 'deploy', release: 'x', result: 'ok' },
+  ], 'a port that is not a number, a color that is not blue or green, are dropped');
+});
+
+t.test('blue/green: the live port from the upstream file', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tackle-up-'));
+  const file = join(dir, 'upstream-app.conf');
+  t.same(runLocally(liveUpstream(file)), { kind: 'missing' });
+  writeFileSync(file, '# Managed by tackle\nupstream app {\n    server 127.0.0.1:3002;\n}\n');
+  t.same(runLocally(liveUpstream(file)), { kind: 'port', port: 3002 });
+  t.same(parseLiveUpstream({ stdout: 'file\nupstream app { server 10.0.0.5:80; server 10.0.0.6:80; }\n', stderr: '', exitCode: 0 }), { kind: 'other', reason: 'it names 10.0.0.5:80, 10.0.0.6:80, not one 127.0.0.1:PORT' });
+  t.same(parseLiveUpstream({ stdout: 'file\n', stderr: '', exitCode: 0 }), { kind: 'other', reason: 'it names no server, not one 127.0.0.1:PORT' });
+  t.throws(() => parseLiveUpstream({ stdout: '', stderr: 'Permission denied', exitCode: 1 }), /Permission denied/);
 });

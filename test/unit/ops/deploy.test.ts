@@ -8,8 +8,8 @@ import t from 'tap';
 import { secret, sh } from '../../../lib/command/command.ts';
 import { LocalConnection } from '../../../lib/connection/local.ts';
 import type { Change } from '../../../lib/engine/operation.ts';
-import { type Release, type ReleaseRecord, type ReleasesState } from '../../../lib/facts/deploy.ts';
-import { deploy, planRelease, planRollback, previousRelease, releaseId, releaseLayout, restartStops, rollbackTarget, type DesiredRelease } from '../../../lib/ops/deploy.ts';
+import { type Release, type ReleaseRecord, type ReleasesState, type Slot } from '../../../lib/facts/deploy.ts';
+import { colorUnit, deploy, planRelease, planRollback, previousRelease, releaseId, releaseLayout, restartStops, rollbackTarget, switchUpstreamCommand, upstreamConf, type BlueGreen, type DesiredRelease } from '../../../lib/ops/deploy.ts';
 import { health } from '../../../lib/ops/health.ts';
 import { runOp } from '../../support/run-op.ts';
 
@@ -32,11 +32,12 @@ const rel = (id: string, extra: Partial<Release> = {}): Release => ({ id, ...ext
 const A = rel('20250101T000000Z-v1', { ref: 'v1', commit: 'a'.repeat(40) });
 const B = rel('20250102T000000Z-v2', { ref: 'v2', commit: 'b'.repeat(40) });
 const C = rel('20250103T000000Z-v3', { ref: 'v3', commit: 'c'.repeat(40) });
-const present = (current: string | undefined, releases: Release[]): ReleasesState => ({
+const present = (current: string | undefined, releases: Release[], slots: Slot[] = []): ReleasesState => ({
   kind: 'present',
   current: current ? { kind: 'release', id: current, exists: releases.some((r) => r.id === current) } : { kind: 'none' },
   releases,
   records: [],
+  slots,
 });
 const script = (c: Change | undefined): string => c?.actions[0]?.command.toString() ?? '';
 
@@ -89,7 +90,7 @@ t.test('planning: pruning keeps the newest, the live one and never more than ask
 });
 
 t.test('planning: refusals and options', async (t) => {
-  const other: ReleasesState = { kind: 'present', current: { kind: 'other', target: '/opt/shop' }, releases: [], records: [] };
+  const other: ReleasesState = { kind: 'present', current: { kind: 'other', target: '/opt/shop' }, releases: [], records: [], slots: [] };
   t.throws(() => planRelease(desired(), other, { kind: 'not-found' }), { name: 'TackleError', reason: /\/srv\/shop\/current is a link to \/opt\/shop, not a link into \/srv\/shop\/releases; tackle will not replace it/ });
   const hooked = planRelease(desired({ hook: sh`./manage migrate --token ${secret('s3cret')}`, owner: 'shop:shop' }), present(A.id, [A]), { kind: 'commit', commit: 'b'.repeat(40), name: 'x' });
   const s = script(hooked);
@@ -132,6 +133,115 @@ t.test('planning: rollback to the previous or a named release', async (t) => {
   t.throws(() => planRollback(s, present(A.id, [A]), 'nope'), { name: 'TackleError', reason: `there is no release nope in /srv/shop/releases (there are: ${A.id})` });
   t.throws(() => planRollback(s, { kind: 'missing' }, undefined), { name: 'TackleError', reason: /nothing of shop was deployed here/ });
   t.equal(deploy.rollback({ app: 'shop', to: B.id }).name, `deploy.rollback shop to ${B.id}`);
+});
+
+// Issue 10 item 5: blue/green. Blue runs on 3001, green on 3002; the upstream file says which is live.
+const BG: BlueGreen = {
+  ports: [3001, 3002],
+  upstream: 'shop',
+  file: '/etc/nginx/conf.d/upstream-shop.conf',
+  unit: 'shop@.service',
+  health: (port) => [health.unit(colorUnit('shop@.service', port)), health.http(`http://127.0.0.1:${port}/health`)],
+  stopPrevious: false,
+  drainMs: 5000,
+};
+const bgDesired = (over: Partial<DesiredRelease> = {}) => desired({ restart: { systemd: 'shop@.service' }, health: [], blueGreen: BG, ...over });
+const onPort = (port: number) => ({ kind: 'port' as const, port });
+const V2REF = { kind: 'commit' as const, commit: 'b'.repeat(40), name: 'refs/tags/v2' };
+
+t.test('blue/green planning: the new release starts on the color not live, its link switched, not current', async (t) => {
+  const first = planRelease(bgDesired(), { kind: 'missing' }, V2REF, { kind: 'missing' });
+  t.equal(first?.summary, 'release 20250304T050607Z-v2 (v2 = bbbbbbb), the first, on blue (port 3001)');
+  t.match(script(first), 'ln -s -- releases/20250304T050607Z-v2 /srv/shop/.current-3001.tmp && mv -T -- /srv/shop/.current-3001.tmp /srv/shop/current-3001');
+  t.notMatch(script(first), /\/srv\/shop\/current\b(?!-)/, 'current is not touched before the color is healthy');
+  t.equal(
+    first?.checks?.[0]?.describe,
+    'blue (port 3001): restart (systemctl reset-failed shop@3001.service 2>/dev/null; systemctl restart shop@3001.service), then wait until healthy: unit shop@3001.service active, GET http://127.0.0.1:3001/health → 200 (from the host), within 30 s; then switch upstream shop to port 3001 (/etc/nginx/conf.d/upstream-shop.conf, nginx -t, reload); if not healthy, stop blue: no traffic moves',
+  );
+
+  const next = planRelease(bgDesired(), present(A.id, [A], [{ port: 3001, id: A.id }]), V2REF, onPort(3001));
+  t.equal(next?.summary, `release 20250304T050607Z-v2 (v2 = bbbbbbb), replacing ${A.id}, on green (port 3002) beside blue (port 3001)`);
+  t.match(script(next), 'mv -T -- /srv/shop/.current-3002.tmp /srv/shop/current-3002');
+  t.match(next?.checks?.[0]?.describe, /^green \(port 3002\): restart \(.*shop@3002\.service\).* then switch upstream shop to port 3002 .*; blue \(port 3001\) keeps running, for a rollback without restart; if not healthy, stop green: traffic stays on blue \(port 3001\)$/);
+  const stopping = planRelease(bgDesired({ blueGreen: { ...BG, stopPrevious: true, drainMs: 2000 } }), present(A.id, [A]), V2REF, onPort(3001));
+  t.match(stopping?.checks?.[0]?.describe, 'stop blue (port 3001) 2000 ms later');
+
+  t.equal(planRelease(bgDesired(), present(B.id, [A, B]), V2REF, onPort(3002)), undefined, 'converged: v2 is current and a color is live');
+  t.match(planRelease(bgDesired(), present(B.id, [A, B]), V2REF, { kind: 'missing' })?.summary, /on blue \(port 3001\)$/, 'current but no upstream yet (a plain deploy before): deployed on blue');
+  t.match(planRelease(bgDesired(), present(A.id, [A]), V2REF, onPort(8000))?.summary, /on blue \(port 3001\)$/, 'a port not of the two counts as no color live');
+  t.throws(() => planRelease(bgDesired(), present(A.id, [A]), V2REF, { kind: 'other', reason: 'it names no server, not one 127.0.0.1:PORT' }), {
+    name: 'TackleError',
+    reason: /upstream-shop\.conf was not written by tackle \(it names no server/,
+  });
+});
+
+t.test('blue/green planning: pruning keeps the release each color still runs', async (t) => {
+  const old = ['20240101T000000Z-a', '20240102T000000Z-b', '20240103T000000Z-c', '20240104T000000Z-d'].map((id) => rel(id));
+  // d is live on green; b still runs on blue, which the new release is about to replace: b may go.
+  const c = planRelease(bgDesired({ keep: 2 }), present('20240104T000000Z-d', old, [{ port: 3001, id: '20240102T000000Z-b' }, { port: 3002, id: '20240104T000000Z-d' }]), V2REF, onPort(3002));
+  t.match(script(c), /\nrm -rf -- \/srv\/shop\/releases\/20240101T000000Z-a \/srv\/shop\/releases\/20240102T000000Z-b \/srv\/shop\/releases\/20240103T000000Z-c$/);
+  // Live on blue (after a rollback), d on green: the new release replaces d; a, live, stays even with keep: 1.
+  const d = planRelease(bgDesired({ keep: 1 }), present('20240101T000000Z-a', old, [{ port: 3001, id: '20240101T000000Z-a' }, { port: 3002, id: '20240104T000000Z-d' }]), V2REF, onPort(3001));
+  t.match(script(d), /\nrm -rf -- \/srv\/shop\/releases\/20240102T000000Z-b \/srv\/shop\/releases\/20240103T000000Z-c \/srv\/shop\/releases\/20240104T000000Z-d$/);
+  // No color live (the upstream file is gone): the deploy goes to blue; what green runs stays.
+  const e = planRelease(bgDesired({ keep: 1 }), present('20240104T000000Z-d', old, [{ port: 3002, id: '20240102T000000Z-b' }]), V2REF, { kind: 'missing' });
+  t.match(script(e), /\nrm -rf -- \/srv\/shop\/releases\/20240101T000000Z-a \/srv\/shop\/releases\/20240103T000000Z-c$/);
+});
+
+t.test('blue/green rollback: the other color takes the traffic back, without a restart when it still runs that release', async (t) => {
+  const s = { layout, restart: { systemd: 'shop@.service' }, health: [], wait: {}, blueGreen: BG };
+  const states = (blue: string, green: string) => ({ kind: 'states' as const, states: { 'shop@3001.service': blue, 'shop@3002.service': green } });
+  const state = { ...(present(B.id, [A, B], [{ port: 3001, id: A.id }, { port: 3002, id: B.id }]) as ReleasesState & { kind: 'present' }), records: [rec('deploy', A, 'ok'), rec('deploy', B, 'ok', A)] };
+
+  const instant = planRollback(s, state, undefined, { upstream: onPort(3002), units: states('active', 'active') });
+  t.equal(instant?.summary, `switch upstream shop from green (port 3002) (${B.id}) back to ${A.id} on blue (port 3001), which runs it already: no restart`);
+  t.equal(script(instant), `[ "$(readlink -- /srv/shop/current-3001)" = releases/${A.id} ] || { printf 'tackle: %s no longer points at %s; plan again\\n' /srv/shop/current-3001 ${A.id} >&2; exit 1; }`, 'only a check that blue still runs it');
+  t.match(instant?.checks?.[0]?.describe, /^blue \(port 3001\) runs \S+-v1 already: no restart, wait until healthy: unit shop@3001\.service active, GET http:\/\/127\.0\.0\.1:3001\/health .*then switch upstream shop to port 3001/);
+
+  const stopped = planRollback(s, state, undefined, { upstream: onPort(3002), units: states('inactive', 'active') });
+  t.equal(stopped?.summary, `switch upstream shop from green (port 3002) (${B.id}) back to ${A.id} on blue (port 3001)`);
+  t.equal(script(stopped), `rm -rf -- /srv/shop/.current-3001.tmp && ln -s -- releases/${A.id} /srv/shop/.current-3001.tmp && mv -T -- /srv/shop/.current-3001.tmp /srv/shop/current-3001`);
+  t.match(stopped?.checks?.[0]?.describe, /^blue \(port 3001\): restart \(systemctl reset-failed shop@3001\.service/);
+
+  const elsewhere = planRollback(s, { ...state, slots: [{ port: 3001, id: 'other' }] }, undefined, { upstream: onPort(3002), units: states('active', 'active') });
+  t.equal(elsewhere?.actions.length, 1, 'blue runs another release: relinked and restarted');
+  t.equal(planRollback(s, state, B.id, { upstream: onPort(3002), units: states('active', 'active') }), undefined, 'already live');
+  t.throws(() => planRollback(s, state, undefined, { upstream: { kind: 'missing' }, units: states('active', 'active') }), { name: 'TackleError', reason: /names neither port 3001 nor 3002: no color is live/ });
+});
+
+t.test('blue/green options are checked at once', async (t) => {
+  const base = { app: 'shop', source: { git: { repo: 'r', ref: 'v2' } } };
+  t.throws(() => deploy.release({ ...base, restart: { systemd: 'shop.service' }, blueGreen: { ports: [3001, 3002], upstream: 'shop' } }), /template unit/);
+  t.throws(() => deploy.release({ ...base, restart: { systemd: 'shop@.service' }, blueGreen: { ports: [3001, 3001], upstream: 'shop' } }), /two different port numbers/);
+  t.throws(() => deploy.release({ ...base, restart: { systemd: 'shop@.service' }, blueGreen: { ports: [3001, 3002], upstream: 'shop; evil' } }), /upstream must be a name/);
+  t.throws(() => deploy.release({ ...base, restart: { systemd: 'shop@.service' }, blueGreen: { ports: [3001, 3002], upstream: 'shop', file: 'rel.conf' } }), /absolute path ending in .conf/);
+  t.equal(deploy.release({ ...base, restart: { systemd: 'shop@' }, blueGreen: { ports: [3001, 3002], upstream: 'shop' } }).name, 'deploy.release shop v2');
+  t.equal(colorUnit('shop@.service', 3002), 'shop@3002.service');
+  t.equal(colorUnit('shop@', 3001), 'shop@3001');
+});
+
+t.test('switching the upstream for real (fake nginx and systemctl): written, checked, reloaded; restored when nginx -t refuses', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tackle-upstream-'));
+  const bin = join(dir, 'bin');
+  await mkdir(bin);
+  // nginx -t fails while the file names port 9999; systemctl logs what it is asked.
+  await writeFile(join(bin, 'nginx'), `#!/bin/sh\nif grep -q 9999 ${dir}/upstream-shop.conf; then echo 'nginx: [emerg] no' >&2; exit 1; fi\necho ok\n`, { mode: 0o755 });
+  await writeFile(join(bin, 'systemctl'), `#!/bin/sh\necho "$*" >> ${dir}/systemctl.log\n`, { mode: 0o755 });
+  const bg: BlueGreen = { ...BG, ports: [3001, 9999], file: join(dir, 'upstream-shop.conf') };
+  const run = (port: number) => {
+    try {
+      execFileSync('sh', ['-c', switchUpstreamCommand(bg, port).toString()], { env: { PATH: `${bin}:/usr/bin:/bin` }, stdio: 'pipe' });
+      return '';
+    } catch (err) {
+      return String((err as { stderr: Buffer }).stderr);
+    }
+  };
+  t.equal(run(3001), '');
+  t.equal(await readFile(bg.file, 'utf8'), upstreamConf('shop', 3001));
+  t.equal(await readFile(join(dir, 'systemctl.log'), 'utf8'), 'is-active --quiet nginx.service\nreload nginx.service\n');
+  t.match(run(9999), /nginx: \[emerg\] no\ntackle: nginx -t rejected the configuration with upstream shop on port 9999; the upstream file is as it was/);
+  t.equal(await readFile(bg.file, 'utf8'), upstreamConf('shop', 3001), 'the previous file is back');
+  t.same((await readdir(dir)).sort(), ['bin', 'systemctl.log', 'upstream-shop.conf'], 'no temporary file left');
 });
 
 // Issue 8 item 9, as the host's records have it after: deploy v1, v2, v3 (rolled back
