@@ -30,7 +30,7 @@ export type { StepResult } from './engine/host-run.ts';
 export { apt, type PackagesOptions } from './ops/apt.ts';
 export { certbot, LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, type CertificateOptions, type LineagePaths } from './ops/certbot.ts';
 export { nginx, renderSite, DEFAULT_ACME_WEBROOT, type DefaultSiteOptions, type NginxTarget, type RateLimit, type SiteLocation, type SiteOptions, type SiteSpec, type Upstreams } from './ops/nginx.ts';
-export { deploy, releaseLayout, type ReleaseLayout, type ReleaseOptions, type ReleaseSource, type Restart, type RollbackOptions } from './ops/deploy.ts';
+export { deploy, releaseLayout, type BlueGreenOptions, type ReleaseLayout, type ReleaseOptions, type ReleaseSource, type Restart, type RollbackOptions } from './ops/deploy.ts';
 export { health, waitForHealth, type HealthOutcome, type Probe, type WaitOptions } from './ops/health.ts';
 export { files, type DirectoryOptions, type FileOptions, type LineOptions, type LinkOptions, type Mode } from './ops/files.ts';
 export { fail2ban, type DefaultsOptions as Fail2banDefaultsOptions, type JailOptions, type ReloadOptions as Fail2banReloadOptions } from './ops/fail2ban.ts';
