@@ -60,9 +60,8 @@ remove() {
   iptables -w -S DOCKER-USER 2>/dev/null | grep -e '${DOCKER_USER_TAG}' | sed 's/^-A /-D /' | while read -r rule; do
     iptables -w $rule
   done
-  iptables -w -F ${CHAIN} 2>/dev/null
-  iptables -w -X ${CHAIN} 2>/dev/null
-  return 0
+  iptables -w -F ${CHAIN} 2>/dev/null || :
+  iptables -w -X ${CHAIN} 2>/dev/null || :
 }
 case "$1" in
 start)

@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import t from 'tap';
 import { apt, defineTask, openConnection, runTask, systemd, type Inventory } from '../../lib/index.ts';
 import { ensureBusyboxImage, ensurePostgresImage, importImages, POSTGRES_RUN } from '../lab/docker-images.ts';
+import { run } from '../lab/exec.ts';
 import { startS3 } from '../lab/s3.ts';
 import { withLab } from '../lab/lab.ts';
 import { changedSteps, labInventory, runTaskCli } from './support/cli.ts';
@@ -42,6 +43,7 @@ const setup = await runTask(dockerHost, [plainInventory.hosts.get('lab1') as nev
   connect: (h) => openConnection(h, plainInventory, { home: homedir(), localUser: 'root', acceptNewHostKeys: false }),
 });
 for (const h of setup.hosts) if (h.status === 'failed' || h.status === 'unreachable') throw new Error(`docker setup failed on ${h.name}: ${h.error?.message}`);
+t.comment(`docker.io installed after ${((Date.now() - started) / 1000).toFixed(1)}s`);
 await importImages((command) => lab.ssh('lab1', command), [pgImage, busybox]);
 t.comment(`docker host ready (docker.io installed, images imported) after ${((Date.now() - started) / 1000).toFixed(1)}s`);
 
@@ -143,6 +145,43 @@ if (isMain(import.meta.url, process.argv)) process.exitCode = await runCli(task,
   t.equal((await lab.ssh('lab1', 'docker exec tiny test -e /etc/app; echo $?')).stdout, '1\n', 'and nothing was written in it');
 });
 
+t.test('a Compose deploy with docker-compose v1: health-checked, and a broken release rolled back automatically', async (t) => {
+  // Debian 12 has docker-compose (v1) but no compose plugin package (docker-compose-plugin, docker-compose-v2).
+  const compose = await runTask(defineTask({ name: 'compose', run: async (host) => void (await host.run(apt.packages({ names: ['docker-compose'] }))) }), [plainInventory.hosts.get('lab1') as never], {
+    connect: (h) => openConnection(h, plainInventory, { home: homedir(), localUser: 'root', acceptNewHostKeys: false }),
+  });
+  t.equal(compose.hosts[0]?.status, 'changed', 'docker-compose installed');
+  t.equal((await lab.ssh('lab1', 'docker compose version')).code === 0, false, 'no `docker compose` plugin on the host');
+  // Releases are image tags of a busybox httpd app; the tag `broken` exits at once.
+  const COMPOSE = `version: "3"
+services:
+  web:
+    image: "app:\${IMAGE_TAG}"
+    environment:
+      TAG: "\${IMAGE_TAG}"
+    command: ["/bin/sh", "-c", "test \\"$$TAG\\" != broken || exit 3; mkdir -p /www && echo $$TAG > /www/version && echo ok > /www/health && exec httpd -f -p 8000 -h /www"]
+    ports: ["127.0.0.1:8000:8000"]
+`;
+  await sh1('lab1', `for tag in 1 2 broken; do docker tag ${busybox.ref} app:$tag; done && mkdir -p /srv/shop-template && cat > /srv/shop-template/docker-compose.yml <<'EOF'\n${COMPOSE}EOF`);
+  const vars = { app: 'shop', compose: true, composeTemplate: '/srv/shop-template', healthUrl: 'http://127.0.0.1:8000/health', healthBody: 'ok', healthTimeout: 20 };
+  const inventory = await labInventory(lab, { lab1: { groups: ['lab'], vars } as never });
+  const deploy = (tag: string) => runTaskCli('scripts/deploy.ts', ['--inventory', inventory, '--limit', 'lab1', '--image-tag', tag]);
+  const version = async () => (await sh1('lab1', 'wget -qO- http://127.0.0.1:8000/version 2>/dev/null || curl -fsS http://127.0.0.1:8000/version')).trim();
+
+  for (const tag of ['1', '2']) {
+    const r = await deploy(tag);
+    t.equal(r.code, 0, `release ${tag} deployed`, { stdout: r.stdout.slice(-3000), stderr: r.stderr });
+    t.equal(await version(), tag, `release ${tag} answers`);
+  }
+  t.equal((await sh1('lab1', `docker ps --filter label=com.docker.compose.project=shop --format '{{.Image}}'`)).trim(), 'app:2', 'one container, of the new image');
+  const bad = await deploy('broken');
+  t.equal(bad.code, 2, 'the broken release fails the host', { stdout: bad.stdout.slice(-3000) });
+  t.match(bad.stdout, /container of web exited with code 3/, 'the wait ended on the exited container, with the reason');
+  t.match(bad.stdout, /rolled back/i);
+  t.equal(await version(), '2', 'release 2 serves again after the automatic rollback');
+  t.equal((await sh1('lab1', 'cat /srv/shop/current/.env')).trim(), 'IMAGE_TAG=2', 'current points at release 2');
+});
+
 t.test('a port Docker publishes past ufw is critical in health.ts; ufw.dockerUser closes it to other hosts, not to the host', async (t) => {
   // PostgreSQL published the way a Compose file usually does it: `ports: ["5432:5432"]`.
   await sh1('lab1', `docker run -d --name pgpub -p 5432:5432 ${POSTGRES_RUN}`);
@@ -168,14 +207,14 @@ if (isMain(import.meta.url, process.argv)) process.exitCode = await runCli(task,
   const connect = async (from: string, address: string) =>
     (await sh1(from, `python3 -c "import socket; s=socket.socket(); s.settimeout(3); print('open' if s.connect_ex(('${address}', 5432)) == 0 else 'closed')"`)).trim();
   const health = async () => {
-    const r = await runTaskCli('scripts/health.ts', ['--inventory', inventory, '--limit', 'lab1', '--json']);
-    return { code: r.code, checks: (JSON.parse(r.stdout) as { hosts: Array<{ checks: Array<{ check: string; subject: string; value: string; severity: string }> }> }).hosts[0]?.checks.filter((c) => c.check === 'docker port') };
+    const r = await run(process.execPath, ['--import', 'tsx', 'scripts/health.ts', '--inventory', inventory, '--limit', 'lab1', '--json'], { timeoutMs: 120_000 });
+    return { code: r.code, checks: (JSON.parse(r.stdout) as { hosts: Array<{ checks: Array<{ check: string; subject: string; value: string; severity: string }> }> }).hosts[0]?.checks.filter((c) => c.check === 'docker port' && c.subject.endsWith('(pgpub)')) };
   };
 
   await writeTask(false);
   const fw = await runTaskCli(task, args);
   t.equal(fw.code, 0, 'ufw on, denying everything but SSH', { stdout: fw.stdout.slice(-2000) });
-  t.match(await sh1('lab1', 'ufw status'), /Status: active[\s\S]*22\/tcp\s+ALLOW IN\s+Anywhere/);
+  t.match(await sh1('lab1', 'ufw status'), /Status: active[\s\S]*22\/tcp\s+ALLOW\s+Anywhere/);
   t.notMatch(await sh1('lab1', 'ufw status'), /5432/, 'ufw does not allow 5432');
   t.equal(await connect('lab2', lab.host('lab1').address), 'open', 'yet another host connects to the published port: Docker bypasses ufw');
   const before = await health();
