@@ -115,6 +115,8 @@ export const deployTask = defineTask({
     ref: v.gitRef().optional(),
     /** A compose app's image tag (`--image-tag`), instead of a git ref. */
     imageTag: v.match(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, 'an image tag such as "1.4.2"').optional(),
+    /** A compose app's first release is a copy of this directory on the host (the compose file); later ones copy the current release. */
+    composeTemplate: v.path().optional(),
     keepReleases: v.integer({ min: 1 }).default(5),
     preDeploy: commandVar.optional(),
     /** `user` or `user:group` owning the release files. */
@@ -142,9 +144,12 @@ export const deployTask = defineTask({
   },
 });
 
-function releaseSource(hostName: string, { repo, ref, imageTag }: { repo?: string | undefined; ref?: string | undefined; imageTag?: string | undefined }): ReleaseSource {
+function releaseSource(
+  hostName: string,
+  { repo, ref, imageTag, composeTemplate }: { repo?: string | undefined; ref?: string | undefined; imageTag?: string | undefined; composeTemplate?: string | undefined },
+): ReleaseSource {
   if (imageTag !== undefined && ref !== undefined) throw new TackleError({ phase: 'task', reason: 'give --ref (a git release) or --image-tag (a compose release), not both' });
-  if (imageTag !== undefined) return { image: { tag: imageTag } };
+  if (imageTag !== undefined) return { image: { tag: imageTag, ...(composeTemplate ? { template: composeTemplate } : {}) } };
   if (ref === undefined) throw new TackleError({ phase: 'task', reason: 'no --ref given (the git branch, tag or commit to deploy)' });
   if (repo === undefined) throw new TackleError({ phase: 'task', reason: `var repo is not set for ${hostName} (the git repository to deploy from)` });
   return { git: { repo, ref } };

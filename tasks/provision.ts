@@ -113,6 +113,9 @@ export const provision = defineTask({
     await host.run(ufw.defaults({ incoming: 'deny', outgoing: 'allow', routed: 'deny' }));
     await host.run(ufw.rules({ rules, purge: true }));
     await host.run(ufw.enabled({ enabled: true }));
+    // Docker forwards published ports past ufw's INPUT rules; this applies the same rules to them
+    // (in DOCKER-USER), now or whenever Docker is installed later.
+    await host.run(ufw.dockerUser());
 
     if (!web) return;
     const tlsSites = vars.acme ? vars.sites.filter((s) => s.tls) : [];

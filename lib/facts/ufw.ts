@@ -50,7 +50,8 @@ export type UfwState =
 
 // Reads ufw's own files, which hold the added rules whether or not the firewall runs
 // (`ufw status` lists rules only when it is active). Tuple lines are ufw's machine-readable record.
-const SCRIPT = `PATH=$PATH:/usr/sbin:/sbin
+// Exported for facts that judge something against the firewall in the same round trip (docker.ts).
+export const UFW_STATE_SCRIPT = `PATH=$PATH:/usr/sbin:/sbin
 command -v ufw >/dev/null 2>&1 || { echo missing; exit 0; }
 echo ufw
 printf 'status '; LC_ALL=C ufw status 2>&1 | head -n 1
@@ -68,7 +69,7 @@ exit 0`;
  * const s = await host.fact(ufwState);
  * if (s.kind === 'ufw' && !s.active) console.log(`${s.rules.length} rules, firewall off`);
  */
-export const ufwState: Fact<UfwState> = defineFact('ufw.state', sh`${raw(SCRIPT)}`, parseUfwState);
+export const ufwState: Fact<UfwState> = defineFact('ufw.state', sh`${raw(UFW_STATE_SCRIPT)}`, parseUfwState);
 
 const POLICIES: Record<string, UfwPolicy> = { ACCEPT: 'allow', DROP: 'deny', REJECT: 'reject' };
 

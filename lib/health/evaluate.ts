@@ -18,7 +18,9 @@ import {
   type MemoryInfo,
   type UnitStates,
 } from '../facts/health.ts';
+import { dockerPorts, type DockerPorts, type PublishedPort } from '../facts/docker.ts';
 import type { Fact } from '../facts/fact.ts';
+import type { UfwRule } from '../facts/ufw.ts';
 import { VarError, VarType, v } from '../inventory/vars.ts';
 
 export type Severity = 'ok' | 'warning' | 'critical';
@@ -179,6 +181,8 @@ export interface HealthFacts {
   http: HttpResponse[];
   certificates: Certificate[];
   tls: Certificate[];
+  /** Read on every host; absent only in reports assembled without it. */
+  docker?: DockerPorts;
 }
 
 /**
@@ -198,6 +202,7 @@ export function healthFacts(s: HealthSettings): { facts: Fact<unknown>[]; assemb
     ...s.http.map((e) => httpResponse(e.url)),
     ...s.certificates.map((c) => certificateFile(c)),
     ...s.tls.map((e) => certificateEndpoint(e.address, e.port, e.serverName)),
+    dockerPorts,
   ] as Fact<unknown>[];
   const assemble = (values: readonly unknown[]): HealthFacts => {
     let i = 0;
@@ -211,6 +216,7 @@ export function healthFacts(s: HealthSettings): { facts: Fact<unknown>[]; assemb
       http: s.http.map(() => take()),
       certificates: s.certificates.map(() => take()),
       tls: s.tls.map(() => take()),
+      docker: take(),
     };
   };
   return { facts, assemble };
@@ -322,7 +328,46 @@ export function evaluateHealth(host: string, s: HealthSettings, f: HealthFacts, 
   });
   s.certificates.forEach((c, i) => checks.push(certificateCheck('certificate', c, f.certificates[i] ?? { kind: 'error', reason: 'not read' }, s, now)));
   s.tls.forEach((e, i) => checks.push(certificateCheck('tls', `${e.address}:${e.port}${e.serverName !== e.address ? ` ${e.serverName}` : ''}`, f.tls[i] ?? { kind: 'error', reason: 'not read' }, s, now)));
+  if (f.docker) checks.push(...dockerPortChecks(f.docker));
   return { host, severity: worst(checks.map((c) => c.severity)), checks };
+}
+
+/**
+ * One `docker port` check per published host port, judged against the firewall. Docker DNATs an
+ * IPv4 published port in the nat table and forwards it to the container, so ufw's INPUT rules
+ * never see it: a port on a non-loopback address that ufw does not allow to everyone is reachable
+ * anyway (critical), unless tackle's DOCKER-USER guard (ufw.dockerUser) applies the ufw policy
+ * there. IPv6 bindings are left out: Docker 20.10 (Debian 12) does not manage ip6tables by
+ * default and serves them through docker-proxy, a local socket ufw does filter.
+ *
+ * @example dockerPortChecks({ kind: 'missing' }) // []
+ */
+export function dockerPortChecks(d: DockerPorts): HealthCheck[] {
+  if (d.kind === 'missing') return [];
+  if (d.kind === 'unavailable') return [{ check: 'docker', subject: '', value: `cannot tell: ${d.reason}`, severity: 'warning' }];
+  return d.published
+    .filter((p) => !p.address.includes(':'))
+    .map((p) => {
+      const ports = p.hostPort === p.hostPortEnd ? String(p.hostPort) : `${p.hostPort}-${p.hostPortEnd}`;
+      const subject = `${p.address}:${ports}/${p.proto} (${p.container})`;
+      if (p.address.startsWith('127.')) return { check: 'docker port', subject, value: 'loopback only', severity: 'ok' };
+      if (d.ufw.kind !== 'ufw' || !d.ufw.active) return { check: 'docker port', subject, value: `published, no active ufw to bypass${d.ufw.kind === 'unavailable' ? ` (cannot read ufw: ${d.ufw.reason})` : ''}`, severity: 'ok' };
+      if (ufwAllowsEveryone(d.ufw.rules, p)) return { check: 'docker port', subject, value: 'published, and ufw allows it', severity: 'ok' };
+      if (d.guarded) return { check: 'docker port', subject, value: 'published, filtered by the ufw policy in DOCKER-USER', severity: 'ok' };
+      return { check: 'docker port', subject, value: `reachable from anywhere: Docker publishes it past ufw, which does not allow ${ports}/${p.proto}`, severity: 'critical' };
+    });
+}
+
+/** Whether ufw lets anyone in to every port of `p` (a rule limited to some sources is bypassed too). */
+function ufwAllowsEveryone(rules: readonly UfwRule[], p: PublishedPort): boolean {
+  const covers = (dport: string, port: number) =>
+    dport === 'any' || dport.split(',').some((part) => {
+      const [a = '', b] = part.split(':');
+      return b === undefined ? Number(a) === port : Number(a) <= port && port <= Number(b);
+    });
+  const open = rules.filter((r) => !r.route && r.direction === 'in' && (r.action === 'allow' || r.action === 'limit') && r.src === 'any' && !r.interfaceIn && !r.dapp && r.families.includes('v4') && (r.proto === 'any' || r.proto === p.proto));
+  for (let port = p.hostPort; port <= p.hostPortEnd; port++) if (!open.some((r) => covers(r.dport, port))) return false;
+  return true;
 }
 
 /** A host that could not be read: critical, with the reason. @example unreachableHealth('web1', 'no route').severity // 'critical' */

@@ -336,8 +336,16 @@ function stopCommand(bg: BlueGreen, port: number): Command {
 export function restartCommand(restart: Restart, dir: string, app: string): Command {
   // A unit that hit its start limit (a release that crashed at once) refuses a restart until reset.
   if ('systemd' in restart) return sh`systemctl reset-failed ${restart.systemd} 2>/dev/null; systemctl restart ${restart.systemd}`;
-  if ('compose' in restart) return sh`cd ${dir} && docker compose --project-name ${composeProject(restart.compose, app)} up -d --remove-orphans`;
+  if ('compose' in restart) return sh`cd ${dir} && ${composeCli(['--project-name', composeProject(restart.compose, app), 'up', '-d', '--remove-orphans'])}`;
   return inContext(restart.command, { cwd: dir, env: { RELEASE_DIR: dir } });
+}
+
+/**
+ * `docker compose ARGS` where the host has the v2 plugin, else `docker-compose ARGS`: Debian 12
+ * packages only the v1 `docker-compose` (no `docker-compose-plugin`), and both take these arguments.
+ */
+function composeCli(args: readonly string[]): Command {
+  return sh`if docker compose version >/dev/null 2>&1; then docker compose ${args}; else docker-compose ${args}; fi`;
 }
 
 function composeProject(compose: { project?: string }, app: string): string {

@@ -4,6 +4,7 @@ import { defineOperation, type Action, type Change, type CommonOptions, type Ope
 import { TackleError } from '../errors.ts';
 import { sshSession, type SshSession } from '../facts/sshd.ts';
 import { ruleIdentity, ufwState, type UfwPolicy, type UfwRule, type UfwState } from '../facts/ufw.ts';
+import { dockerUser } from './docker-firewall.ts';
 import { freshLogin } from './sshd.ts';
 
 /** One firewall rule as you want it. */
@@ -415,5 +416,6 @@ function enabled(options: UfwEnabledOptions = {}): Operation {
  * await host.run(ufw.defaults({ incoming: 'deny', outgoing: 'allow' }));
  * await host.run(ufw.rules({ purge: true, rules: [{ action: 'limit', port: 22, proto: 'tcp' }] }));
  * await host.run(ufw.enabled({ enabled: true }));
+ * await host.run(ufw.dockerUser()); // published Docker ports follow the same policy
  */
-export const ufw = { rule, rules, defaults, enabled };
+export const ufw = { rule, rules, defaults, enabled, dockerUser };

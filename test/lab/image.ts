@@ -141,7 +141,7 @@ async function removeLeftovers(dir: string): Promise<void> {
  * `cat` reads our stdin; if this process dies the pipe closes and the kernel drops the lock, so a
  * crashed builder never blocks the next one (a pid-in-a-file lock cannot promise that).
  */
-async function withFileLock<T>(lockFile: string, log: (line: string) => void, fn: () => Promise<T>): Promise<T> {
+export async function withFileLock<T>(lockFile: string, log: (line: string) => void, fn: () => Promise<T>): Promise<T> {
   const holder = spawn('flock', ['--exclusive', lockFile, 'sh', '-c', 'echo locked && exec cat >/dev/null'], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });

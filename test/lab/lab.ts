@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { check, CommandError, lastLines, poll, run, type RunResult } from './exec.ts';
+import { DOCKER_IMAGE_DIR, HOST_DOCKER_IMAGE_DIR } from './docker-images.ts';
 import { ensureImage, type ImageOptions } from './image.ts';
 import { childPids, processArgv, processStartTime, removeCgroup, signal, systemdCgroupRoots, unmountUnder, waitForExit } from './system.ts';
 
@@ -63,6 +64,12 @@ export interface StartLabOptions {
   /** How long each host may take to answer ssh; default 60 s. */
   bootTimeoutMs?: number;
   image?: Omit<ImageOptions, 'log'>;
+  /**
+   * Hosts that can run Docker (install `docker.io` on them): nspawn gets the settings dockerd
+   * needs, each host a `/var/lib/docker` on the controller's disk (removed with the lab), and the
+   * cached image tarballs of {@link DOCKER_IMAGE_DIR} read-only at {@link HOST_DOCKER_IMAGE_DIR}.
+   */
+  docker?: boolean;
 }
 
 /** A running lab. Any process can get one for an existing lab with {@link listLabs}. */
@@ -149,6 +156,8 @@ interface LabState {
   knownHostsPath: string;
   inventoryFile: string;
   bootTimeoutMs: number;
+  /** Absent (false) for labs of older code. */
+  docker?: boolean;
   hosts: HostState[];
 }
 
@@ -177,6 +186,8 @@ const hostPidFile = (state: LabState, host: HostState): string => join(labDir(st
 const proxyPidFile = (state: LabState): string => join(labDir(state.index), 'tinyproxy.pid');
 const proxyConfig = (state: LabState): string => join(labDir(state.index), 'tinyproxy.conf');
 const nspawnLog = (host: HostState): string => join(host.dir, 'nspawn.log');
+/** The host's /var/lib/docker: in its dir on the real disk (overlay2 cannot sit on the overlay root), so it goes with the lab's tmp dir. */
+const dockerDir = (host: HostState): string => join(host.dir, 'docker');
 
 /**
  * Builds the image if needed, then starts a lab of `opts.hosts` hosts and resolves once every host
@@ -203,7 +214,7 @@ export async function startLab(opts: StartLabOptions): Promise<Lab> {
     throw err;
   });
   const id = randomBytes(8).toString('hex');
-  const state = planLab({ index, id, name, image, tmpDir, owner: await thisProcess(), hosts: opts.hosts, keepAfterExit: opts.keepAfterExit ?? false, bootTimeoutMs: opts.bootTimeoutMs ?? 60_000 });
+  const state = planLab({ index, id, name, image, tmpDir, owner: await thisProcess(), hosts: opts.hosts, keepAfterExit: opts.keepAfterExit ?? false, bootTimeoutMs: opts.bootTimeoutMs ?? 60_000, docker: opts.docker ?? false });
   // Renamed into place: other processes (`down`, `status`) may read it at any moment.
   await writeFile(`${statePath(index)}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
   await rename(`${statePath(index)}.tmp`, statePath(index));
@@ -290,7 +301,7 @@ export function overlapsLabSubnet(a: InterfaceAddress, index: number): boolean {
   return Math.floor(toNumber(a.address) / blockSize) === Math.floor(toNumber(`10.200.${index}.0`) / blockSize);
 }
 
-function planLab(p: { index: number; id: string; name: string; image: string; tmpDir: string; owner: ProcessIdentity; hosts: number; keepAfterExit: boolean; bootTimeoutMs: number }): LabState {
+function planLab(p: { index: number; id: string; name: string; image: string; tmpDir: string; owner: ProcessIdentity; hosts: number; keepAfterExit: boolean; bootTimeoutMs: number; docker: boolean }): LabState {
   const prefix = `${NAME_PREFIX}${p.index}`;
   return {
     index: p.index,
@@ -308,6 +319,7 @@ function planLab(p: { index: number; id: string; name: string; image: string; tm
     knownHostsPath: join(p.tmpDir, 'known_hosts'),
     inventoryFile: join(p.tmpDir, 'inventory.ts'),
     bootTimeoutMs: p.bootTimeoutMs,
+    docker: p.docker,
     hosts: Array.from({ length: p.hosts }, (_, i) => {
       const name = `${p.name}${i + 1}`;
       const dir = join(p.tmpDir, name);
@@ -402,10 +414,10 @@ function canConnect(host: string, port: number): Promise<boolean> {
  * Starts a program in its own session with output to `logFile`, so it outlives this process
  * (the CLI's `up` exits while the lab keeps running). Resolves with its pid.
  */
-async function spawnDetached(file: string, args: string[], logFile: string): Promise<number> {
+async function spawnDetached(file: string, args: string[], logFile: string, env: Record<string, string> = {}): Promise<number> {
   const output = await open(logFile, 'a');
   try {
-    const child = spawn(file, args, { detached: true, stdio: ['ignore', output.fd, output.fd] });
+    const child = spawn(file, args, { detached: true, stdio: ['ignore', output.fd, output.fd], env: { ...process.env, ...env } });
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', (err) => reject(new Error(`cannot run ${file}: ${err.message}`, { cause: err })));
@@ -457,8 +469,10 @@ async function bootHost(state: LabState, host: HostState): Promise<void> {
       `--machine=${host.machine}`,
       `--hostname=${host.name}`,
       '--console=read-only',
+      ...(state.docker ? await dockerNspawnArgs(host) : []),
     ],
     nspawnLog(host),
+    state.docker ? DOCKER_NSPAWN_ENV : {},
   );
   await writeFile(hostPidFile(state, host), `${pid}\n`);
   const lab = labFromState(state);
@@ -480,6 +494,23 @@ async function bootHost(state: LabState, host: HostState): Promise<void> {
         ),
     },
   );
+}
+
+/**
+ * What dockerd needs on top of a lab host's nspawn call (verified, see LAB.md): a unified cgroup
+ * tree (else `mkdir /sys/fs/cgroup/cpuset/docker: read-only file system`) and a writable
+ * /proc/sys/net (else it cannot enable IP forwarding).
+ */
+const DOCKER_NSPAWN_ENV = { SYSTEMD_NSPAWN_UNIFIED_HIERARCHY: '1', SYSTEMD_NSPAWN_API_VFS_WRITABLE: 'network' };
+
+async function dockerNspawnArgs(host: HostState): Promise<string[]> {
+  await Promise.all([mkdir(dockerDir(host), { recursive: true }), mkdir(DOCKER_IMAGE_DIR, { recursive: true })]);
+  return [
+    // The session keyring (runc) and the device cgroup's BPF program.
+    '--system-call-filter=add_key keyctl bpf',
+    `--bind=${dockerDir(host)}:/var/lib/docker`,
+    `--bind-ro=${DOCKER_IMAGE_DIR}:${HOST_DOCKER_IMAGE_DIR}`,
+  ];
 }
 
 /** The pid of the host's running systemd-nspawn, checked against its argv so a reused pid is not taken for it. */

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import type { FactOutput } from '../../../lib/facts/fact.ts';
+import { parseDockerPorts } from '../../../lib/facts/docker.ts';
 import { parseDf, parseFailedUnits, parseLoadavg, parseMeminfo } from '../../../lib/facts/health.ts';
-import { evaluateHealth, exitCodeForSeverity, healthFacts, healthSettings, healthTable, healthVar, unreachableHealth, worst, type HealthFacts } from '../../../lib/health/evaluate.ts';
+import { dockerPortChecks, evaluateHealth, exitCodeForSeverity, healthFacts, healthSettings, healthTable, healthVar, unreachableHealth, worst, type HealthFacts } from '../../../lib/health/evaluate.ts';
 import { checkShape } from '../../../lib/inventory/vars.ts';
 
 // The facts of a real lab host (test/unit/facts/fixtures/health.json): a 1 MiB tmpfs at /mnt/small
@@ -70,6 +71,7 @@ t.test('services, HTTP endpoints, certificates', async (t) => {
     'health.certFile /etc/b.pem',
     'health.certFile /etc/c.pem',
     'health.certEndpoint 127.0.0.1:443 app.test',
+    'docker.ports',
   ]);
   const base = real();
   const values = assemble([
@@ -115,4 +117,25 @@ t.test('facts that cannot be read, unreachable hosts, the table', async (t) => {
   t.same(rows[0], { cells: ['web9', 'reachable', 'no SSH answer from 10.0.0.9:22 within 10 s', 'CRITICAL'], severity: 'critical' });
   t.same(rows[1]?.cells.slice(0, 2), ['ct1', 'disk'], 'the host is named on its first row');
   t.equal(rows[2]?.cells[0], '', 'and only there');
+});
+
+t.test('docker ports: critical only when published on a public address that ufw does not allow and no guard filters', async (t) => {
+  const facts = (ps: string[], guard: number, ufw: string[]) =>
+    parseDockerPorts({ stdout: ['docker', ...ps, '--- guard', String(guard), '--- ufw', ...ufw, ''].join('\n'), stderr: '', exitCode: 0 });
+  const ufwOn = (...tuples: string[]) => ['ufw', 'status Status: active', 'IPV6=yes', ...tuples];
+  const PS = ['pg\t0.0.0.0:5432->5432/tcp, :::5432->5432/tcp', 'local\t127.0.0.1:6379->6379/tcp', 'web\t0.0.0.0:8080-8081->80-81/tcp'];
+  const rows = (d: ReturnType<typeof facts>) => dockerPortChecks(d).map((c) => `${c.subject}: ${c.severity}: ${c.value}`);
+  t.same(rows(facts(PS, 0, ufwOn('v4 allow tcp 8080:8081 0.0.0.0/0 any 0.0.0.0/0 in', 'v4 allow tcp 5432 0.0.0.0/0 any 10.0.0.0/8 in'))), [
+    '0.0.0.0:5432/tcp (pg): critical: reachable from anywhere: Docker publishes it past ufw, which does not allow 5432/tcp',
+    '127.0.0.1:6379/tcp (local): ok: loopback only',
+    '0.0.0.0:8080-8081/tcp (web): ok: published, and ufw allows it',
+  ], 'a rule for some sources only is bypassed too; the IPv6 binding is not judged');
+  t.same(rows(facts(PS.slice(2), 0, ufwOn('v4 allow tcp 8080 0.0.0.0/0 any 0.0.0.0/0 in'))), ['0.0.0.0:8080-8081/tcp (web): critical: reachable from anywhere: Docker publishes it past ufw, which does not allow 8080-8081/tcp'], 'half a range allowed is not allowed');
+  t.same(rows(facts(PS.slice(0, 1), 2, ufwOn())), ['0.0.0.0:5432/tcp (pg): ok: published, filtered by the ufw policy in DOCKER-USER']);
+  t.same(rows(facts(PS.slice(0, 1), 0, ['ufw', 'status Status: inactive'])), ['0.0.0.0:5432/tcp (pg): ok: published, no active ufw to bypass']);
+  t.same(rows(facts(PS.slice(0, 1), 0, ['missing'])), ['0.0.0.0:5432/tcp (pg): ok: published, no active ufw to bypass']);
+  t.same(dockerPortChecks({ kind: 'missing' }), []);
+  t.same(dockerPortChecks({ kind: 'unavailable', reason: 'Cannot connect to the Docker daemon' }), [{ check: 'docker', subject: '', value: 'cannot tell: Cannot connect to the Docker daemon', severity: 'warning' }]);
+  const r = evaluateHealth('db1', healthSettings(undefined), { ...real(), disk: { kind: 'mounts', mounts: [] }, failed: { kind: 'units', failed: [] }, docker: facts(PS.slice(0, 1), 0, ufwOn()) }, NOW);
+  t.equal(r.severity, 'critical', 'the host is critical');
 });

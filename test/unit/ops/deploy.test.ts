@@ -115,7 +115,11 @@ t.test('planning: compose image tag releases', async (t) => {
   const s = script(c);
   t.match(s, 'cp -a -- /srv/shop/releases/20250101T000000Z-1.4.1/. /srv/shop/releases/.20250304T050607Z-1.4.2.tmp');
   t.match(s, "grep -v -e '^IMAGE_TAG=' -- /srv/shop/releases/.20250304T050607Z-1.4.2.tmp/.env || :; fi; printf '%s=%s\\n' IMAGE_TAG 1.4.2; }");
-  t.match(c?.checks?.[0]?.describe, 'restart (cd /srv/shop/releases/20250304T050607Z-1.4.2 && docker compose --project-name shop up -d --remove-orphans)');
+  t.match(
+    c?.checks?.[0]?.describe,
+    'restart (cd /srv/shop/releases/20250304T050607Z-1.4.2 && if docker compose version >/dev/null 2>&1; then docker compose --project-name shop up -d --remove-orphans; else docker-compose --project-name shop up -d --remove-orphans; fi)',
+    'the v2 plugin where the host has it, else Debian 12’s docker-compose v1',
+  );
   t.equal(planRelease(img('1.4.1'), present(cur.id, [cur]), undefined), undefined, 'converged: the tag is live');
   t.throws(() => planRelease(img('1.4.2'), { kind: 'missing' }, undefined), { name: 'TackleError', reason: /give image.template/ });
 });
