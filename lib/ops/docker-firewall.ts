@@ -86,7 +86,7 @@ exit 0
 
 /**
  * Applies the ufw policy to Docker's published ports: writes ufw's after.init hook (see
- * {@link dockerUserScript}) from ufw's current rules, and reloads ufw when it runs so the rules
+ * `dockerUserScript`) from ufw's current rules, and reloads ufw when it runs so the rules
  * are live. Also reloads when the hook is current but its rules are not loaded. Run it after
  * `ufw.rules`, with ufw installed (the hook lives in /etc/ufw); a dry run before ufw is installed
  * plans the hook with no rules to mirror.
