@@ -15,6 +15,7 @@ import { run } from '../lab/exec.ts';
 import { startS3 } from '../lab/s3.ts';
 import { withLab } from '../lab/lab.ts';
 import { changedSteps, labInventory, runTaskCli } from './support/cli.ts';
+import { INSIDE_CONF, insideScenario } from './support/inside.ts';
 
 const started = Date.now();
 const log = (line: string) => t.comment(line);
@@ -98,41 +99,13 @@ t.test('nightly backup dumps PostgreSQL in a container with docker exec; the res
 t.test('a task runs inside a container through the docker parent wrapper; one without flock is refused with the reason', async (t) => {
   // A Debian-based container (util-linux's flock takes tackle's run lock), and a busybox one (no flock).
   await sh1('lab1', `docker run -d --name box pg:15 sleep infinity && docker run -d --name tiny ${busybox.ref} /bin/sleep 100000`);
-  const dir = await mkdtemp(join(tmpdir(), 'tackle-docker-'));
-  const inventoryFile = join(dir, 'inventory.ts');
-  const h = lab.host('lab1');
-  await writeFile(
-    inventoryFile,
-    `import { defineInventory } from ${JSON.stringify(resolve('lib/index.ts'))};
-export default defineInventory({
-  hosts: {
-    lab1: { address: ${JSON.stringify(h.address)}, user: 'root', privateKeyPath: ${JSON.stringify(lab.privateKeyPath)}, knownHostsPath: ${JSON.stringify(lab.knownHostsPath)} },
-    box: { parent: { host: 'lab1', via: 'docker', id: 'box' } },
-    tiny: { parent: { host: 'lab1', via: 'docker', id: 'tiny' } },
-  },
-});
-`,
-  );
-  const CONF = `# it's "quoted"\nname = $HOME\n`;
-  const task = join(dir, 'inside.mts');
-  await writeFile(
-    task,
-    `import { defineTask, files, isMain, runCli, sh, shell } from ${JSON.stringify(resolve('lib/index.ts'))};
-const task = defineTask({ name: 'inside', async run(host) {
-  await host.run(files.directory({ path: '/etc/app', mode: '0750' }));
-  await host.run(files.file({ path: '/etc/app/app.conf', content: ${JSON.stringify(CONF)}, mode: '0640' }));
-  await host.run(files.line({ path: '/etc/app/extra', line: 'who=' + host.name, match: '^who=', create: true }));
-  await host.run(shell({ name: 'stamp', command: sh\`date -u +%F > /etc/app/stamp\`, creates: '/etc/app/stamp' }));
-} });
-if (isMain(import.meta.url, process.argv)) process.exitCode = await runCli(task, { argv: process.argv.slice(2), cwd: process.cwd(), env: process.env, stdout: process.stdout, stderr: process.stderr });
-`,
-  );
+  const { inventoryFile, task, steps: STEPS } = await insideScenario(lab, { box: { host: 'lab1', via: 'docker', id: 'box' }, tiny: { host: 'lab1', via: 'docker', id: 'tiny' } });
+  const CONF = INSIDE_CONF;
   const args = ['--inventory', inventoryFile, '--limit', 'box'];
   const dry = await runTaskCli(task, [...args, '--dry-run']);
   t.equal(dry.code, 0, 'dry-run', { stdout: dry.stdout.slice(-2000), stderr: dry.stderr });
   const real = await runTaskCli(task, args);
   t.equal(real.code, 0, 'real run', { stdout: real.stdout.slice(-3000), stderr: real.stderr });
-  const STEPS = ['files.directory /etc/app', 'files.file /etc/app/app.conf', 'files.line /etc/app/extra', 'shell stamp'];
   t.same(changedSteps(real.report), { box: STEPS });
   t.same(changedSteps(dry.report), changedSteps(real.report), 'the dry-run predicted it');
   t.equal(await sh1('lab1', `docker exec box sh -c 'cd /etc/app && cat app.conf extra && stat -c %a . app.conf && test -s stamp && echo stamped'`), `${CONF}who=box\n750\n640\nstamped\n`, 'the files are inside the container, read back with docker exec');

@@ -3,15 +3,13 @@
 // file operations run inside them unchanged, file transfers included; every outcome is read on
 // the parent with OpenSSH, and read back through tackle's own wrapped connection.
 import { Buffer } from 'node:buffer';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import t from 'tap';
 import { openConnection, sh, type Inventory } from '../../lib/index.ts';
 import { nestedRootScript } from '../lab/isolated.ts';
 import { withLab } from '../lab/lab.ts';
 import { changedSteps, runTaskCli } from './support/cli.ts';
+import { INSIDE_CONF, insideScenario } from './support/inside.ts';
 
 const lab = await withLab(t, 1);
 const DOCKER = `#!/bin/sh
@@ -23,38 +21,12 @@ exec chroot "/srv/containers/$name" "$@"
 const setup = await lab.ssh('lab1', `${nestedRootScript('/srv/nested')}\n${nestedRootScript('/srv/containers/web')}\ncat > /usr/local/bin/docker && chmod 755 /usr/local/bin/docker`, { input: DOCKER });
 if (setup.code !== 0) throw new Error(`setting up the nested roots failed: ${setup.stderr}`);
 
-const dir = await mkdtemp(join(tmpdir(), 'tackle-parent-'));
-const inventoryFile = join(dir, 'inventory.ts');
-const h = lab.host('lab1');
-await writeFile(
-  inventoryFile,
-  `import { defineInventory } from ${JSON.stringify(resolve('lib/index.ts'))};
-export default defineInventory({
-  hosts: {
-    lab1: { address: ${JSON.stringify(h.address)}, user: 'root', privateKeyPath: ${JSON.stringify(lab.privateKeyPath)}, knownHostsPath: ${JSON.stringify(lab.knownHostsPath)} },
-    nested: { parent: { host: 'lab1', via: { wrap: ['chroot', '/srv/nested'] } } },
-    web: { parent: { host: 'lab1', via: 'docker', id: 'web' } },
-    ghost: { parent: { host: 'lab1', via: 'docker', id: 'ghost' } },
-  },
-});
-`,
+const CONF = INSIDE_CONF;
+const { inventoryFile, task, steps: STEPS } = await insideScenario(
+  lab,
+  { nested: { host: 'lab1', via: { wrap: ['chroot', '/srv/nested'] } }, web: { host: 'lab1', via: 'docker', id: 'web' }, ghost: { host: 'lab1', via: 'docker', id: 'ghost' } },
+  { link: true },
 );
-const CONF = `# it's "quoted"\nname = $HOME\n`;
-const task = join(dir, 'inside.mts');
-await writeFile(
-  task,
-  `import { defineTask, files, isMain, runCli, sh, shell } from ${JSON.stringify(resolve('lib/index.ts'))};
-const task = defineTask({ name: 'inside', async run(host) {
-  await host.run(files.directory({ path: '/etc/app', mode: '0750' }));
-  await host.run(files.file({ path: '/etc/app/app.conf', content: ${JSON.stringify(CONF)}, mode: '0640' }));
-  await host.run(files.line({ path: '/etc/app/extra', line: 'who=' + host.name, match: '^who=', create: true }));
-  await host.run(files.link({ path: '/etc/app/current', target: '/etc/app/app.conf' }));
-  await host.run(shell({ name: 'stamp', command: sh\`date -u +%F > /etc/app/stamp\`, creates: '/etc/app/stamp' }));
-} });
-if (isMain(import.meta.url, process.argv)) process.exitCode = await runCli(task, { argv: process.argv.slice(2), cwd: process.cwd(), env: process.env, stdout: process.stdout, stderr: process.stderr });
-`,
-);
-const STEPS = ['files.directory /etc/app', 'files.file /etc/app/app.conf', 'files.line /etc/app/extra', 'files.link /etc/app/current', 'shell stamp'];
 
 t.test('operations run unchanged inside a chroot and a docker container: dry-run, run, run again', async (t) => {
   const args = ['--inventory', inventoryFile, '--limit', 'nested,web'];
