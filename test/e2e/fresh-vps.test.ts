@@ -28,7 +28,7 @@ t.test('provision converges while the first boot holds the dpkg lock; the second
   t.equal(real.code, 0, 'first run', { stdout: real.stdout.slice(-3000), stderr: real.stderr.slice(-3000) });
   t.comment(`first run took ${seconds(started)} s`);
   t.match(await sh(first, 'journalctl --no-pager -o cat -u apt-daily.service'), /Starting apt-daily.service/, `${first}: apt's daily job ran on this boot`);
-  t.match(await sh(first, 'dpkg-query -W -f="${db:Status-Status} " ufw fail2ban unattended-upgrades'), /^installed installed installed$/, 'the packages are installed');
+  t.match(await sh(first, "dpkg-query -W -f='${db:Status-Status} ' ufw fail2ban unattended-upgrades"), /^installed installed installed$/, 'the packages are installed');
   t.equal(await sh(first, 'ufw status | head -1'), 'Status: active');
   t.equal(await sh(first, 'debconf-show debconf | grep frontend'), '* debconf/frontend: Dialog', 'the host keeps its asking debconf');
   const again = await runTaskCli('tasks/provision.ts', ['--inventory', inventory, '--limit', first]);
@@ -44,7 +44,7 @@ t.test('a package that asks a debconf question at install is installed without h
   const run = await runTaskCli(task, ['--inventory', inventory, '--limit', second]);
   t.equal(run.code, 0, 'installed', { stdout: run.stdout.slice(-3000), stderr: run.stderr.slice(-3000) });
   t.ok(seconds(started) < 900, `done in ${seconds(started)} s`);
-  t.equal(await sh(second, 'dpkg-query -W -f="${db:Status-Status}" iptables-persistent'), 'installed');
+  t.equal(await sh(second, "dpkg-query -W -f='${db:Status-Status}' iptables-persistent"), 'installed');
   t.match(await sh(second, 'cat /var/lib/dpkg/info/iptables-persistent.config /var/lib/dpkg/info/iptables-persistent.postinst 2>/dev/null'), /db_input high iptables-persistent\/autosave_v4/, 'its question is asked at priority high');
   t.match(await sh(second, 'debconf-show iptables-persistent'), /autosave_v4: true/, 'and answered with its default');
 });
