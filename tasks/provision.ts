@@ -8,6 +8,7 @@
 //   npx tsx tasks/provision.ts --limit web --diff
 import {
   apt,
+  APT_LOCK_TIMEOUT_SECONDS,
   certbot,
   defineTask,
   fail2ban,
@@ -44,6 +45,8 @@ export const provision = defineTask({
   name: 'provision',
   vars: {
     basePackages: v.array(v.packageName()).default(['ca-certificates', 'curl', 'less', 'sudo']),
+    /** Seconds each apt step waits for another apt or dpkg (a fresh VPS's first-boot upgrade) before failing the host. */
+    aptLockTimeout: v.integer({ min: 0, max: 24 * 3600 }).default(APT_LOCK_TIMEOUT_SECONDS),
     hostname: v.hostname().optional(),
     timezone: v.timezone().default('Etc/UTC'),
     /** A swap file for small VPSes; 0 for none. */
@@ -75,7 +78,7 @@ export const provision = defineTask({
   async run(host, handler) {
     const vars = host.vars;
     const firewallPackages = ['ufw', 'fail2ban', 'python3-systemd', 'unattended-upgrades'];
-    await host.run(apt.packages({ names: [...vars.basePackages, ...firewallPackages] }));
+    await host.run(apt.packages({ names: [...vars.basePackages, ...firewallPackages], lockTimeoutSeconds: vars.aptLockTimeout }));
 
     if (vars.hostname) await host.run(server.hostname({ name: vars.hostname }));
     await host.run(server.timezone({ name: vars.timezone }));
@@ -120,7 +123,7 @@ export const provision = defineTask({
     if (!web) return;
     const tlsSites = vars.acme ? vars.sites.filter((s) => s.tls) : [];
     const packages = tlsSites.length ? ['nginx', 'certbot', 'python3-certbot-nginx'] : ['nginx'];
-    await host.run(apt.packages({ names: packages, services: ['nginx'] }));
+    await host.run(apt.packages({ names: packages, services: ['nginx'], lockTimeoutSeconds: vars.aptLockTimeout }));
     await host.run(nginx.defaultSite({ present: false, notify: handler('reload nginx') }));
     const acme = vars.acme;
     const caFile = '/usr/local/share/ca-certificates/tackle-acme.crt';

@@ -37,6 +37,11 @@ export interface PackagesOptions extends CommonOptions {
    * run changes; when the packages are already there, only the units' state is checked.
    */
   services?: readonly string[];
+  /**
+   * Seconds to wait for another apt or dpkg to finish (apt's daily jobs, unattended-upgrades on a
+   * first boot) before failing the step with the lock's holder; default {@link APT_LOCK_TIMEOUT_SECONDS}.
+   */
+  lockTimeoutSeconds?: number;
 }
 
 interface Desired {
@@ -44,22 +49,51 @@ interface Desired {
   state: 'present' | 'absent' | 'latest';
   purge: boolean;
   maxAge: number;
+  lockTimeout: number;
 }
 
 // Debian policy: lowercase letters, digits, + - . ; at least two characters. Also keeps option-like words out.
 const PACKAGE_NAME = /^[a-z0-9][a-z0-9+.-]+(?::[a-z0-9-]+)?$/;
 const STATES: readonly string[] = ['present', 'absent', 'latest'];
 
-// confdef/confold: keep locally changed config files without asking; Lock::Timeout: wait for a running
-// dpkg (unattended-upgrades after boot) instead of failing at once.
-const APT_GET = sh`DEBIAN_FRONTEND=noninteractive apt-get -y -q -o DPkg::Lock::Timeout=120 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold`;
+/** How long an apt step waits for another apt or dpkg (unattended-upgrades after boot) by default. */
+export const APT_LOCK_TIMEOUT_SECONDS = 600;
 
-// apt-get update does not wait for the lists lock (DPkg::Lock::Timeout covers dpkg only), and apt's daily
-// job holds it right after boot: retry on that error alone, for the same 120 s.
-const APT_UPDATE = sh`n=0; until out=$(LC_ALL=C ${APT_GET} update 2>&1); do s=$?; case $out in *'Could not get lock'*) if [ "$n" -lt 24 ]; then n=$((n+1)); sleep 5; continue; fi;; esac; printf '%s\\n' "$out" >&2; exit "$s"; done; printf '%s\\n' "$out"`;
+// apt's and dpkg's locks, in the order apt takes them.
+const APT_LOCKS = ['/var/lib/dpkg/lock-frontend', '/var/lib/dpkg/lock', '/var/lib/apt/lists/lock', '/var/cache/apt/archives/lock'] as const;
 
-// A plain apt-get update does not touch the stamp (apt's daily job and Ubuntu's hook do); the lists fact reads it.
-const REFRESH: readonly Action[] = [{ command: APT_UPDATE }, { command: sh`touch ${APT_UPDATE_STAMP}` }];
+/**
+ * An apt-get command that never asks and waits at most `lockTimeout` seconds for apt's and dpkg's
+ * locks, then fails with a last line naming the lock, its holder and the wait:
+ * `apt is busy: /var/lib/dpkg/lock-frontend held by process 812 (unattended-upgr) for 600 s (lock timeout 600 s)`.
+ * noninteractive: debconf would otherwise ask on the ssh channel's stdin and wait forever.
+ * confdef/confold: keep locally changed config files without asking. DPkg::Lock::Timeout makes
+ * apt-get wait for the dpkg locks, but apt 2.6 does not wait for the lists lock (`update`) nor the
+ * archives lock (held while apt's daily job downloads): on those it fails at once, so it is run
+ * again until the time is up, each time with the time left. After a wait apt no longer names the
+ * holder, so it is read from /proc/locks (apt locks with fcntl).
+ *
+ * @example aptGetCommand(sh`install nginx`, 600) // start=$(date +%s) … apt-get -y -q … install nginx …
+ */
+export function aptGetCommand(args: Command, lockTimeout: number): Command {
+  return sh`start=$(date +%s)
+while :; do
+  left=$((start + ${lockTimeout} - $(date +%s))); [ "$left" -gt 0 ] || left=0
+  out=$(LC_ALL=C DEBIAN_FRONTEND=noninteractive apt-get -y -q -o DPkg::Lock::Timeout="$left" -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold ${args} 2>&1) && break
+  s=$?
+  case $out in *'Could not get lock'*|*'Unable to acquire the dpkg frontend lock'*|*'Unable to lock '*) ;; *) printf '%s\\n' "$out" >&2; exit "$s";; esac
+  if [ "$((start + ${lockTimeout} - $(date +%s)))" -gt 0 ]; then sleep 5; continue; fi
+  printf '%s\\n' "$out" >&2
+  held='a lock (its holder has just gone)'
+  for f in ${[...APT_LOCKS]}; do
+    p=$(awk -v i="$(stat -c %i "$f" 2>/dev/null)" '$6 ~ (":" i "$") && $5 > 0 { print $5; exit }' /proc/locks 2>/dev/null)
+    if [ -n "$p" ]; then held="$f held by process $p ($(cat "/proc/$p/comm" 2>/dev/null))"; break; fi
+  done
+  printf 'apt is busy: %s for %s s (lock timeout ${lockTimeout} s)\\n' "$held" "$(($(date +%s) - start))" >&2
+  exit "$s"
+done
+printf '%s\\n' "$out"`;
+}
 
 /**
  * Ensures Debian packages are installed (`present`, `latest`) or removed (`absent`).
@@ -118,7 +152,9 @@ function checkPackages(o: PackagesOptions): Desired {
   if (typeof maxAge !== 'number' || !(maxAge >= 0) || !Number.isFinite(maxAge)) {
     throw new TypeError('apt.packages: cacheMaxAgeSeconds must be a number of seconds, 0 or more');
   }
-  return { names: [...new Set(o.names)], state, purge: o.purge === true, maxAge };
+  const lockTimeout = o.lockTimeoutSeconds ?? APT_LOCK_TIMEOUT_SECONDS;
+  if (!Number.isInteger(lockTimeout) || lockTimeout < 0) throw new TypeError('apt.packages: lockTimeoutSeconds must be a whole number of seconds, 0 or more');
+  return { names: [...new Set(o.names)], state, purge: o.purge === true, maxAge, lockTimeout };
 }
 
 function planPackages(d: Desired, dpkg: DpkgPackages, lists: AptLists): Change | undefined {
@@ -128,7 +164,7 @@ function planPackages(d: Desired, dpkg: DpkgPackages, lists: AptLists): Change |
     const remove = states.filter(({ state: s }) => s.kind === 'installed' || s.kind === 'partial' || (d.purge && s.kind === 'config-files')).map((p) => p.name);
     if (remove.length === 0) return undefined;
     const verb = d.purge ? 'purge' : 'remove';
-    return { summary: `${verb} ${remove.join(', ')}`, actions: [{ command: aptGet(verb, remove) }] };
+    return { summary: `${verb} ${remove.join(', ')}`, actions: [{ command: aptGet(d, verb, remove) }] };
   }
   const missing = states.filter(({ state: s }) => !isPresent(s)).map((p) => p.name);
   if (missing.length === 0) return undefined;
@@ -178,14 +214,16 @@ function staleness(d: Desired, lists: AptLists): string | undefined {
 }
 
 function install(d: Desired, lists: AptLists, names: string[], summary: string): Change {
-  const installing: Action = { command: aptGet('install', names) };
+  const installing: Action = { command: aptGet(d, 'install', names) };
   const why = staleness(d, lists);
   if (why === undefined) return { summary, actions: [installing] };
-  return { summary: `apt-get update (${why}), ${summary}`, actions: [...REFRESH, installing] };
+  // A plain apt-get update does not touch the stamp (apt's daily job and Ubuntu's hook do); the lists fact reads it.
+  const refresh: Action[] = [{ command: aptGetCommand(sh`update`, d.lockTimeout) }, { command: sh`touch ${APT_UPDATE_STAMP}` }];
+  return { summary: `apt-get update (${why}), ${summary}`, actions: [...refresh, installing] };
 }
 
-function aptGet(verb: 'install' | 'remove' | 'purge', names: readonly string[]): Command {
-  return sh`${APT_GET} ${verb} ${names}`;
+function aptGet(d: Desired, verb: 'install' | 'remove' | 'purge', names: readonly string[]): Command {
+  return aptGetCommand(sh`${verb} ${names}`, d.lockTimeout);
 }
 
 /**

@@ -16,6 +16,7 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { check, CommandError, lastLines, poll, run, type RunResult } from './exec.ts';
 import { DOCKER_IMAGE_DIR, HOST_DOCKER_IMAGE_DIR } from './docker-images.ts';
+import { makeFresh } from './fresh.ts';
 import { ensureImage, type ImageOptions } from './image.ts';
 import { childPids, processArgv, processStartTime, removeCgroup, signal, systemdCgroupRoots, unmountUnder, waitForExit } from './system.ts';
 
@@ -70,6 +71,8 @@ export interface StartLabOptions {
    * cached image tarballs of {@link DOCKER_IMAGE_DIR} read-only at {@link HOST_DOCKER_IMAGE_DIR}.
    */
   docker?: boolean;
+  /** Hosts as a provider delivers them: apt's daily jobs running at boot, debconf asking (see fresh.ts). */
+  fresh?: boolean;
 }
 
 /** A running lab. Any process can get one for an existing lab with {@link listLabs}. */
@@ -158,6 +161,8 @@ interface LabState {
   bootTimeoutMs: number;
   /** Absent (false) for labs of older code. */
   docker?: boolean;
+  /** Absent in labs started by older code: not fresh. */
+  fresh?: boolean;
   hosts: HostState[];
 }
 
@@ -214,7 +219,7 @@ export async function startLab(opts: StartLabOptions): Promise<Lab> {
     throw err;
   });
   const id = randomBytes(8).toString('hex');
-  const state = planLab({ index, id, name, image, tmpDir, owner: await thisProcess(), hosts: opts.hosts, keepAfterExit: opts.keepAfterExit ?? false, bootTimeoutMs: opts.bootTimeoutMs ?? 60_000, docker: opts.docker ?? false });
+  const state = planLab({ index, id, name, image, tmpDir, owner: await thisProcess(), hosts: opts.hosts, keepAfterExit: opts.keepAfterExit ?? false, bootTimeoutMs: opts.bootTimeoutMs ?? 60_000, docker: opts.docker ?? false, fresh: opts.fresh ?? false });
   // Renamed into place: other processes (`down`, `status`) may read it at any moment.
   await writeFile(`${statePath(index)}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
   await rename(`${statePath(index)}.tmp`, statePath(index));
@@ -301,7 +306,7 @@ export function overlapsLabSubnet(a: InterfaceAddress, index: number): boolean {
   return Math.floor(toNumber(a.address) / blockSize) === Math.floor(toNumber(`10.200.${index}.0`) / blockSize);
 }
 
-function planLab(p: { index: number; id: string; name: string; image: string; tmpDir: string; owner: ProcessIdentity; hosts: number; keepAfterExit: boolean; bootTimeoutMs: number; docker: boolean }): LabState {
+function planLab(p: { index: number; id: string; name: string; image: string; tmpDir: string; owner: ProcessIdentity; hosts: number; keepAfterExit: boolean; bootTimeoutMs: number; docker: boolean; fresh: boolean }): LabState {
   const prefix = `${NAME_PREFIX}${p.index}`;
   return {
     index: p.index,
@@ -320,6 +325,7 @@ function planLab(p: { index: number; id: string; name: string; image: string; tm
     inventoryFile: join(p.tmpDir, 'inventory.ts'),
     bootTimeoutMs: p.bootTimeoutMs,
     docker: p.docker,
+    fresh: p.fresh,
     hosts: Array.from({ length: p.hosts }, (_, i) => {
       const name = `${p.name}${i + 1}`;
       const dir = join(p.tmpDir, name);
@@ -371,6 +377,7 @@ async function prepareHost(state: LabState, host: HostState, authorizedKey: stri
   await writeFile(root('etc/apt/apt.conf.d/01tackle-lab-proxy'), `Acquire::http::Proxy "${proxyUrlOf(state)}";\nAcquire::https::Proxy "${proxyUrlOf(state)}";\n`);
   // The image created these files with the right owners and modes; writing keeps both.
   for (const home of ['root', 'home/admin', 'home/ops']) await writeFile(root(`${home}/.ssh/authorized_keys`), authorizedKey);
+  if (state.fresh) await makeFresh(host.root);
   const publicKey = await readFile(root('etc/ssh/ssh_host_ed25519_key.pub'), 'utf8');
   return publicKey.split(' ').slice(0, 2).join(' ');
 }
