@@ -17,7 +17,8 @@ export { LocalConnection } from './connection/local.ts';
 export { SudoConnection, type BecomeOptions } from './connection/sudo.ts';
 export { SshConnection, connectSsh, type SshEndpoint, type SshOptions } from './connection/ssh.ts';
 export { openConnection, sshEndpoint, connectContext, type ConnectContext } from './connection/open.ts';
-export { ContainerConnection, openContainer, wrapCommand, type ContainerSpec, type ContainerVia } from './connection/container.ts';
+export { ContainerConnection, openContainer, wrapCommand } from './connection/container.ts';
+export type { ContainerSpec, ContainerVia } from './inventory/container.ts';
 
 // Facts, operations, tasks, running
 export { defineFact, type Fact, type FactOutput, type FactValue } from './facts/fact.ts';
@@ -45,10 +46,10 @@ export { ufw, type UfwDefaultsOptions, type UfwEnabledOptions, type UfwRuleOptio
 export { unattended, type UnattendedOptions } from './ops/unattended.ts';
 export { systemd } from './ops/systemd.ts';
 export { users, type AuthorizedKeysOptions, type UserOptions } from './ops/users.ts';
-export { pathInfo, type PathInfo } from './facts/files.ts';
+export { pathInfo, type PathInfo, type StoredFile } from './facts/files.ts';
 
 // Backups
-export { selectRetention, dumpName, type Backup, type RetentionPolicy, type StoredFile } from './backup/retention.ts';
+export { selectRetention, dumpName, type Backup, type RetentionPolicy } from './ops/retention.ts';
 
 // Command line
 export { runCli, isMain, type CliIo } from './cli/main.ts';
@@ -68,8 +69,8 @@ export { FAIL2BAN_DEFAULTS_FILE, type Fail2banCommon, type Fail2banTime } from '
 export type { Clock, HttpProbeOptions, ProbeFrom, StopSign, WaitContext } from './ops/health.ts';
 export { SSHD_ROLLBACK_SECONDS } from './ops/sshd.ts';
 export type { ServiceOptions as SystemdServiceOptions } from './ops/systemd.ts';
-export type { Decision, Retention } from './backup/retention.ts';
-export type { TaskFlag } from './cli/args.ts';
+export type { Decision, Retention } from './ops/retention.ts';
+export type { TaskFlag } from './engine/task.ts';
 export type { StopSignal } from './cli/main.ts';
 export type { VarAbsent, VarProblem, VarStructure } from './inventory/vars.ts';
 export type { HandlerReport, PendingHandler } from './engine/pending-handlers.ts';

@@ -5,7 +5,7 @@ import type { PgTarget } from '../facts/postgres.ts';
 import type { RemoteLocation } from '../facts/rclone.ts';
 import type { S3Provider } from '../ops/rclone.ts';
 import { cronFields } from '../ops/schedule.ts';
-import { DATABASE_NAME } from './retention.ts';
+import { DATABASE_NAME } from '../ops/retention.ts';
 
 const PROVIDERS: readonly S3Provider[] = ['Cloudflare', 'AWS', 'Minio', 'Wasabi', 'DigitalOcean', 'Other'];
 

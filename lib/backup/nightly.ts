@@ -11,7 +11,7 @@ import { files } from '../ops/files.ts';
 import { postgres } from '../ops/postgres.ts';
 import { rclone } from '../ops/rclone.ts';
 import { pgTargetOf, remoteOf, type BackupConfig, type BackupSecrets, type BackupVars } from './config.ts';
-import { dumpName } from './retention.ts';
+import { dumpName } from '../ops/retention.ts';
 
 /** What a nightly run knows besides the host's vars. @example nightlySteps(cfg, { host: 'db1', now: new Date(), secrets }) */
 export interface NightlyContext {

@@ -10,7 +10,7 @@ import { rclone } from '../ops/rclone.ts';
 import { v, type InferShape } from '../inventory/vars.ts';
 import { backupVars, databaseVar, pgTargetOf, remoteOf, type BackupSecrets, type BackupVars } from './config.ts';
 import { dumpPath, setupSteps } from './nightly.ts';
-import { groupBackups, newestVerified, parseDumpName, type Backup } from './retention.ts';
+import { groupBackups, newestVerified, parseDumpName, type Backup } from '../ops/retention.ts';
 
 /**
  * The vars of a restore drill, set from scripts/restore.ts's flags (`--database`, `--backup`,

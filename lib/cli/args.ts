@@ -1,13 +1,7 @@
 import { parseArgs } from 'node:util';
+import type { TaskFlag } from '../engine/task.ts';
 import { describeShape, type Shape } from '../inventory/vars.ts';
 
-/** A flag a task adds to the command line; its value becomes a var of every host (highest precedence). */
-export interface TaskFlag {
-  type: 'string' | 'number' | 'boolean';
-  description: string;
-  /** The var it sets; the flag's own name by default. */
-  var?: string;
-}
 
 /** Every flag a task script takes. */
 export interface CliOptions {

@@ -2,9 +2,16 @@ import type { Fact } from '../facts/fact.ts';
 import type { InferShape, Shape } from '../inventory/vars.ts';
 import type { Vars } from '../inventory/inventory.ts';
 import type { HandlerRef, Operation } from './operation.ts';
-import type { TaskFlag } from '../cli/args.ts';
 
 export type StepStatus = 'ok' | 'changed' | 'failed' | 'skipped';
+
+/** A flag a task adds to the command line; its value becomes a var of every host (highest precedence). */
+export interface TaskFlag {
+  type: 'string' | 'number' | 'boolean';
+  description: string;
+  /** The var it sets; the flag's own name by default. */
+  var?: string;
+}
 
 /**
  * What a task sees of one host. Everything it does goes through here, so two

@@ -113,3 +113,10 @@ function ownership(lines: readonly string[]): Ownership {
 export function sha256Hex(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
 }
+
+/** One file of a listing: its name (no directory), size in bytes and modification time (ms since epoch). */
+export interface StoredFile {
+  name: string;
+  size: number;
+  mtimeMs: number;
+}

@@ -1,5 +1,5 @@
 import { sh, type Command, type Interpolation, type Secret } from '../command/command.ts';
-import type { StoredFile } from '../backup/retention.ts';
+import type { StoredFile } from './files.ts';
 import { defineFact, type Fact, type FactOutput } from './fact.ts';
 
 /**

@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import { sh, type Command, type Interpolation } from '../command/command.ts';
-import type { StoredFile } from '../backup/retention.ts';
+import type { StoredFile } from './files.ts';
 import { defineFact, type Fact, type FactOutput } from './fact.ts';
 
 /** Where rclone keeps its remotes unless told otherwise: root's config, tackle runs as root. @example rcloneCommand({ remote: 'r2', bucket: 'b-1' }, 'lsd', []) // uses it */

@@ -1,5 +1,5 @@
 import type { Secret } from '../command/command.ts';
-import { containerSpecProblem, describeContainer, type ContainerVia } from '../connection/container.ts';
+import { containerSpecProblem, describeContainer, type ContainerVia } from './container.ts';
 import { TackleError } from '../errors.ts';
 
 export type Vars = Readonly<Record<string, unknown>>;

@@ -5,7 +5,7 @@ import { Command, Secret, raw, secret, sh } from '../command/command.ts';
 import { defineOperation, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
 import { TackleError } from '../errors.ts';
 import { planWith } from '../engine/operation.ts';
-import { checkPolicy, planPrune, type RetentionPolicy } from '../backup/retention.ts';
+import { checkPolicy, planPrune, type RetentionPolicy } from './retention.ts';
 import { pathInfo } from '../facts/files.ts';
 import { pathPresenceFact } from '../facts/shell.ts';
 import { DEFAULT_RCLONE_CONFIG, checkLocation, rcloneCommand, remoteFiles, remotePath, type RemoteLocation } from '../facts/rclone.ts';

@@ -4,7 +4,8 @@ import { checkShape } from '../../../lib/inventory/vars.ts';
 import { backupVars, cronVar, pgTargetOf, remoteOf, type BackupConfig } from '../../../lib/backup/config.ts';
 import { nightlySteps } from '../../../lib/backup/nightly.ts';
 import { chooseBackup, countTable, drillDatabase } from '../../../lib/backup/restore.ts';
-import { groupBackups, type StoredFile } from '../../../lib/backup/retention.ts';
+import type { StoredFile } from '../../../lib/facts/files.ts';
+import { groupBackups } from '../../../lib/ops/retention.ts';
 
 const secrets = { accessKeyId: secret('KEYID'), secretAccessKey: secret('SECRETKEY') };
 const config = (backup: Record<string, unknown>): BackupConfig => {

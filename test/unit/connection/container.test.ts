@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { secret, sh } from '../../../lib/command/command.ts';
-import { ContainerConnection, containerSpecProblem, openContainer, wrapCommand } from '../../../lib/connection/container.ts';
+import { ContainerConnection, openContainer, wrapCommand } from '../../../lib/connection/container.ts';
 import { LocalConnection } from '../../../lib/connection/local.ts';
 import { TackleError } from '../../../lib/errors.ts';
 
@@ -18,15 +18,7 @@ t.test('the wrapped command: one sh -c word after the way in', async (t) => {
   t.notOk(withSecret.toString().includes('pa'));
 });
 
-t.test('spec problems are named', async (t) => {
-  t.equal(containerSpecProblem({ via: 'pct', id: '101' }), undefined);
-  t.match(containerSpecProblem({ via: 'pct', id: 'web' }), /numeric VMID/);
-  t.match(containerSpecProblem({ via: 'pct' }), /numeric VMID/);
-  t.match(containerSpecProblem({ via: 'docker', id: '-rm' }), /container name or id/);
-  t.equal(containerSpecProblem({ via: 'docker', id: 'app_web.1' }), undefined);
-  t.match(containerSpecProblem({ via: { wrap: [] } }), /non-empty list/);
-  t.match(containerSpecProblem({ via: { wrap: ['chroot', '/x'] }, id: '1' }), /id is not used with wrap/);
-  t.match(containerSpecProblem({ via: 'lxc' as never }), /via must be/);
+t.test('a container with an unusable spec is refused at once', async (t) => {
   t.throws(() => new ContainerConnection('ct', new LocalConnection('p'), { via: 'pct', id: 'x' }), TypeError);
 });
 

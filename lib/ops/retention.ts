@@ -1,12 +1,7 @@
 // Which backups to keep: a pure function over a listing of files, the same for the backup
 // directory on a host and for a remote bucket. Nothing here touches a host.
+import type { StoredFile } from '../facts/files.ts';
 
-/** One file of a listing: its name (no directory), size in bytes and modification time (ms since epoch). */
-export interface StoredFile {
-  name: string;
-  size: number;
-  mtimeMs: number;
-}
 
 /**
  * One backup and every file that belongs to it. `verified` means the dump sits under its final

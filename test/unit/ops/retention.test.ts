@@ -1,5 +1,6 @@
 import t from 'tap';
-import { backupStamp, checkPolicy, dumpName, groupBackups, newestVerified, parseDumpName, selectRetention, withPending, type StoredFile } from '../../../lib/backup/retention.ts';
+import { backupStamp, checkPolicy, dumpName, groupBackups, newestVerified, parseDumpName, selectRetention, withPending } from '../../../lib/ops/retention.ts';
+import type { StoredFile } from '../../../lib/facts/files.ts';
 
 const NOW = new Date('2026-11-22T02:00:00Z');
 const DAY = 86_400_000;
