@@ -42,14 +42,15 @@ export function receiveWhole(target: Command, want: ContentDigest): Command {
  * final rename is atomic; the dot keeps it out of `*.conf` includes), HASH naming the path. A
  * writer killed outright (SIGKILL, power cut) runs no trap; the next writer of the same path
  * removes what it left (`removeStale`) without touching temporary files of other paths.
- * The extension is kept for validators that look at it (systemd-analyze verify x.service).
+ * The extension is kept for validators that look at it (systemd-analyze verify x.service), unless
+ * `keepExtension` is false: for a directory whose reader globs by extension (node_exporter's `*.prom`).
  *
  * @example
  * const temp = tempFiles('/etc/app.conf');
  * Command.join([temp.removeStale, sh`t=$(${temp.create})`], '\n')
  */
-export function tempFiles(path: string): { create: Command; removeStale: Command } {
-  const ext = posix.extname(path);
+export function tempFiles(path: string, keepExtension = true): { create: Command; removeStale: Command } {
+  const ext = keepExtension ? posix.extname(path) : '';
   const suffix = ext.length > 1 && ext.length <= 32 ? ext : '';
   const stem = posix.join(posix.dirname(path), `.tackle-${createHash('sha256').update(path).digest('hex').slice(0, 8)}-`);
   return {
@@ -70,9 +71,9 @@ export const TEMP = sh`"$tackle_tmp"`;
  * @example
  * replaceScript('/etc/motd', [receiveWhole(TEMP, digestOf(text)), sh`chmod 0644 ${TEMP}`])
  */
-export function replaceScript(path: string, body: readonly Command[]): Command {
+export function replaceScript(path: string, body: readonly Command[], opts: { keepExtension?: boolean } = {}): Command {
   const dir = posix.dirname(path);
-  const temp = tempFiles(path);
+  const temp = tempFiles(path, opts.keepExtension);
   return Command.join(
     [
       sh`set -e`,

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { sh } from '../command/command.ts';
+import { TEMP, digestOf, receiveWhole, replaceScript } from '../connection/replace.ts';
 import type { Operation } from '../engine/operation.ts';
 import { shell } from '../ops/shell.ts';
 
@@ -120,10 +121,10 @@ export async function writeTextfile(path: string, text: string): Promise<void> {
 }
 
 /**
- * Writes an exposition text into a host's node_exporter textfile directory, atomically (temporary
- * file beside it, then a rename), and only when that directory exists: a host without
- * node_exporter is left alone. files.file is not used because its temporary file keeps the
- * `.prom` extension, which the collector would read half-written.
+ * Writes an exposition text into a host's node_exporter textfile directory, whole or not at all
+ * (the shared replace: size and sha256 checked before the rename), and only when that directory
+ * exists: a host without node_exporter is left alone. The temporary name drops the `.prom`
+ * extension, which the collector would read half-written.
  *
  * @example await host.run(hostTextfile({ name: 'tackle_backup.prom', text }));
  */
@@ -132,12 +133,7 @@ export function hostTextfile(file: { name: string; text: string; dir?: string })
   const path = posix.join(dir, file.name);
   return shell({
     name: `node_exporter textfile ${path}`,
-    command: sh`set -e
-tackle_tmp=$(mktemp -p ${dir} ${`.${file.name}.XXXXXX`})
-trap 'rm -f -- "$tackle_tmp"' EXIT
-cat > "$tackle_tmp"
-chmod 0644 "$tackle_tmp"
-mv -fT -- "$tackle_tmp" ${path}`,
+    command: replaceScript(path, [receiveWhole(TEMP, digestOf(file.text)), sh`chmod 0644 ${TEMP}`], { keepExtension: false }),
     stdin: file.text,
     onlyIf: sh`test -d ${dir}`,
   });

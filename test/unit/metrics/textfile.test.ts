@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -78,8 +79,11 @@ t.test('on a host: only where node_exporter has its directory, through a tempora
   t.match(String((guard as { command?: unknown }).command), /test -d \/var\/lib\/prometheus\/node-exporter/);
   const change = op.plan({ onlyIf: { kind: 'success' } } as never);
   const command = String(change?.actions[0]?.command);
-  t.match(command, /mktemp -p \/var\/lib\/prometheus\/node-exporter \.tackle_backup\.prom\.XXXXXX\)\n/);
-  t.match(command, /mv -fT -- "\$tackle_tmp" \/var\/lib\/prometheus\/node-exporter\/tackle_backup\.prom$/);
+  t.match(command, /tackle_tmp=\$\(mktemp \/var\/lib\/prometheus\/node-exporter\/\.tackle-[0-9a-f]{8}-XXXXXX\)\n/, 'a temporary name the collector does not read');
+  t.notMatch(command, /--suffix/);
+  t.match(command, /only %s of %s bytes arrived/, 'renamed only once the host got exactly the planned bytes');
+  t.ok(command.includes(createHash('sha256').update('m 1\n').digest('hex')));
+  t.match(command, /mv -fT -- "\$tackle_tmp" \/var\/lib\/prometheus\/node-exporter\/tackle_backup\.prom\n/);
   t.equal(change?.actions[0]?.stdin, 'm 1\n');
   t.equal(op.plan({ onlyIf: { kind: 'failure' } } as never), undefined, 'no node_exporter directory: nothing to do');
 });
