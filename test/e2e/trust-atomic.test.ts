@@ -159,12 +159,16 @@ t.test('a writer killed on the host leaves its temporary file; the next run that
   const before = await oldFile();
   const run = startRun(bytes, join(work, 'host-kill.json'));
   await midTransfer(bytes / 10, run);
+  // The controller is paused while the host's writer is found and killed, so the transfer cannot
+  // finish first however fast this machine is at the moment; it resumes to see its channel end.
+  process.kill(run.pid, 'SIGSTOP');
   // The process that has the temporary file open is `cat`; its parent is the writer's shell.
   // Both die by SIGKILL, so no trap runs: what a power cut or the OOM killer leaves behind.
   await lab.ssh(
     'lab1',
     `for p in /proc/[0-9]*; do if ls -l $p/fd 2>/dev/null | grep -q ' ${DIR}/.tackle-'; then pid=\${p#/proc/}; kill -KILL $(cut -d' ' -f4 $p/stat) $pid; fi; done`,
   );
+  process.kill(run.pid, 'SIGCONT');
   t.equal(await run.exited, 2, 'the step fails on that host', { output: run.output().slice(-2000) });
   await writerGone();
   t.equal(await sha(TARGET), before, 'the old file is unchanged');
