@@ -34,6 +34,8 @@ export interface ConnectionStats {
   channels: number;
   /** Commands sent, counting each command of a batch. */
   commands: number;
+  /** Exchanges that wait for the host's answer: each command started, a batch of facts counting once. */
+  roundTrips: number;
 }
 
 /** How a started command ended. */

@@ -11,13 +11,14 @@ import { ExecConnection, framed, type ConnectionStats, type Exit, type Spawned }
  * await conn.exec(sh`uname -a`);
  */
 export class LocalConnection extends ExecConnection {
-  readonly #stats: ConnectionStats = { channels: 0, commands: 0 };
+  readonly #stats: ConnectionStats = { channels: 0, roundTrips: 0, commands: 0 };
   constructor(readonly host: string) {
     super();
   }
 
   async spawn(command: Command): Promise<Spawned> {
     this.#stats.channels++;
+    this.#stats.roundTrips++;
     this.#stats.commands++;
     const { line, script } = framed(command);
     // Its own process group, so that kill() ends the commands the shell started too.

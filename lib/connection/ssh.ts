@@ -218,7 +218,7 @@ export class SshConnection extends ExecConnection {
   readonly #slots: Semaphore;
   readonly #jump: SshConnection | undefined;
   readonly #pending = new Set<(err: TackleError) => void>();
-  readonly #stats: ConnectionStats = { channels: 0, commands: 0 };
+  readonly #stats: ConnectionStats = { channels: 0, roundTrips: 0, commands: 0 };
   #lost: TackleError | undefined;
 
   /** @internal Built by {@link connectSsh}, which owns the handshake. */
@@ -280,6 +280,7 @@ export class SshConnection extends ExecConnection {
   #open(line: Command): Promise<Spawned> {
     if (this.#lost) return Promise.reject(this.#lost);
     this.#stats.channels++;
+    this.#stats.roundTrips++;
     this.#stats.commands++;
     let settle: { done: (exit: Exit) => void; fail: (err: TackleError) => void } | undefined;
     const exit = new Promise<Exit>((done, fail) => (settle = { done, fail }));

@@ -116,7 +116,7 @@ function hostWith(actions: string, missing: string[]): { ctx: ApplyContext; ran:
     put: async () => {},
     get: async () => Buffer.alloc(0),
     close: async () => {},
-    stats: () => ({ channels: 0, commands: 0 }),
+    stats: () => ({ channels: 0, roundTrips: 0, commands: 0 }),
     countCommands: () => {},
   };
   return { ctx: { host: 'web1', connection, openFresh: () => Promise.reject(new Error('not used')) }, ran };

@@ -215,7 +215,7 @@ function scripted(sshdT: string, logins: (Error | 'ok')[]): Scripted {
     put: async () => {},
     get: async () => Buffer.alloc(0),
     close: async () => {},
-    stats: () => ({ channels: 0, commands: 0 }),
+    stats: () => ({ channels: 0, roundTrips: 0, commands: 0 }),
     countCommands: () => {},
   });
   s.ctx = {
