@@ -3,7 +3,9 @@
 // and the controller's peak RSS. Each size is measured in a fresh child process so that its peak
 // RSS is its own. Needs root (the lab); it starts and removes its own lab hosts.
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openConnection } from '../lib/connection/open.ts';
 import type { Connection } from '../lib/connection/connection.ts';
@@ -11,8 +13,7 @@ import { runTask } from '../lib/engine/runner.ts';
 import { selectHosts } from '../lib/inventory/select.ts';
 import { isInventory } from '../lib/inventory/inventory.ts';
 import { baseline } from '../tasks/baseline.ts';
-import { startLab } from '../test/lab/lab.ts';
-import { labInventory } from '../test/e2e/support/cli.ts';
+import { startLab, writeInventory } from '../lab/lab.ts';
 
 const SIZES = [1, 3, 10];
 
@@ -70,7 +71,8 @@ async function main(): Promise<void> {
   const lab = await startLab({ hosts: Math.max(...SIZES), log: (l) => console.error(l) });
   try {
     const key = (await readFile(`${lab.privateKeyPath}.pub`, 'utf8')).trim();
-    const inventory = await labInventory(lab, Object.fromEntries(lab.hosts.map((h) => [h.name, { vars: { deployKeys: [key] } }])));
+    const inventory = join(await mkdtemp(join(tmpdir(), 'tackle-bench-')), 'inventory.ts');
+    await writeInventory(lab, inventory, { overrides: Object.fromEntries(lab.hosts.map((h) => [h.name, { vars: { deployKeys: [key] } }])) });
     console.error('converging all hosts once (installs packages through the lab proxy)…');
     const first = await child(inventory, Math.max(...SIZES));
     if (first.failed > 0) throw new Error(`the converging run failed on ${first.failed} host(s)`);

@@ -1,9 +1,9 @@
 // `npm run lab -- <command>`: a lab of Debian hosts for people to try tackle against, beside the
-// labs the tests start for themselves. See test/lab/lab.ts for what a lab is.
+// labs the tests start for themselves. See lab/lab.ts for what a lab is.
 import { spawnSync } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { CHECKOUT, downLeftovers, listLabs, startLab, STATE_ROOT, writeInventory, type Lab } from '../test/lab/lab.ts';
+import { CHECKOUT, downLeftovers, listLabs, startLab, STATE_ROOT, writeInventory, type Lab } from '../lab/lab.ts';
 
 const USAGE = `usage: npm run lab -- <command>
   up [HOSTS] [SUITE]     build the image if needed, start HOSTS hosts (default 3) of SUITE (bookworm,

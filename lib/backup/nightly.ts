@@ -3,7 +3,7 @@
 // its guarantees: nothing is uploaded unless it was verified, and no retention runs, locally or
 // remotely, unless this run's upload was verified on the remote.
 import { posix } from 'node:path';
-import type { Operation } from '../engine/operation.ts';
+import type { Operation } from '../ops/operation.ts';
 import type { HostContext } from '../engine/task.ts';
 import { dumpFiles } from '../facts/postgres.ts';
 import { apt } from '../ops/apt.ts';

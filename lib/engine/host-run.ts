@@ -2,9 +2,9 @@ import { assertOk, type Connection } from '../connection/connection.ts';
 import { TackleError } from '../errors.ts';
 import type { Fact } from '../facts/fact.ts';
 import type { Vars } from '../inventory/inventory.ts';
-import { gatherFacts } from './gather.ts';
+import { gatherFacts } from '../facts/gather.ts';
 import type { PendingHandlers } from './pending-handlers.ts';
-import type { ApplyContext, Operation } from './operation.ts';
+import type { ApplyContext, Operation } from '../ops/operation.ts';
 import { handlerList, type HostContext, type StepStatus } from './task.ts';
 
 /** One step as the report shows it; all text is masked. */

@@ -1,7 +1,7 @@
 import type { Fact } from '../facts/fact.ts';
 import type { InferShape, Shape } from '../inventory/vars.ts';
 import type { Vars } from '../inventory/inventory.ts';
-import type { HandlerRef, Operation } from './operation.ts';
+import type { HandlerRef, Operation } from '../ops/operation.ts';
 
 export type StepStatus = 'ok' | 'changed' | 'failed' | 'skipped';
 

@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import { Semaphore } from '../concurrency.ts';
 import type { Connection } from '../connection/connection.ts';
-import { gatherFacts } from '../engine/gather.ts';
+import { gatherFacts } from '../facts/gather.ts';
 import { asTackleError } from '../engine/host-run.ts';
 import { TackleError } from '../errors.ts';
 import type { Fact } from '../facts/fact.ts';

@@ -6,7 +6,7 @@ import { rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { sh } from '../command/command.ts';
 import { TEMP, digestOf, receiveWhole, replaceScript } from '../connection/replace.ts';
-import type { Operation } from '../engine/operation.ts';
+import type { Operation } from '../ops/operation.ts';
 import { shell } from '../ops/shell.ts';
 
 /** One sample: its labels (names as Prometheus allows them) and its value. */

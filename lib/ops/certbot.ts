@@ -1,5 +1,5 @@
 import { Secret, sh, type Command } from '../command/command.ts';
-import { defineOperation, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
+import { defineOperation, type Change, type CommonOptions, type Operation } from './operation.ts';
 import { LETSENCRYPT_DIR, certbotLineages, type CertbotState, type Lineage } from '../facts/certbot.ts';
 
 /** Let's Encrypt's production ACME directory: certbot's default, trusted by browsers, strictly rate-limited. @example certbot.certificate({ …, server: LETSENCRYPT_PRODUCTION }) */

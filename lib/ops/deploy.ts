@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import { Command, mask, sh } from '../command/command.ts';
 import { assertOk, type Connection } from '../connection/connection.ts';
-import { defineOperation, type Change, type Check, type CommonOptions, type Operation } from '../engine/operation.ts';
+import { defineOperation, type Change, type Check, type CommonOptions, type Operation } from './operation.ts';
 import { TackleError, tail } from '../errors.ts';
 import {
   GIT_ENV,

@@ -8,7 +8,7 @@
 // into DOCKER-USER, from ufw's own after.init hook, so they come and go with ufw (boot, reload,
 // disable) and follow every `ufw.rules` change the next time this step runs.
 import { sh } from '../command/command.ts';
-import { factsOf, planWith, defineOperation, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
+import { factsOf, planWith, defineOperation, type Change, type CommonOptions, type Operation } from './operation.ts';
 import { DOCKER_USER_TAG, dockerUserGuard } from '../facts/docker.ts';
 import { ufwState, type UfwRule } from '../facts/ufw.ts';
 import { files } from './files.ts';

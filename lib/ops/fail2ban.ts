@@ -1,5 +1,5 @@
 import { Command, sh } from '../command/command.ts';
-import { defineOperation, type Action, type ApplyContext, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
+import { defineOperation, type Action, type ApplyContext, type Change, type CommonOptions, type Operation } from './operation.ts';
 import { TackleError, tail } from '../errors.ts';
 import { aptLists, dpkgPackages, type AptLists, type DpkgPackages } from '../facts/apt.ts';
 import { fail2banHost, type Fail2banHost } from '../facts/fail2ban.ts';

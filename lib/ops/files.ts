@@ -4,7 +4,7 @@ import { FILE_HEADERS_ONLY, createTwoFilesPatch } from 'diff';
 import { Command, Secret, raw, sh } from '../command/command.ts';
 import type { Stdin } from '../connection/connection.ts';
 import { TEMP, receiveWhole, replaceScript, type ContentDigest } from '../connection/replace.ts';
-import { defineOperation, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
+import { defineOperation, type Change, type CommonOptions, type Operation } from './operation.ts';
 import { TackleError } from '../errors.ts';
 import { CONTENT_LIMIT, pathInfo, sha256Hex, type Ownership, type PathInfo } from '../facts/files.ts';
 

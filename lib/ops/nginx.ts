@@ -2,7 +2,7 @@ import { Buffer } from 'node:buffer';
 import { FILE_HEADERS_ONLY, createTwoFilesPatch } from 'diff';
 import { Command, raw, sh } from '../command/command.ts';
 import { receiveWhole, tempFiles, type ContentDigest } from '../connection/replace.ts';
-import { defineOperation, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
+import { defineOperation, type Change, type CommonOptions, type Operation } from './operation.ts';
 import { TackleError } from '../errors.ts';
 import { pathInfo, sha256Hex, type PathInfo } from '../facts/files.ts';
 import { NGINX_SITES_AVAILABLE, NGINX_SITES_ENABLED, nginxInstall, sitePaths, type NginxInstall } from '../facts/nginx.ts';

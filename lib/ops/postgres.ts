@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import { Command, raw, sh, type Interpolation } from '../command/command.ts';
-import { defineOperation, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
+import { defineOperation, type Change, type CommonOptions, type Operation } from './operation.ts';
 import { TackleError } from '../errors.ts';
 import { DATABASE_NAME, checkPolicy, dumpName, planPrune, type RetentionPolicy } from './retention.ts';
 import {

@@ -1,8 +1,8 @@
 import { CronExpressionParser } from 'cron-parser';
 import { quote, sh } from '../command/command.ts';
-import { defineOperation, type Action, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
+import { defineOperation, type Action, type Change, type CommonOptions, type Operation } from './operation.ts';
 import { TackleError } from '../errors.ts';
-import { factsOf, planWith } from '../engine/operation.ts';
+import { factsOf, planWith } from './operation.ts';
 import { calendarFact, hostTimezone, type Calendar } from '../facts/schedule.ts';
 import { systemdUnit } from '../facts/systemd.ts';
 import { files } from './files.ts';

@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import { Command, sh } from '../command/command.ts';
-import { defineOperation, type Action, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
+import { defineOperation, type Action, type Change, type CommonOptions, type Operation } from './operation.ts';
 import { TackleError } from '../errors.ts';
 import { pathInfo, type PathInfo } from '../facts/files.ts';
 import { hostnameFact, swapFact, zoneInfoFact, type HostnameInfo, type SwapInfo, type ZoneInfo } from '../facts/server.ts';

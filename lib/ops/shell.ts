@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import type { Command, Secret } from '../command/command.ts';
 import type { Stdin } from '../connection/connection.ts';
-import { defineOperation, type CommonOptions, type Operation } from '../engine/operation.ts';
+import { defineOperation, type CommonOptions, type Operation } from './operation.ts';
 import type { Fact } from '../facts/fact.ts';
 import {
   exitStatusFact,

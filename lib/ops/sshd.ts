@@ -2,7 +2,7 @@ import { posix } from 'node:path';
 import picomatch from 'picomatch';
 import { Command, sh } from '../command/command.ts';
 import { assertOk, type Connection } from '../connection/connection.ts';
-import { defineOperation, type Action, type ApplyContext, type Change, type Check, type CommonOptions, type Operation } from '../engine/operation.ts';
+import { defineOperation, type Action, type ApplyContext, type Change, type Check, type CommonOptions, type Operation } from './operation.ts';
 import { TackleError } from '../errors.ts';
 import { pathInfo, type PathInfo } from '../facts/files.ts';
 import { SSHD_DROPIN_DIR, SSHD_MAIN_CONFIG, parseSshdT, sshSession, sshdConfig, type SshSession, type SshdConfig, type SshdConfigFile } from '../facts/sshd.ts';

@@ -1,4 +1,4 @@
-import type { CommonOptions, Operation } from '../engine/operation.ts';
+import type { CommonOptions, Operation } from './operation.ts';
 import { files } from './files.ts';
 
 /** A drop-in in /etc/sudoers.d. `name` is its file name, so the step name cannot be overridden. */

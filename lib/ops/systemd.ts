@@ -1,5 +1,5 @@
 import { sh, type Command } from '../command/command.ts';
-import { defineOperation, type Action, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
+import { defineOperation, type Action, type Change, type CommonOptions, type Operation } from './operation.ts';
 import { systemdUnit, type SystemdUnit } from '../facts/systemd.ts';
 
 /**

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { Command, sh } from '../command/command.ts';
-import { defineOperation, type Action, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
+import { defineOperation, type Action, type Change, type CommonOptions, type Operation } from './operation.ts';
 import { TackleError } from '../errors.ts';
 import { sshSession, type SshSession } from '../facts/sshd.ts';
 import { ruleIdentity, ufwState, type UfwPolicy, type UfwRule, type UfwState } from '../facts/ufw.ts';

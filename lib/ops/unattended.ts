@@ -1,4 +1,4 @@
-import { defineOperation, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
+import { defineOperation, type Change, type CommonOptions, type Operation } from './operation.ts';
 import { pathInfo } from '../facts/files.ts';
 import { files } from './files.ts';
 

@@ -3,7 +3,7 @@ import { posix } from 'node:path';
 import { createTwoFilesPatch } from 'diff';
 import { Command, Secret, secret, sh } from '../command/command.ts';
 import { TEMP, digestOf, receiveWhole, replaceScript } from '../connection/replace.ts';
-import { defineOperation, type Action, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
+import { defineOperation, type Action, type Change, type CommonOptions, type Operation } from './operation.ts';
 import { TackleError } from '../errors.ts';
 import {
   authorizedKeysFact,

@@ -7,9 +7,9 @@ import { createHash } from 'node:crypto';
 import { homedir } from 'node:os';
 import t from 'tap';
 import { apt, defineTask, openConnection, runTask, sh, shell, systemd, type Inventory } from '../../lib/index.ts';
-import { startS3 } from '../lab/s3.ts';
-import { withLab } from '../lab/lab.ts';
-import { startWebhook } from '../lab/webhook.ts';
+import { startS3 } from '../../lab/s3.ts';
+import { withLab } from '../../lab/lab.ts';
+import { startWebhook } from '../../lab/webhook.ts';
 import { changedSteps, labInventory, runTaskCli, type CliRun } from './support/cli.ts';
 
 const lab = await withLab(t, 2);

@@ -7,8 +7,8 @@
 // and neither does a failed deploy or a rollback.
 import { request } from 'node:http';
 import t from 'tap';
-import { run } from '../lab/exec.ts';
-import { withLab } from '../lab/lab.ts';
+import { run } from '../../lab/exec.ts';
+import { withLab } from '../../lab/lab.ts';
 import { serveAppRepo } from './support/app-repo.ts';
 import { labInventory, runTaskCli, type CliRun } from './support/cli.ts';
 import { writeTaskFile } from './support/task-file.ts';

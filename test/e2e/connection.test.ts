@@ -7,8 +7,8 @@ import t from 'tap';
 import { secret, sh } from '../../lib/command/command.ts';
 import { connectSsh, type SshEndpoint } from '../../lib/connection/ssh.ts';
 import { SudoConnection } from '../../lib/connection/sudo.ts';
-import { OPS_PASSWORD, withLab } from '../lab/lab.ts';
-import { run } from '../lab/exec.ts';
+import { OPS_PASSWORD, withLab } from '../../lab/lab.ts';
+import { run } from '../../lab/exec.ts';
 
 const lab = await withLab(t, 3);
 const tmp = await mkdtemp(join(tmpdir(), 'tackle-conn-'));

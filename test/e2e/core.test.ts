@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import t from 'tap';
-import { OPS_PASSWORD, withLab } from '../lab/lab.ts';
-import { run } from '../lab/exec.ts';
+import { OPS_PASSWORD, withLab } from '../../lab/lab.ts';
+import { run } from '../../lab/exec.ts';
 import { changedSteps, labInventory, runTaskCli } from './support/cli.ts';
 
 const lab = await withLab(t, 3);

@@ -2,8 +2,8 @@
 // under systemd from /srv/app/current. The app comes from a git repository this machine serves
 // over (dumb) HTTP on the lab bridge: tag a and b are healthy releases, c answers 500 on /health.
 import t from 'tap';
-import { run } from '../lab/exec.ts';
-import { withLab } from '../lab/lab.ts';
+import { run } from '../../lab/exec.ts';
+import { withLab } from '../../lab/lab.ts';
 import { appOnHost, installAppUnit, serveAppRepo } from './support/app-repo.ts';
 import { changedSteps, labInventory, runTaskCli } from './support/cli.ts';
 

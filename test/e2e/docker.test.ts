@@ -10,16 +10,16 @@ import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
 import { apt, defineTask, openConnection, runTask, systemd, type Inventory } from '../../lib/index.ts';
-import { ensureBusyboxImage, ensurePostgresImage, importImages, POSTGRES_RUN } from '../lab/docker-images.ts';
-import { run } from '../lab/exec.ts';
-import { startS3 } from '../lab/s3.ts';
-import { withLab } from '../lab/lab.ts';
+import { ensureBusyboxImage, ensurePostgresImage, importImages, POSTGRES_RUN } from '../../lab/docker-images.ts';
+import { run } from '../../lab/exec.ts';
+import { startS3 } from '../../lab/s3.ts';
+import { withLab } from '../../lab/lab.ts';
 import { changedSteps, labInventory, runTaskCli } from './support/cli.ts';
 import { INSIDE_CONF, insideScenario } from './support/inside.ts';
 
 const started = Date.now();
 const log = (line: string) => t.comment(line);
-// Built once per machine and cached (see test/lab/docker-images.ts), meanwhile docker.io installs:
+// Built once per machine and cached (see lab/docker-images.ts), meanwhile docker.io installs:
 // a cold cache (PostgreSQL's about 4 min) then still fits the file in tap's 600 s.
 const images = Promise.all([ensurePostgresImage({ log }), ensureBusyboxImage({ log })]);
 images.catch(() => {}); // awaited below; a failure must not surface as an unhandled rejection first

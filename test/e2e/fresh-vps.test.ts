@@ -1,12 +1,12 @@
-// Hosts as a provider delivers them (test/lab/fresh.ts): on the first boot apt refreshes its lists,
+// Hosts as a provider delivers them (lab/fresh.ts): on the first boot apt refreshes its lists,
 // installs unattended-upgrades and runs apt's daily jobs, so the first provisioning run meets a
 // held dpkg lock; and debconf asks its questions. tasks/provision.ts must converge there without
 // hanging, wait for the lock only as long as `aptLockTimeout` says, and then fail that host alone
 // with a message naming the holder.
 import t from 'tap';
-import { FIRST_BOOT_UNIT } from '../lab/fresh.ts';
-import { poll } from '../lab/exec.ts';
-import { withLab } from '../lab/lab.ts';
+import { FIRST_BOOT_UNIT } from '../../lab/fresh.ts';
+import { poll } from '../../lab/exec.ts';
+import { withLab } from '../../lab/lab.ts';
 import { changedSteps, labInventory, runTaskCli } from './support/cli.ts';
 import { writeTaskFile } from './support/task-file.ts';
 

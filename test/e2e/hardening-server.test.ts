@@ -5,7 +5,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
-import { withLab } from '../lab/lab.ts';
+import { withLab } from '../../lab/lab.ts';
 import { ufw } from '../../lib/ops/ufw.ts';
 import { changedSteps, labInventory, runTaskCli } from './support/cli.ts';
 

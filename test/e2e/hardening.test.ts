@@ -6,8 +6,8 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
-import { OPS_PASSWORD, withLab } from '../lab/lab.ts';
-import { poll, run } from '../lab/exec.ts';
+import { OPS_PASSWORD, withLab } from '../../lab/lab.ts';
+import { poll, run } from '../../lab/exec.ts';
 import { changedSteps, labInventory, runTaskCli } from './support/cli.ts';
 import { passwordLogin as tryPasswordLogin } from './support/ssh.ts';
 

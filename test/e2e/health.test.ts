@@ -1,8 +1,8 @@
 // scripts/health.ts against two lab hosts: lab1 with a small tmpfs that gets filled past its
 // threshold, lab2 serving HTTP and TLS with a certificate that runs out in 10 days.
 import t from 'tap';
-import { run } from '../lab/exec.ts';
-import { withLab } from '../lab/lab.ts';
+import { run } from '../../lab/exec.ts';
+import { withLab } from '../../lab/lab.ts';
 import { labInventory } from './support/cli.ts';
 
 const lab = await withLab(t, 2);

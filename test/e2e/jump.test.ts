@@ -1,14 +1,14 @@
 // A host this machine cannot reach, provisioned through a bastion: lab2's network is cut off the
-// lab bridge and linked to lab1 alone (test/lab/isolated.ts). tasks/baseline.ts runs on lab2 with
+// lab bridge and linked to lab1 alone (lab/isolated.ts). tasks/baseline.ts runs on lab2 with
 // `jump: 'lab1'`; every outcome is read on lab2 through lab1 with OpenSSH, not with tackle. Then a
 // "Proxmox" container on lab2 (a fake `pct` over a chroot) is reached through the same bastion.
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
-import { run } from '../lab/exec.ts';
-import { isolateBehind, nestedRootScript, sshArgsVia } from '../lab/isolated.ts';
-import { withLab } from '../lab/lab.ts';
+import { run } from '../../lab/exec.ts';
+import { isolateBehind, nestedRootScript, sshArgsVia } from '../../lab/isolated.ts';
+import { withLab } from '../../lab/lab.ts';
 import { changedSteps, labInventory, runTaskCli } from './support/cli.ts';
 
 const lab = await withLab(t, 2);

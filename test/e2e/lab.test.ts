@@ -5,9 +5,9 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { run } from '../lab/exec.ts';
-import { OPS_PASSWORD, startLab, STATE_ROOT, withLab } from '../lab/lab.ts';
-import { mountsUnder } from '../lab/system.ts';
+import { run } from '../../lab/exec.ts';
+import { OPS_PASSWORD, startLab, STATE_ROOT, withLab } from '../../lab/lab.ts';
+import { mountsUnder } from '../../lab/system.ts';
 
 const lab = await withLab(t, 3);
 

@@ -8,9 +8,9 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { apt, defineTask, openConnection, runTask, sh, shell, type Inventory } from '../../lib/index.ts';
-import { run } from '../lab/exec.ts';
-import { startS3 } from '../lab/s3.ts';
-import { withLab } from '../lab/lab.ts';
+import { run } from '../../lab/exec.ts';
+import { startS3 } from '../../lab/s3.ts';
+import { withLab } from '../../lab/lab.ts';
 import { parseExposition, sampleValue, type Family } from '../support/exposition.ts';
 import { changedSteps, labInventory, runTaskCli } from './support/cli.ts';
 

@@ -7,7 +7,7 @@ import { runTask, type RunResult } from '../../lib/engine/runner.ts';
 import { defineTask, type Task } from '../../lib/engine/task.ts';
 import { defineInventory } from '../../lib/inventory/inventory.ts';
 import { apt, files, sh, shell, systemd, users } from '../../lib/index.ts';
-import { withLab } from '../lab/lab.ts';
+import { withLab } from '../../lab/lab.ts';
 
 const lab = await withLab(t, 1);
 const host = lab.hosts[0];

@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
 import type { JsonReport } from '../../lib/cli/report.ts';
-import { run, type RunResult } from '../lab/exec.ts';
-import { withLab } from '../lab/lab.ts';
+import { run, type RunResult } from '../../lab/exec.ts';
+import { withLab } from '../../lab/lab.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const MOTD = 'managed from the infra repository\n';

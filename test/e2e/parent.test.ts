@@ -6,8 +6,8 @@ import { Buffer } from 'node:buffer';
 import { pathToFileURL } from 'node:url';
 import t from 'tap';
 import { openConnection, sh, type Inventory } from '../../lib/index.ts';
-import { nestedRootScript } from '../lab/isolated.ts';
-import { withLab } from '../lab/lab.ts';
+import { nestedRootScript } from '../../lab/isolated.ts';
+import { withLab } from '../../lab/lab.ts';
 import { changedSteps, runTaskCli } from './support/cli.ts';
 import { INSIDE_CONF, insideScenario } from './support/inside.ts';
 

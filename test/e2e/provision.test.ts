@@ -3,10 +3,10 @@
 // certificate from a real ACME server). Every assertion reads the hosts or talks to them.
 import { readFile } from 'node:fs/promises';
 import t from 'tap';
-import { withAcme } from '../lab/acme.ts';
-import { poll, run } from '../lab/exec.ts';
-import { OPS_PASSWORD, withLab } from '../lab/lab.ts';
-import { request, UPSTREAM_PATH, UPSTREAM_SCRIPT, upstreamUnit, websocket } from '../lab/upstream.ts';
+import { withAcme } from '../../lab/acme.ts';
+import { poll, run } from '../../lab/exec.ts';
+import { OPS_PASSWORD, withLab } from '../../lab/lab.ts';
+import { request, UPSTREAM_PATH, UPSTREAM_SCRIPT, upstreamUnit, websocket } from '../../lab/upstream.ts';
 import { changedSteps, labInventory, runTaskCli } from './support/cli.ts';
 import { assertCleanConfigs } from './support/configs.ts';
 import { passwordLogin } from './support/ssh.ts';

@@ -4,7 +4,7 @@ import { homedir } from 'node:os';
 import t from 'tap';
 import { defineTask, openConnection, runTask, type Inventory } from '../../lib/index.ts';
 import { schedule } from '../../lib/ops/schedule.ts';
-import { withLab } from '../lab/lab.ts';
+import { withLab } from '../../lab/lab.ts';
 import { changedSteps, labInventory, runTaskCli } from './support/cli.ts';
 
 const lab = await withLab(t, 1);

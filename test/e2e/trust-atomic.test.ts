@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t, { type Test } from 'tap';
 import type { JsonReport } from '../../lib/cli/report.ts';
-import { withLab } from '../lab/lab.ts';
+import { withLab } from '../../lab/lab.ts';
 import { labInventory } from './support/cli.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');

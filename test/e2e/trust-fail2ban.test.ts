@@ -6,8 +6,8 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t, { type Test } from 'tap';
-import { delay, poll } from '../lab/exec.ts';
-import { withLab } from '../lab/lab.ts';
+import { delay, poll } from '../../lab/exec.ts';
+import { withLab } from '../../lab/lab.ts';
 import { labInventory, runTaskCli } from './support/cli.ts';
 
 const lab = await withLab(t, 3);

@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
-import { startFaultProxy, type Fault, type FaultProxy } from '../lab/fault-proxy.ts';
-import { withLab } from '../lab/lab.ts';
+import { startFaultProxy, type Fault, type FaultProxy } from '../../lab/fault-proxy.ts';
+import { withLab } from '../../lab/lab.ts';
 import { labInventory, runTaskCli } from './support/cli.ts';
 
 const lab = await withLab(t, 3);

@@ -4,8 +4,8 @@
 // already in place and notifies nothing) still reloads nginx, says so, and nginx serves the new
 // configuration. nginx comes from apt through the lab's proxy, as on a real host.
 import t from 'tap';
-import { run } from '../lab/exec.ts';
-import { withLab } from '../lab/lab.ts';
+import { run } from '../../lab/exec.ts';
+import { withLab } from '../../lab/lab.ts';
 import { changedSteps, labInventory, runTaskCli } from './support/cli.ts';
 import { writeTaskFile } from './support/task-file.ts';
 

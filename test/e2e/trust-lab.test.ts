@@ -8,9 +8,9 @@ import { copyFile, mkdir, mkdtemp, readdir, readFile, realpath, rm, symlink, wri
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import t, { type Test } from 'tap';
-import { poll, run, type RunResult } from '../lab/exec.ts';
-import { downLab, listLabs, STATE_ROOT, withLab, type Lab } from '../lab/lab.ts';
-import { findProcesses } from '../lab/system.ts';
+import { poll, run, type RunResult } from '../../lab/exec.ts';
+import { downLab, listLabs, STATE_ROOT, withLab, type Lab } from '../../lab/lab.ts';
+import { findProcesses } from '../../lab/system.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
@@ -55,8 +55,8 @@ async function otherCheckout(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'tackle-checkout-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   await mkdir(join(dir, 'scripts'));
-  await mkdir(join(dir, 'test/lab'), { recursive: true });
-  const files = ['package.json', 'scripts/lab.ts', ...(await readdir(join(ROOT, 'test/lab'))).map((f) => `test/lab/${f}`)];
+  await mkdir(join(dir, 'lab'), { recursive: true });
+  const files = ['package.json', 'scripts/lab.ts', ...(await readdir(join(ROOT, 'lab'))).map((f) => `lab/${f}`)];
   for (const file of files) await copyFile(join(ROOT, file), join(dir, file));
   await symlink(await realpath(join(ROOT, 'node_modules')), join(dir, 'node_modules'));
   return dir;
@@ -72,7 +72,7 @@ async function killedRun(sig: NodeJS.Signals): Promise<Lab> {
   const script = join(dir, 'crash.mts');
   await writeFile(
     script,
-    `import { startLab } from ${JSON.stringify(join(ROOT, 'test/lab/lab.ts'))};\n` +
+    `import { startLab } from ${JSON.stringify(join(ROOT, 'lab/lab.ts'))};\n` +
       `const lab = await startLab({ hosts: 1, name: 'killed' });\nconsole.log('index', lab.index);\nsetInterval(() => {}, 60_000);\n`,
   );
   const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });

@@ -4,9 +4,9 @@
 import { spawn } from 'node:child_process';
 import { hostname } from 'node:os';
 import t from 'tap';
-import { poll } from '../lab/exec.ts';
+import { poll } from '../../lab/exec.ts';
 import { readFile, writeFile } from 'node:fs/promises';
-import { OPS_PASSWORD, withLab } from '../lab/lab.ts';
+import { OPS_PASSWORD, withLab } from '../../lab/lab.ts';
 import { labInventory } from './support/cli.ts';
 import { writeTaskFile } from './support/task-file.ts';
 

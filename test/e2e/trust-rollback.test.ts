@@ -4,8 +4,8 @@
 // to v1, deploy v2 again, then a plain rollback. The health deadline is long (60 s) so that
 // "ended early" is a wide margin, not a timing race.
 import t from 'tap';
-import { run } from '../lab/exec.ts';
-import { withLab } from '../lab/lab.ts';
+import { run } from '../../lab/exec.ts';
+import { withLab } from '../../lab/lab.ts';
 import { appOnHost, installAppUnit, serveAppRepo } from './support/app-repo.ts';
 import { labInventory, runTaskCli, type CliRun } from './support/cli.ts';
 

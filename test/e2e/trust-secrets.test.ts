@@ -10,7 +10,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
-import { withLab } from '../lab/lab.ts';
+import { withLab } from '../../lab/lab.ts';
 import { runTaskCli, type CliRun } from './support/cli.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');

@@ -4,7 +4,7 @@
 // (sshd's journal) and nothing on them changed. Misspelt inventory vars get a warning naming the
 // var they were probably meant to be.
 import t, { type Test } from 'tap';
-import { withLab } from '../lab/lab.ts';
+import { withLab } from '../../lab/lab.ts';
 import { labInventory, runTaskCli } from './support/cli.ts';
 
 const lab = await withLab(t, 2);

@@ -8,11 +8,11 @@ import t from 'tap';
 import { secret } from '../../lib/command/command.ts';
 import { openConnection } from '../../lib/connection/open.ts';
 import type { StepResult } from '../../lib/engine/host-run.ts';
-import type { Operation } from '../../lib/engine/operation.ts';
+import type { Operation } from '../../lib/ops/operation.ts';
 import { defineInventory } from '../../lib/inventory/inventory.ts';
 import { users } from '../../lib/ops/users.ts';
 import { runOp } from '../support/run-op.ts';
-import { withLab } from '../lab/lab.ts';
+import { withLab } from '../../lab/lab.ts';
 
 const lab = await withLab(t, 1);
 const host = lab.hosts[0];

@@ -5,10 +5,10 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
-import { withAcme } from '../lab/acme.ts';
-import { poll } from '../lab/exec.ts';
-import { withLab } from '../lab/lab.ts';
-import { request, websocket } from '../lab/upstream.ts';
+import { withAcme } from '../../lab/acme.ts';
+import { poll } from '../../lab/exec.ts';
+import { withLab } from '../../lab/lab.ts';
+import { request, websocket } from '../../lab/upstream.ts';
 import { changedSteps, labInventory, runTaskCli } from './support/cli.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -30,7 +30,7 @@ async function taskFile(file: string, renewBeforeDays: number): Promise<string> 
     `import { apt, defineTask, files, isMain, runCli, secret, systemd } from ${lib('lib/index.ts')};
 import { certbot } from ${lib('lib/ops/certbot.ts')};
 import { nginx } from ${lib('lib/ops/nginx.ts')};
-import { UPSTREAM_PATH, UPSTREAM_SCRIPT, upstreamUnit } from ${lib('test/lab/upstream.ts')};
+import { UPSTREAM_PATH, UPSTREAM_SCRIPT, upstreamUnit } from ${lib('lab/upstream.ts')};
 const task = defineTask({
   name: 'web-certbot',
   async run(host) {

@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
 import { renderSite, type SiteSpec } from '../../lib/ops/nginx.ts';
-import { poll } from '../lab/exec.ts';
-import { withLab } from '../lab/lab.ts';
-import { request, websocket, type Reply } from '../lab/upstream.ts';
+import { poll } from '../../lab/exec.ts';
+import { withLab } from '../../lab/lab.ts';
+import { request, websocket, type Reply } from '../../lab/upstream.ts';
 import { changedSteps, labInventory, runTaskCli } from './support/cli.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -37,7 +37,7 @@ async function taskFile(file: string, sites: SiteSpec[]): Promise<string> {
     path,
     `import { apt, defineTask, files, isMain, runCli, systemd } from ${lib('lib/index.ts')};
 import { nginx } from ${lib('lib/ops/nginx.ts')};
-import { UPSTREAM_PATH, UPSTREAM_SCRIPT, upstreamUnit } from ${lib('test/lab/upstream.ts')};
+import { UPSTREAM_PATH, UPSTREAM_SCRIPT, upstreamUnit } from ${lib('lab/upstream.ts')};
 const sites = ${JSON.stringify(sites)};
 const task = defineTask({
   name: 'web-nginx',

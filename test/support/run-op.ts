@@ -1,7 +1,7 @@
 import type { Connection } from '../../lib/connection/connection.ts';
 import { LocalConnection } from '../../lib/connection/local.ts';
 import { HostRun, type StepResult } from '../../lib/engine/host-run.ts';
-import type { Operation } from '../../lib/engine/operation.ts';
+import type { Operation } from '../../lib/ops/operation.ts';
 
 /**
  * Plans and (unless dryRun) applies one operation for real through a connection

@@ -8,8 +8,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, normalize } from 'node:path';
-import { run } from '../../lab/exec.ts';
-import type { Lab } from '../../lab/lab.ts';
+import { run } from '../../../lab/exec.ts';
+import type { Lab } from '../../../lab/lab.ts';
 
 /** How a release behaves: healthy, answering 500 on /health, or exiting at once (its unit fails). */
 export type AppState = 'ok' | 'broken' | 'crash';

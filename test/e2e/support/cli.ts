@@ -1,11 +1,11 @@
 // Runs a task file as a person would (`npx tsx tasks/NAME.ts …`) and reads its JSON report.
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { JsonReport } from '../../../lib/cli/report.ts';
 import type { HostSpec } from '../../../lib/inventory/inventory.ts';
-import { run } from '../../lab/exec.ts';
-import type { Lab } from '../../lab/lab.ts';
+import { run } from '../../../lab/exec.ts';
+import { writeInventory, type Lab } from '../../../lab/lab.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 
@@ -27,20 +27,10 @@ export async function runTaskCli(taskFile: string, args: readonly string[], env:
   return { ...result, report };
 }
 
-/** Writes an inventory module for lab hosts; `hosts` may override any field of each host. */
+/** Writes an inventory module for lab hosts in a temporary directory; `overrides` may change any field of each host. */
 export async function labInventory(lab: Lab, overrides: Record<string, Partial<HostSpec>> = {}, extra = ''): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'tackle-inv-'));
-  const file = join(dir, 'inventory.ts');
-  const hosts = Object.fromEntries(
-    lab.hosts.map((h) => [h.name, { address: h.address, user: 'root', privateKeyPath: lab.privateKeyPath, knownHostsPath: lab.knownHostsPath, groups: ['lab'], ...overrides[h.name] }]),
-  );
-  await writeFile(
-    file,
-    `import { defineInventory, loadEnv } from ${JSON.stringify(join(ROOT, 'lib/index.ts'))};
-${extra}
-export default defineInventory({ groups: { lab: {} }, hosts: ${JSON.stringify(hosts, null, 2)} });
-`,
-  );
+  const file = join(await mkdtemp(join(tmpdir(), 'tackle-inv-')), 'inventory.ts');
+  await writeInventory(lab, file, { overrides, extra });
   return file;
 }
 

@@ -2,7 +2,7 @@
 // only accepted but clean, since a warning today (nginx's `listen … http2` on 1.25.1+) is the
 // error of a later release.
 import type { Test } from 'tap';
-import type { Lab } from '../../lab/lab.ts';
+import type { Lab } from '../../../lab/lab.ts';
 
 /** All that a clean `nginx -t` prints. */
 export const NGINX_T_CLEAN = 'nginx: the configuration file /etc/nginx/nginx.conf syntax is ok\nnginx: configuration file /etc/nginx/nginx.conf test is successful\n';

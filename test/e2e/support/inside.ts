@@ -4,7 +4,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { ParentSpec } from '../../../lib/index.ts';
-import type { Lab } from '../../lab/lab.ts';
+import type { Lab } from '../../../lab/lab.ts';
 import { writeTaskFile } from './task-file.ts';
 
 /** The config file the task writes: quotes and a `$` that no shell on the way may touch. */

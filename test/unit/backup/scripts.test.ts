@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import t from 'tap';
 import { main as nightly } from '../../../scripts/nightly-backup.ts';
 import { main as restore } from '../../../scripts/restore.ts';
-import { startWebhook } from '../../lab/webhook.ts';
+import { startWebhook } from '../../../lab/webhook.ts';
 
 function io(argv: string[], env: Record<string, string>) {
   const out = { stdout: '', stderr: '' };

@@ -2,7 +2,7 @@ import t from 'tap';
 import { secret } from '../../../lib/command/command.ts';
 import type { JsonReport } from '../../../lib/cli/report.ts';
 import { failureMessage, postWebhook } from '../../../lib/backup/webhook.ts';
-import { startWebhook } from '../../lab/webhook.ts';
+import { startWebhook } from '../../../lab/webhook.ts';
 
 const report = (hosts: JsonReport['hosts']): JsonReport => ({
   task: 'nightly-backup',

@@ -11,7 +11,7 @@ import { sh } from '../../../lib/command/command.ts';
 import { LocalConnection } from '../../../lib/connection/local.ts';
 import { runCli } from '../../../lib/cli/main.ts';
 import { formatRecap, liveView, painter } from '../../../lib/cli/ui.ts';
-import { defineOperation } from '../../../lib/engine/operation.ts';
+import { defineOperation } from '../../../lib/ops/operation.ts';
 import { runTask, type RunEvent, type RunResult } from '../../../lib/engine/runner.ts';
 import { defineTask } from '../../../lib/engine/task.ts';
 import { secret } from '../../../lib/command/command.ts';

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { connectSsh, type SshEndpoint } from '../../../lib/connection/ssh.ts';
 import { TackleError } from '../../../lib/errors.ts';
-import { startFaultProxy, type Fault } from '../../lab/fault-proxy.ts';
+import { startFaultProxy, type Fault } from '../../../lab/fault-proxy.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tackle-ssh-faults-'));
 execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'key')]);

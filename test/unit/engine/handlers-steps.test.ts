@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import t from 'tap';
 import { sh } from '../../../lib/command/command.ts';
 import { LocalConnection } from '../../../lib/connection/local.ts';
-import { defineOperation, type HandlerRef } from '../../../lib/engine/operation.ts';
+import { defineOperation, type HandlerRef } from '../../../lib/ops/operation.ts';
 import { runTask } from '../../../lib/engine/runner.ts';
 import { defineTask, type Task } from '../../../lib/engine/task.ts';
 import { defineFact } from '../../../lib/facts/fact.ts';

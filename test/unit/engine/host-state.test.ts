@@ -7,7 +7,7 @@ import t from 'tap';
 import { sh } from '../../../lib/command/command.ts';
 import { LocalConnection } from '../../../lib/connection/local.ts';
 import { takeHostLock } from '../../../lib/engine/host-lock.ts';
-import { defineOperation } from '../../../lib/engine/operation.ts';
+import { defineOperation } from '../../../lib/ops/operation.ts';
 import { parseHostState, readStateScript, recordName } from '../../../lib/engine/pending-handlers.ts';
 import { runTask, type RunOptions } from '../../../lib/engine/runner.ts';
 import { defineTask } from '../../../lib/engine/task.ts';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sh } from '../../../lib/command/command.ts';
 import { LocalConnection } from '../../../lib/connection/local.ts';
-import { defineOperation } from '../../../lib/engine/operation.ts';
+import { defineOperation } from '../../../lib/ops/operation.ts';
 import { runTask } from '../../../lib/engine/runner.ts';
 import { defineTask } from '../../../lib/engine/task.ts';
 import { defineFact } from '../../../lib/facts/fact.ts';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sh } from '../../../lib/command/command.ts';
 import { LocalConnection } from '../../../lib/connection/local.ts';
-import { defineOperation, type HandlerRef } from '../../../lib/engine/operation.ts';
+import { defineOperation, type HandlerRef } from '../../../lib/ops/operation.ts';
 import { runTask as runTaskOn, varWarnings, type RunOptions } from '../../../lib/engine/runner.ts';
 import { defineTask } from '../../../lib/engine/task.ts';
 import { TackleError } from '../../../lib/errors.ts';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { LocalConnection } from '../../../lib/connection/local.ts';
-import { gatherFacts } from '../../../lib/engine/gather.ts';
+import { gatherFacts } from '../../../lib/facts/gather.ts';
 import { certbotLineages, parseCertbotLineages, parseRenewalConf } from '../../../lib/facts/certbot.ts';
 
 // Captured from a lab host (Debian 12, certbot 2.1.0) after two certificates from pebble: `app.test`

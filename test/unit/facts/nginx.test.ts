@@ -1,6 +1,6 @@
 import t from 'tap';
 import { LocalConnection } from '../../../lib/connection/local.ts';
-import { gatherFacts } from '../../../lib/engine/gather.ts';
+import { gatherFacts } from '../../../lib/facts/gather.ts';
 import { nginxInstall, parseNginxInstall, sitePaths } from '../../../lib/facts/nginx.ts';
 
 const out = (stdout: string, exitCode = 0, stderr = '') => ({ stdout, stderr, exitCode });

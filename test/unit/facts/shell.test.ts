@@ -1,7 +1,7 @@
 import t from 'tap';
 import { secret, sh } from '../../../lib/command/command.ts';
 import { LocalConnection } from '../../../lib/connection/local.ts';
-import { gatherFacts } from '../../../lib/engine/gather.ts';
+import { gatherFacts } from '../../../lib/facts/gather.ts';
 import { exitStatusFact, inContext, parseExitStatus, parsePathPresence, pathPresenceFact } from '../../../lib/facts/shell.ts';
 
 t.test('parsers', async (t) => {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { imageDir, imageStamp } from '../../lab/image.ts';
+import { imageDir, imageStamp } from '../../../lab/image.ts';
 
 const mirrors = { main: 'http://deb.debian.org/debian', security: 'http://deb.debian.org/debian-security' };
 

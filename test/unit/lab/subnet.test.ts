@@ -1,6 +1,6 @@
 // Which interface addresses keep a lab off 10.200.N.0/24: any whose network shares an address with it.
 import t from 'tap';
-import { overlapsLabSubnet } from '../../lab/lab.ts';
+import { overlapsLabSubnet } from '../../../lab/lab.ts';
 
 const on = (cidr: string) => {
   const [address = '', prefixlen = ''] = cidr.split('/');

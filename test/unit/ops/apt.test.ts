@@ -3,11 +3,11 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import type { Change } from '../../../lib/engine/operation.ts';
+import type { Change } from '../../../lib/ops/operation.ts';
 import { parseDpkgQuery, type AptLists, type Candidates, type DpkgPackages } from '../../../lib/facts/apt.ts';
 import { sh } from '../../../lib/command/command.ts';
 import { apt, aptGetCommand } from '../../../lib/ops/apt.ts';
-import { run } from '../../lab/exec.ts';
+import { run } from '../../../lab/exec.ts';
 import { runOp } from '../../support/run-op.ts';
 import { handlerRef } from '../../support/handler.ts';
 

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { secret } from '../../../lib/command/command.ts';
-import type { Change, Operation } from '../../../lib/engine/operation.ts';
+import type { Change, Operation } from '../../../lib/ops/operation.ts';
 import type { CertbotState, Lineage } from '../../../lib/facts/certbot.ts';
 import { LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, certbot, type CertificateOptions } from '../../../lib/ops/certbot.ts';
 import { handlerRef } from '../../support/handler.ts';

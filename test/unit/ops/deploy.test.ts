@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { secret, sh } from '../../../lib/command/command.ts';
 import { LocalConnection } from '../../../lib/connection/local.ts';
-import type { Change } from '../../../lib/engine/operation.ts';
+import type { Change } from '../../../lib/ops/operation.ts';
 import { type Release, type ReleaseRecord, type ReleasesState, type Slot } from '../../../lib/facts/deploy.ts';
 import { colorUnit, deploy, planRelease, planRollback, previousRelease, releaseId, releaseLayout, restartStops, rollbackTarget, switchUpstreamCommand, upstreamConf, type BlueGreen, type DesiredRelease } from '../../../lib/ops/deploy.ts';
 import { health } from '../../../lib/ops/health.ts';

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { factsOf, type Change } from '../../../lib/engine/operation.ts';
+import { factsOf, type Change } from '../../../lib/ops/operation.ts';
 import type { PathInfo } from '../../../lib/facts/files.ts';
 import { parseTuple, parseUfwState, type UfwState } from '../../../lib/facts/ufw.ts';
 import { dockerUserScript, mirrorRule, UFW_AFTER_INIT } from '../../../lib/ops/docker-firewall.ts';

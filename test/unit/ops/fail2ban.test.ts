@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { Connection } from '../../../lib/connection/connection.ts';
-import type { ApplyContext, Change, Operation } from '../../../lib/engine/operation.ts';
+import type { ApplyContext, Change, Operation } from '../../../lib/ops/operation.ts';
 import { parseDpkgQuery, type AptLists, type DpkgPackages } from '../../../lib/facts/apt.ts';
 import type { Fail2banHost } from '../../../lib/facts/fail2ban.ts';
 import type { PathInfo } from '../../../lib/facts/files.ts';

@@ -7,7 +7,7 @@ import t from 'tap';
 import { Secret, secret } from '../../../lib/command/command.ts';
 import { LocalConnection } from '../../../lib/connection/local.ts';
 import type { StepResult } from '../../../lib/engine/host-run.ts';
-import type { Change, Operation } from '../../../lib/engine/operation.ts';
+import type { Change, Operation } from '../../../lib/ops/operation.ts';
 import { sha256Hex, type PathInfo } from '../../../lib/facts/files.ts';
 import { files } from '../../../lib/ops/files.ts';
 import { runOp } from '../../support/run-op.ts';

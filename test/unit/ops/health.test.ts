@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { sh } from '../../../lib/command/command.ts';
 import { LocalConnection } from '../../../lib/connection/local.ts';
-import type { ApplyContext } from '../../../lib/engine/operation.ts';
+import type { ApplyContext } from '../../../lib/ops/operation.ts';
 import { defineFact } from '../../../lib/facts/fact.ts';
 import {
   connectFromController,

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import type { Change, Operation } from '../../../lib/engine/operation.ts';
+import type { Change, Operation } from '../../../lib/ops/operation.ts';
 import { sha256Hex, type PathInfo } from '../../../lib/facts/files.ts';
 import type { NginxInstall } from '../../../lib/facts/nginx.ts';
 import { nginx, renderSite, type SiteSpec } from '../../../lib/ops/nginx.ts';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { secret } from '../../../lib/command/command.ts';
-import type { Change, Operation } from '../../../lib/engine/operation.ts';
+import type { Change, Operation } from '../../../lib/ops/operation.ts';
 import { TackleError } from '../../../lib/errors.ts';
 import type { DumpFiles, PgDatabases, RowCounts } from '../../../lib/facts/postgres.ts';
 import { postgres } from '../../../lib/ops/postgres.ts';

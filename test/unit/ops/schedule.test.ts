@@ -2,7 +2,7 @@ import { Buffer } from 'node:buffer';
 import { execFileSync } from 'node:child_process';
 import t from 'tap';
 import { CronExpressionParser } from 'cron-parser';
-import type { Change, Operation } from '../../../lib/engine/operation.ts';
+import type { Change, Operation } from '../../../lib/ops/operation.ts';
 import { TackleError } from '../../../lib/errors.ts';
 import { sha256Hex, type PathInfo } from '../../../lib/facts/files.ts';
 import type { Calendar } from '../../../lib/facts/schedule.ts';

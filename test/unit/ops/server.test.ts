@@ -1,5 +1,5 @@
 import t from 'tap';
-import type { Change } from '../../../lib/engine/operation.ts';
+import type { Change } from '../../../lib/ops/operation.ts';
 import type { PathInfo } from '../../../lib/facts/files.ts';
 import type { SwapInfo, ZoneInfo } from '../../../lib/facts/server.ts';
 import { server } from '../../../lib/ops/server.ts';

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { secret, sh } from '../../../lib/command/command.ts';
-import type { Operation } from '../../../lib/engine/operation.ts';
+import type { Operation } from '../../../lib/ops/operation.ts';
 import { shell } from '../../../lib/ops/shell.ts';
 import { runOp } from '../../support/run-op.ts';
 import { handlerRef } from '../../support/handler.ts';

@@ -2,7 +2,7 @@ import { Buffer } from 'node:buffer';
 import t from 'tap';
 import type { Command } from '../../../lib/command/command.ts';
 import type { Connection, ExecResult } from '../../../lib/connection/connection.ts';
-import type { ApplyContext, Change, Operation } from '../../../lib/engine/operation.ts';
+import type { ApplyContext, Change, Operation } from '../../../lib/ops/operation.ts';
 import { TackleError } from '../../../lib/errors.ts';
 import type { PathInfo } from '../../../lib/facts/files.ts';
 import { parseSshdConfig, type SshSession, type SshdConfig } from '../../../lib/facts/sshd.ts';

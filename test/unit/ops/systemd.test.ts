@@ -1,5 +1,5 @@
 import t from 'tap';
-import type { Change } from '../../../lib/engine/operation.ts';
+import type { Change } from '../../../lib/ops/operation.ts';
 import type { SystemdUnit } from '../../../lib/facts/systemd.ts';
 import { systemd, type ServiceOptions } from '../../../lib/ops/systemd.ts';
 import { runOp } from '../../support/run-op.ts';

@@ -1,5 +1,5 @@
 import t from 'tap';
-import type { Change, Operation } from '../../../lib/engine/operation.ts';
+import type { Change, Operation } from '../../../lib/ops/operation.ts';
 import { TackleError } from '../../../lib/errors.ts';
 import type { SshSession } from '../../../lib/facts/sshd.ts';
 import { parseUfwState, type UfwState } from '../../../lib/facts/ufw.ts';

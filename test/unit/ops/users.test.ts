@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import t from 'tap';
 import { Command, secret, sh as shell } from '../../../lib/command/command.ts';
 import { TEMP, digestOf as contentDigest, receiveWhole, replaceScript } from '../../../lib/connection/replace.ts';
-import type { Change, Operation } from '../../../lib/engine/operation.ts';
+import type { Change, Operation } from '../../../lib/ops/operation.ts';
 import type { AuthorizedKeysInfo, UserInfo } from '../../../lib/facts/users.ts';
 import { users } from '../../../lib/ops/users.ts';
 

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { sh } from '../../../lib/command/command.ts';
 import { LocalConnection } from '../../../lib/connection/local.ts';
-import { gatherFacts, splitBatch } from '../../../lib/engine/gather.ts';
+import { gatherFacts, splitBatch } from '../../../lib/facts/gather.ts';
 import { defineFact } from '../../../lib/facts/fact.ts';
 
 t.test('splitBatch separates outputs, stderr and exit codes', async (t) => {

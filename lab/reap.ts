@@ -1,5 +1,5 @@
 // Started detached by a process that exits (or is killed) with labs still up: takes those labs
-// down after it is gone. Usage: node --import tsx test/lab/reap.ts INDEX:ID...
+// down after it is gone. Usage: node --import tsx lab/reap.ts INDEX:ID...
 // The id makes sure a lab is only removed if it is still the one its process started: by the time
 // the reaper runs, someone may have taken it down and another lab may hold its index.
 import { downLab } from './lab.ts';

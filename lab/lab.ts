@@ -19,6 +19,7 @@ import { DOCKER_IMAGE_DIR, HOST_DOCKER_IMAGE_DIR } from './docker-images.ts';
 import { makeFresh } from './fresh.ts';
 import { ensureImage, type ImageOptions } from './image.ts';
 import { childPids, processArgv, processStartTime, removeCgroup, signal, systemdCgroupRoots, unmountUnder, waitForExit } from './system.ts';
+import type { HostSpec } from '../lib/index.ts';
 
 export { DEFAULT_IMAGE_DIR, ensureImage, OPS_PASSWORD, readMirrors, type ImageOptions, type Mirrors } from './image.ts';
 export type { RunResult } from './exec.ts';
@@ -37,7 +38,7 @@ const TMP_PREFIX = 'tackle-lab-';
 const CGROUP_PARENT = 'tackle-lab';
 
 /** The checkout this module belongs to (its real path); every lab records the one it was started from. */
-export const CHECKOUT = realpathSync(fileURLToPath(new URL('../..', import.meta.url)));
+export const CHECKOUT = realpathSync(fileURLToPath(new URL('..', import.meta.url)));
 
 /** A lab host as a test or an inventory sees it. */
 export interface LabHost {
@@ -724,39 +725,40 @@ export async function downLeftovers(opts: { log?: (line: string) => void } = {})
   return removed;
 }
 
+/** What {@link writeInventory} adds to the lab's hosts. */
+export interface InventoryExtras {
+  /** Fields merged over each named host's entry (vars, become, a parent…). */
+  overrides?: Record<string, Partial<HostSpec>>;
+  /** Module code placed before the inventory (it may use `loadEnv`). */
+  extra?: string;
+}
+
 /**
  * Writes a TypeScript inventory module for the lab's hosts (user root, group `lab`), importing
- * `defineInventory` from the repo's `lib/index.ts` by a path relative to `file`.
+ * from the repo's `lib/index.ts` by a path relative to `file`.
  *
  * @example await writeInventory(lab, 'lab-inventory.ts');
  */
-export async function writeInventory(lab: Pick<Lab, 'hosts' | 'privateKeyPath' | 'knownHostsPath'>, file: string): Promise<void> {
+export async function writeInventory(lab: Pick<Lab, 'hosts' | 'privateKeyPath' | 'knownHostsPath'>, file: string, extras: InventoryExtras = {}): Promise<void> {
   const target = resolve(file);
-  const libIndex = fileURLToPath(new URL('../../lib/index.ts', import.meta.url));
+  const libIndex = fileURLToPath(new URL('../lib/index.ts', import.meta.url));
   let specifier = relative(dirname(target), libIndex).split(sep).join('/');
   if (!specifier.startsWith('.')) specifier = `./${specifier}`;
-  const hosts = lab.hosts.map(
-    (h) =>
-      `    ${tsString(h.name)}: { address: ${tsString(h.address)}, user: 'root', privateKeyPath: ${tsString(lab.privateKeyPath)}, ` +
-      `knownHostsPath: ${tsString(lab.knownHostsPath)}, groups: ['lab'] },`,
+  const hosts = Object.fromEntries(
+    lab.hosts.map((h) => [
+      h.name,
+      { address: h.address, user: 'root', privateKeyPath: lab.privateKeyPath, knownHostsPath: lab.knownHostsPath, groups: ['lab'], ...extras.overrides?.[h.name] },
+    ]),
   );
   const source = [
-    '// Written by test/lab for a running lab; it is thrown away with the lab.',
-    `import { defineInventory } from ${tsString(specifier)};`,
+    '// Written by lab/ for a running lab; it is thrown away with the lab.',
+    `import { defineInventory${extras.extra ? ', loadEnv' : ''} } from ${JSON.stringify(specifier)};`,
+    ...(extras.extra ? [extras.extra] : []),
     '',
-    'export default defineInventory({',
-    '  hosts: {',
-    ...hosts,
-    '  },',
-    '  groups: { lab: { vars: {} } },',
-    '});',
+    `export default defineInventory({ groups: { lab: {} }, hosts: ${JSON.stringify(hosts, null, 2)} });`,
     '',
   ].join('\n');
   await writeFile(target, source);
-}
-
-function tsString(value: string): string {
-  return `'${value.replace(/[\\']/g, (c) => `\\${c}`)}'`;
 }
 
 /** The part of a tap `Test` that {@link withLab} uses. */

@@ -2,7 +2,7 @@
 // a host whose network is only routed from another lab host (a bastion), and a nested root
 // (a chroot) inside a host, entered with a wrapper command the way a container is.
 //
-// Built from the names test/lab/lab.ts gives things: namespace `tkl-N-NAME` for host NAME,
+// Built from the names lab/lab.ts gives things: namespace `tkl-N-NAME` for host NAME,
 // veth `tkl-N-hI` (this machine's end) for the I-th host. New links are named `tkl-N-j…` and
 // live inside the hosts' namespaces, so they go when the lab goes.
 import { check } from './exec.ts';

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Command, sh } from '../command/command.ts';
 import type { Connection } from '../connection/connection.ts';
 import { TackleError, tail } from '../errors.ts';
-import type { Fact, FactOutput } from '../facts/fact.ts';
+import type { Fact, FactOutput } from './fact.ts';
 
 /**
  * Runs many fact commands in one exec (one round trip) and splits their
