@@ -8,6 +8,7 @@ import t from 'tap';
 import { run } from '../../lab/exec.ts';
 import { OPS_PASSWORD, startLab, STATE_ROOT, withLab } from '../../lab/lab.ts';
 import { mountsUnder } from '../../lab/system.ts';
+import type { Inventory } from '../../lib/index.ts';
 
 const lab = await withLab(t, 3);
 
@@ -101,10 +102,12 @@ t.test('stop cuts a host off, start brings it back with its disk', async (t) => 
 
 t.test('the inventory module points at the hosts and the repo lib', async (t) => {
   const source = await readFile(lab.inventoryFile, 'utf8');
-  const specifier = /from '([^']+)'/.exec(source)?.[1] ?? '';
+  const specifier = /from "([^"]+)"/.exec(source)?.[1] ?? '';
   t.equal(resolve(dirname(lab.inventoryFile), specifier), fileURLToPath(new URL('../../lib/index.ts', import.meta.url)));
-  for (const host of lab.hosts) t.match(source, `'${host.name}': { address: '${host.address}', user: 'root'`);
-  t.match(source, `privateKeyPath: '${lab.privateKeyPath}'`);
+  const inventory = ((await import(lab.inventoryFile)) as { default: Inventory }).default;
+  for (const host of lab.hosts) {
+    t.match(inventory.hosts.get(host.name), { spec: { address: host.address, user: 'root', privateKeyPath: lab.privateKeyPath }, groups: ['lab'] }, `${host.name} as the lab runs it`);
+  }
 });
 
 t.test('down removes everything the lab created, and may be repeated', async (t) => {
