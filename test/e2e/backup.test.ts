@@ -10,7 +10,7 @@ import { apt, defineTask, openConnection, runTask, sh, shell, systemd, type Inve
 import { startS3 } from '../../lab/s3.ts';
 import { withLab } from '../../lab/lab.ts';
 import { startWebhook } from '../../lab/webhook.ts';
-import { changedSteps, labInventory, runTaskCli, type CliRun } from './support/cli.ts';
+import { changedSteps, labInventory, runTaskCli, type CliRun, plannedSteps } from './support/cli.ts';
 
 const lab = await withLab(t, 2);
 const s3 = await startS3(lab.bridgeAddress, 'backups');
@@ -84,7 +84,7 @@ t.test('nightly backup: the dry-run predicts it, both hosts end with a verified 
 
   const real = await nightly();
   t.equal(real.code, 0, 'exit code', { stdout: real.stdout.slice(-3000), stderr: real.stderr });
-  t.same(changedSteps(real.report), changedSteps(dry.report), 'the dry-run listed exactly the steps the real run changed');
+  t.same(plannedSteps(real.report), plannedSteps(dry.report), 'the dry-run listed exactly the steps the real run changed');
   t.same(changedSteps(real.report).lab1, [
     'apt.packages rclone',
     'rclone.remote s3',
@@ -124,7 +124,7 @@ t.test('restore drill: the newest verified backup restored into a scratch databa
 
   const real = await restore('--limit', 'lab1');
   t.equal(real.code, 0, 'exit code', { stdout: real.stdout.slice(-3000), stderr: real.stderr });
-  t.same(changedSteps(real.report), changedSteps(dry.report));
+  t.same(plannedSteps(real.report), plannedSteps(dry.report));
   t.same(await counts('lab1', scratch), TABLES, 'the scratch database holds every row (counted on the host)');
   t.same(await counts('lab1', 'app'), TABLES);
   t.match(real.stdout, new RegExp(`lab1: app ← ${newest} \\(local\\) restored into ${scratch}\\n.*\\n\\s+audit\\.log\\s+3000\\s+3000\\s+=\\n\\s+public\\.customers\\s+5000\\s+5000\\s+=\\n\\s+public\\.orders\\s+12000\\s+12000\\s+=\\n\\s+all 3 table\\(s\\) match`));
@@ -252,7 +252,7 @@ t.test('retention on both sides keeps exactly the expected set, never fewer than
   t.equal(dry.code, 0);
   const real = await nightly('--limit', 'lab1');
   t.equal(real.code, 0, 'exit code', { stdout: real.stdout.slice(-3000) });
-  t.same(changedSteps(real.report), changedSteps(dry.report));
+  t.same(plannedSteps(real.report), plannedSteps(dry.report));
   const removals = (run: CliRun) => run.report?.hosts[0]?.steps.filter((s) => /prune/.test(s.name)).map((s) => `${s.name}: ${s.summary?.replace(/; keep .*/, '')}`);
   t.same(removals(real), removals(dry), 'the dry-run named the same removals, counting the dump it had not made yet');
   t.same(removals(real), [

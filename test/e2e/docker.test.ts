@@ -14,7 +14,7 @@ import { ensureBusyboxImage, ensurePostgresImage, importImages, POSTGRES_RUN } f
 import { run } from '../../lab/exec.ts';
 import { startS3 } from '../../lab/s3.ts';
 import { withLab } from '../../lab/lab.ts';
-import { changedSteps, labInventory, runTaskCli } from './support/cli.ts';
+import { changedSteps, labInventory, runTaskCli, plannedSteps } from './support/cli.ts';
 import { INSIDE_CONF, insideScenario } from './support/inside.ts';
 
 const started = Date.now();
@@ -81,7 +81,7 @@ t.test('nightly backup dumps PostgreSQL in a container with docker exec; the res
   t.match(dry.stdout, /postgres\.dump app — dump app \(docker pg postgres@\) to \/srv\/backups\/app-\d{8}T\d{6}Z\.dump/);
   const real = await runTaskCli('scripts/nightly-backup.ts', args, env);
   t.equal(real.code, 0, 'nightly backup', { stdout: real.stdout.slice(-3000), stderr: real.stderr });
-  t.same(changedSteps(real.report), changedSteps(dry.report), 'the dry-run predicted the run');
+  t.same(plannedSteps(real.report), plannedSteps(dry.report), 'the dry-run predicted the run');
   const names = (await sh1('lab1', `ls -1A ${DIR}`)).split('\n').filter(Boolean).sort();
   const dump = names.find((n) => /^app-\d{8}T\d{6}Z\.dump$/.test(n)) as string;
   t.same(names, [dump, `${dump}.sha256`], 'one dump and its checksum on the host');
@@ -107,7 +107,7 @@ t.test('a task runs inside a container through the docker parent wrapper; one wi
   const real = await runTaskCli(task, args);
   t.equal(real.code, 0, 'real run', { stdout: real.stdout.slice(-3000), stderr: real.stderr });
   t.same(changedSteps(real.report), { box: STEPS });
-  t.same(changedSteps(dry.report), changedSteps(real.report), 'the dry-run predicted it');
+  t.same(plannedSteps(dry.report), plannedSteps(real.report), 'the dry-run predicted it');
   t.equal(await sh1('lab1', `docker exec box sh -c 'cd /etc/app && cat app.conf extra && stat -c %a . app.conf && test -s stamp && echo stamped'`), `${CONF}who=box\n750\n640\nstamped\n`, 'the files are inside the container, read back with docker exec');
   t.equal((await lab.ssh('lab1', 'test -e /etc/app; echo $?')).stdout, '1\n', 'nothing landed on the parent');
   const again = await runTaskCli(task, args);
@@ -205,7 +205,7 @@ if (isMain(import.meta.url, process.argv)) process.exitCode = await runCli(task,
   const fixed = await runTaskCli(task, args);
   t.equal(fixed.code, 0, 'the fix', { stdout: fixed.stdout.slice(-2000) });
   t.same(changedSteps(fixed.report), { lab1: ['ufw.dockerUser'] });
-  t.same(changedSteps(dry.report), changedSteps(fixed.report), 'the dry-run predicted it');
+  t.same(plannedSteps(dry.report), plannedSteps(fixed.report), 'the dry-run predicted it');
   t.equal(await connect('lab2', lab.host('lab1').address), 'closed', 'another host can no longer connect');
   t.equal(await connect('lab1', '127.0.0.1'), 'open', 'the host itself still can');
   t.equal(await sh1('lab1', `docker exec pgpub psql -XAtq -c 'SELECT 1'`), '1\n', 'and PostgreSQL runs on');

@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import t from 'tap';
 import { withLab } from '../../lab/lab.ts';
 import { ufw } from '../../lib/ops/ufw.ts';
-import { changedSteps, labInventory, runTaskCli } from './support/cli.ts';
+import { changedSteps, labInventory, runTaskCli, plannedSteps } from './support/cli.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const lab = await withLab(t, 1);
@@ -43,7 +43,7 @@ t.test('host name and time zone: dry-run predicts, the real run applies, a secon
   const real = await runTaskCli(file, ['--inventory', inventory]);
   t.equal(real.code, 0, 'real run', { stdout: real.stdout.slice(-2000) });
   t.same(changedSteps(real.report), { lab1: ['server.hostname web1.example.test', 'server.timezone Europe/Berlin'] });
-  t.same(changedSteps(real.report), changedSteps(dry.report), 'predicted exactly');
+  t.same(plannedSteps(real.report), plannedSteps(dry.report), 'predicted exactly');
 
   const facts = await lab.ssh('lab1', 'hostname; cat /etc/hostname; grep ^127.0.1.1 /etc/hosts; getent ahostsv4 web1 | head -n 1 | cut -d" " -f1; readlink /etc/localtime; cat /etc/timezone; env -u TZ date -d @1751328000 +%H:%M%z');
   t.equal(facts.stdout, 'web1.example.test\nweb1.example.test\n127.0.1.1\tweb1.example.test web1\n127.0.1.1\n/usr/share/zoneinfo/Europe/Berlin\nEurope/Berlin\n02:00+0200\n');

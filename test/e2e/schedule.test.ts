@@ -5,7 +5,7 @@ import t from 'tap';
 import { defineTask, openConnection, runTask, type Inventory } from '../../lib/index.ts';
 import { schedule } from '../../lib/ops/schedule.ts';
 import { withLab } from '../../lab/lab.ts';
-import { changedSteps, labInventory, runTaskCli } from './support/cli.ts';
+import { changedSteps, labInventory, runTaskCli, plannedSteps } from './support/cli.ts';
 
 const lab = await withLab(t, 1);
 const UNIT = 'tackle-nightly-backup';
@@ -22,7 +22,7 @@ t.test('the timer is installed from a cron expression, listed by systemd, runs t
 
   const real = await install('0 2 * * *');
   t.equal(real.code, 0, 'exit code', { stdout: real.stdout, stderr: real.stderr });
-  t.same(changedSteps(real.report), changedSteps(dry.report), 'the dry-run predicted the change');
+  t.same(plannedSteps(real.report), plannedSteps(dry.report), 'the dry-run predicted the change');
   t.same(changedSteps(real.report).lab1, [`schedule.timer ${UNIT}`]);
   t.match(await onHost('systemctl list-timers --all --no-pager'), new RegExp(`\\s${UNIT}\\.timer\\s+${UNIT}\\.service`), 'systemctl list-timers lists it');
   t.equal(await onHost(`systemctl is-enabled ${UNIT}.timer; systemctl is-active ${UNIT}.timer`), 'enabled\nactive\n');

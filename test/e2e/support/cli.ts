@@ -38,3 +38,13 @@ export async function labInventory(lab: Lab, overrides: Record<string, Partial<H
 export function changedSteps(report: JsonReport | undefined): Record<string, string[]> {
   return Object.fromEntries((report?.hosts ?? []).map((h) => [h.name, h.steps.filter((s) => s.status === 'changed').map((s) => s.name)]));
 }
+
+/**
+ * Per host, every step as the run saw it: `status name — summary`, with the run's own timestamps
+ * (dump names, ISO times) masked. A dry-run must equal the real run in all of it, not only in
+ * which steps changed.
+ */
+export function plannedSteps(report: JsonReport | undefined): Record<string, string[]> {
+  const stamp = (text: string) => text.replace(/\d{8}T\d{6}Z/g, 'STAMP').replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z/g, 'TIME');
+  return Object.fromEntries((report?.hosts ?? []).map((h) => [h.name, h.steps.map((s) => stamp(`${s.status} ${s.name}${s.summary ? ` — ${s.summary}` : ''}`))]));
+}
