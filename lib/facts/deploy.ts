@@ -172,7 +172,9 @@ export function parseReleasesState({ stdout, stderr, exitCode }: FactOutput, dir
 export type GitRef =
   | { kind: 'commit'; commit: string; name: string }
   | { kind: 'not-found' }
-  /** git is missing (an earlier step installs it) or the repository could not be read. */
+  /** Not installed on the host yet: the release resolves the ref once git is there. */
+  | { kind: 'no-git' }
+  /** The repository could not be read. */
   | { kind: 'unavailable'; reason: string };
 
 /**
@@ -203,7 +205,7 @@ ${GIT_ENV} timeout 60 git ls-remote -- ${repo} ${ref} ${`${ref}^{}`}`;
  * @example parseLsRemote('v1', { stdout: 'aaa…\trefs/tags/v1\nbbb…\trefs/tags/v1^{}\n', stderr: '', exitCode: 0 }) // { kind: 'commit', commit: 'bbb…', name: 'refs/tags/v1' }
  */
 export function parseLsRemote(ref: string, { stdout, stderr, exitCode }: FactOutput): GitRef {
-  if (stdout.trim() === 'git is not installed') return { kind: 'unavailable', reason: 'git is not installed on the host' };
+  if (stdout.trim() === 'git is not installed') return { kind: 'no-git' };
   if (exitCode !== 0) return { kind: 'unavailable', reason: stderr.trim().split('\n')[0] || `git ls-remote exited with code ${exitCode}` };
   const refs = new Map<string, string>();
   for (const line of stdout.split('\n')) {

@@ -587,7 +587,7 @@ function sameRelease(live: Release, source: Source, ref: GitRef | undefined): bo
  *
  * @example
  * planRelease(desired, { kind: 'missing' }, { kind: 'commit', commit: 'ab…', name: 'refs/tags/v1' })
- * // { summary: 'release 20250101T120000Z-v1 (v1 = ab12cd3), the first', actions: [...], checks: [...] }
+ * // { summary: 'release 20250101T120000Z-v1 (v1), the first', actions: [...], checks: [...] }
  */
 export function planRelease(d: DesiredRelease, state: ReleasesState, ref: GitRef | undefined, upstream?: LiveUpstream): Change | undefined {
   const L = d.layout;
@@ -618,7 +618,9 @@ export function planRelease(d: DesiredRelease, state: ReleasesState, ref: GitRef
   const prune = managed.filter((r) => !kept.has(r) && r !== live?.id && !(current.kind === 'release' && r === current.id) && !running.has(r));
   const commit = source.kind === 'git' ? (ref?.kind === 'commit' ? ref.commit : /^[0-9a-f]{40}$|^[0-9a-f]{64}$/.test(source.ref) ? source.ref : undefined) : undefined;
 
-  const what = source.kind === 'git' ? `${source.ref}${commit ? ` = ${commit.slice(0, 7)}` : ref?.kind === 'unavailable' ? `, not resolved now: ${ref.reason}` : ''}` : `image ${source.tag}`;
+  // The summary names the ref, not the commit it resolves to: a dry-run on a host without git yet
+  // cannot know the commit, and its summary must be the real run's. The commands carry the commit.
+  const what = source.kind === 'git' ? `${source.ref}${ref?.kind === 'unavailable' ? `, not resolved now: ${ref.reason}` : ''}` : `image ${source.tag}`;
   const replacing = live ? `replacing ${live.id}` : current.kind === 'release' ? `replacing the missing ${current.id}` : 'the first';
   const where = bg && target !== undefined ? `, on ${colorName(bg, target)}${onPort === undefined ? '' : ` beside ${colorName(bg, onPort)}`}` : '';
   const summary = `release ${id} (${what}), ${replacing}${where}${d.hook ? ', pre-deploy hook' : ''}${prune.length ? `, prune ${prune.length} old` : ''}`;

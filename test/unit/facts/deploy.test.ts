@@ -58,7 +58,7 @@ t.test('ls-remote resolved as rev-parse would', async (t) => {
   t.same(parseLsRemote('light', out('ls-remote light')), { kind: 'commit', commit: 'f4c2da5100be6803a94d971b06d4089c8b0a6497', name: 'refs/tags/light' });
   t.same(parseLsRemote('x', out('ls-remote x')), { kind: 'not-found' }, 'ls-remote matches feature/x by its tail; git rev-parse x would not');
   t.same(parseLsRemote('main', out('ls-remote missing repo')), { kind: 'unavailable', reason: "fatal: '/nonexistent/repo.git' does not appear to be a git repository" });
-  t.same(parseLsRemote('main', { stdout: 'git is not installed\n', stderr: '', exitCode: 0 }), { kind: 'unavailable', reason: 'git is not installed on the host' });
+  t.same(parseLsRemote('main', { stdout: 'git is not installed\n', stderr: '', exitCode: 0 }), { kind: 'no-git' }, 'resolved by the release once git is installed');
   t.match(gitRemoteRef('https://g.test/a.git', 'v1').command.toString(), "GIT_TERMINAL_PROMPT=0 GIT_SSH_COMMAND='ssh -o BatchMode=yes' timeout 60 git ls-remote -- https://g.test/a.git v1 'v1^{}'");
 });
 
