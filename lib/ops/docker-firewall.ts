@@ -8,8 +8,9 @@
 // into DOCKER-USER, from ufw's own after.init hook, so they come and go with ufw (boot, reload,
 // disable) and follow every `ufw.rules` change the next time this step runs.
 import { sh } from '../command/command.ts';
-import { factsOf, planWith, defineOperation, type Change, type CommonOptions, type Operation } from './operation.ts';
+import { defineOperation, type Change, type CommonOptions, type Operation } from './operation.ts';
 import { DOCKER_USER_TAG, dockerUserGuard } from '../facts/docker.ts';
+import { pathInfo } from '../facts/files.ts';
 import { ufwState, type UfwRule } from '../facts/ufw.ts';
 import { files } from './files.ts';
 
@@ -97,16 +98,15 @@ exit 0
  * await host.run(ufw.dockerUser());
  */
 export function dockerUser(options: DockerUserOptions = {}): Operation {
-  const keys = factsOf(files.file({ path: UFW_AFTER_INIT, content: '' }));
   return defineOperation({
     name: 'ufw.dockerUser',
-    facts: { ...keys, ufw: ufwState, guard: dockerUserGuard },
+    // The hook's content comes from ufw's rules: its files.file is built when planning, from this fact.
+    facts: { hook: pathInfo(UFW_AFTER_INIT), ufw: ufwState, guard: dockerUserGuard },
     options,
-    plan: (values): Change | undefined => {
-      const { ufw, guard } = values;
+    plan: ({ ufw, guard }, part): Change | undefined => {
       // Missing ufw: a dry run before the step that installs it; plan the write, the reload waits for a real run.
       const rules = ufw.kind === 'ufw' ? ufw.rules : [];
-      const write = planWith(files.file({ path: UFW_AFTER_INIT, content: dockerUserScript(rules), mode: '0750' }), values);
+      const write = part(files.file({ path: UFW_AFTER_INIT, content: dockerUserScript(rules), mode: '0750' }));
       const active = ufw.kind === 'ufw' && ufw.active;
       if (!write && (!active || guard.loaded)) return undefined;
       const reload = active ? [{ command: sh`ufw reload` }] : [];

@@ -1,12 +1,12 @@
-import { Command, sh } from '../command/command.ts';
-import { defineOperation, type Action, type ApplyContext, type Change, type CommonOptions, type Operation } from './operation.ts';
+import { sh } from '../command/command.ts';
+import { combine, defineOperation, type ApplyContext, type Change, type CommonOptions, type Operation, type PlanPart } from './operation.ts';
 import { TackleError, tail } from '../errors.ts';
-import { aptLists, dpkgPackages, type AptLists, type DpkgPackages } from '../facts/apt.ts';
+import { aptLists, dpkgPackages } from '../facts/apt.ts';
 import { fail2banHost, type Fail2banHost } from '../facts/fail2ban.ts';
-import { pathInfo, type PathInfo } from '../facts/files.ts';
+import { pathInfo } from '../facts/files.ts';
 import { apt } from './apt.ts';
 import { files } from './files.ts';
-import { previousVersion } from './sshd.ts';
+import { replaceChecked } from './replace-checked.ts';
 
 /** A fail2ban time: seconds, or a number with a unit fail2ban reads (`10m`, `1h`, `1d`, `1w`); -1 bans for ever. */
 export type Fail2banTime = number | string;
@@ -86,18 +86,15 @@ const SSHD_FILTER = 'filter = sshd[mode=%(mode)s, _daemon="sshd(?:-session)?"]';
 /** Either process name, and either unit name: `+` is an OR between journal matches. */
 const SSHD_JOURNALMATCH = 'journalmatch = _SYSTEMD_UNIT=ssh.service + _SYSTEMD_UNIT=sshd.service + _COMM=sshd + _COMM=sshd-session';
 
-/** The change that installs python3-systemd when the journal backend needs it (apt.packages' own planner). */
-function journalModule(dpkg: DpkgPackages, lists: AptLists): Change | undefined {
-  return apt.packages({ names: ['python3-systemd'] }).plan({ dpkg, lists });
-}
+/** The package the journal backend needs, installed by apt.packages' own planner. */
+const JOURNAL_MODULE = apt.packages({ names: ['python3-systemd'] });
 
 /**
- * Writes a fail2ban file in place and checks the WHOLE configuration with `fail2ban-client -t`
+ * A fail2ban file written in place and the WHOLE configuration checked with `fail2ban-client -t`
  * (a jail file means nothing alone); on failure the previous file is back and the step fails.
  */
-function validatedWrite(path: string, write: Change): Action[] {
-  const prev = previousVersion(path);
-  return [{ command: prev.save }, ...write.actions, { command: Command.join([prev.validateOrRestore(sh`fail2ban-client -t`), prev.forget], '\n') }];
+function checkedWrite(path: string, write: Change): Change {
+  return replaceChecked({ ...write, summary: `${write.summary}, checked with fail2ban-client -t` }, [path], sh`fail2ban-client -t`);
 }
 
 /**
@@ -127,9 +124,11 @@ function jail(options: JailOptions): Operation {
   const sshd = name === 'sshd';
   return defineOperation({
     name: where,
+    // The facts its parts read: the jail file (its content depends on the host, so its files.file
+    // is built when planning) and apt's, for the journal module.
     facts: { info: pathInfo(path), host: fail2banHost, dpkg: dpkgPackages, lists: aptLists },
     options: { notify: options.notify },
-    plan: ({ info, host, dpkg, lists }) => planJail({ name, path, fixed, sshd, backend: options.backend }, info, host, dpkg, lists),
+    plan: ({ host }, part) => planJail({ name, path, fixed, sshd, backend: options.backend }, host, part),
   });
 }
 
@@ -142,7 +141,7 @@ interface JailPlan {
   backend: Fail2banCommon['backend'];
 }
 
-function planJail(j: JailPlan, info: PathInfo, host: Fail2banHost, dpkg: DpkgPackages, lists: AptLists): Change | undefined {
+function planJail(j: JailPlan, host: Fail2banHost, part: PlanPart): Change | undefined {
   // Only the sshd jail's log is known to live in the journal on a journald-only host.
   const journalOnly = j.sshd && j.backend === undefined && !host.authLog;
   const journal = journalOnly || j.backend === 'systemd';
@@ -150,15 +149,9 @@ function planJail(j: JailPlan, info: PathInfo, host: Fail2banHost, dpkg: DpkgPac
   const body = [...j.fixed, ...(journalOnly ? ['backend = systemd'] : []), ...sources];
   const why = journalOnly ? ['# No /var/log/auth.log: sshd logs to the journal, hence backend = systemd.'] : [];
   const content = [`# Managed by tackle (fail2ban.jail ${j.name}).`, ...why, `[${j.name}]`, ...body, ''].join('\n');
-  const write = files.file({ path: j.path, content, mode: '0644', owner: 'root', group: 'root' }).plan({ info });
-  const module = journal ? journalModule(dpkg, lists) : undefined;
-  if (!write && !module) return undefined;
-  const said = [...(module ? [`${module.summary} (the journal backend needs it)`] : []), ...(write ? [`${write.summary}, checked with fail2ban-client -t`] : [])];
-  return {
-    summary: said.join('; '),
-    actions: [...(module?.actions ?? []), ...(write ? validatedWrite(j.path, write) : [])],
-    ...(write?.diff ? { diff: write.diff } : {}),
-  };
+  const write = part(files.file({ path: j.path, content, mode: '0644', owner: 'root', group: 'root' }));
+  const module = journal ? part(JOURNAL_MODULE) : undefined;
+  return combine([module && { ...module, summary: `${module.summary} (the journal backend needs it)` }, write && checkedWrite(j.path, write)]);
 }
 
 /**
@@ -178,10 +171,9 @@ function defaults(options: DefaultsOptions): Operation {
     name: 'fail2ban.defaults',
     facts: { info: pathInfo(path) },
     options,
-    plan: ({ info }) => {
-      const write = file.plan({ info });
-      if (!write) return undefined;
-      return { summary: `${write.summary}, checked with fail2ban-client -t`, actions: validatedWrite(path, write), ...(write.diff ? { diff: write.diff } : {}) };
+    plan: (_, part) => {
+      const write = part(file);
+      return write && checkedWrite(path, write);
     },
   });
 }

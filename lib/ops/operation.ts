@@ -67,18 +67,86 @@ export interface Operation<F extends FactMap = FactMap> {
 }
 
 /**
+ * Plans another operation as a part of the one being planned, with the facts the engine gathered
+ * for it (see `parts` of {@link defineOperation}); `undefined` when the part changes nothing.
+ */
+export type PlanPart = (part: Operation) => Change | undefined;
+
+/**
+ * Defines an operation. An operation made of others (a config that files.file writes, say) names
+ * them in `parts`, or asks itself for the facts they need (a part built from fact values, such
+ * as a file whose content depends on its current content); `plan` then plans each of them with
+ * `part(op)`, typed by the part's own facts. Part facts are gathered under their cache keys, so
+ * two parts asking one question share one answer.
+ *
  * @example
- * defineOperation({ name: 'touch /x', facts: { f: fileFact('/x') }, options,
+ * defineOperation({ name: 'touch /x', facts: { f: pathInfo('/x') }, options,
  *   plan: ({ f }) => f.kind === 'missing' ? { summary: 'create /x', actions: [{ command: sh`touch /x` }] } : undefined })
+ * const unit = files.file({ path: '/etc/systemd/system/x.service', content });
+ * defineOperation({ name: 'x', facts: { state: systemdUnit('x.service') }, parts: [unit],
+ *   plan: ({ state }, part) => combine([part(unit), state.kind === 'unit' ? undefined : start]) })
  */
 export function defineOperation<F extends FactMap>(spec: {
   name: string;
   facts: F;
+  /** Operations this one plans with `part(op)`: their facts are gathered with its own. */
+  parts?: readonly Operation[];
   options?: CommonOptions;
-  plan(facts: FactValues<F>): Change | undefined;
-}): Operation<F> {
+  plan(facts: FactValues<F>, part: PlanPart): Change | undefined;
+}): Operation {
   const name = spec.options?.name ?? spec.name;
-  return { name, facts: spec.facts, notify: handlerNames(name, spec.options?.notify), plan: spec.plan };
+  const facts = withPartFacts(name, spec.facts, spec.parts ?? []);
+  return {
+    name,
+    facts,
+    notify: handlerNames(name, spec.options?.notify),
+    plan: (values) => {
+      // Every gathered value by its fact's cache key, where a part finds its own.
+      const byKey = new Map(Object.entries(facts).map(([k, fact]) => [fact.key, values[k]]));
+      const part: PlanPart = (op) => {
+        const mine: Record<string, unknown> = {};
+        for (const [k, fact] of Object.entries(op.facts)) {
+          if (!byKey.has(fact.key)) throw new TypeError(`${name}: part ${op.name} needs fact ${fact.key}; name the part in parts, or ask for the fact`);
+          mine[k] = byKey.get(fact.key);
+        }
+        return op.plan(mine);
+      };
+      return spec.plan(ownValues(spec.facts, values), part);
+    },
+  };
+}
+
+/** The operation's own facts by name, and each fact of its parts it does not ask for itself by its cache key. */
+function withPartFacts(name: string, own: FactMap, parts: readonly Operation[]): FactMap {
+  const facts: Record<string, Fact<unknown>> = { ...own };
+  const keys = new Set(Object.values(own).map((f) => f.key));
+  for (const fact of parts.flatMap((p) => Object.values(p.facts))) {
+    if (keys.has(fact.key)) continue;
+    if (Object.hasOwn(own, fact.key)) throw new TypeError(`${name}: its fact named ${fact.key} clashes with a part's fact of that key`);
+    keys.add(fact.key);
+    facts[fact.key] = fact;
+  }
+  return facts;
+}
+
+// The engine passes a value for every fact of `facts`, own ones under their names: this picks
+// those. The one cast of composition, where the names of F meet the record the engine built.
+function ownValues<F extends FactMap>(own: F, values: Readonly<Record<string, unknown>>): FactValues<F> {
+  return Object.fromEntries(Object.keys(own).map((k) => [k, values[k]])) as FactValues<F>;
+}
+
+/**
+ * One change from several (the parts of an operation, say): summaries joined by `separator`,
+ * actions and controller checks in order, diffs one after another. `undefined` when none changes anything.
+ *
+ * @example combine([part(service), part(timer)]) // { summary: 'create …service…; create …timer…', actions: [...] }
+ */
+export function combine(changes: readonly (Change | undefined)[], separator = '; '): Change | undefined {
+  const done = changes.filter((c): c is Change => c !== undefined);
+  if (done.length === 0) return undefined;
+  const checks = done.flatMap((c) => c.checks ?? []);
+  const diff = done.map((c) => c.diff ?? '').join('');
+  return { summary: done.map((c) => c.summary).join(separator), actions: done.flatMap((c) => c.actions), ...(checks.length ? { checks } : {}), ...(diff ? { diff } : {}) };
 }
 
 /**
@@ -94,34 +162,4 @@ function handlerNames(step: string, notify: CommonOptions['notify'] | string | r
     if (typeof h === 'object' && h !== null && (h as HandlerRef).kind === 'tackle.handler') return (h as HandlerRef).name;
     throw new TypeError(`${step}: notify takes the task's handlers (run(host, handlers) → notify: handlers['reload nginx']), got ${String(h)}`);
   });
-}
-
-// Building an operation out of others: an outer operation gathers the facts its parts need and
-// plans each part with them, so composite operations reuse files.file's atomic, validated writes.
-
-/**
- * The facts of several operations, keyed by their cache keys, to put in an outer operation's `facts`.
- *
- * @example defineOperation({ name, facts: factsOf(fileA, fileB), plan: (v) => … })
- */
-export function factsOf(...parts: readonly Operation[]): FactMap {
-  const facts: Record<string, Fact<unknown>> = {};
-  for (const part of parts) for (const fact of Object.values(part.facts)) facts[fact.key] = fact as Fact<unknown>;
-  return facts;
-}
-
-/**
- * Plans `part` with fact values gathered by an outer operation (keyed by fact cache key, as
- * {@link factsOf} builds them). A fact the outer operation did not gather is a programming error.
- *
- * @example const change = planWith(files.file({ path, content }), values);
- */
-export function planWith(part: Operation, values: Readonly<Record<string, unknown>>): Change | undefined {
-  const mine = Object.fromEntries(
-    Object.entries(part.facts).map(([name, fact]) => {
-      if (!Object.hasOwn(values, fact.key)) throw new TypeError(`planWith: ${part.name} needs fact ${fact.key}, which was not gathered`);
-      return [name, values[fact.key]];
-    }),
-  );
-  return part.plan(mine as never);
 }

@@ -4,7 +4,6 @@ import { FILE_HEADERS_ONLY, createTwoFilesPatch } from 'diff';
 import { Command, Secret, raw, secret, sh } from '../command/command.ts';
 import { defineOperation, type Change, type CommonOptions, type Operation } from './operation.ts';
 import { TackleError } from '../errors.ts';
-import { planWith } from './operation.ts';
 import { checkPolicy, planPrune, type RetentionPolicy } from './retention.ts';
 import { pathInfo } from '../facts/files.ts';
 import { pathPresenceFact } from '../facts/shell.ts';
@@ -111,19 +110,18 @@ function remote(options: RemoteOptions): Operation {
   if (!configPath.startsWith('/')) throw new TypeError(`${where}: configPath must be an absolute path`);
   const lines = remoteSection(options, where);
   const render = (reveal: boolean) => `[${options.name}]\n${lines.map(([k, v]) => `${k} = ${v instanceof Secret ? (reveal ? v.reveal() : MASK) : v}`).join('\n')}\n`;
-  const info = pathInfo(configPath);
   const endpoint = lines.find(([k]) => k === 'endpoint')?.[1];
   return defineOperation({
     name: `${where} ${options.name}`,
-    facts: { config: info },
+    // The file's new content comes from its current one: files.file is built when planning, from this fact.
+    facts: { config: pathInfo(configPath) },
     // Not `options` itself: its `name` is the remote's, not a step name.
     options: { notify: options.notify },
-    plan: ({ config }) => {
+    plan: ({ config }, part) => {
       if (config.kind === 'file' && config.content === undefined) throw new TackleError({ phase: 'operation', reason: `${configPath} is too large to edit (${config.size} bytes)` });
       const current = config.kind === 'file' ? Buffer.from(config.content as string, 'base64').toString() : '';
       const next = replaceSection(current, options.name, render(true));
-      const write = files.file({ path: configPath, content: secret(next), mode: '0600' });
-      const change = planWith(write, { [info.key]: config });
+      const change = part(files.file({ path: configPath, content: secret(next), mode: '0600' }));
       if (!change) return undefined;
       const shown = createTwoFilesPatch(config.kind === 'file' ? configPath : '/dev/null', configPath, maskConfig(current), maskConfig(replaceSection(current, options.name, render(false))), undefined, undefined, {
         headerOptions: FILE_HEADERS_ONLY,

@@ -1,8 +1,7 @@
 import { CronExpressionParser } from 'cron-parser';
 import { quote, sh } from '../command/command.ts';
-import { defineOperation, type Action, type Change, type CommonOptions, type Operation } from './operation.ts';
+import { combine, defineOperation, type Action, type CommonOptions, type Operation } from './operation.ts';
 import { TackleError } from '../errors.ts';
-import { factsOf, planWith } from './operation.ts';
 import { calendarFact, hostTimezone, type Calendar } from '../facts/schedule.ts';
 import { systemdUnit } from '../facts/systemd.ts';
 import { files } from './files.ts';
@@ -168,7 +167,6 @@ function timer(options: TimerOptions): Operation {
   const name = checkName(options.name, where, UNIT_NAME);
   const service = `/etc/systemd/system/${name}.service`;
   const timerPath = `/etc/systemd/system/${name}.timer`;
-  const unit = systemdUnit(`${name}.timer`);
   if (options.state === 'absent') return removeTimer(name, service, timerPath, options);
   if (options.state !== undefined && options.state !== 'present') throw new TypeError(`${where}: state must be 'present' or 'absent'`);
 
@@ -223,35 +221,32 @@ function timer(options: TimerOptions): Operation {
   const calendar = calendarFact(calendars);
   return defineOperation({
     name: `${where} ${name}`,
-    facts: { ...factsOf(writeService, writeTimer), unit, calendar },
+    facts: { unit: systemdUnit(`${name}.timer`), calendar },
+    parts: [writeService, writeTimer],
     // Not `options` itself: its `name` names the units, not the step.
     options: { notify: options.notify },
-    plan: (values): Change | undefined => {
-      const cal = values.calendar as Calendar;
+    plan: ({ unit: state, calendar: cal }, part) => {
       if (cal.kind === 'invalid') throw new TackleError({ phase: 'operation', reason: `the schedule ${calendars.map((c) => JSON.stringify(c)).join(', ')} is not valid for systemd: ${cal.message}` });
-      const changes = [planWith(writeService, values), planWith(writeTimer, values)].filter((c): c is Change => c !== undefined);
-      const state = values.unit as ReturnType<typeof unit.parse>;
+      const files = combine([part(writeService), part(writeTimer)], ', ');
       const known = state.kind === 'unit';
       const enabled = known && state.unitFileState === 'enabled';
       const active = known && state.activeState === 'active';
-      const actions: Action[] = changes.flatMap((c) => c.actions);
-      const said = changes.map((c) => c.summary);
-      if (changes.length) actions.push({ command: sh`systemctl daemon-reload` });
+      const actions: Action[] = [...(files?.actions ?? []), ...(files ? [{ command: sh`systemctl daemon-reload` }] : [])];
+      const said = files ? [files.summary] : [];
       if (!enabled || !active) {
         actions.push({ command: sh`systemctl enable --now ${`${name}.timer`}` });
         said.push(`enable and start ${name}.timer`);
-      } else if (changes.length) {
+      } else if (files) {
         // An active timer keeps its old schedule until it is restarted.
         actions.push({ command: sh`systemctl restart ${`${name}.timer`}` });
         said.push(`restart ${name}.timer`);
       }
       if (actions.length === 0) return undefined;
       const next = nextRunsText(cal, () => (cron !== undefined ? `${cronNextRuns(cron, 'UTC')}; the host cannot say: ${cal.kind === 'unavailable' ? cal.reason : ''}` : 'unknown'));
-      const diff = changes.map((c) => c.diff ?? '').join('');
       return {
         summary: `${said.join(', ')}; OnCalendar=${calendars.join(' | ')}; next runs: ${next}`,
         actions,
-        ...(diff ? { diff } : {}),
+        ...(files?.diff ? { diff: files.diff } : {}),
       };
     },
   });
@@ -259,19 +254,17 @@ function timer(options: TimerOptions): Operation {
 
 function removeTimer(name: string, service: string, timerPath: string, options: CommonOptions): Operation {
   const removals = [files.file({ path: timerPath, state: 'absent' }), files.file({ path: service, state: 'absent' })];
-  const unit = systemdUnit(`${name}.timer`);
   return defineOperation({
     name: `schedule.timer ${name} absent`,
-    facts: { ...factsOf(...removals), unit },
+    facts: { unit: systemdUnit(`${name}.timer`) },
+    parts: removals,
     options: { notify: options.notify },
-    plan: (values) => {
-      const state = values.unit as ReturnType<typeof unit.parse>;
+    plan: ({ unit: state }, part) => {
       const running = state.kind === 'unit' && (state.unitFileState === 'enabled' || state.activeState === 'active');
-      const changes = removals.map((r) => planWith(r, values)).filter((c): c is Change => c !== undefined);
-      const actions: Action[] = [...(running ? [{ command: sh`systemctl disable --now ${`${name}.timer`}` }] : []), ...changes.flatMap((c) => c.actions)];
-      if (changes.length) actions.push({ command: sh`systemctl daemon-reload` });
+      const removed = combine(removals.map(part), ', ');
+      const actions: Action[] = [...(running ? [{ command: sh`systemctl disable --now ${`${name}.timer`}` }] : []), ...(removed ? [...removed.actions, { command: sh`systemctl daemon-reload` }] : [])];
       if (actions.length === 0) return undefined;
-      return { summary: [...(running ? [`stop and disable ${name}.timer`] : []), ...changes.map((c) => c.summary)].join(', '), actions };
+      return { summary: [...(running ? [`stop and disable ${name}.timer`] : []), ...(removed ? [removed.summary] : [])].join(', '), actions };
     },
   });
 }
@@ -301,7 +294,7 @@ function cronFile(options: CronOptions): Operation {
   const path = `/etc/cron.d/${name}`;
   if (options.state === 'absent') {
     const remove = files.file({ path, state: 'absent' });
-    return defineOperation({ name: `${where} ${name} absent`, facts: remove.facts, options: { notify: options.notify }, plan: (v) => remove.plan(v as never) });
+    return defineOperation({ name: `${where} ${name} absent`, facts: {}, parts: [remove], options: { notify: options.notify }, plan: (_, part) => part(remove) });
   }
   const fields = cronFields(options.cron);
   const command = checkCommand(options.command, where);
@@ -318,12 +311,12 @@ function cronFile(options: CronOptions): Operation {
   const write = files.file({ path, content, mode: '0644' });
   return defineOperation({
     name: `${where} ${name}`,
-    facts: { ...factsOf(write), tz: hostTimezone },
+    facts: { tz: hostTimezone },
+    parts: [write],
     options: { notify: options.notify },
-    plan: (values) => {
-      const change = planWith(write, values);
+    plan: ({ tz }, part) => {
+      const change = part(write);
       if (!change) return undefined;
-      const tz = values.tz as ReturnType<typeof hostTimezone.parse>;
       return { ...change, summary: `${change.summary}; cron ${fields.join(' ')}; next runs: ${cronNextRuns(options.cron, tz.kind === 'timezone' ? tz.name : 'UTC')}` };
     },
   });

@@ -4,10 +4,11 @@ import { Command, sh } from '../command/command.ts';
 import { assertOk, type Connection } from '../connection/connection.ts';
 import { defineOperation, type Action, type ApplyContext, type Change, type Check, type CommonOptions, type Operation } from './operation.ts';
 import { TackleError } from '../errors.ts';
-import { pathInfo, type PathInfo } from '../facts/files.ts';
+import { pathInfo } from '../facts/files.ts';
 import { SSHD_DROPIN_DIR, SSHD_MAIN_CONFIG, parseSshdT, sshSession, sshdConfig, type SshSession, type SshdConfig, type SshdConfigFile } from '../facts/sshd.ts';
 import { systemdUnit, type SystemdUnit } from '../facts/systemd.ts';
 import { files } from './files.ts';
+import { previousVersions } from './replace-checked.ts';
 
 /** sshd settings tackle knows how to write and to compare with `sshd -T`. */
 export interface SshdSettings {
@@ -328,35 +329,6 @@ function sameSet(a: readonly string[], b: readonly string[]): boolean {
   return x.size === y.size && [...x].every((v) => y.has(v));
 }
 
-// ---------------------------------------------------------------- in-place replacement
-
-/**
- * Commands that keep the previous version of a configuration file beside it (a hidden
- * `.NAME.tackle-prev`, which no `*.conf`/`*.local` include matches), so that a check of the WHOLE
- * configuration, which can only run with the new file in place, can put the old one back.
- * Used by sshd.config and fail2ban.
- *
- * @example
- * const prev = previousVersion('/etc/fail2ban/jail.d/sshd.local');
- * actions: [{ command: prev.save }, write, { command: prev.validateOrRestore(sh`fail2ban-client -t`) }]
- */
-export function previousVersion(path: string): {
-  save: Command;
-  restore: Command;
-  forget: Command;
-  validateOrRestore(validator: Command): Command;
-} {
-  const prev = posix.join(posix.dirname(path), `.${posix.basename(path)}.tackle-prev`);
-  const restore = sh`if [ -e ${prev} ]; then mv -f -- ${prev} ${path}; else rm -f -- ${path}; fi`;
-  return {
-    save: sh`rm -f -- ${prev} && if [ -e ${path} ]; then cp -p -- ${path} ${prev}; fi`,
-    restore,
-    forget: sh`rm -f -- ${prev}`,
-    validateOrRestore: (validator) =>
-      sh`if ! tackle_out=$(${validator} 2>&1 </dev/null); then ${restore}; printf 'tackle: %s rejected the new %s; the previous version is back in place:\\n%s\\n' ${validator.toString()} ${path} "$tackle_out" >&2; exit 1; fi`,
-  };
-}
-
 // ---------------------------------------------------------------- the operation
 
 interface Plan {
@@ -402,13 +374,14 @@ function config(options: SshdConfigOptions): Operation {
   const write = files.file({ path, content, mode: '0644', owner: 'root', group: 'root' });
   return defineOperation({
     name: `sshd.config ${path}`,
+    // `info`: the drop-in as it is, which the files.file part reads.
     facts: { info: pathInfo(path), config: sshdConfig, session: sshSession, socket: systemdUnit('ssh.socket') },
     options,
-    plan: ({ info, config, session, socket }) => planConfig(p, write, info, config, session, socket),
+    plan: ({ config, session, socket }, part) => planConfig(p, () => part(write), config, session, socket),
   });
 }
 
-function planConfig(p: Plan, write: Operation, info: PathInfo, config: SshdConfig, session: SshSession, socket: SystemdUnit): Change | undefined {
+function planConfig(p: Plan, write: () => Change | undefined, config: SshdConfig, session: SshSession, socket: SystemdUnit): Change | undefined {
   const refuse = (reason: string) => new TackleError({ phase: 'operation', reason });
   if (p.ports && session.kind === 'ssh' && !p.ports.includes(String(session.serverPort))) {
     const now = String(session.serverPort);
@@ -421,7 +394,7 @@ function planConfig(p: Plan, write: Operation, info: PathInfo, config: SshdConfi
     const shadowed = shadowing(config.files, p.path, p.content, p.lines);
     if (shadowed.length) throw refuse(`${p.path} would not take effect: ${shadowed.join('; ')}. Remove those lines, or give file: a name that sorts first`);
   }
-  const change = write.plan({ info });
+  const change = write();
   if (!change) {
     // Our file is in place; sshd -T must agree, or something outside our view overrides it.
     if (config.kind === 'sshd' && config.effective.kind === 'valid') {
@@ -430,7 +403,7 @@ function planConfig(p: Plan, write: Operation, info: PathInfo, config: SshdConfi
     }
     return undefined;
   }
-  const prev = previousVersion(p.path);
+  const prev = previousVersions([p.path]);
   const effectivePorts = config.kind === 'sshd' && config.effective.kind === 'valid' ? config.effective.values.port : undefined;
   const portsChange = p.ports !== undefined && !(effectivePorts && sameSet(effectivePorts, p.ports));
   const viaSocket = socket.kind === 'unit' && socket.loadState === 'loaded' && socket.activeState === 'active';
@@ -439,7 +412,8 @@ function planConfig(p: Plan, write: Operation, info: PathInfo, config: SshdConfi
   const actions: Action[] = [
     { command: prev.save },
     ...change.actions,
-    { command: prev.validateOrRestore(sh`sshd -t`) },
+    // The old file is kept after the check: the rollback timer and the login check still need it.
+    { command: prev.checkOrRestore(sh`sshd -t`) },
     // Without its safety net (no systemd-run) the new file must not go live: put the old one back.
     { command: sh`if ! tackle_out=$(${armCommand(rollback)} 2>&1); then ${prev.restore}; printf 'tackle: could not arm the rollback timer, so sshd is not reloaded and the previous config is back:\n%s\n' "$tackle_out" >&2; exit 1; fi` },
     { command: sh`if ! tackle_out=$(${reload} 2>&1); then ${rollback}; printf 'tackle: reloading ssh failed; the previous config is back:\\n%s\\n' "$tackle_out" >&2; exit 1; fi` },

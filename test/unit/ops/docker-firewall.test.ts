@@ -1,9 +1,8 @@
 import t from 'tap';
-import { factsOf, type Change } from '../../../lib/ops/operation.ts';
+import type { Change } from '../../../lib/ops/operation.ts';
 import type { PathInfo } from '../../../lib/facts/files.ts';
 import { parseTuple, parseUfwState, type UfwState } from '../../../lib/facts/ufw.ts';
 import { dockerUserScript, mirrorRule, UFW_AFTER_INIT } from '../../../lib/ops/docker-firewall.ts';
-import { files } from '../../../lib/ops/files.ts';
 import { ufw } from '../../../lib/ops/ufw.ts';
 import { createHash } from 'node:crypto';
 
@@ -59,12 +58,11 @@ t.test('dockerUserScript: bridges-bound traffic through the mirrored rules, then
 
 t.test('ufw.dockerUser plans from ufw, the hook file and the live chain', async (t) => {
   const op = ufw.dockerUser();
-  const fileKey = Object.keys(factsOf(files.file({ path: UFW_AFTER_INIT, content: 'x' })))[0] as string;
   const fileOf = (content: string | undefined): PathInfo =>
     content === undefined
       ? { kind: 'missing' }
       : { kind: 'file', size: Buffer.byteLength(content), sha256: createHash('sha256').update(content).digest('hex'), content, mode: '0750', owner: 'root', group: 'root', uid: 0, gid: 0 };
-  const plan = (ufwFact: UfwState, file: string | undefined, loaded: boolean): Change | undefined => op.plan({ [fileKey]: fileOf(file), ufw: ufwFact, guard: { loaded } } as never);
+  const plan = (ufwFact: UfwState, file: string | undefined, loaded: boolean): Change | undefined => op.plan({ hook: fileOf(file), ufw: ufwFact, guard: { loaded } });
   const active = state('active', RULES);
   const current = dockerUserScript((active as Extract<UfwState, { kind: 'ufw' }>).rules);
   const fresh = plan(active, undefined, false);

@@ -40,9 +40,9 @@ t.test('the sshd jail on a journald-only host (Debian 12): backend systemd, chec
   const change = plan(op);
   t.equal(change?.actions[1]?.stdin, JOURNAL_JAIL);
   const [save, write, check] = commands(change);
-  t.match(save, /cp -p -- \/etc\/fail2ban\/jail\.d\/sshd\.local \/etc\/fail2ban\/jail\.d\/\.sshd\.local\.tackle-prev/);
+  t.match(save, /cp -P -p -- \/etc\/fail2ban\/jail\.d\/sshd\.local \/etc\/fail2ban\/jail\.d\/\.sshd\.local\.tackle-prev/);
   t.match(write, /mktemp --suffix=\.local \/etc\/fail2ban\/jail\.d\/\.tackle-[0-9a-f]{8}-XXXXXX/);
-  t.match(check, /^if ! tackle_out=\$\(fail2ban-client -t 2>&1 <\/dev\/null\); then .*mv -f -- \/etc\/fail2ban\/jail\.d\/\.sshd\.local\.tackle-prev \/etc\/fail2ban\/jail\.d\/sshd\.local; else rm -f -- \/etc\/fail2ban\/jail\.d\/sshd\.local; fi; .*exit 1; fi\nrm -f -- /s);
+  t.match(check, /^if ! tackle_out=\$\(.*fail2ban-client -t 2>&1 <\/dev\/null\); then .*mv -fT -- \/etc\/fail2ban\/jail\.d\/\.sshd\.local\.tackle-prev \/etc\/fail2ban\/jail\.d\/sshd\.local; else rm -f -- \/etc\/fail2ban\/jail\.d\/sshd\.local; fi; .*exit 1; fi\nrm -f -- /s);
   t.equal(plan(op, { info: fileInfo(JOURNAL_JAIL) }), undefined, 'converged');
 });
 
