@@ -1,11 +1,10 @@
-import { Buffer } from 'node:buffer';
-import { FILE_HEADERS_ONLY, createTwoFilesPatch } from 'diff';
-import { Command, raw, sh } from '../command/command.ts';
-import { receiveWhole, tempFiles, type ContentDigest } from '../connection/replace.ts';
-import { defineOperation, type Change, type CommonOptions, type Operation } from './operation.ts';
+import { sh } from '../command/command.ts';
+import { combine, defineOperation, type Change, type CommonOptions, type Operation } from './operation.ts';
 import { TackleError } from '../errors.ts';
-import { pathInfo, sha256Hex, type PathInfo } from '../facts/files.ts';
-import { NGINX_SITES_AVAILABLE, NGINX_SITES_ENABLED, nginxInstall, sitePaths, type NginxInstall } from '../facts/nginx.ts';
+import { pathInfo, type PathInfo } from '../facts/files.ts';
+import { nginxInstall, sitePaths, type NginxInstall } from '../facts/nginx.ts';
+import { files } from './files.ts';
+import { replaceChecked } from './replace-checked.ts';
 
 /** One `location` block of a site. Without `root` or `proxyPass` it proxies to the site's upstream. */
 export interface SiteLocation {
@@ -362,48 +361,14 @@ function unindent(line: string): string {
 
 // ---------------------------------------------------------------- applying
 
-const NGINX_T = 'nginx -t';
-
 /**
- * One script: put the site file in place (atomically, keeping the previous one aside), link it, and
- * check the WHOLE configuration with `nginx -t`. When nginx rejects it, the previous file and link
- * state come back and the script fails with nginx's own message.
+ * `change` (writing the site file, linking it) made a transaction with the WHOLE configuration:
+ * the previous file and link are kept aside, `nginx -t` runs with the new ones in place, and when
+ * nginx rejects them, both are back and the step fails with nginx's message.
  */
-function installScript(name: string, content: ContentDigest | undefined): Command {
+function checkedByNginx(name: string, change: Change, install: NginxInstall): Change {
   const { available, enabled } = sitePaths(name);
-  const temp = tempFiles(available);
-  const lines: Command[] = [
-    sh`set -e`,
-    sh`PATH="$PATH:/usr/sbin:/sbin"`,
-    sh`tackle_a=${available}; tackle_e=${enabled}`,
-    sh`if [ ! -d ${NGINX_SITES_AVAILABLE} ] || [ ! -d ${NGINX_SITES_ENABLED} ]; then printf 'tackle: nginx is not installed (no %s)\\n' ${NGINX_SITES_ENABLED} >&2; exit 1; fi`,
-    sh`tackle_new=; tackle_old=`,
-    sh`trap 'rm -f -- \${tackle_new:+"$tackle_new"} \${tackle_old:+"$tackle_old"}' EXIT`,
-    sh`trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM`,
-    sh`if [ -L "$tackle_e" ]; then tackle_link=$(readlink -- "$tackle_e"); else tackle_link=; fi`,
-  ];
-  if (content) {
-    // Temporary names start with a dot in sites-available, which nginx never includes.
-    lines.push(
-      temp.removeStale,
-      sh`tackle_new=$(${temp.create})`,
-      receiveWhole(sh`"$tackle_new"`, content),
-      sh`chmod 0644 "$tackle_new"`,
-      sh`if [ -f "$tackle_a" ]; then tackle_old=$(${temp.create}); cp -p -- "$tackle_a" "$tackle_old"; fi`,
-      sh`mv -fT -- "$tackle_new" "$tackle_a"; tackle_new=`,
-    );
-  }
-  lines.push(
-    sh`ln -sfn -- "$tackle_a" "$tackle_e"`,
-    sh`if ! tackle_out=$(${raw(NGINX_T)} 2>&1); then`,
-    content ? sh`  if [ -n "$tackle_old" ]; then mv -fT -- "$tackle_old" "$tackle_a"; tackle_old=; else rm -f -- "$tackle_a"; fi` : sh`  :`,
-    sh`  if [ -n "$tackle_link" ]; then ln -sfn -- "$tackle_link" "$tackle_e"; else rm -f -- "$tackle_e"; fi`,
-    sh`  printf '%s\\n' "$tackle_out" >&2`,
-    sh`  printf 'tackle: nginx -t rejected the configuration with site %s; the previous state of the site is restored\\n' ${name} >&2`,
-    sh`  exit 1`,
-    sh`fi`,
-  );
-  return Command.join(lines, '\n');
+  return replaceChecked({ ...change, summary: `${change.summary}, check with nginx -t${notInstalled(install)}` }, [available, enabled], sh`nginx -t`);
 }
 
 /** A link to the site file, as Debian writes it (absolute) or relative from sites-enabled. */
@@ -445,28 +410,17 @@ function site(options: SiteOptions): Operation {
   const { available, enabled } = sitePaths(name);
   return defineOperation({
     name: `nginx.site ${name}`,
+    // The site file and its link as they are, which its files.file and files.link parts read.
     facts: { file: pathInfo(available), link: pathInfo(enabled), install: nginxInstall },
     options: { notify: options.notify },
-    plan: ({ file, link, install }): Change | undefined => {
+    plan: ({ file, link, install }, part): Change | undefined => {
       const content = renderSite(options, install.kind === 'installed' ? { nginxVersion: install.version } : {});
-      const sha256 = sha256Hex(content);
       if (file.kind !== 'file' && file.kind !== 'missing') throw refuse(available, `is ${describeLink(file)}; nginx.site manages it as a regular file`);
       if (link.kind !== 'link' && link.kind !== 'missing') throw refuse(enabled, `is ${describeLink(link)}, not a symlink; nginx.site will not replace it`);
-      const same = file.kind === 'file' && file.sha256 === sha256;
-      const linked = linksTo(link, name);
-      if (same && linked) return undefined;
-      const said = [
-        same ? undefined : file.kind === 'missing' ? `create ${available} (${Buffer.byteLength(content)} bytes)` : `update ${available} (${Buffer.byteLength(content)} bytes)`,
-        linked ? undefined : link.kind === 'missing' ? `enable it` : `relink ${enabled} (was ${describeLink(link)})`,
-      ].filter(Boolean);
-      const old = file.kind === 'file' && file.content !== undefined ? Buffer.from(file.content, 'base64').toString('utf8') : file.kind === 'file' ? undefined : '';
-      const diff = same ? undefined : old === undefined ? `${available}: current content too large to show\n` : createTwoFilesPatch(file.kind === 'file' ? available : '/dev/null', available, old, content, undefined, undefined, { headerOptions: FILE_HEADERS_ONLY });
-      return {
-        summary: `site ${name}: ${said.join(', ')}, check with nginx -t${notInstalled(install)}`,
-        // The content goes on stdin even when only the link changes: the script is then still one transaction.
-        actions: [{ command: installScript(name, same ? undefined : { size: Buffer.byteLength(content), sha256, secret: false }), ...(same ? {} : { stdin: content }) }],
-        ...(diff ? { diff } : {}),
-      };
+      const write = part(files.file({ path: available, content, mode: '0644' }));
+      const relink = linksTo(link, name) ? undefined : part(files.link({ path: enabled, target: available }));
+      const change = combine([write, relink]);
+      return change && checkedByNginx(name, { ...change, summary: `site ${name}: ${change.summary}` }, install);
     },
   });
 }
@@ -486,7 +440,7 @@ function defaultSite(options: DefaultSiteOptions): Operation {
     name: `nginx.defaultSite ${options.present ? 'enabled' : 'disabled'}`,
     facts: { link: pathInfo(enabled), install: nginxInstall },
     options,
-    plan: ({ link, install }): Change | undefined => {
+    plan: ({ link, install }, part): Change | undefined => {
       if (!options.present) {
         // Installing nginx creates the link: a dry run before the install must still plan its removal.
         if (link.kind === 'missing' && install.kind === 'missing') {
@@ -498,10 +452,10 @@ function defaultSite(options: DefaultSiteOptions): Operation {
       }
       if (linksTo(link, 'default')) return undefined;
       if (link.kind !== 'link' && link.kind !== 'missing') throw refuse(enabled, `is ${describeLink(link)}, not a symlink; nginx.defaultSite will not replace it`);
-      return {
-        summary: `enable the default site (link ${enabled} → ${available}), check with nginx -t${notInstalled(install)}`,
-        actions: [{ command: Command.join([sh`[ -f ${available} ] || { printf 'tackle: %s does not exist\\n' ${available} >&2; exit 1; }`, installScript('default', undefined)], '\n') }],
-      };
+      const relink = part(files.link({ path: enabled, target: available }));
+      if (!relink) return undefined;
+      const checked = checkedByNginx('default', { ...relink, summary: `enable the default site (${relink.summary})` }, install);
+      return { ...checked, actions: [{ command: sh`[ -f ${available} ] || { printf 'tackle: %s does not exist\\n' ${available} >&2; exit 1; }` }, ...checked.actions] };
     },
   });
 }
