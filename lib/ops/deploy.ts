@@ -22,8 +22,9 @@ import {
 import type { Fact } from '../facts/fact.ts';
 import { unitStates, type UnitStates } from '../facts/health.ts';
 import { inContext } from '../facts/shell.ts';
-import { replaceScript, TEMP, tempFiles } from '../connection/replace.ts';
+import { replaceScript, TEMP } from '../connection/replace.ts';
 import { describeHealth, describeUnhealthy, unitStop, waitForHealth, type Probe, type StopSign, type WaitOptions } from './health.ts';
+import { previousVersions } from './replace-checked.ts';
 
 /** Where an app's releases live on the host. */
 export interface ReleaseLayout {
@@ -292,27 +293,19 @@ export function upstreamConf(name: string, port: number): string {
  * @example switchUpstreamCommand(bg, 3002)
  */
 export function switchUpstreamCommand(bg: BlueGreen, port: number): Command {
-  const old = tempFiles(`${bg.file}.old`);
+  const prev = previousVersions([bg.file]);
   const content = upstreamConf(bg.upstream, port);
   return Command.join(
     [
-      sh`PATH="$PATH:/usr/sbin:/sbin"`,
-      sh`tackle_old=`,
-      sh`trap '[ -z "$tackle_old" ] || rm -f -- "$tackle_old"' EXIT`,
-      old.removeStale,
       // Without a copy of the live file there is no way back from a refused one: stop here.
-      sh`if [ -f ${bg.file} ]; then { tackle_old=$(${old.create}) && cp -p -- ${bg.file} "$tackle_old"; } || exit 1; fi`,
+      sh`{ ${prev.save}; } || exit 1`,
       // A subshell for replaceScript's own `set -e` and traps; not under `||`, which would disable `set -e` inside.
       sh`(`,
       replaceScript(bg.file, [sh`printf '%s' ${content} > ${TEMP}`, sh`chmod 0644 ${TEMP}`]),
       sh`)`,
-      sh`tackle_rc=$?; [ "$tackle_rc" -eq 0 ] || exit "$tackle_rc"`,
-      sh`if ! tackle_out=$(nginx -t 2>&1); then`,
-      sh`  if [ -n "$tackle_old" ]; then mv -fT -- "$tackle_old" ${bg.file}; tackle_old=; else rm -f -- ${bg.file}; fi`,
-      sh`  printf '%s\\n' "$tackle_out" >&2`,
-      sh`  printf 'tackle: nginx -t rejected the configuration with upstream %s on port %s; the upstream file is as it was\\n' ${bg.upstream} ${String(port)} >&2`,
-      sh`  exit 1`,
-      sh`fi`,
+      sh`tackle_rc=$?; [ "$tackle_rc" -eq 0 ] || { ${prev.forget}; exit "$tackle_rc"; }`,
+      prev.checkOrRestore(sh`nginx -t`),
+      prev.forget,
       sh`if systemctl is-active --quiet nginx.service; then systemctl reload nginx.service; fi`,
     ],
     '\n',

@@ -130,7 +130,7 @@ t.test('a site nginx -t rejects is rolled back: the step fails, the old file is 
   t.equal(bad.code, 2, 'a failed host makes exit code 2');
   const step = bad.report?.hosts[0]?.steps.find((s) => s.name === 'nginx.site app');
   t.equal(step?.status, 'failed');
-  t.match(step?.error, { phase: 'command', host: 'lab1', step: 'nginx.site app', stderrTail: /unknown directive "bogus_directive"[\s\S]*previous state of the site is restored/ });
+  t.match(step?.error, { phase: 'command', host: 'lab1', step: 'nginx.site app', stderrTail: /nginx -t rejected the new \/etc\/nginx\/sites-available\/app and \/etc\/nginx\/sites-enabled\/app; the previous version is back in place:\n[\s\S]*unknown directive "bogus_directive"/ });
   t.match(bad.stdout, /lab1 failed:[\s\S]*bogus_directive/);
 
   const after = await lab.ssh('lab1', 'cat /etc/nginx/sites-available/app; readlink /etc/nginx/sites-enabled/app; ls -A /etc/nginx/sites-available | grep -c tackle || true');
