@@ -1,6 +1,5 @@
 import { Buffer } from 'node:buffer';
 import { posix } from 'node:path';
-import { FILE_HEADERS_ONLY, createTwoFilesPatch } from 'diff';
 import { Command, Secret, raw, secret, sh } from '../command/command.ts';
 import { defineOperation, type Change, type CommonOptions, type Operation } from './operation.ts';
 import { TackleError } from '../errors.ts';
@@ -8,6 +7,7 @@ import { checkPolicy, planPrune, type RetentionPolicy } from './retention.ts';
 import { pathInfo } from '../facts/files.ts';
 import { pathPresenceFact } from '../facts/shell.ts';
 import { DEFAULT_RCLONE_CONFIG, checkLocation, rcloneCommand, remoteFiles, remotePath, type RemoteLocation } from '../facts/rclone.ts';
+import { fileDiff } from './diff.ts';
 import { files } from './files.ts';
 
 /** S3-compatible providers rclone 1.60 knows by name; `Other` for any other endpoint (MinIO, s3rver…). */
@@ -109,7 +109,7 @@ function remote(options: RemoteOptions): Operation {
   const configPath = options.configPath ?? DEFAULT_RCLONE_CONFIG;
   if (!configPath.startsWith('/')) throw new TypeError(`${where}: configPath must be an absolute path`);
   const lines = remoteSection(options, where);
-  const render = (reveal: boolean) => `[${options.name}]\n${lines.map(([k, v]) => `${k} = ${v instanceof Secret ? (reveal ? v.reveal() : MASK) : v}`).join('\n')}\n`;
+  const section = `[${options.name}]\n${lines.map(([k, v]) => `${k} = ${v instanceof Secret ? v.reveal() : v}`).join('\n')}\n`;
   const endpoint = lines.find(([k]) => k === 'endpoint')?.[1];
   return defineOperation({
     name: `${where} ${options.name}`,
@@ -120,13 +120,10 @@ function remote(options: RemoteOptions): Operation {
     plan: ({ config }, part) => {
       if (config.kind === 'file' && config.content === undefined) throw new TackleError({ phase: 'operation', reason: `${configPath} is too large to edit (${config.size} bytes)` });
       const current = config.kind === 'file' ? Buffer.from(config.content as string, 'base64').toString() : '';
-      const next = replaceSection(current, options.name, render(true));
+      const next = replaceSection(current, options.name, section);
       const change = part(files.file({ path: configPath, content: secret(next), mode: '0600' }));
       if (!change) return undefined;
-      const shown = createTwoFilesPatch(config.kind === 'file' ? configPath : '/dev/null', configPath, maskConfig(current), maskConfig(replaceSection(current, options.name, render(false))), undefined, undefined, {
-        headerOptions: FILE_HEADERS_ONLY,
-      });
-      const diff = shown.includes('\n@@') ? shown : `${configPath}: secret values changed (not shown)\n`;
+      const diff = fileDiff(configPath, config.kind === 'file' ? current : undefined, next, { mask: maskConfig });
       // rclone's config directory does not exist on a fresh host.
       const mkdir = config.kind === 'missing' ? [{ command: sh`mkdir -p -m 0700 -- ${posix.dirname(configPath)}` }] : [];
       return {

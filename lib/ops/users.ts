@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
-import { createTwoFilesPatch } from 'diff';
 import { Command, Secret, secret, sh } from '../command/command.ts';
 import { TEMP, digestOf, receiveWhole, replaceScript } from '../connection/replace.ts';
 import { defineOperation, type Action, type Change, type CommonOptions, type Operation } from './operation.ts';
@@ -15,6 +14,7 @@ import {
   type PasswordDigest,
   type UserInfo,
 } from '../facts/users.ts';
+import { fileDiff } from './diff.ts';
 import { sudoer } from './sudoers.ts';
 
 /**
@@ -269,7 +269,7 @@ function planAuthorizedKeys(o: KeysPlanInput, info: AuthorizedKeysInfo): Change 
     ...(edit.dropped ? [`drop ${edit.dropped} other line${edit.dropped === 1 ? '' : 's'}`] : []),
   ];
   const summary = `${filePath}: ${said.length ? said.join(', ') : 'fix owner and mode'}${info.kind === 'no-user' ? ` (user ${name} does not exist yet)` : ''}`;
-  return { summary, actions, ...(changed ? { diff: createTwoFilesPatch(filePath, filePath, before, after) } : {}) };
+  return { summary, actions, ...(changed ? { diff: fileDiff(filePath, file.kind === 'file' ? before : undefined, after) } : {}) };
 }
 
 function refuse(reason: string): TackleError {
