@@ -28,6 +28,7 @@ export { runTask, checkVars, type HostResult, type HostStatus, type RunEvent, ty
 export type { StepResult } from './engine/host-run.ts';
 
 // Operations, one area each, mirrored by lib/facts/
+export { refuse } from './ops/refuse.ts';
 export { apt, APT_LOCK_TIMEOUT_SECONDS, type PackagesOptions } from './ops/apt.ts';
 export { certbot, LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, type CertificateOptions, type LineagePaths } from './ops/certbot.ts';
 export { nginx, renderSite, DEFAULT_ACME_WEBROOT, type DefaultSiteOptions, type NginxTarget, type RateLimit, type SiteLocation, type SiteOptions, type SiteSpec, type Upstreams } from './ops/nginx.ts';

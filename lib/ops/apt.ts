@@ -14,6 +14,7 @@ import {
   type DpkgPackages,
   type PackageState,
 } from '../facts/apt.ts';
+import { refuse } from './refuse.ts';
 
 /** Desired state of some Debian packages. */
 export interface PackagesOptions extends CommonOptions {
@@ -113,7 +114,7 @@ function packages(options: PackagesOptions): Operation {
   const suffix = desired.state === 'present' ? '' : ` (${desired.purge ? 'purged' : desired.state})`;
   const name = `apt.packages ${desired.names.join(', ')}${suffix}`;
   const services = [...(options.services ?? [])];
-  if (services.length > 0 && desired.state === 'absent') throw new TypeError('apt.packages: services apply to installed packages, not absent ones');
+  if (services.length > 0 && desired.state === 'absent') throw refuse('apt.packages', 'services apply to installed packages, not absent ones');
   // One fact per unit; the key names it so the plan can find its unit again.
   const units = Object.fromEntries(services.map((s) => [`unit:${s}`, systemdUnit(s)]));
   const withServices = (change: Change | undefined, facts: Record<string, unknown>) => ensureServices(change, services, (s) => facts[`unit:${s}`] as SystemdUnit);
@@ -139,21 +140,21 @@ function ensureServices(change: Change | undefined, services: readonly string[],
 }
 
 function checkPackages(o: PackagesOptions): Desired {
-  if (!Array.isArray(o.names) || o.names.length === 0) throw new TypeError('apt.packages: names must be a non-empty array of package names');
+  if (!Array.isArray(o.names) || o.names.length === 0) throw refuse('apt.packages', 'names must be a non-empty array of package names');
   for (const n of o.names as unknown[]) {
     if (typeof n !== 'string' || !PACKAGE_NAME.test(n)) {
-      throw new TypeError(`apt.packages: ${JSON.stringify(n)} is not a Debian package name such as "nginx" or "libc6:i386"`);
+      throw refuse('apt.packages', `${JSON.stringify(n)} is not a Debian package name such as "nginx" or "libc6:i386"`);
     }
   }
   const state = o.state ?? 'present';
-  if (!STATES.includes(state)) throw new TypeError(`apt.packages: state must be one of ${STATES.join(', ')} (got ${JSON.stringify(state)})`);
-  if (o.purge && state !== 'absent') throw new TypeError("apt.packages: purge only applies to state 'absent'");
+  if (!STATES.includes(state)) throw refuse('apt.packages', `state must be one of ${STATES.join(', ')} (got ${JSON.stringify(state)})`);
+  if (o.purge && state !== 'absent') throw refuse('apt.packages', "purge only applies to state 'absent'");
   const maxAge = o.cacheMaxAgeSeconds ?? 3600;
   if (typeof maxAge !== 'number' || !(maxAge >= 0) || !Number.isFinite(maxAge)) {
-    throw new TypeError('apt.packages: cacheMaxAgeSeconds must be a number of seconds, 0 or more');
+    throw refuse('apt.packages', 'cacheMaxAgeSeconds must be a number of seconds, 0 or more');
   }
   const lockTimeout = o.lockTimeoutSeconds ?? APT_LOCK_TIMEOUT_SECONDS;
-  if (!Number.isInteger(lockTimeout) || lockTimeout < 0) throw new TypeError('apt.packages: lockTimeoutSeconds must be a whole number of seconds, 0 or more');
+  if (!Number.isInteger(lockTimeout) || lockTimeout < 0) throw refuse('apt.packages', 'lockTimeoutSeconds must be a whole number of seconds, 0 or more');
   return { names: [...new Set(o.names)], state, purge: o.purge === true, maxAge, lockTimeout };
 }
 

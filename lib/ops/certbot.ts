@@ -1,6 +1,7 @@
 import { Secret, sh, type Command } from '../command/command.ts';
 import { defineOperation, type Change, type CommonOptions, type Operation } from './operation.ts';
 import { LETSENCRYPT_DIR, certbotLineages, type CertbotState, type Lineage } from '../facts/certbot.ts';
+import { refuse } from './refuse.ts';
 
 /** Let's Encrypt's production ACME directory: certbot's default, trusted by browsers, strictly rate-limited. @example certbot.certificate({ …, server: LETSENCRYPT_PRODUCTION }) */
 export const LETSENCRYPT_PRODUCTION = 'https://acme-v02.api.letsencrypt.org/directory';
@@ -73,7 +74,7 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
  * nginx.site({ name: 'app', serverNames: ['app.example.com'], upstreams: ['127.0.0.1:8000'], tls: certbot.paths('app.example.com') })
  */
 function paths(certName: string): LineagePaths {
-  if (typeof certName !== 'string' || !CERT_NAME.test(certName)) throw new TypeError(`certbot.paths: ${JSON.stringify(certName)} is not a certificate name`);
+  if (typeof certName !== 'string' || !CERT_NAME.test(certName)) throw refuse('certbot.paths', `${JSON.stringify(certName)} is not a certificate name`);
   const live = `${LETSENCRYPT_DIR}/live/${certName}`;
   return { certificate: `${live}/fullchain.pem`, key: `${live}/privkey.pem`, cert: `${live}/cert.pem`, chain: `${live}/chain.pem` };
 }
@@ -81,7 +82,7 @@ function paths(certName: string): LineagePaths {
 function checkCertificate(o: CertificateOptions): Desired {
   const where = `certbot.certificate${typeof o?.certName === 'string' ? ` ${o.certName}` : Array.isArray(o?.domains) && typeof o.domains[0] === 'string' ? ` ${o.domains[0]}` : ''}`;
   const fail = (message: string): never => {
-    throw new TypeError(`${where}: ${message}`);
+    throw refuse(where, message);
   };
   if (!Array.isArray(o?.domains) || o.domains.length === 0) fail('domains must be a non-empty array of host names');
   const domains: string[] = [];

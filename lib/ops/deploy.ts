@@ -24,6 +24,7 @@ import { unitStates, type UnitStates } from '../facts/health.ts';
 import { inContext } from '../facts/shell.ts';
 import { replaceScript, TEMP } from '../connection/replace.ts';
 import { describeHealth, describeUnhealthy, unitStop, waitForHealth, type Probe, type StopSign, type WaitOptions } from './health.ts';
+import { refuse } from './refuse.ts';
 import { previousVersions } from './replace-checked.ts';
 
 /** Where an app's releases live on the host. */
@@ -49,8 +50,8 @@ const APP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
  * @example releaseLayout('shop').current // '/srv/shop/current'
  */
 export function releaseLayout(app: string, root = '/srv'): ReleaseLayout {
-  if (typeof app !== 'string' || !APP_NAME.test(app)) throw new TypeError(`deploy: app must be a name of letters, digits, '.', '_' and '-', got ${JSON.stringify(app)}`);
-  if (typeof root !== 'string' || !root.startsWith('/') || root.includes('\0')) throw new TypeError(`deploy ${app}: root must be an absolute path, got ${JSON.stringify(root)}`);
+  if (typeof app !== 'string' || !APP_NAME.test(app)) throw refuse('deploy', `app must be a name of letters, digits, '.', '_' and '-', got ${JSON.stringify(app)}`);
+  if (typeof root !== 'string' || !root.startsWith('/') || root.includes('\0')) throw refuse(`deploy ${app}`, `root must be an absolute path, got ${JSON.stringify(root)}`);
   const dir = posix.join(root, app);
   return { app, dir, releases: posix.join(dir, 'releases'), current: posix.join(dir, 'current'), records: posix.join(dir, 'releases.jsonl'), repo: posix.join(dir, 'repo') };
 }
@@ -169,7 +170,7 @@ export interface DesiredRelease extends Service {
 function checkRef(ref: unknown, op: string): string {
   // What git check-ref-format refuses, plus a leading '-' (an option to git) and HEAD@{…} forms.
   if (typeof ref !== 'string' || ref === '' || ref.startsWith('-') || /[\s\x00-\x1f\x7f~^:?*[\\]|\.\.|@\{|\/\/|\/$|\.lock$|^\//.test(ref)) {
-    throw new TypeError(`${op}: ${JSON.stringify(ref)} is not a git branch, tag or commit`);
+    throw refuse(op, `${JSON.stringify(ref)} is not a git branch, tag or commit`);
   }
   return ref;
 }
@@ -178,11 +179,11 @@ function checkService(o: ServiceOptions, op: string): Service {
   const layout = releaseLayout(o.app, o.root);
   const r = o.restart;
   if (r !== undefined) {
-    if ('systemd' in r && !/^[A-Za-z0-9:_.\\@][A-Za-z0-9:_.\\@-]*$/.test(r.systemd)) throw new TypeError(`${op}: restart.systemd ${JSON.stringify(r.systemd)} is not a unit name`);
+    if ('systemd' in r && !/^[A-Za-z0-9:_.\\@][A-Za-z0-9:_.\\@-]*$/.test(r.systemd)) throw refuse(op, `restart.systemd ${JSON.stringify(r.systemd)} is not a unit name`);
     if ('compose' in r && r.compose.project !== undefined && !/^[a-z0-9][a-z0-9_-]*$/.test(r.compose.project)) {
-      throw new TypeError(`${op}: compose project names are lower-case letters, digits, '_' and '-', got ${JSON.stringify(r.compose.project)}`);
+      throw refuse(op, `compose project names are lower-case letters, digits, '_' and '-', got ${JSON.stringify(r.compose.project)}`);
     }
-    if ('command' in r && !(r.command instanceof Command)) throw new TypeError(`${op}: restart.command must be built with sh\`…\``);
+    if ('command' in r && !(r.command instanceof Command)) throw refuse(op, `restart.command must be built with sh\`…\``);
   }
   return { layout, restart: r, health: [...(o.health ?? [])], wait: o.wait ?? {}, blueGreen: o.blueGreen === undefined ? undefined : checkBlueGreen(o.blueGreen, r, `${op} ${o.app}`) };
 }
@@ -191,40 +192,41 @@ const TEMPLATE = /@(\.service)?$/;
 
 function checkBlueGreen(bg: BlueGreenOptions, restart: Restart | undefined, op: string): BlueGreen {
   if (restart === undefined || !('systemd' in restart) || !TEMPLATE.test(restart.systemd)) {
-    throw new TypeError(`${op}: blueGreen needs restart: { systemd: 'NAME@.service' }, a template unit started once per port`);
+    throw refuse(op, `blueGreen needs restart: { systemd: 'NAME@.service' }, a template unit started once per port`);
   }
   const ports = bg.ports;
   if (!Array.isArray(ports) || ports.length !== 2 || !ports.every((p) => Number.isInteger(p) && p >= 1 && p <= 65535) || ports[0] === ports[1]) {
-    throw new TypeError(`${op}: blueGreen.ports must be two different port numbers, got ${JSON.stringify(ports)}`);
+    throw refuse(op, `blueGreen.ports must be two different port numbers, got ${JSON.stringify(ports)}`);
   }
-  if (typeof bg.upstream !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(bg.upstream)) throw new TypeError(`${op}: blueGreen.upstream must be a name of letters, digits, '_' and '-', got ${JSON.stringify(bg.upstream)}`);
+  if (typeof bg.upstream !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(bg.upstream)) throw refuse(op, `blueGreen.upstream must be a name of letters, digits, '_' and '-', got ${JSON.stringify(bg.upstream)}`);
   const file = bg.file ?? `/etc/nginx/conf.d/upstream-${bg.upstream}.conf`;
-  if (!file.startsWith('/') || !file.endsWith('.conf') || /[\0\n]/.test(file)) throw new TypeError(`${op}: blueGreen.file must be an absolute path ending in .conf, got ${JSON.stringify(file)}`);
+  if (!file.startsWith('/') || !file.endsWith('.conf') || /[\0\n]/.test(file)) throw refuse(op, `blueGreen.file must be an absolute path ending in .conf, got ${JSON.stringify(file)}`);
   const drainMs = bg.drainMs ?? 5000;
-  if (!Number.isInteger(drainMs) || drainMs < 0) throw new TypeError(`${op}: blueGreen.drainMs must be a whole number of milliseconds, got ${drainMs}`);
-  if (bg.health !== undefined && typeof bg.health !== 'function') throw new TypeError(`${op}: blueGreen.health must be a function of the port`);
+  if (!Number.isInteger(drainMs) || drainMs < 0) throw refuse(op, `blueGreen.drainMs must be a whole number of milliseconds, got ${drainMs}`);
+  if (bg.health !== undefined && typeof bg.health !== 'function') throw refuse(op, 'blueGreen.health must be a function of the port');
   return { ports: [ports[0], ports[1]], upstream: bg.upstream, file, unit: restart.systemd, health: bg.health ?? (() => []), stopPrevious: bg.stopPrevious === true, drainMs };
 }
 
 function checkSource(source: ReleaseSource, op: string): Source {
-  if (typeof source !== 'object' || source === null) throw new TypeError(`${op}: source must be { git: { repo, ref } } or { image: { tag } }`);
+  if (typeof source !== 'object' || source === null) throw refuse(op, 'source must be { git: { repo, ref } } or { image: { tag } }');
   if ('git' in source) {
     const { repo, ref } = source.git;
-    if (typeof repo !== 'string' || repo === '' || repo.startsWith('-') || /\s/.test(repo)) throw new TypeError(`${op}: git repo must be a URL or path, got ${JSON.stringify(repo)}`);
+    if (typeof repo !== 'string' || repo === '' || repo.startsWith('-') || /\s/.test(repo)) throw refuse(op, `git repo must be a URL or path, got ${JSON.stringify(repo)}`);
     return { kind: 'git', repo, ref: checkRef(ref, op) };
   }
   if ('image' in source) {
     const { tag, envFile = '.env', variable = 'IMAGE_TAG', template } = source.image;
-    if (typeof tag !== 'string' || !/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) throw new TypeError(`${op}: ${JSON.stringify(tag)} is not an image tag`);
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(variable)) throw new TypeError(`${op}: ${JSON.stringify(variable)} is not a variable name`);
-    if (envFile.startsWith('/') || envFile.split('/').includes('..') || envFile === '') throw new TypeError(`${op}: envFile must be a path inside the release, got ${JSON.stringify(envFile)}`);
-    if (template !== undefined && !template.startsWith('/')) throw new TypeError(`${op}: template must be an absolute path, got ${JSON.stringify(template)}`);
+    if (typeof tag !== 'string' || !/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) throw refuse(op, `${JSON.stringify(tag)} is not an image tag`);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(variable)) throw refuse(op, `${JSON.stringify(variable)} is not a variable name`);
+    if (envFile.startsWith('/') || envFile.split('/').includes('..') || envFile === '') throw refuse(op, `envFile must be a path inside the release, got ${JSON.stringify(envFile)}`);
+    if (template !== undefined && !template.startsWith('/')) throw refuse(op, `template must be an absolute path, got ${JSON.stringify(template)}`);
     return { kind: 'image', tag, envFile, variable, template };
   }
-  throw new TypeError(`${op}: source must be { git: { repo, ref } } or { image: { tag } }`);
+  throw refuse(op, 'source must be { git: { repo, ref } } or { image: { tag } }');
 }
 
-function refuse(reason: string): TackleError {
+/** A release or rollback that failed while being applied (not a refusal: it was tried). */
+function failure(reason: string): TackleError {
   return new TackleError({ phase: 'operation', reason });
 }
 
@@ -423,7 +425,7 @@ function prepareScript(d: DesiredRelease, id: string, live: Release | undefined,
     );
   } else {
     const from = source.template ?? (live ? posix.join(L.releases, live.id) : undefined);
-    if (!from) throw refuse(`${L.app}: an image release copies the current release, and there is none yet; give image.template (a directory with the compose file) for the first one`);
+    if (!from) throw refuse(`deploy.release ${L.app}`, `an image release copies the current release, and there is none yet; give image.template (a directory with the compose file) for the first one`);
     const env = posix.join(tmp, source.envFile);
     lines.push(
       sh`tackle_new=${tmp}; rm -rf -- ${tmp}; mkdir -- ${tmp}`,
@@ -483,12 +485,12 @@ function activateCheck(d: DesiredRelease, id: string, previous: string | undefin
       if (why === undefined) return record(connection, d.layout, { ...base, result: 'ok' });
       if (!previous) {
         await record(connection, d.layout, { ...base, result: 'failed', reason: why }).catch(() => {});
-        throw refuse(`${why}; there is no previous release to roll back to`);
+        throw failure(`${why}; there is no previous release to roll back to`);
       }
       const again = await switchBack(connection, d, previous);
       await record(connection, d.layout, { ...base, result: 'rolled-back', reason: why }).catch(() => {});
       // The JSON status stays `failed`; the reason says the host is back on the previous release.
-      throw refuse(`failed (rolled back): rolled back to ${previous}: ${why}${again ? `; and ${previous} is not healthy either: ${again}` : ''}`);
+      throw failure(`failed (rolled back): rolled back to ${previous}: ${why}${again ? `; and ${previous} is not healthy either: ${again}` : ''}`);
     },
   };
 }
@@ -553,7 +555,7 @@ function blueGreenActivateCheck(d: DesiredRelease, c: Cutover, previous: string 
         return retire(connection, c.bg, live);
       }
       await record(connection, d.layout, { ...base, result: 'failed', reason: why }).catch(() => {});
-      throw refuse(`failed (${stayed(c.bg, previous, live)}): ${colorName(c.bg, c.port)} ${why}`);
+      throw failure(`failed (${stayed(c.bg, previous, live)}): ${colorName(c.bg, c.port)} ${why}`);
     },
   };
 }
@@ -561,7 +563,7 @@ function blueGreenActivateCheck(d: DesiredRelease, c: Cutover, previous: string 
 /** The live port: the one the upstream file names, when it is one of the app's two. */
 function livePort(bg: BlueGreen, upstream: LiveUpstream | undefined): number | undefined {
   if (upstream === undefined) throw new TypeError(`blue/green plans need the upstream fact of ${bg.file}`);
-  if (upstream.kind === 'other') throw refuse(`${bg.file} was not written by tackle (${upstream.reason}); move it aside, or give blueGreen another upstream`);
+  if (upstream.kind === 'other') throw refuse('deploy.release', `${bg.file} was not written by tackle (${upstream.reason}); move it aside, or give blueGreen another upstream`);
   return upstream.kind === 'port' && bg.ports.includes(upstream.port) ? upstream.port : undefined;
 }
 
@@ -589,11 +591,11 @@ export function planRelease(d: DesiredRelease, state: ReleasesState, ref: GitRef
   const releases = state.kind === 'present' ? state.releases : [];
   const current = state.kind === 'present' ? state.current : ({ kind: 'none' } as const);
   if (current.kind === 'other') {
-    throw refuse(`${L.current} is ${current.target === '(not a symlink)' ? 'not a symlink' : `a link to ${current.target}`}, not a link into ${L.releases}; tackle will not replace it (move it aside, or point it at a release)`);
+    throw refuse('deploy.release', `${L.current} is ${current.target === '(not a symlink)' ? 'not a symlink' : `a link to ${current.target}`}, not a link into ${L.releases}; tackle will not replace it (move it aside, or point it at a release)`);
   }
   const source = d.source;
   if (source.kind === 'git' && ref?.kind === 'not-found' && !/^[0-9a-f]{7,64}$/.test(source.ref)) {
-    throw refuse(`${source.ref} is not a branch or tag of ${source.repo}`);
+    throw refuse('deploy.release', `${source.ref} is not a branch or tag of ${source.repo}`);
   }
   const live = current.kind === 'release' ? releases.find((r) => r.id === current.id) : undefined;
   // Blue/green: a release that is current but not behind the upstream yet is deployed again.
@@ -672,22 +674,22 @@ export function rollbackTarget(state: ReleasesState & { kind: 'present' }, id: s
  */
 export function planRollback(s: Service, state: ReleasesState, to: string | undefined, colors?: ColorFacts): Change | undefined {
   const L = s.layout;
-  if (state.kind === 'missing') throw refuse(`${L.dir} does not exist: nothing of ${L.app} was deployed here`);
+  if (state.kind === 'missing') throw refuse('deploy.rollback', `${L.dir} does not exist: nothing of ${L.app} was deployed here`);
   const current = state.current;
-  if (current.kind === 'other') throw refuse(`${L.current} is not a link into ${L.releases}; tackle will not replace it`);
+  if (current.kind === 'other') throw refuse('deploy.rollback', `${L.current} is not a link into ${L.releases}; tackle will not replace it`);
   const ids = state.releases.map((r) => r.id);
   let target: Release | undefined;
   let note = '';
   if (to !== undefined) {
     target = state.releases.find((r) => r.id === to);
-    if (!target) throw refuse(`there is no release ${to} in ${L.releases} (there are: ${ids.join(', ') || 'none'})`);
+    if (!target) throw refuse('deploy.rollback', `there is no release ${to} in ${L.releases} (there are: ${ids.join(', ') || 'none'})`);
     const result = lastResult(state.records, to);
     if (result !== undefined && result !== 'ok') note = ` (its last record is ${result})`;
   } else {
-    if (current.kind === 'none') throw refuse(`${L.current} does not exist; name the release to go to (there are: ${ids.join(', ') || 'none'})`);
+    if (current.kind === 'none') throw refuse('deploy.rollback', `${L.current} does not exist; name the release to go to (there are: ${ids.join(', ') || 'none'})`);
     const found = rollbackTarget(state, current.id);
     const skipped = found.skipped.length ? ` (passed over ${found.skipped.join('; ')})` : '';
-    if (!found.target) throw refuse(`no release before ${current.id} ran healthily${skipped}; there is nothing to roll back to, name the release to go to`);
+    if (!found.target) throw refuse('deploy.rollback', `no release before ${current.id} ran healthily${skipped}; there is nothing to roll back to, name the release to go to`);
     target = found.target;
     note = skipped;
   }
@@ -707,9 +709,9 @@ export function planRollback(s: Service, state: ReleasesState, to: string | unde
           const base = { action: 'rollback' as const, release: id, ...what, ...(current.kind === 'release' ? { previous: current.id } : {}) };
           await record(connection, L, { ...base, result: why === undefined ? 'ok' : 'failed', ...(why ? { reason: why } : {}) });
           if (why === undefined) return;
-          if (!from) throw refuse(`rolled back to ${id}, but it is not healthy, and there is no release to switch back to: ${why}`);
+          if (!from) throw failure(`rolled back to ${id}, but it is not healthy, and there is no release to switch back to: ${why}`);
           const again = await switchBack(connection, s, from);
-          throw refuse(`failed (switched back to ${from}): ${id}: ${why}${again ? `; and ${from} is not healthy either: ${again}` : ''}`);
+          throw failure(`failed (switched back to ${from}): ${id}: ${why}${again ? `; and ${from} is not healthy either: ${again}` : ''}`);
         },
       },
     ],
@@ -730,7 +732,7 @@ export interface ColorFacts {
 function planBlueGreenRollback(s: Service, bg: BlueGreen, state: ReleasesState & { kind: 'present' }, target: Release, note: string, what: Pick<ReleaseRecord, 'ref' | 'commit' | 'image'>, colors: ColorFacts | undefined): Change {
   if (colors === undefined) throw new TypeError(`blue/green rollbacks need the upstream and unit facts of ${s.layout.app}`);
   const live = livePort(bg, colors.upstream);
-  if (live === undefined) throw refuse(`${bg.file} names neither port ${bg.ports.join(' nor ')}: no color is live to roll back from; deploy with blueGreen first`);
+  if (live === undefined) throw refuse('deploy.rollback', `${bg.file} names neither port ${bg.ports.join(' nor ')}: no color is live to roll back from; deploy with blueGreen first`);
   const port = otherPort(bg, live);
   const unit = colorUnit(bg.unit, port);
   const running = state.slots.some((x) => x.port === port && x.id === target.id) && colors.units.kind === 'states' && colors.units.states[unit] === 'active';
@@ -748,7 +750,7 @@ function planBlueGreenRollback(s: Service, bg: BlueGreen, state: ReleasesState &
           const base = { action: 'rollback' as const, release: target.id, ...what, ...(current ? { previous: current } : {}), port, color: colorOf(bg, port) };
           await record(connection, s.layout, { ...base, result: why === undefined ? 'ok' : 'failed', ...(why ? { reason: why } : {}) });
           if (why === undefined) return retire(connection, bg, live);
-          throw refuse(`failed (${stayed(bg, current, live)}): ${colorName(bg, port)} ${why}`);
+          throw failure(`failed (${stayed(bg, current, live)}): ${colorName(bg, port)} ${why}`);
         },
       },
     ],
@@ -784,9 +786,9 @@ function release(opts: ReleaseOptions): Operation {
   const service = checkService(opts, op);
   const source = checkSource(opts.source, `${op} ${opts.app}`);
   const keep = opts.keep ?? 5;
-  if (!Number.isInteger(keep) || keep < 1) throw new TypeError(`${op} ${opts.app}: keep must be a whole number ≥ 1, got ${keep}`);
-  if (opts.hook !== undefined && !(opts.hook instanceof Command)) throw new TypeError(`${op} ${opts.app}: hook must be built with sh\`…\``);
-  if (opts.owner !== undefined && !/^[^\s:]+(:[^\s:]+)?$/.test(opts.owner)) throw new TypeError(`${op} ${opts.app}: owner must be user or user:group, got ${JSON.stringify(opts.owner)}`);
+  if (!Number.isInteger(keep) || keep < 1) throw refuse(`${op} ${opts.app}`, `keep must be a whole number ≥ 1, got ${keep}`);
+  if (opts.hook !== undefined && !(opts.hook instanceof Command)) throw refuse(`${op} ${opts.app}`, `hook must be built with sh\`…\``);
+  if (opts.owner !== undefined && !/^[^\s:]+(:[^\s:]+)?$/.test(opts.owner)) throw refuse(`${op} ${opts.app}`, `owner must be user or user:group, got ${JSON.stringify(opts.owner)}`);
   const d: DesiredRelease = { ...service, source, keep, hook: opts.hook, owner: opts.owner, now: opts.now ?? new Date() };
   const name = `${op} ${opts.app} ${source.kind === 'git' ? source.ref : `image ${source.tag}`}`;
   const state = releasesState(service.layout.dir);
@@ -817,7 +819,7 @@ function release(opts: ReleaseOptions): Operation {
 function rollback(opts: RollbackOptions): Operation {
   const op = 'deploy.rollback';
   const service = checkService(opts, op);
-  if (opts.to !== undefined && (typeof opts.to !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(opts.to))) throw new TypeError(`${op} ${opts.app}: ${JSON.stringify(opts.to)} is not a release id`);
+  if (opts.to !== undefined && (typeof opts.to !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(opts.to))) throw refuse(`${op} ${opts.app}`, `${JSON.stringify(opts.to)} is not a release id`);
   const name = `${op} ${opts.app}${opts.to ? ` to ${opts.to}` : ''}`;
   const state = releasesState(service.layout.dir);
   const bg = service.blueGreen;

@@ -6,6 +6,7 @@ import { fail2banHost, type Fail2banHost } from '../facts/fail2ban.ts';
 import { pathInfo } from '../facts/files.ts';
 import { apt } from './apt.ts';
 import { files } from './files.ts';
+import { refuse } from './refuse.ts';
 import { replaceChecked } from './replace-checked.ts';
 
 /** A fail2ban time: seconds, or a number with a unit fail2ban reads (`10m`, `1h`, `1d`, `1w`); -1 bans for ever. */
@@ -44,21 +45,21 @@ const BACKENDS = ['auto', 'systemd', 'polling', 'pyinotify'];
 function commonLines(o: Fail2banCommon, where: string): string[] {
   const lines: string[] = [];
   if (o.backend !== undefined) {
-    if (!BACKENDS.includes(o.backend)) throw new TypeError(`${where}: backend must be one of ${BACKENDS.join(', ')}`);
+    if (!BACKENDS.includes(o.backend)) throw refuse(where, `backend must be one of ${BACKENDS.join(', ')}`);
     lines.push(`backend = ${o.backend}`);
   }
   for (const key of ['bantime', 'findtime'] as const) {
     const v = o[key];
     if (v === undefined) continue;
-    if (!(typeof v === 'number' ? Number.isInteger(v) && v >= -1 : typeof v === 'string' && TIME.test(v))) throw new TypeError(`${where}: ${key} must be seconds or a time such as '10m', '1h', '1d' (got ${JSON.stringify(v)})`);
+    if (!(typeof v === 'number' ? Number.isInteger(v) && v >= -1 : typeof v === 'string' && TIME.test(v))) throw refuse(where, `${key} must be seconds or a time such as '10m', '1h', '1d' (got ${JSON.stringify(v)})`);
     lines.push(`${key} = ${v}`);
   }
   if (o.maxretry !== undefined) {
-    if (!Number.isInteger(o.maxretry) || o.maxretry < 1) throw new TypeError(`${where}: maxretry must be a whole number of 1 or more`);
+    if (!Number.isInteger(o.maxretry) || o.maxretry < 1) throw refuse(where, 'maxretry must be a whole number of 1 or more');
     lines.push(`maxretry = ${o.maxretry}`);
   }
   if (o.ignoreip !== undefined) {
-    for (const ip of o.ignoreip as unknown[]) if (typeof ip !== 'string' || !/^[A-Za-z0-9.:/_-]+$/.test(ip)) throw new TypeError(`${where}: ignoreip entry ${JSON.stringify(ip)} is not an address, range or host name`);
+    for (const ip of o.ignoreip as unknown[]) if (typeof ip !== 'string' || !/^[A-Za-z0-9.:/_-]+$/.test(ip)) throw refuse(where, `ignoreip entry ${JSON.stringify(ip)} is not an address, range or host name`);
     lines.push(`ignoreip = ${[...new Set(o.ignoreip)].join(' ')}`);
   }
   return lines;
@@ -69,9 +70,9 @@ function portLine(port: JailOptions['port'], where: string): string[] {
   const list = Array.isArray(port) ? port : [port];
   for (const p of list as unknown[]) {
     const ok = typeof p === 'number' ? Number.isInteger(p) && p > 0 && p < 65536 : typeof p === 'string' && /^[a-z0-9-]+(?::[0-9]+)?$/i.test(p);
-    if (!ok) throw new TypeError(`${where}: port ${JSON.stringify(p)} is not a port number or service name`);
+    if (!ok) throw refuse(where, `port ${JSON.stringify(p)} is not a port number or service name`);
   }
-  if (list.length === 0) throw new TypeError(`${where}: port must name at least one port`);
+  if (list.length === 0) throw refuse(where, 'port must name at least one port');
   return [`port = ${list.join(',')}`];
 }
 
@@ -115,10 +116,10 @@ function checkedWrite(path: string, write: Change): Change {
 function jail(options: JailOptions): Operation {
   const { name } = options;
   if (typeof name !== 'string' || !/^[A-Za-z0-9_-]+$/.test(name) || name.toUpperCase() === 'DEFAULT' || name === 'INCLUDES') {
-    throw new TypeError(`fail2ban.jail: name ${JSON.stringify(name)} must be a jail name of letters, digits, _ and - (not DEFAULT)`);
+    throw refuse('fail2ban.jail', `name ${JSON.stringify(name)} must be a jail name of letters, digits, _ and - (not DEFAULT)`);
   }
   const where = `fail2ban.jail ${name}`;
-  if (options.enabled !== undefined && typeof options.enabled !== 'boolean') throw new TypeError(`${where}: enabled must be true or false`);
+  if (options.enabled !== undefined && typeof options.enabled !== 'boolean') throw refuse(where, 'enabled must be true or false');
   const fixed = [`enabled = ${options.enabled === false ? 'false' : 'true'}`, ...portLine(options.port, where), ...commonLines(options, where)];
   const path = `${JAIL_DIR}/${name}.local`;
   const sshd = name === 'sshd';
@@ -163,7 +164,7 @@ function planJail(j: JailPlan, host: Fail2banHost, part: PlanPart): Change | und
  */
 function defaults(options: DefaultsOptions): Operation {
   const lines = commonLines(options, 'fail2ban.defaults');
-  if (lines.length === 0) throw new TypeError('fail2ban.defaults: give at least one of bantime, findtime, maxretry, ignoreip, backend');
+  if (lines.length === 0) throw refuse('fail2ban.defaults', 'give at least one of bantime, findtime, maxretry, ignoreip, backend');
   const path = FAIL2BAN_DEFAULTS_FILE;
   const content = ['# Managed by tackle (fail2ban.defaults).', '[DEFAULT]', ...lines, ''].join('\n');
   const file = files.file({ path, content, mode: '0644', owner: 'root', group: 'root' });
@@ -232,7 +233,7 @@ export interface ReloadOptions extends CommonOptions {
  */
 function reload(options: ReloadOptions = {}): Operation {
   const jails = options.jails ?? ['sshd'];
-  for (const j of jails as unknown[]) if (typeof j !== 'string' || !/^[A-Za-z0-9_-]+$/.test(j)) throw new TypeError(`fail2ban.reload: ${JSON.stringify(j)} is not a jail name`);
+  for (const j of jails as unknown[]) if (typeof j !== 'string' || !/^[A-Za-z0-9_-]+$/.test(j)) throw refuse('fail2ban.reload', `${JSON.stringify(j)} is not a jail name`);
   const timeoutMs = options.timeoutMs ?? 30_000;
   return defineOperation({
     name: 'fail2ban.reload',

@@ -4,9 +4,9 @@ import { Command, Secret, raw, sh } from '../command/command.ts';
 import type { Stdin } from '../connection/connection.ts';
 import { TEMP, receiveWhole, replaceScript, type ContentDigest } from '../connection/replace.ts';
 import { defineOperation, type Change, type CommonOptions, type Operation } from './operation.ts';
-import { TackleError } from '../errors.ts';
 import { CONTENT_LIMIT, pathInfo, sha256Hex, type Ownership, type PathInfo } from '../facts/files.ts';
 import { diffNote, fileDiff } from './diff.ts';
+import { refuse } from './refuse.ts';
 
 /** A file mode: octal digits ('0644', '644', '0o644'), a number (0o644) or absolute symbolic ('u=rw,g=r,o=r'). */
 export type Mode = string | number;
@@ -58,7 +58,7 @@ export type LineOptions = CommonOptions & {
 
 function checkPath(path: unknown, op: string): string {
   if (typeof path !== 'string' || !path.startsWith('/') || path.includes('\0')) {
-    throw new TypeError(`${op}: path must be an absolute path without NUL bytes, got ${JSON.stringify(path)}`);
+    throw refuse(op, `path must be an absolute path without NUL bytes, got ${JSON.stringify(path)}`);
   }
   const normal = posix.normalize(path);
   return normal.length > 1 ? normal.replace(/\/+$/, '') : normal;
@@ -71,13 +71,13 @@ function show(path: string): string {
 
 const SYMBOLIC = /^[ugoa]+=[rwx]*(?:,[ugoa]+=[rwx]*)*$/;
 
-/** Normalises a mode to four octal digits; throws a TypeError for anything ambiguous. */
+/** Normalises a mode to four octal digits; refuses anything ambiguous. */
 function parseMode(mode: Mode, op: string): string {
   if (typeof mode === 'number') {
-    if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw new TypeError(`${op}: mode ${mode} is not a file mode (0 to 0o7777)`);
+    if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw refuse(op, `mode ${mode} is not a file mode (0 to 0o7777)`);
     // 644 written as a decimal number is 0o1204: almost surely meant as 0o644.
     if (mode >= 0o1000 && mode <= 777 && /^[0-7]+$/.test(String(mode))) {
-      throw new TypeError(`${op}: mode ${mode} is a decimal number; write 0o${mode} or '${mode}'`);
+      throw refuse(op, `mode ${mode} is a decimal number; write 0o${mode} or '${mode}'`);
     }
     return mode.toString(8).padStart(4, '0');
   }
@@ -99,9 +99,7 @@ function parseMode(mode: Mode, op: string): string {
     }
     if (seen.size === 3) return bits.toString(8).padStart(4, '0');
   }
-  throw new TypeError(
-    `${op}: mode ${JSON.stringify(mode)} is not understood; give octal ('0644', 0o644) or an absolute symbolic mode naming u, g and o ('u=rw,g=r,o=r')`,
-  );
+  throw refuse(op, `mode ${JSON.stringify(mode)} is not understood; give octal ('0644', 0o644) or an absolute symbolic mode naming u, g and o ('u=rw,g=r,o=r')`);
 }
 
 interface Wanted {
@@ -113,7 +111,7 @@ interface Wanted {
 function wantedMetadata(opts: Metadata, op: string): Wanted {
   for (const key of ['owner', 'group'] as const) {
     const v = opts[key];
-    if (v !== undefined && (typeof v !== 'string' || !/^[^\s:]+$/.test(v))) throw new TypeError(`${op}: ${key} must be a user or group name or id, got ${JSON.stringify(v)}`);
+    if (v !== undefined && (typeof v !== 'string' || !/^[^\s:]+$/.test(v))) throw refuse(op, `${key} must be a user or group name or id, got ${JSON.stringify(v)}`);
   }
   return {
     ...(opts.mode === undefined ? {} : { mode: parseMode(opts.mode, op) }),
@@ -125,12 +123,8 @@ function wantedMetadata(opts: Metadata, op: string): Wanted {
 function checkValidate(validate: unknown, op: string): string | undefined {
   if (validate === undefined) return undefined;
   // Without %s a validator checks the file already in place, not the new one.
-  if (typeof validate !== 'string' || !validate.includes('%s')) throw new TypeError(`${op}: validate must be a command containing %s (the new file), got ${JSON.stringify(validate)}`);
+  if (typeof validate !== 'string' || !validate.includes('%s')) throw refuse(op, `validate must be a command containing %s (the new file), got ${JSON.stringify(validate)}`);
   return validate;
-}
-
-function refuse(path: string, why: string): TackleError {
-  return new TackleError({ phase: 'operation', reason: `${show(path)} ${why}` });
 }
 
 // ---------------------------------------------------------------- metadata
@@ -254,7 +248,7 @@ function contentOf(value: string | Buffer | Secret, op: string): Content {
   if (typeof value === 'string') return { stdin: value, sha256: sha256Hex(value), size: Buffer.byteLength(value), text: value, secret: false };
   // Content too large to diff is not decoded: a 300 MB buffer would become a 300 MB string.
   if (Buffer.isBuffer(value)) return { stdin: value, sha256: sha256Hex(value), size: value.length, text: value.length > CONTENT_LIMIT ? undefined : decodeText(value), secret: false };
-  throw new TypeError(`${op}: content must be a string, Buffer or secret(), got ${typeof value}`);
+  throw refuse(op, `content must be a string, Buffer or secret(), got ${typeof value}`);
 }
 
 type FileInfo = Extract<PathInfo, { kind: 'file' }>;
@@ -317,17 +311,17 @@ function file(opts: FileOptions): Operation {
   const validate = checkValidate(opts.validate, op);
   const next = opts.content === undefined ? undefined : contentOf(opts.content, op);
   const absent = opts.state === 'absent';
-  if (absent && (next || Object.keys(want).length > 0)) throw new TypeError(`${op}: content, mode, owner and group make no sense with state 'absent'`);
-  if (!absent && !next && Object.keys(want).length === 0) throw new TypeError(`${op}: give content, or mode/owner/group to ensure on an existing file`);
+  if (absent && (next || Object.keys(want).length > 0)) throw refuse(op, `content, mode, owner and group make no sense with state 'absent'`);
+  if (!absent && !next && Object.keys(want).length === 0) throw refuse(op, 'give content, or mode/owner/group to ensure on an existing file');
   return pathOperation(op, path, opts, (info) => {
-    if (info.kind === 'directory') throw refuse(path, `is a directory; ${op} manages regular files (use files.directory)`);
+    if (info.kind === 'directory') throw refuse(op, `${show(path)} is a directory, not a regular file (use files.directory)`);
     if (absent) {
       if (info.kind === 'missing') return undefined;
       return { summary: `remove ${show(path)}${info.kind === 'link' ? ` (symlink → ${show(info.target)})` : ''}`, actions: [{ command: sh`rm -f -- ${path}` }] };
     }
-    if (info.kind === 'other') throw refuse(path, `is a ${info.type}, not a regular file`);
+    if (info.kind === 'other') throw refuse(op, `${show(path)} is a ${info.type}, not a regular file`);
     if (info.kind === 'link' && !(opts.force && next)) {
-      throw refuse(path, `is a symlink to ${show(info.target)}; ${op} does not write through links (manage the target, or give content and force: true to replace the link)`);
+      throw refuse(op, `${show(path)} is a symlink to ${show(info.target)}; links are not written through (manage the target, or give content and force: true to replace the link)`);
     }
     if (next) return planWrite(path, info, next, want, { ...(validate ? { validate } : {}), backup: opts.backup === true });
     if (info.kind === 'file') return metadataChange(path, info, want);
@@ -357,7 +351,7 @@ function directory(opts: DirectoryOptions): Operation {
   const path = checkPath(opts.path, op);
   const want = wantedMetadata(opts, op);
   const absent = opts.state === 'absent';
-  if (absent && path === '/') throw new TypeError(`${op}: refusing to remove /`);
+  if (absent && path === '/') throw refuse(op, 'refusing to remove /');
   return pathOperation(op, path, opts, (info) => {
     if (info.kind === 'missing') {
       if (absent) return undefined;
@@ -368,7 +362,7 @@ function directory(opts: DirectoryOptions): Operation {
     }
     if (info.kind !== 'directory') {
       const what = info.kind === 'link' ? `a symlink to ${show(info.target)}` : info.kind === 'file' ? 'a file' : `a ${info.type}`;
-      throw refuse(path, `is ${what}, not a directory; ${op} will not replace it`);
+      throw refuse(op, `${show(path)} is ${what}, not a directory, and is not replaced`);
     }
     if (absent) {
       return opts.recursive
@@ -391,16 +385,16 @@ function link(opts: LinkOptions): Operation {
   const path = checkPath(opts.path, op);
   const absent = opts.state === 'absent';
   const target = opts.target;
-  if (!absent && (typeof target !== 'string' || target === '' || target.includes('\0'))) throw new TypeError(`${op}: target must be a non-empty string, got ${JSON.stringify(target)}`);
+  if (!absent && (typeof target !== 'string' || target === '' || target.includes('\0'))) throw refuse(op, `target must be a non-empty string, got ${JSON.stringify(target)}`);
   return pathOperation(op, path, opts, (info) => {
     if (absent || target === undefined) {
       if (info.kind === 'missing') return undefined;
-      if (info.kind !== 'link') throw refuse(path, `is a ${info.kind === 'other' ? info.type : info.kind}, not a symlink; ${op} only removes links`);
+      if (info.kind !== 'link') throw refuse(op, `${show(path)} is a ${info.kind === 'other' ? info.type : info.kind}, not a symlink; only links are removed`);
       return { summary: `remove symlink ${show(path)} → ${show(info.target)}`, actions: [{ command: sh`rm -f -- ${path}` }] };
     }
     if (info.kind === 'link' && info.target === target) return undefined;
     if (info.kind !== 'link' && info.kind !== 'missing' && !opts.force) {
-      throw refuse(path, `is a ${info.kind === 'other' ? info.type : info.kind}, not a symlink; pass force: true to replace it with the link`);
+      throw refuse(op, `${show(path)} is a ${info.kind === 'other' ? info.type : info.kind}, not a symlink; pass force: true to replace it with the link`);
     }
     // rename(2) cannot put a link over a directory: remove it first (rmdir: only if empty).
     const body = [sh`ln -sfn -- ${target} ${TEMP}`, ...(info.kind === 'directory' ? [sh`rmdir -- ${path}`] : [])];
@@ -417,7 +411,7 @@ function regexOf(match: RegExp | string, op: string): RegExp {
   try {
     return new RegExp(match);
   } catch (cause) {
-    throw new TypeError(`${op}: match is not a valid regular expression: ${(cause as Error).message}`);
+    throw refuse(op, `match is not a valid regular expression: ${(cause as Error).message}`);
   }
 }
 
@@ -470,9 +464,9 @@ function line(opts: LineOptions): Operation {
   const absent = opts.state === 'absent';
   const validate = checkValidate(opts.validate, op);
   const match = opts.match === undefined ? undefined : regexOf(opts.match, op);
-  if (opts.line !== undefined && (typeof opts.line !== 'string' || /[\n\0]/.test(opts.line))) throw new TypeError(`${op}: line must be one line of text, got ${JSON.stringify(opts.line)}`);
-  if (!absent && opts.line === undefined) throw new TypeError(`${op}: line is required with state 'present'`);
-  if (absent && opts.line === undefined && !match) throw new TypeError(`${op}: state 'absent' needs line or match`);
+  if (opts.line !== undefined && (typeof opts.line !== 'string' || /[\n\0]/.test(opts.line))) throw refuse(op, `line must be one line of text, got ${JSON.stringify(opts.line)}`);
+  if (!absent && opts.line === undefined) throw refuse(op, `line is required with state 'present'`);
+  if (absent && opts.line === undefined && !match) throw refuse(op, `state 'absent' needs line or match`);
   const edit: LineEdit = { line: opts.line, match, absent };
   const write = { ...(validate ? { validate } : {}), backup: opts.backup === true };
   return pathOperation(op, path, opts, (info) => {
@@ -484,10 +478,10 @@ function line(opts: LineOptions): Operation {
         actions: [{ command: missingCheck(path, '(pass create: true to create it)') }],
       };
     }
-    if (info.kind === 'link') throw refuse(path, `is a symlink to ${show(info.target)}; ${op} edits regular files (point it at the target)`);
-    if (info.kind !== 'file') throw refuse(path, `is a ${info.kind === 'other' ? info.type : info.kind}, not a regular file`);
+    if (info.kind === 'link') throw refuse(op, `${show(path)} is a symlink to ${show(info.target)}; only regular files are edited (point it at the target)`);
+    if (info.kind !== 'file') throw refuse(op, `${show(path)} is a ${info.kind === 'other' ? info.type : info.kind}, not a regular file`);
     const text = info.content === undefined ? undefined : decodeText(Buffer.from(info.content, 'base64'));
-    if (text === undefined) throw refuse(path, `is not UTF-8 text of at most ${CONTENT_LIMIT / 1024} KiB (${info.size} bytes); ${op} cannot edit it`);
+    if (text === undefined) throw refuse(op, `${show(path)} is not UTF-8 text of at most ${CONTENT_LIMIT / 1024} KiB (${info.size} bytes); it cannot be edited`);
     const next = editLines(text, edit);
     return next === text ? undefined : planWrite(path, info, contentOf(next, op), {}, write);
   });

@@ -7,6 +7,7 @@ import type { Check } from './operation.ts';
 import { TackleError } from '../errors.ts';
 import { defineFact, type Fact } from '../facts/fact.ts';
 import { BODY_LIMIT, httpResponse, tcpPort, unitStates, type HttpResponse, type TcpPort, type UnitStates } from '../facts/health.ts';
+import { refuse } from './refuse.ts';
 
 /** Where a probe runs: on the host itself (curl, bash) or on this machine (node). */
 export type ProbeFrom = 'host' | 'controller';
@@ -67,7 +68,7 @@ const realClock: Clock = { now: () => performance.now(), sleep: (ms) => new Prom
 
 function checkFrom(from: unknown, what: string): ProbeFrom {
   if (from === undefined) return 'host';
-  if (from !== 'host' && from !== 'controller') throw new TypeError(`${what}: from must be 'host' or 'controller', got ${JSON.stringify(from)}`);
+  if (from !== 'host' && from !== 'controller') throw refuse(what, `from must be 'host' or 'controller', got ${JSON.stringify(from)}`);
   return from;
 }
 
@@ -76,9 +77,9 @@ function checkFrom(from: unknown, what: string): ProbeFrom {
  * @example health.http('http://127.0.0.1:8080/health', { body: 'ok' })
  */
 function http(url: string, opts: HttpProbeOptions = {}): Probe {
-  if (typeof url !== 'string' || !/^https?:\/\/\S+$/.test(url)) throw new TypeError(`health.http: ${JSON.stringify(url)} is not an http(s) URL`);
+  if (typeof url !== 'string' || !/^https?:\/\/\S+$/.test(url)) throw refuse('health.http', `${JSON.stringify(url)} is not an http(s) URL`);
   const status = opts.status ?? 200;
-  if (!Number.isInteger(status) || status < 100 || status > 599) throw new TypeError(`health.http ${url}: status ${status} is not an HTTP status`);
+  if (!Number.isInteger(status) || status < 100 || status > 599) throw refuse(`health.http ${url}`, `status ${status} is not an HTTP status`);
   return {
     kind: 'http',
     url,
@@ -95,7 +96,7 @@ function http(url: string, opts: HttpProbeOptions = {}): Probe {
  * @example health.tcp(5432) ; health.tcp(443, { address: '203.0.113.10', from: 'controller' })
  */
 function tcp(port: number, opts: { address?: string; from?: ProbeFrom; timeoutMs?: number } = {}): Probe {
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new TypeError(`health.tcp: ${port} is not a port number`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw refuse('health.tcp', `${port} is not a port number`);
   return { kind: 'tcp', address: opts.address ?? '127.0.0.1', port, from: checkFrom(opts.from, `health.tcp ${port}`), timeoutMs: opts.timeoutMs ?? 3000 };
 }
 
@@ -104,7 +105,7 @@ function tcp(port: number, opts: { address?: string; from?: ProbeFrom; timeoutMs
  * @example health.unit('app.service')
  */
 function unit(name: string): Probe {
-  if (typeof name !== 'string' || !/^[A-Za-z0-9:_.\\@][A-Za-z0-9:_.\\@-]*$/.test(name)) throw new TypeError(`health.unit: ${JSON.stringify(name)} is not a unit name`);
+  if (typeof name !== 'string' || !/^[A-Za-z0-9:_.\\@][A-Za-z0-9:_.\\@-]*$/.test(name)) throw refuse('health.unit', `${JSON.stringify(name)} is not a unit name`);
   return { kind: 'unit', unit: name };
 }
 
@@ -307,7 +308,7 @@ export function describeUnhealthy(o: HealthOutcome & { kind: 'unhealthy' }): str
  * return { summary: 'restart app', actions: [{ command: sh`systemctl restart app` }], checks: [health.check([health.http('http://127.0.0.1:8080/health')])] };
  */
 function check(probes: readonly Probe[], wait: WaitOptions = {}): Check {
-  if (probes.length === 0) throw new TypeError('health.check: give at least one probe');
+  if (probes.length === 0) throw refuse('health.check', 'give at least one probe');
   return {
     describe: `wait until healthy: ${describeHealth(probes, wait)}`,
     run: async (ctx) => {

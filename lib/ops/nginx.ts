@@ -1,9 +1,9 @@
 import { sh } from '../command/command.ts';
 import { combine, defineOperation, type Change, type CommonOptions, type Operation } from './operation.ts';
-import { TackleError } from '../errors.ts';
 import { pathInfo, type PathInfo } from '../facts/files.ts';
 import { nginxInstall, sitePaths, type NginxInstall } from '../facts/nginx.ts';
 import { files } from './files.ts';
+import { refuse } from './refuse.ts';
 import { replaceChecked } from './replace-checked.ts';
 
 /** One `location` block of a site. Without `root` or `proxyPass` it proxies to the site's upstream. */
@@ -85,7 +85,7 @@ const RATE = /^\d+r\/[sm]$/;
 const ZONE = /^[A-Za-z0-9_]+$/;
 
 function fail(site: string, message: string): never {
-  throw new TypeError(`nginx.site ${site}: ${message}`);
+  throw refuse(`nginx.site ${site}`, message);
 }
 
 function token(site: string, what: string, value: unknown): string {
@@ -131,7 +131,7 @@ interface Normalized {
 
 function normalize(spec: SiteSpec): Normalized {
   const name = spec?.name;
-  if (typeof name !== 'string' || !SITE_NAME.test(name)) throw new TypeError(`nginx.site: name must be a file name of letters, digits, '.', '_' and '-' (not starting with '.' or '-'), got ${JSON.stringify(name)}`);
+  if (typeof name !== 'string' || !SITE_NAME.test(name)) throw refuse('nginx.site', `name must be a file name of letters, digits, '.', '_' and '-' (not starting with '.' or '-'), got ${JSON.stringify(name)}`);
   if (!Array.isArray(spec.serverNames) || spec.serverNames.length === 0) fail(name, 'serverNames must be a non-empty array of host names');
   for (const s of spec.serverNames as unknown[]) if (typeof s !== 'string' || !SERVER_NAME.test(s)) fail(name, `${JSON.stringify(s)} is not a server name`);
 
@@ -309,7 +309,7 @@ export interface NginxTarget {
 /**
  * The nginx configuration of a reverse-proxy site, as written to sites-available: `upstream`,
  * `map` and `limit_req_zone` at the top (the file is included inside `http {}`), then the servers.
- * Pure; throws a TypeError for a spec nginx would reject or that would inject directives.
+ * Pure; refuses (see {@link refuse}) a spec nginx would reject or that would inject directives.
  *
  * @example
  * renderSite({ name: 'app', serverNames: ['app.example.com'], upstreams: ['127.0.0.1:8000'] }, { nginxVersion: '1.22.1' })
@@ -376,10 +376,6 @@ function linksTo(info: PathInfo, name: string): boolean {
   return info.kind === 'link' && (info.target === sitePaths(name).available || info.target === `../sites-available/${name}`);
 }
 
-function refuse(path: string, why: string): TackleError {
-  return new TackleError({ phase: 'operation', reason: `${path} ${why}` });
-}
-
 function notInstalled(install: NginxInstall): string {
   return install.kind === 'missing' ? ' (nginx is not installed now: fails unless an earlier step installs it)' : '';
 }
@@ -404,7 +400,7 @@ function describeLink(info: PathInfo): string {
  * // handlers: { 'reload nginx': (host) => host.run(systemd.service({ name: 'nginx', state: 'reloaded' })).then(() => {}) }
  */
 function site(options: SiteOptions): Operation {
-  // Rendered once now so that a bad spec is a TypeError at once, not at the step.
+  // Rendered once now so that a bad spec is refused at once, not at the step.
   renderSite(options);
   const { name } = options;
   const { available, enabled } = sitePaths(name);
@@ -415,8 +411,8 @@ function site(options: SiteOptions): Operation {
     options: { notify: options.notify },
     plan: ({ file, link, install }, part): Change | undefined => {
       const content = renderSite(options, install.kind === 'installed' ? { nginxVersion: install.version } : {});
-      if (file.kind !== 'file' && file.kind !== 'missing') throw refuse(available, `is ${describeLink(file)}; nginx.site manages it as a regular file`);
-      if (link.kind !== 'link' && link.kind !== 'missing') throw refuse(enabled, `is ${describeLink(link)}, not a symlink; nginx.site will not replace it`);
+      if (file.kind !== 'file' && file.kind !== 'missing') throw refuse('nginx.site', `${available} is ${describeLink(file)}, not a regular file`);
+      if (link.kind !== 'link' && link.kind !== 'missing') throw refuse('nginx.site', `${enabled} is ${describeLink(link)}, not a symlink, and is not replaced`);
       const write = part(files.file({ path: available, content, mode: '0644' }));
       const relink = linksTo(link, name) ? undefined : part(files.link({ path: enabled, target: available }));
       const change = combine([write, relink]);
@@ -434,7 +430,7 @@ function site(options: SiteOptions): Operation {
  * await host.run(nginx.defaultSite({ present: false, notify: 'reload nginx' }));
  */
 function defaultSite(options: DefaultSiteOptions): Operation {
-  if (typeof options?.present !== 'boolean') throw new TypeError('nginx.defaultSite: present must be true or false');
+  if (typeof options?.present !== 'boolean') throw refuse('nginx.defaultSite', 'present must be true or false');
   const { available, enabled } = sitePaths('default');
   return defineOperation({
     name: `nginx.defaultSite ${options.present ? 'enabled' : 'disabled'}`,
@@ -447,11 +443,11 @@ function defaultSite(options: DefaultSiteOptions): Operation {
           return { summary: `disable the default site (nginx is not installed now: its package creates ${enabled})`, actions: [{ command: sh`rm -f -- ${enabled}` }] };
         }
         if (link.kind === 'missing') return undefined;
-        if (link.kind === 'directory' || link.kind === 'other') throw refuse(enabled, `is ${describeLink(link)}; nginx.defaultSite only removes a link or file`);
+        if (link.kind === 'directory' || link.kind === 'other') throw refuse('nginx.defaultSite', `${enabled} is ${describeLink(link)}; only a link or file is removed`);
         return { summary: `disable the default site (remove ${enabled}, ${describeLink(link)})`, actions: [{ command: sh`rm -f -- ${enabled}` }] };
       }
       if (linksTo(link, 'default')) return undefined;
-      if (link.kind !== 'link' && link.kind !== 'missing') throw refuse(enabled, `is ${describeLink(link)}, not a symlink; nginx.defaultSite will not replace it`);
+      if (link.kind !== 'link' && link.kind !== 'missing') throw refuse('nginx.defaultSite', `${enabled} is ${describeLink(link)}, not a symlink, and is not replaced`);
       const relink = part(files.link({ path: enabled, target: available }));
       if (!relink) return undefined;
       const checked = checkedByNginx('default', { ...relink, summary: `enable the default site (${relink.summary})` }, install);

@@ -14,6 +14,7 @@ import {
   type PgTarget,
   type RowCounts,
 } from '../facts/postgres.ts';
+import { refuse } from './refuse.ts';
 
 // A backup is a runbook step that acts every time: `postgres.dump` plans its commands on every run
 // (like `shell` without a guard), so a dry-run shows exactly the file it would publish. Retention,
@@ -37,14 +38,14 @@ export interface DumpOptions extends CommonOptions, PgTarget {
 }
 
 function checkAbsolute(path: unknown, where: string, what: string): string {
-  if (typeof path !== 'string' || !path.startsWith('/') || /[\0\n]/.test(path)) throw new TypeError(`${where}: ${what} must be an absolute path, got ${JSON.stringify(path)}`);
+  if (typeof path !== 'string' || !path.startsWith('/') || /[\0\n]/.test(path)) throw refuse(where, `${what} must be an absolute path, got ${JSON.stringify(path)}`);
   const normal = posix.normalize(path);
   return normal.length > 1 ? normal.replace(/\/+$/, '') : normal;
 }
 
 function checkDatabase(name: unknown, where: string): string {
   if (typeof name !== 'string' || !DATABASE_NAME.test(name)) {
-    throw new TypeError(`${where}: database ${JSON.stringify(name)} must be letters, digits, '_', '.', '-' (not first), at most 63: it becomes part of file names`);
+    throw refuse(where, `database ${JSON.stringify(name)} must be letters, digits, '_', '.', '-' (not first), at most 63: it becomes part of file names`);
   }
   return name;
 }
@@ -76,9 +77,9 @@ function dump(options: DumpOptions): Operation {
   const dir = checkAbsolute(options.dir, where, 'dir');
   const target = checkTarget(options, where);
   const excluded = options.excludeTables ?? [];
-  if (!Array.isArray(excluded) || !excluded.every((t) => typeof t === 'string' && t !== '')) throw new TypeError(`${where}: excludeTables must be table names or patterns`);
+  if (!Array.isArray(excluded) || !excluded.every((t) => typeof t === 'string' && t !== '')) throw refuse(where, 'excludeTables must be table names or patterns');
   if (options.compress !== undefined && !(Number.isInteger(options.compress) && options.compress >= 0 && options.compress <= 9)) {
-    throw new TypeError(`${where}: compress must be 0 to 9, got ${String(options.compress)}`);
+    throw refuse(where, `compress must be 0 to 9, got ${String(options.compress)}`);
   }
   const name = dumpName(database, options.at ?? new Date());
   const final = posix.join(dir, name);
@@ -230,7 +231,7 @@ function restore(options: RestoreOptions): Operation {
     plan: ({ databases }) => {
       const exists = databases.kind === 'databases' && databases.names.includes(database);
       if (exists && !options.replace) {
-        throw new TackleError({ phase: 'operation', reason: `database ${database} already exists; restoring into it would mix data: choose another database name, or replace it` });
+        throw refuse(where, `database ${database} already exists; restoring into it would mix data: choose another database name, or replace it`);
       }
       return {
         summary: `${exists ? `drop and re-create ${database}` : `create ${database}`} (${describeTarget(target)}) and restore ${file} into it, after checking its sha256`,
@@ -257,7 +258,7 @@ function database(options: DatabaseOptions): Operation {
   const name = checkDatabase(options.name, where);
   const target = checkTarget(options, where);
   const absent = options.state === 'absent';
-  if (options.state !== undefined && options.state !== 'present' && !absent) throw new TypeError(`${where}: state must be 'present' or 'absent'`);
+  if (options.state !== undefined && options.state !== 'present' && !absent) throw refuse(where, `state must be 'present' or 'absent'`);
   return defineOperation({
     name: `${where} ${name}${absent ? ' absent' : ''}`,
     facts: { databases: pgDatabases(target) },

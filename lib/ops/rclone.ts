@@ -2,13 +2,13 @@ import { Buffer } from 'node:buffer';
 import { posix } from 'node:path';
 import { Command, Secret, raw, secret, sh } from '../command/command.ts';
 import { defineOperation, type Change, type CommonOptions, type Operation } from './operation.ts';
-import { TackleError } from '../errors.ts';
 import { checkPolicy, planPrune, type RetentionPolicy } from './retention.ts';
 import { pathInfo } from '../facts/files.ts';
 import { pathPresenceFact } from '../facts/shell.ts';
 import { DEFAULT_RCLONE_CONFIG, checkLocation, rcloneCommand, remoteFiles, remotePath, type RemoteLocation } from '../facts/rclone.ts';
 import { fileDiff } from './diff.ts';
 import { files } from './files.ts';
+import { refuse } from './refuse.ts';
 
 /** S3-compatible providers rclone 1.60 knows by name; `Other` for any other endpoint (MinIO, s3rver…). */
 export type S3Provider = 'Cloudflare' | 'AWS' | 'Minio' | 'Wasabi' | 'DigitalOcean' | 'Other';
@@ -37,23 +37,23 @@ const MASK = '***';
 const SECRET_KEYS = new Set(['access_key_id', 'secret_access_key', 'session_token', 'pass', 'password', 'token']);
 
 function checkSecret(value: unknown, field: string, where: string): Secret {
-  if (!(value instanceof Secret)) throw new TypeError(`${where}: ${field} must be a secret(...) (it is never printed)`);
+  if (!(value instanceof Secret)) throw refuse(where, `${field} must be a secret(...) (it is never printed)`);
   // Its value is never put in a message; a newline would end the config line early.
-  if (value.reveal() === '' || /[\n\r]/.test(value.reveal()) || value.reveal().trim() !== value.reveal()) throw new TypeError(`${where}: ${field} is empty or has white space around it or a line break in it`);
+  if (value.reveal() === '' || /[\n\r]/.test(value.reveal()) || value.reveal().trim() !== value.reveal()) throw refuse(where, `${field} is empty or has white space around it or a line break in it`);
   return value;
 }
 
 /** The `key = value` lines of the remote's section; secrets stay Secret values. */
 function remoteSection(o: RemoteOptions, where: string): Array<[string, string | Secret]> {
-  if (!PROVIDERS.includes(o.provider)) throw new TypeError(`${where}: provider must be one of ${PROVIDERS.join(', ')}, got ${JSON.stringify(o.provider)}`);
+  if (!PROVIDERS.includes(o.provider)) throw refuse(where, `provider must be one of ${PROVIDERS.join(', ')}, got ${JSON.stringify(o.provider)}`);
   if (o.accountId !== undefined && (o.provider !== 'Cloudflare' || !/^[0-9a-f]{32}$/.test(o.accountId))) {
-    throw new TypeError(`${where}: accountId is a Cloudflare account id (32 hex digits) and needs provider 'Cloudflare'`);
+    throw refuse(where, `accountId is a Cloudflare account id (32 hex digits) and needs provider 'Cloudflare'`);
   }
-  if (o.endpoint !== undefined && (typeof o.endpoint !== 'string' || !/^https?:\/\/[^\s/]+(\/\S*)?$/.test(o.endpoint))) throw new TypeError(`${where}: endpoint must be an http(s) URL, got ${JSON.stringify(o.endpoint)}`);
+  if (o.endpoint !== undefined && (typeof o.endpoint !== 'string' || !/^https?:\/\/[^\s/]+(\/\S*)?$/.test(o.endpoint))) throw refuse(where, `endpoint must be an http(s) URL, got ${JSON.stringify(o.endpoint)}`);
   const endpoint = o.endpoint ?? (o.accountId ? `https://${o.accountId}.r2.cloudflarestorage.com` : undefined);
-  if (endpoint === undefined && o.provider !== 'AWS') throw new TypeError(`${where}: provider ${o.provider} needs an endpoint${o.provider === 'Cloudflare' ? ' or an accountId' : ''}`);
+  if (endpoint === undefined && o.provider !== 'AWS') throw refuse(where, `provider ${o.provider} needs an endpoint${o.provider === 'Cloudflare' ? ' or an accountId' : ''}`);
   const region = o.region ?? 'auto';
-  if (!/^[a-z0-9-]+$/.test(region)) throw new TypeError(`${where}: region must be a region name such as auto or eu-west-1, got ${JSON.stringify(region)}`);
+  if (!/^[a-z0-9-]+$/.test(region)) throw refuse(where, `region must be a region name such as auto or eu-west-1, got ${JSON.stringify(region)}`);
   return [
     ['type', 's3'],
     ['provider', o.provider],
@@ -105,9 +105,9 @@ function maskConfig(text: string): string {
  */
 function remote(options: RemoteOptions): Operation {
   const where = 'rclone.remote';
-  if (typeof options.name !== 'string' || !REMOTE_NAME.test(options.name)) throw new TypeError(`${where}: name must be an rclone remote name (letters, digits, _ . + @ -), got ${JSON.stringify(options.name)}`);
+  if (typeof options.name !== 'string' || !REMOTE_NAME.test(options.name)) throw refuse(where, `name must be an rclone remote name (letters, digits, _ . + @ -), got ${JSON.stringify(options.name)}`);
   const configPath = options.configPath ?? DEFAULT_RCLONE_CONFIG;
-  if (!configPath.startsWith('/')) throw new TypeError(`${where}: configPath must be an absolute path`);
+  if (!configPath.startsWith('/')) throw refuse(where, 'configPath must be an absolute path');
   const lines = remoteSection(options, where);
   const section = `[${options.name}]\n${lines.map(([k, v]) => `${k} = ${v instanceof Secret ? v.reveal() : v}`).join('\n')}\n`;
   const endpoint = lines.find(([k]) => k === 'endpoint')?.[1];
@@ -118,7 +118,7 @@ function remote(options: RemoteOptions): Operation {
     // Not `options` itself: its `name` is the remote's, not a step name.
     options: { notify: options.notify },
     plan: ({ config }, part) => {
-      if (config.kind === 'file' && config.content === undefined) throw new TackleError({ phase: 'operation', reason: `${configPath} is too large to edit (${config.size} bytes)` });
+      if (config.kind === 'file' && config.content === undefined) throw refuse(where, `${configPath} is too large to edit (${config.size} bytes)`);
       const current = config.kind === 'file' ? Buffer.from(config.content as string, 'base64').toString() : '';
       const next = replaceSection(current, options.name, section);
       const change = part(files.file({ path: configPath, content: secret(next), mode: '0600' }));
@@ -153,13 +153,13 @@ function withFileList(names: readonly string[], body: readonly Command[]): Comma
 }
 
 function checkNames(names: unknown, where: string): string[] {
-  if (!Array.isArray(names) || names.length === 0) throw new TypeError(`${where}: files must be a non-empty list of file names`);
-  for (const n of names) if (typeof n !== 'string' || n === '' || n.includes('/') || /[\0\n]/.test(n) || n === '.' || n === '..') throw new TypeError(`${where}: ${JSON.stringify(n)} is not a file name (no directories)`);
+  if (!Array.isArray(names) || names.length === 0) throw refuse(where, 'files must be a non-empty list of file names');
+  for (const n of names) if (typeof n !== 'string' || n === '' || n.includes('/') || /[\0\n]/.test(n) || n === '.' || n === '..') throw refuse(where, `${JSON.stringify(n)} is not a file name (no directories)`);
   return [...names] as string[];
 }
 
 function checkDir(dir: unknown, where: string): string {
-  if (typeof dir !== 'string' || !dir.startsWith('/') || /[\0\n]/.test(dir)) throw new TypeError(`${where}: directory must be an absolute path, got ${JSON.stringify(dir)}`);
+  if (typeof dir !== 'string' || !dir.startsWith('/') || /[\0\n]/.test(dir)) throw refuse(where, `directory must be an absolute path, got ${JSON.stringify(dir)}`);
   return posix.normalize(dir).replace(/(.)\/+$/, '$1');
 }
 
@@ -260,7 +260,7 @@ function prune(options: RemotePruneOptions): Operation {
     options,
     plan: ({ listing }) => {
       if (listing.kind === 'unavailable') return undefined;
-      if (listing.kind === 'error') throw new TackleError({ phase: 'operation', reason: `cannot list ${remotePath(loc)}: ${listing.reason}` });
+      if (listing.kind === 'error') throw refuse(where, `cannot list ${remotePath(loc)}: ${listing.reason}`);
       const prune = planPrune(listing.files, policy, { pending: options.pending ?? [], now: options.now ?? new Date() });
       if (!prune) return undefined;
       const deletes = prune.files.map((n) => rcloneCommand(loc, 'deletefile', [remotePath(loc, n)]));

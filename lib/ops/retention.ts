@@ -1,6 +1,7 @@
 // Which backups to keep: a pure function over a listing of files, the same for the backup
 // directory on a host and for a remote bucket. Nothing here touches a host.
 import type { StoredFile } from '../facts/files.ts';
+import { refuse } from './refuse.ts';
 
 
 /**
@@ -128,15 +129,15 @@ function newestFirst(a: Backup, b: Backup): number {
 }
 
 /**
- * Checks a retention policy; a TypeError names the bad field.
+ * Checks a retention policy; the refusal names the bad field.
  *
  * @example checkPolicy({ keepDays: 7, keepAtLeast: 3 }, 'postgres.prune')
  */
 export function checkPolicy(policy: RetentionPolicy, where: string): RetentionPolicy {
   const { keepDays, keepAtLeast } = policy;
-  if (typeof keepDays !== 'number' || !Number.isFinite(keepDays) || keepDays < 0) throw new TypeError(`${where}: keepDays must be a number of days ≥ 0, got ${String(keepDays)}`);
+  if (typeof keepDays !== 'number' || !Number.isFinite(keepDays) || keepDays < 0) throw refuse(where, `keepDays must be a number of days ≥ 0, got ${String(keepDays)}`);
   // Zero would let a run of bad dates delete every backup.
-  if (!Number.isInteger(keepAtLeast) || keepAtLeast < 1) throw new TypeError(`${where}: keepAtLeast must be a whole number ≥ 1, got ${String(keepAtLeast)}`);
+  if (!Number.isInteger(keepAtLeast) || keepAtLeast < 1) throw refuse(where, `keepAtLeast must be a whole number ≥ 1, got ${String(keepAtLeast)}`);
   return { keepDays, keepAtLeast };
 }
 

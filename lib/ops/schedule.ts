@@ -1,10 +1,10 @@
 import { CronExpressionParser } from 'cron-parser';
 import { quote, sh } from '../command/command.ts';
 import { combine, defineOperation, type Action, type CommonOptions, type Operation } from './operation.ts';
-import { TackleError } from '../errors.ts';
 import { calendarFact, hostTimezone, type Calendar } from '../facts/schedule.ts';
 import { systemdUnit } from '../facts/systemd.ts';
 import { files } from './files.ts';
+import { refuse } from './refuse.ts';
 
 /** A command to schedule: a shell command line (run by `/bin/sh -c`), or an argument vector run as is. */
 export type ScheduledCommand = string | readonly string[];
@@ -41,25 +41,25 @@ const CRON_ITEM = /^(?:\*|\?|\d+|[A-Za-z]{3})(?:-(?:\d+|[A-Za-z]{3}))?(?:\/\d+)?
 const WEEKDAYS = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
 
 /**
- * Checks a cron expression (five fields, or `@daily`-style) with cron-parser; a TypeError says
+ * Checks a cron expression (five fields, or `@daily`-style) with cron-parser; the refusal says
  * what is wrong. Returns the five fields.
  *
  * @example cronFields('0 2 * * *') // ['0', '2', '*', '*', '*']
  */
-export function cronFields(expression: string): string[] {
-  if (typeof expression !== 'string') throw new TypeError(`cron expression must be a string, got ${typeof expression}`);
+export function cronFields(expression: string, where = 'schedule'): string[] {
+  if (typeof expression !== 'string') throw refuse(where, `cron expression must be a string, got ${typeof expression}`);
   const text = ALIASES[expression.trim()] ?? expression.trim();
   const fields = text.split(/\s+/);
-  if (fields.length !== 5) throw new TypeError(`cron expression ${JSON.stringify(expression)} must have five fields (minute hour day-of-month month day-of-week), got ${fields.length}`);
+  if (fields.length !== 5) throw refuse(where, `cron expression ${JSON.stringify(expression)} must have five fields (minute hour day-of-month month day-of-week), got ${fields.length}`);
   for (const field of fields) {
     if (!field.split(',').every((item) => CRON_ITEM.test(item))) {
-      throw new TypeError(`cron expression ${JSON.stringify(expression)}: ${JSON.stringify(field)} is not a standard cron field (L, W, # and H are not supported; give onCalendar instead)`);
+      throw refuse(where, `cron expression ${JSON.stringify(expression)}: ${JSON.stringify(field)} is not a standard cron field (L, W, # and H are not supported; give onCalendar instead)`);
     }
   }
   try {
     CronExpressionParser.parse(text, { strict: false });
   } catch (cause) {
-    throw new TypeError(`cron expression ${JSON.stringify(expression)} is invalid: ${(cause as Error).message}`);
+    throw refuse(where, `cron expression ${JSON.stringify(expression)} is invalid: ${(cause as Error).message}`);
   }
   return fields;
 }
@@ -86,13 +86,13 @@ const two = (n: number) => String(n).padStart(2, '0');
 /**
  * Converts a cron expression to systemd OnCalendar expressions with the same runs. Usually one;
  * two when both day-of-month and day-of-week are restricted, because cron runs when EITHER
- * matches and OnCalendar only when both do. Throws a TypeError for a malformed expression.
+ * matches and OnCalendar only when both do. Refuses a malformed expression.
  *
  * @example cronToCalendar('0 2 * * *') // ['*-*-* 02:00:00']
  * @example cronToCalendar('30 4 1,15 * 5') // ['Fri *-*-* 04:30:00', '*-*-01,15 04:30:00']
  */
-export function cronToCalendar(expression: string): string[] {
-  const raw = cronFields(expression);
+export function cronToCalendar(expression: string, where = 'schedule'): string[] {
+  const raw = cronFields(expression, where);
   const { fields } = CronExpressionParser.parse(raw.join(' '), { strict: false });
   const time = `${calendarList(fields.hour.values as number[], 24, two)}:${calendarList(fields.minute.values as number[], 60, two)}:00`;
   const month = calendarList(fields.month.values as number[], 12, two);
@@ -115,11 +115,11 @@ function systemdWord(word: string): string {
 
 function checkCommand(command: unknown, where: string): ScheduledCommand {
   if (typeof command === 'string') {
-    if (command.trim() === '' || /[\n\r\0]/.test(command)) throw new TypeError(`${where}: command must be one non-empty line`);
+    if (command.trim() === '' || /[\n\r\0]/.test(command)) throw refuse(where, 'command must be one non-empty line');
     return command;
   }
   if (!Array.isArray(command) || command.length === 0 || !command.every((w) => typeof w === 'string' && !/[\n\r\0]/.test(w))) {
-    throw new TypeError(`${where}: command must be a shell command line or a non-empty array of words`);
+    throw refuse(where, 'command must be a shell command line or a non-empty array of words');
   }
   return command as readonly string[];
 }
@@ -130,12 +130,12 @@ function execStart(command: ScheduledCommand): string {
 }
 
 function checkName(name: unknown, where: string, pattern: RegExp): string {
-  if (typeof name !== 'string' || !pattern.test(name)) throw new TypeError(`${where}: name ${JSON.stringify(name)} must be letters, digits, '_', '-'${pattern === UNIT_NAME ? ", '.'" : ''}`);
+  if (typeof name !== 'string' || !pattern.test(name)) throw refuse(where, `name ${JSON.stringify(name)} must be letters, digits, '_', '-'${pattern === UNIT_NAME ? ", '.'" : ''}`);
   return name;
 }
 
 function checkUser(user: unknown, where: string): string | undefined {
-  if (user !== undefined && (typeof user !== 'string' || !USER.test(user))) throw new TypeError(`${where}: user ${JSON.stringify(user)} is not a user name`);
+  if (user !== undefined && (typeof user !== 'string' || !USER.test(user))) throw refuse(where, `user ${JSON.stringify(user)} is not a user name`);
   return user;
 }
 
@@ -153,7 +153,7 @@ function cronNextRuns(expression: string, tz: string): string {
 /**
  * Installs a command as a systemd service and timer pair (`NAME.service`, `NAME.timer`, both
  * written atomically), reloads systemd when they changed and enables and starts the timer.
- * The schedule is a cron expression (checked with cron-parser at once: a TypeError before
+ * The schedule is a cron expression (checked with cron-parser at once: refused before
  * anything runs, and converted to OnCalendar) or OnCalendar expressions; either way the host's
  * `systemd-analyze calendar` validates it when planning (a malformed one fails the step, naming
  * host and step, before anything changes) and the summary shows the next three runs in the
@@ -168,20 +168,20 @@ function timer(options: TimerOptions): Operation {
   const service = `/etc/systemd/system/${name}.service`;
   const timerPath = `/etc/systemd/system/${name}.timer`;
   if (options.state === 'absent') return removeTimer(name, service, timerPath, options);
-  if (options.state !== undefined && options.state !== 'present') throw new TypeError(`${where}: state must be 'present' or 'absent'`);
+  if (options.state !== undefined && options.state !== 'present') throw refuse(where, `state must be 'present' or 'absent'`);
 
   const command = checkCommand(options.command, where);
   const user = checkUser(options.user, where);
   if (options.workingDirectory !== undefined && (typeof options.workingDirectory !== 'string' || !options.workingDirectory.startsWith('/') || /[\n\0]/.test(options.workingDirectory))) {
-    throw new TypeError(`${where}: workingDirectory must be an absolute path`);
+    throw refuse(where, 'workingDirectory must be an absolute path');
   }
-  if (options.randomizedDelaySec !== undefined && !(Number.isInteger(options.randomizedDelaySec) && options.randomizedDelaySec >= 0)) throw new TypeError(`${where}: randomizedDelaySec must be a whole number of seconds`);
+  if (options.randomizedDelaySec !== undefined && !(Number.isInteger(options.randomizedDelaySec) && options.randomizedDelaySec >= 0)) throw refuse(where, 'randomizedDelaySec must be a whole number of seconds');
   const description = (options.description ?? `${name} (tackle schedule)`).replace(/[\n\r]/g, ' ');
   const cron = 'cron' in options && options.cron !== undefined ? options.cron : undefined;
   const given = 'onCalendar' in options && options.onCalendar !== undefined ? options.onCalendar : undefined;
-  if ((cron === undefined) === (given === undefined)) throw new TypeError(`${where}: give exactly one of cron and onCalendar`);
-  const calendars = cron !== undefined ? cronToCalendar(cron) : typeof given === 'string' ? [given] : [...(given ?? [])];
-  if (calendars.length === 0 || !calendars.every((c) => typeof c === 'string' && c.trim() !== '' && !/[\n\r\0]/.test(c))) throw new TypeError(`${where}: onCalendar must be one or more one-line calendar expressions`);
+  if ((cron === undefined) === (given === undefined)) throw refuse(where, 'give exactly one of cron and onCalendar');
+  const calendars = cron !== undefined ? cronToCalendar(cron, where) : typeof given === 'string' ? [given] : [...(given ?? [])];
+  if (calendars.length === 0 || !calendars.every((c) => typeof c === 'string' && c.trim() !== '' && !/[\n\r\0]/.test(c))) throw refuse(where, 'onCalendar must be one or more one-line calendar expressions');
 
   const header = `# Managed by tackle (${where} ${name})${cron !== undefined ? `; from cron: ${cron}` : ''}`;
   const serviceText = [
@@ -226,7 +226,7 @@ function timer(options: TimerOptions): Operation {
     // Not `options` itself: its `name` names the units, not the step.
     options: { notify: options.notify },
     plan: ({ unit: state, calendar: cal }, part) => {
-      if (cal.kind === 'invalid') throw new TackleError({ phase: 'operation', reason: `the schedule ${calendars.map((c) => JSON.stringify(c)).join(', ')} is not valid for systemd: ${cal.message}` });
+      if (cal.kind === 'invalid') throw refuse(where, `the schedule ${calendars.map((c) => JSON.stringify(c)).join(', ')} is not valid for systemd: ${cal.message}`);
       const files = combine([part(writeService), part(writeTimer)], ', ');
       const known = state.kind === 'unit';
       const enabled = known && state.unitFileState === 'enabled';
@@ -296,7 +296,7 @@ function cronFile(options: CronOptions): Operation {
     const remove = files.file({ path, state: 'absent' });
     return defineOperation({ name: `${where} ${name} absent`, facts: {}, parts: [remove], options: { notify: options.notify }, plan: (_, part) => part(remove) });
   }
-  const fields = cronFields(options.cron);
+  const fields = cronFields(options.cron, where);
   const command = checkCommand(options.command, where);
   const user = checkUser(options.user ?? 'root', where) as string;
   // In a crontab an unescaped % ends the command.

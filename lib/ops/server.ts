@@ -1,10 +1,10 @@
 import { posix } from 'node:path';
 import { Command, sh } from '../command/command.ts';
 import { defineOperation, type Action, type Change, type CommonOptions, type Operation } from './operation.ts';
-import { TackleError } from '../errors.ts';
 import { pathInfo, type PathInfo } from '../facts/files.ts';
 import { hostnameFact, swapFact, zoneInfoFact, type HostnameInfo, type SwapInfo, type ZoneInfo } from '../facts/server.ts';
 import { files } from './files.ts';
+import { refuse } from './refuse.ts';
 
 /** `name` is the host name, so the step name (`server.hostname NAME`) cannot be overridden. */
 export interface HostnameOptions extends Omit<CommonOptions, 'name'> {
@@ -49,7 +49,7 @@ function changes(parts: readonly (Change | undefined)[]): Change | undefined {
 function hostname(options: HostnameOptions): Operation {
   const { name } = options;
   if (typeof name !== 'string' || name.length > 64 || !name.split('.').every((l) => LABEL.test(l))) {
-    throw new TypeError(`server.hostname: ${JSON.stringify(name)} is not a host name (labels of letters, digits and -, at most 64 characters)`);
+    throw refuse('server.hostname', `${JSON.stringify(name)} is not a host name (labels of letters, digits and -, at most 64 characters)`);
   }
   const short = name.split('.')[0] as string;
   const hostsLine = files.line({ path: '/etc/hosts', match: /^127\.0\.1\.1\s/, line: `127.0.1.1\t${short === name ? name : `${name} ${short}`}`, create: true });
@@ -94,7 +94,7 @@ const ZONEINFO = '/usr/share/zoneinfo';
 function timezone(options: TimezoneOptions): Operation {
   const { name } = options;
   if (typeof name !== 'string' || !/^[A-Za-z0-9_+-]+(?:\/[A-Za-z0-9_+-]+)*$/.test(name)) {
-    throw new TypeError(`server.timezone: ${JSON.stringify(name)} is not a time zone name such as "Europe/Berlin" or "UTC"`);
+    throw refuse('server.timezone', `${JSON.stringify(name)} is not a time zone name such as "Europe/Berlin" or "UTC"`);
   }
   const target = `${ZONEINFO}/${name}`;
   const link = files.link({ path: '/etc/localtime', target, force: true });
@@ -115,7 +115,7 @@ function zoneOf(info: PathInfo): string | undefined {
 }
 
 function planTimezone(name: string, zone: ZoneInfo, localtime: PathInfo, relink: Change | undefined, timezoneFile: Change | undefined): Change | undefined {
-  if (zone.kind === 'unknown') throw new TackleError({ phase: 'operation', reason: `unknown time zone ${name}: there is no ${ZONEINFO}/${name} on the host` });
+  if (zone.kind === 'unknown') throw refuse('server.timezone', `unknown time zone ${name}: there is no ${ZONEINFO}/${name} on the host`);
   const current = zoneOf(localtime);
   const link = current === name ? undefined : relink;
   const change = changes([link, timezoneFile]);
@@ -145,11 +145,11 @@ const SWAPPINESS_FILE = '/etc/sysctl.d/60-tackle-swappiness.conf';
 function swapfile(options: SwapfileOptions): Operation {
   const path = options.path ?? '/swapfile';
   if (typeof path !== 'string' || !path.startsWith('/') || posix.normalize(path) !== path || /[\s\0]/.test(path) || path === '/') {
-    throw new TypeError(`server.swapfile: path must be a normalised absolute path without spaces, got ${JSON.stringify(options.path)}`);
+    throw refuse('server.swapfile', `path must be a normalised absolute path without spaces, got ${JSON.stringify(options.path)}`);
   }
   const { sizeMb, swappiness } = options;
-  if (!Number.isInteger(sizeMb) || sizeMb < 1 || sizeMb > 1024 * 1024) throw new TypeError(`server.swapfile: sizeMb must be a whole number of MiB from 1, got ${JSON.stringify(sizeMb)}`);
-  if (swappiness !== undefined && !(Number.isInteger(swappiness) && swappiness >= 0 && swappiness <= 200)) throw new TypeError('server.swapfile: swappiness must be a whole number from 0 to 200');
+  if (!Number.isInteger(sizeMb) || sizeMb < 1 || sizeMb > 1024 * 1024) throw refuse('server.swapfile', `sizeMb must be a whole number of MiB from 1, got ${JSON.stringify(sizeMb)}`);
+  if (swappiness !== undefined && !(Number.isInteger(swappiness) && swappiness >= 0 && swappiness <= 200)) throw refuse('server.swapfile', 'swappiness must be a whole number from 0 to 200');
   const escaped = path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const fstab = files.line({ path: '/etc/fstab', match: `^\\s*${escaped}\\s`, line: `${path} none swap sw 0 0`, create: true });
   const sysctl = swappiness === undefined ? undefined : files.file({ path: SWAPPINESS_FILE, content: `# Managed by tackle (server.swapfile).\nvm.swappiness = ${swappiness}\n`, mode: '0644' });
@@ -166,7 +166,7 @@ function planSwap(o: { path: string; sizeMb: number; swappiness: number | undefi
   const { path, sizeMb } = o;
   const bytes = sizeMb * 1024 * 1024;
   const { file } = swap;
-  if (file.kind === 'other') throw new TackleError({ phase: 'operation', reason: `${path} is a ${file.type}, not a swap file; refusing to replace it` });
+  if (file.kind === 'other') throw refuse('server.swapfile', `${path} is a ${file.type}, not a swap file; refusing to replace it`);
   const steps: Change[] = [];
   const remake = file.kind === 'missing' || file.size !== bytes;
   if (remake) {

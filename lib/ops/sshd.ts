@@ -8,6 +8,7 @@ import { pathInfo } from '../facts/files.ts';
 import { SSHD_DROPIN_DIR, SSHD_MAIN_CONFIG, parseSshdT, sshSession, sshdConfig, type SshSession, type SshdConfig, type SshdConfigFile } from '../facts/sshd.ts';
 import { systemdUnit, type SystemdUnit } from '../facts/systemd.ts';
 import { files } from './files.ts';
+import { refuse } from './refuse.ts';
 import { previousVersions } from './replace-checked.ts';
 
 /** sshd settings tackle knows how to write and to compare with `sshd -T`. */
@@ -126,25 +127,25 @@ interface Line {
 }
 
 function yesNo(value: unknown, where: string): string {
-  if (typeof value !== 'boolean') throw new TypeError(`${where} must be true or false, got ${JSON.stringify(value)}`);
+  if (typeof value !== 'boolean') throw refuse('sshd.config', `${where} must be true or false, got ${JSON.stringify(value)}`);
   return value ? 'yes' : 'no';
 }
 
 function integer(value: unknown, where: string, min: number, max = 2 ** 31 - 1): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) throw new TypeError(`${where} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) throw refuse('sshd.config', `${where} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
   return value;
 }
 
 function words(value: unknown, where: string, pattern: RegExp, what: string): string[] {
   const list = typeof value === 'string' ? [value] : value;
-  if (!Array.isArray(list) || list.length === 0) throw new TypeError(`${where} must be a non-empty list of ${what}`);
-  for (const w of list as unknown[]) if (typeof w !== 'string' || !pattern.test(w)) throw new TypeError(`${where}: ${JSON.stringify(w)} is not ${what}`);
+  if (!Array.isArray(list) || list.length === 0) throw refuse('sshd.config', `${where} must be a non-empty list of ${what}`);
+  for (const w of list as unknown[]) if (typeof w !== 'string' || !pattern.test(w)) throw refuse('sshd.config', `${where}: ${JSON.stringify(w)} is not ${what}`);
   return [...new Set(list as string[])];
 }
 
 function settingLine(name: keyof SshdSettings, value: unknown): Line {
   const { keyword, kind, accumulates = false, min = 0 } = SETTINGS[name];
-  const where = `sshd.config: settings.${name}`;
+  const where = `settings.${name}`;
   const line = (written: string[], expected: string[]): Line => ({ keyword, written, expected, accumulates });
   switch (kind) {
     case 'bool': {
@@ -158,14 +159,14 @@ function settingLine(name: keyof SshdSettings, value: unknown): Line {
     case 'permitRootLogin': {
       const v = typeof value === 'boolean' ? (value ? 'yes' : 'no') : value;
       if (typeof v !== 'string' || !['yes', 'no', 'prohibit-password', 'forced-commands-only'].includes(v)) {
-        throw new TypeError(`${where} must be true, false, 'prohibit-password' or 'forced-commands-only', got ${JSON.stringify(value)}`);
+        throw refuse('sshd.config', `${where} must be true, false, 'prohibit-password' or 'forced-commands-only', got ${JSON.stringify(value)}`);
       }
       // sshd -T prints prohibit-password by its older name.
       return line([v], [v === 'prohibit-password' ? 'without-password' : v]);
     }
     case 'forwarding': {
       const v = typeof value === 'boolean' ? (value ? 'yes' : 'no') : value;
-      if (typeof v !== 'string' || !['yes', 'no', 'local', 'remote'].includes(v)) throw new TypeError(`${where} must be true, false, 'local' or 'remote', got ${JSON.stringify(value)}`);
+      if (typeof v !== 'string' || !['yes', 'no', 'local', 'remote'].includes(v)) throw refuse('sshd.config', `${where} must be true, false, 'local' or 'remote', got ${JSON.stringify(value)}`);
       return line([v], [v]);
     }
     case 'words': {
@@ -175,16 +176,16 @@ function settingLine(name: keyof SshdSettings, value: unknown): Line {
     }
     case 'ports': {
       const list = (typeof value === 'number' ? [value] : Array.isArray(value) ? value : [undefined]).map((p: unknown) => String(integer(p, where, 1, 65535)));
-      if (list.length === 0) throw new TypeError(`${where} must name at least one port`);
+      if (list.length === 0) throw refuse('sshd.config', `${where} must name at least one port`);
       const unique = [...new Set(list)];
       return line(unique, unique);
     }
     case 'logLevel': {
-      if (typeof value !== 'string' || !LOG_LEVELS.includes(value)) throw new TypeError(`${where} must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(value)}`);
+      if (typeof value !== 'string' || !LOG_LEVELS.includes(value)) throw refuse('sshd.config', `${where} must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(value)}`);
       return line([value], [value === 'DEBUG' ? 'DEBUG1' : value]);
     }
     case 'banner': {
-      if (typeof value !== 'string' || !(value === 'none' || /^\/[^\s"'#]*$/.test(value))) throw new TypeError(`${where} must be an absolute path without spaces, or 'none'`);
+      if (typeof value !== 'string' || !(value === 'none' || /^\/[^\s"'#]*$/.test(value))) throw refuse('sshd.config', `${where} must be an absolute path without spaces, or 'none'`);
       return line([value], [value]);
     }
     case 'algorithms': {
@@ -196,28 +197,28 @@ function settingLine(name: keyof SshdSettings, value: unknown): Line {
 }
 
 function extraLine(keyword: string, value: unknown): Line {
-  const where = `sshd.config: extra.${keyword}`;
-  if (!/^[A-Za-z][A-Za-z0-9]*$/.test(keyword)) throw new TypeError(`sshd.config: extra keyword ${JSON.stringify(keyword)} is not an sshd keyword`);
-  if (/^(match|include)$/i.test(keyword)) throw new TypeError(`${where}: Match and Include change how the rest of the file is read; they cannot be set here`);
+  const where = `extra.${keyword}`;
+  if (!/^[A-Za-z][A-Za-z0-9]*$/.test(keyword)) throw refuse('sshd.config', `extra keyword ${JSON.stringify(keyword)} is not an sshd keyword`);
+  if (/^(match|include)$/i.test(keyword)) throw refuse('sshd.config', `${where}: Match and Include change how the rest of the file is read; they cannot be set here`);
   const lower = keyword.toLowerCase();
   const typed = Object.entries(SETTINGS).find(([, s]) => s.keyword.toLowerCase() === lower);
-  if (typed) throw new TypeError(`${where}: use settings.${typed[0]} for ${keyword}`);
+  if (typed) throw refuse('sshd.config', `${where}: use settings.${typed[0]} for ${keyword}`);
   const token = (v: unknown): string => {
     if (typeof v === 'boolean') return v ? 'yes' : 'no';
     if (typeof v === 'number' && Number.isFinite(v)) return String(v);
     if (typeof v === 'string' && v.trim() !== '' && !/[\n\r\0]/.test(v)) return v.trim();
-    throw new TypeError(`${where} must be a one-line string, a number, a boolean or a list of strings, got ${JSON.stringify(v)}`);
+    throw refuse('sshd.config', `${where} must be a one-line string, a number, a boolean or a list of strings, got ${JSON.stringify(v)}`);
   };
   const written = Array.isArray(value) ? [value.map(token).join(' ')] : [token(value)];
   return { keyword, written, expected: undefined, accumulates: ACCUMULATING.has(lower) };
 }
 
 function desiredLines(o: SshdConfigOptions): Line[] {
-  if (typeof o.settings !== 'object' || o.settings === null) throw new TypeError('sshd.config: settings must be an object');
-  for (const key of Object.keys(o.settings)) if (!(key in SETTINGS)) throw new TypeError(`sshd.config: unknown setting ${JSON.stringify(key)}; known: ${Object.keys(SETTINGS).join(', ')} (others go in extra)`);
+  if (typeof o.settings !== 'object' || o.settings === null) throw refuse('sshd.config', 'settings must be an object');
+  for (const key of Object.keys(o.settings)) if (!(key in SETTINGS)) throw refuse('sshd.config', `unknown setting ${JSON.stringify(key)}; known: ${Object.keys(SETTINGS).join(', ')} (others go in extra)`);
   const lines = (Object.keys(SETTINGS) as (keyof SshdSettings)[]).filter((k) => o.settings[k] !== undefined).map((k) => settingLine(k, o.settings[k]));
   lines.push(...Object.entries(o.extra ?? {}).map(([k, v]) => extraLine(k, v)));
-  if (lines.length === 0) throw new TypeError('sshd.config: give at least one setting');
+  if (lines.length === 0) throw refuse('sshd.config', 'give at least one setting');
   return lines;
 }
 
@@ -234,7 +235,7 @@ function render(lines: readonly Line[]): string {
 function checkFile(file: unknown): string {
   const path = file ?? SSHD_DEFAULT_DROPIN;
   if (typeof path !== 'string' || posix.dirname(path) !== SSHD_DROPIN_DIR || !/^[A-Za-z0-9_][A-Za-z0-9_.-]*\.conf$/.test(posix.basename(path))) {
-    throw new TypeError(`sshd.config: file must be a NAME.conf in ${SSHD_DROPIN_DIR}/ (included by ${SSHD_MAIN_CONFIG}), got ${JSON.stringify(file)}`);
+    throw refuse('sshd.config', `file must be a NAME.conf in ${SSHD_DROPIN_DIR}/ (included by ${SSHD_MAIN_CONFIG}), got ${JSON.stringify(file)}`);
   }
   return path;
 }
@@ -382,24 +383,24 @@ function config(options: SshdConfigOptions): Operation {
 }
 
 function planConfig(p: Plan, write: () => Change | undefined, config: SshdConfig, session: SshSession, socket: SystemdUnit): Change | undefined {
-  const refuse = (reason: string) => new TackleError({ phase: 'operation', reason });
   if (p.ports && session.kind === 'ssh' && !p.ports.includes(String(session.serverPort))) {
     const now = String(session.serverPort);
     throw refuse(
+      'sshd.config',
       `refusing to move sshd off port ${now}, the port tackle is connected through: the check that proves a new login still works uses the inventory's port, and the inventory would be stale. ` +
         `Change it in two runs: port: [${[now, ...p.ports].join(', ')}], then point the inventory at ${p.ports[0]} and set port: ${p.ports.join(', ')}`,
     );
   }
   if (config.kind === 'sshd') {
     const shadowed = shadowing(config.files, p.path, p.content, p.lines);
-    if (shadowed.length) throw refuse(`${p.path} would not take effect: ${shadowed.join('; ')}. Remove those lines, or give file: a name that sorts first`);
+    if (shadowed.length) throw refuse('sshd.config', `${p.path} would not take effect: ${shadowed.join('; ')}. Remove those lines, or give file: a name that sorts first`);
   }
   const change = write();
   if (!change) {
     // Our file is in place; sshd -T must agree, or something outside our view overrides it.
     if (config.kind === 'sshd' && config.effective.kind === 'valid') {
       const wrong = effectiveMismatches(config.effective.values, p.lines);
-      if (wrong.length) throw refuse(`${p.path} is in place but sshd -T disagrees: ${wrong.join('; ')}`);
+      if (wrong.length) throw refuse('sshd.config', `${p.path} is in place but sshd -T disagrees: ${wrong.join('; ')}`);
     }
     return undefined;
   }

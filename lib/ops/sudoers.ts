@@ -1,5 +1,6 @@
 import type { CommonOptions, Operation } from './operation.ts';
 import { files } from './files.ts';
+import { refuse } from './refuse.ts';
 
 /** A drop-in in /etc/sudoers.d. `name` is its file name, so the step name cannot be overridden. */
 export type SudoerOptions = Omit<CommonOptions, 'name'> & {
@@ -28,7 +29,7 @@ const NAME = /^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$/;
 export function sudoer(options: SudoerOptions): Operation {
   const { name } = options;
   if (typeof name !== 'string' || !NAME.test(name)) {
-    throw new TypeError(`users.sudoer: name ${JSON.stringify(name)} must be letters, digits, _ and - only (sudo ignores files in /etc/sudoers.d whose names contain a dot or end in ~)`);
+    throw refuse('users.sudoer', `name ${JSON.stringify(name)} must be letters, digits, _ and - only (sudo ignores files in /etc/sudoers.d whose names contain a dot or end in ~)`);
   }
   const step = `users.sudoer ${name}`;
   const path = `/etc/sudoers.d/${name}`;
@@ -37,15 +38,15 @@ export function sudoer(options: SudoerOptions): Operation {
 }
 
 function sudoersContent(o: { rules?: readonly string[]; content?: string }, step: string): string {
-  if (o.rules !== undefined && o.content !== undefined) throw new TypeError(`${step}: give rules or content, not both`);
+  if (o.rules !== undefined && o.content !== undefined) throw refuse(step, 'give rules or content, not both');
   if (o.content !== undefined) {
-    if (typeof o.content !== 'string' || o.content.trim() === '') throw new TypeError(`${step}: content must be a non-empty string`);
+    if (typeof o.content !== 'string' || o.content.trim() === '') throw refuse(step, 'content must be a non-empty string');
     // sudo before 1.9 rejects a last line without its newline.
     return o.content.endsWith('\n') ? o.content : `${o.content}\n`;
   }
-  if (!Array.isArray(o.rules) || o.rules.length === 0) throw new TypeError(`${step}: rules must be a non-empty list of sudoers lines`);
+  if (!Array.isArray(o.rules) || o.rules.length === 0) throw refuse(step, 'rules must be a non-empty list of sudoers lines');
   for (const rule of o.rules as unknown[]) {
-    if (typeof rule !== 'string' || rule.trim() === '' || /[\n\r\0]/.test(rule)) throw new TypeError(`${step}: each rule must be one non-empty line, got ${JSON.stringify(rule)}`);
+    if (typeof rule !== 'string' || rule.trim() === '' || /[\n\r\0]/.test(rule)) throw refuse(step, `each rule must be one non-empty line, got ${JSON.stringify(rule)}`);
   }
   return ['# Managed by tackle (users.sudoer); checked with visudo before it is installed.', ...o.rules.map((r) => r.trim()), ''].join('\n');
 }

@@ -1,6 +1,7 @@
 import { sh, type Command } from '../command/command.ts';
 import { defineOperation, type Action, type Change, type CommonOptions, type Operation } from './operation.ts';
 import { systemdUnit, type SystemdUnit } from '../facts/systemd.ts';
+import { refuse } from './refuse.ts';
 
 /**
  * Desired state of a systemd unit. `name` is the unit (`nginx`, `nginx.service`,
@@ -62,13 +63,13 @@ function service(options: ServiceOptions): Operation {
 function checkService(o: ServiceOptions): Desired {
   const { name } = o;
   if (typeof name !== 'string' || !UNIT_NAME.test(name)) {
-    throw new TypeError(`systemd.service: ${JSON.stringify(name)} is not a unit name such as "nginx" or "getty@tty1.service"`);
+    throw refuse('systemd.service', `${JSON.stringify(name)} is not a unit name such as "nginx" or "getty@tty1.service"`);
   }
-  if (/@(\.[a-z]+)?$/.test(name)) throw new TypeError(`systemd.service: ${name} is a template; name an instance such as ${name.replace('@', '@main')}`);
+  if (/@(\.[a-z]+)?$/.test(name)) throw refuse('systemd.service', `${name} is a template; name an instance such as ${name.replace('@', '@main')}`);
   if (o.state !== undefined && !STATES.includes(o.state)) {
-    throw new TypeError(`systemd.service ${name}: state must be one of ${STATES.join(', ')} (got ${JSON.stringify(o.state)})`);
+    throw refuse(`systemd.service ${name}`, `state must be one of ${STATES.join(', ')} (got ${JSON.stringify(o.state)})`);
   }
-  if (o.enabled !== undefined && typeof o.enabled !== 'boolean') throw new TypeError(`systemd.service ${name}: enabled must be true or false`);
+  if (o.enabled !== undefined && typeof o.enabled !== 'boolean') throw refuse(`systemd.service ${name}`, 'enabled must be true or false');
   return { name, enabled: o.enabled, state: o.state, daemonReload: o.daemonReload !== false };
 }
 

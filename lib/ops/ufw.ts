@@ -6,6 +6,7 @@ import { sshSession, type SshSession } from '../facts/sshd.ts';
 import { ruleIdentity, ufwState, type UfwPolicy, type UfwRule, type UfwState } from '../facts/ufw.ts';
 import { dockerUser } from './docker-firewall.ts';
 import { freshLogin } from './sshd.ts';
+import { refuse } from './refuse.ts';
 
 /** One firewall rule as you want it. */
 export interface UfwRuleSpec {
@@ -69,13 +70,13 @@ function ipv4ToInt(address: string): number {
 }
 
 /** ufw's own normal form: an IPv4 network's host bits cleared, /32 and /128 dropped, IPv6 compressed. */
-function normalizeAddress(value: unknown, where: string): { address: string; family: 'v4' | 'v6' | 'any' } {
+function normalizeAddress(value: unknown, where: string, field: 'from' | 'to'): { address: string; family: 'v4' | 'v6' | 'any' } {
   if (value === undefined || value === 'any') return { address: 'any', family: 'any' };
   const m = typeof value === 'string' ? /^([^/]+)(?:\/(\d{1,3}))?$/.exec(value) : null;
   const kind = m?.[1] ? isIP(m[1]) : 0;
   const prefix = m?.[2] === undefined ? undefined : Number(m[2]);
   if (!m?.[1] || kind === 0 || (prefix !== undefined && prefix > (kind === 4 ? 32 : 128))) {
-    throw new TypeError(`${where} must be 'any', an IP address or a network such as 10.0.0.0/8, got ${JSON.stringify(value)}`);
+    throw refuse(where, `${field} must be 'any', an IP address or a network such as 10.0.0.0/8, got ${JSON.stringify(value)}`);
   }
   if (kind === 4) {
     const bits = prefix ?? 32;
@@ -105,29 +106,29 @@ function covers(network: string, address: string): boolean {
 const PORTS = /^\d{1,5}(?::\d{1,5})?(?:,\d{1,5}(?::\d{1,5})?)*$/;
 
 function wanted(spec: UfwRuleSpec, where: string): Wanted {
-  if (typeof spec !== 'object' || spec === null) throw new TypeError(`${where}: a rule must be an object`);
-  if (!['allow', 'deny', 'limit', 'reject'].includes(spec.action)) throw new TypeError(`${where}: action must be allow, deny, limit or reject, got ${JSON.stringify(spec.action)}`);
+  if (typeof spec !== 'object' || spec === null) throw refuse(where, 'a rule must be an object');
+  if (!['allow', 'deny', 'limit', 'reject'].includes(spec.action)) throw refuse(where, `action must be allow, deny, limit or reject, got ${JSON.stringify(spec.action)}`);
   const direction = spec.direction ?? 'in';
-  if (direction !== 'in' && direction !== 'out') throw new TypeError(`${where}: direction must be in or out`);
+  if (direction !== 'in' && direction !== 'out') throw refuse(where, 'direction must be in or out');
   const proto = spec.proto ?? 'any';
-  if (!['tcp', 'udp', 'any'].includes(proto)) throw new TypeError(`${where}: proto must be tcp, udp or any`);
-  if (spec.service !== undefined && (spec.port !== undefined || spec.proto !== undefined)) throw new TypeError(`${where}: give service, or port and proto, not both`);
+  if (!['tcp', 'udp', 'any'].includes(proto)) throw refuse(where, 'proto must be tcp, udp or any');
+  if (spec.service !== undefined && (spec.port !== undefined || spec.proto !== undefined)) throw refuse(where, 'give service, or port and proto, not both');
   if (spec.service !== undefined && (typeof spec.service !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9 ._+-]*$/.test(spec.service))) {
-    throw new TypeError(`${where}: service must be an application profile name such as "OpenSSH", got ${JSON.stringify(spec.service)}`);
+    throw refuse(where, `service must be an application profile name such as "OpenSSH", got ${JSON.stringify(spec.service)}`);
   }
   let dport = 'any';
   if (spec.port !== undefined) {
     const text = String(spec.port);
     const numbers = text.split(/[,:]/).map(Number);
-    if (!PORTS.test(text) || numbers.some((n) => n < 1 || n > 65535)) throw new TypeError(`${where}: port must be 1-65535, a range '6000:6007' or a list '80,443', got ${JSON.stringify(spec.port)}`);
-    if (/[,:]/.test(text) && proto === 'any') throw new TypeError(`${where}: a port range or list needs proto 'tcp' or 'udp' (ufw refuses it otherwise)`);
+    if (!PORTS.test(text) || numbers.some((n) => n < 1 || n > 65535)) throw refuse(where, `port must be 1-65535, a range '6000:6007' or a list '80,443', got ${JSON.stringify(spec.port)}`);
+    if (/[,:]/.test(text) && proto === 'any') throw refuse(where, `a port range or list needs proto 'tcp' or 'udp' (ufw refuses it otherwise)`);
     dport = text;
   }
-  const from = normalizeAddress(spec.from, `${where}: from`);
-  const to = normalizeAddress(spec.to, `${where}: to`);
-  if (from.family !== 'any' && to.family !== 'any' && from.family !== to.family) throw new TypeError(`${where}: from and to mix IPv4 and IPv6`);
+  const from = normalizeAddress(spec.from, where, 'from');
+  const to = normalizeAddress(spec.to, where, 'to');
+  if (from.family !== 'any' && to.family !== 'any' && from.family !== to.family) throw refuse(where, 'from and to mix IPv4 and IPv6');
   if (spec.comment !== undefined && (typeof spec.comment !== 'string' || /[\n\r\0]/.test(spec.comment) || spec.comment.length > 200)) {
-    throw new TypeError(`${where}: comment must be one line of at most 200 characters`);
+    throw refuse(where, 'comment must be one line of at most 200 characters');
   }
   const app = spec.service ?? '';
   const rule = {
@@ -231,12 +232,12 @@ function sshAllowed(rules: readonly Omit<UfwRule, 'comment'>[], t: SshTarget): b
   return rules.some((r) => letsSshIn(r, t));
 }
 
-function sshRefusal(what: string, t: SshTarget): TackleError {
+function sshRefusal(op: string, what: string, t: SshTarget): TackleError {
   const from = t.client ? `from anywhere or from ${t.client} (the address tackle connects from)` : 'from anywhere';
-  return new TackleError({
-    phase: 'operation',
-    reason: `refusing to ${what}: no rule would allow SSH port ${t.port}/tcp ${from}, so the firewall would cut this host off. Add ufw.rule({ action: 'limit', port: ${t.port}, proto: 'tcp' }) first (or pass sshPort if SSH listens elsewhere)`,
-  });
+  return refuse(
+    op,
+    `refusing to ${what}: no rule would allow SSH port ${t.port}/tcp ${from}, so the firewall would cut this host off. Add ufw.rule({ action: 'limit', port: ${t.port}, proto: 'tcp' }) first (or pass sshPort if SSH listens elsewhere)`,
+  );
 }
 
 // The same test as letsSshIn, in awk over ufw's files, for when planning could not read them
@@ -266,12 +267,12 @@ const notInstalled = 'ufw is not installed now: fails unless an earlier step ins
 function rule(options: UfwRuleOptions): Operation {
   const w = wanted(options, 'ufw.rule');
   const absent = options.state === 'absent';
-  if (options.state !== undefined && !['present', 'absent'].includes(options.state)) throw new TypeError("ufw.rule: state must be 'present' or 'absent'");
+  if (options.state !== undefined && !['present', 'absent'].includes(options.state)) throw refuse('ufw.rule', "state must be 'present' or 'absent'");
   return defineOperation({
     name: `ufw.rule ${w.text}${absent ? ' (absent)' : ''}`,
     facts: { ufw: ufwState, session: sshSession },
     options: { notify: options.notify },
-    plan: ({ ufw, session }) => planRules(ufw, session, absent ? [] : [w], absent ? [w] : [], false),
+    plan: ({ ufw, session }) => planRules('ufw.rule', ufw, session, absent ? [] : [w], absent ? [w] : [], false),
   });
 }
 
@@ -284,17 +285,17 @@ function rule(options: UfwRuleOptions): Operation {
  * await host.run(ufw.rules({ purge: true, rules: [{ action: 'limit', port: 22, proto: 'tcp' }, { action: 'allow', port: 443, proto: 'tcp' }] }));
  */
 function rules(options: UfwRulesOptions): Operation {
-  if (!Array.isArray(options.rules)) throw new TypeError('ufw.rules: rules must be a list');
+  if (!Array.isArray(options.rules)) throw refuse('ufw.rules', 'rules must be a list');
   const list = options.rules.map((r, i) => wanted(r, `ufw.rules: rules[${i}]`));
   return defineOperation({
     name: `ufw.rules${options.purge ? ' (exactly)' : ''}`,
     facts: { ufw: ufwState, session: sshSession },
     options,
-    plan: ({ ufw, session }) => planRules(ufw, session, list, [], options.purge === true),
+    plan: ({ ufw, session }) => planRules('ufw.rules', ufw, session, list, [], options.purge === true),
   });
 }
 
-function planRules(state: UfwState, session: SshSession, add: readonly Wanted[], remove: readonly Wanted[], purge: boolean): Change | undefined {
+function planRules(op: string, state: UfwState, session: SshSession, add: readonly Wanted[], remove: readonly Wanted[], purge: boolean): Change | undefined {
   if (state.kind === 'missing') {
     if (add.length === 0) return undefined;
     return { summary: `add ${add.map((w) => w.text).join(', ')} (${notInstalled})`, actions: add.map((w) => ({ command: ruleCommand(w.rule, 'add', w.comment) })) };
@@ -310,7 +311,7 @@ function planRules(state: UfwState, session: SshSession, add: readonly Wanted[],
       ...state.rules.filter((r) => !deleting.includes(r)),
       ...adding.map((w) => ({ ...w.rule, families: expectedFamilies(w, state.ipv6) })),
     ];
-    if (sshAllowed(state.rules, t) && !sshAllowed(after, t)) throw sshRefusal(`delete ${deleting.map(describeRule).join(', ')} while ufw is active`, t);
+    if (sshAllowed(state.rules, t) && !sshAllowed(after, t)) throw sshRefusal(op, `delete ${deleting.map(describeRule).join(', ')} while ufw is active`, t);
   }
   const actions: Action[] = [
     ...adding.map((w) => ({ command: ruleCommand(w.rule, 'add', w.comment) })),
@@ -334,8 +335,8 @@ const DIRECTIONS = { incoming: 'DEFAULT_INPUT_POLICY', outgoing: 'DEFAULT_OUTPUT
  */
 function defaults(options: UfwDefaultsOptions): Operation {
   const wantedPolicies = (Object.keys(DIRECTIONS) as (keyof typeof DIRECTIONS)[]).filter((d) => options[d] !== undefined);
-  if (wantedPolicies.length === 0) throw new TypeError('ufw.defaults: give incoming, outgoing or routed');
-  for (const d of wantedPolicies) if (!['allow', 'deny', 'reject'].includes(options[d] as string)) throw new TypeError(`ufw.defaults: ${d} must be allow, deny or reject`);
+  if (wantedPolicies.length === 0) throw refuse('ufw.defaults', 'give incoming, outgoing or routed');
+  for (const d of wantedPolicies) if (!['allow', 'deny', 'reject'].includes(options[d] as string)) throw refuse('ufw.defaults', `${d} must be allow, deny or reject`);
   return defineOperation({
     name: 'ufw.defaults',
     facts: { ufw: ufwState, session: sshSession },
@@ -347,7 +348,7 @@ function defaults(options: UfwDefaultsOptions): Operation {
       if (change.length === 0) return undefined;
       if (ufw.kind === 'ufw' && ufw.active && change.includes('incoming') && options.incoming !== 'allow') {
         const t = sshTarget(session, undefined);
-        if (!sshAllowed(ufw.rules, t)) throw sshRefusal(`set the incoming policy to ${options.incoming} while ufw is active`, t);
+        if (!sshAllowed(ufw.rules, t)) throw sshRefusal('ufw.defaults', `set the incoming policy to ${options.incoming} while ufw is active`, t);
       }
       const said = change.map((d) => `${d} ${current[d]} → ${options[d]}`);
       return {
@@ -372,8 +373,8 @@ function defaults(options: UfwDefaultsOptions): Operation {
  */
 function enabled(options: UfwEnabledOptions = {}): Operation {
   const on = options.enabled ?? true;
-  if (typeof on !== 'boolean') throw new TypeError('ufw.enabled: enabled must be true or false');
-  if (options.sshPort !== undefined && !(Number.isInteger(options.sshPort) && options.sshPort > 0 && options.sshPort < 65536)) throw new TypeError('ufw.enabled: sshPort must be a port number');
+  if (typeof on !== 'boolean') throw refuse('ufw.enabled', 'enabled must be true or false');
+  if (options.sshPort !== undefined && !(Number.isInteger(options.sshPort) && options.sshPort > 0 && options.sshPort < 65536)) throw refuse('ufw.enabled', 'sshPort must be a port number');
   return defineOperation({
     name: on ? 'ufw.enabled' : 'ufw.enabled false',
     facts: { ufw: ufwState, session: sshSession },
@@ -385,7 +386,7 @@ function enabled(options: UfwEnabledOptions = {}): Operation {
       // No rule at all (ufw not installed yet, or fresh as Ubuntu ships it) may only mean that the
       // rules step before this one was merely planned in a dry run: the host checks just before enabling.
       const unknown = ufw.kind === 'missing' || ufw.rules.length === 0;
-      if (!unknown && !sshAllowed(ufw.rules, t)) throw sshRefusal('enable ufw', t);
+      if (!unknown && !sshAllowed(ufw.rules, t)) throw sshRefusal('ufw.enabled', 'enable ufw', t);
       const guard: Action[] = unknown ? [{ command: sshGuard(t) }] : [];
       const why = ufw.kind === 'missing' ? `; ${notInstalled} and allow it` : unknown ? '; no rules yet: checked on the host before enabling' : '';
       return {

@@ -1,6 +1,7 @@
 import { defineOperation, type Change, type CommonOptions, type Operation } from './operation.ts';
 import { pathInfo } from '../facts/files.ts';
 import { files } from './files.ts';
+import { refuse } from './refuse.ts';
 
 export interface UnattendedOptions extends CommonOptions {
   /** Refresh the lists and run unattended-upgrade daily. Default `true`. */
@@ -36,12 +37,12 @@ const VALIDATE = 'apt-config -c %s dump >/dev/null';
 function render(o: UnattendedOptions): { auto: string; overrides: string } {
   const where = 'unattended.upgrades';
   for (const key of ['enabled', 'securityOnly', 'automaticReboot', 'removeUnusedDependencies'] as const) {
-    if (o[key] !== undefined && typeof o[key] !== 'boolean') throw new TypeError(`${where}: ${key} must be true or false`);
+    if (o[key] !== undefined && typeof o[key] !== 'boolean') throw refuse(where, `${key} must be true or false`);
   }
   const rebootTime = o.rebootTime ?? '02:00';
-  if (!/^(?:now|(?:[01]\d|2[0-3]):[0-5]\d)$/.test(rebootTime)) throw new TypeError(`${where}: rebootTime must be HH:MM (24 h) or 'now', got ${JSON.stringify(rebootTime)}`);
-  if (o.mailTo !== undefined && !/^[^\s"';{}]+$/.test(o.mailTo)) throw new TypeError(`${where}: mailTo must be one address or local user, got ${JSON.stringify(o.mailTo)}`);
-  if (o.mailReport !== undefined && !['always', 'only-on-error', 'on-change'].includes(o.mailReport)) throw new TypeError(`${where}: mailReport must be always, only-on-error or on-change`);
+  if (!/^(?:now|(?:[01]\d|2[0-3]):[0-5]\d)$/.test(rebootTime)) throw refuse(where, `rebootTime must be HH:MM (24 h) or 'now', got ${JSON.stringify(rebootTime)}`);
+  if (o.mailTo !== undefined && !/^[^\s"';{}]+$/.test(o.mailTo)) throw refuse(where, `mailTo must be one address or local user, got ${JSON.stringify(o.mailTo)}`);
+  if (o.mailReport !== undefined && !['always', 'only-on-error', 'on-change'].includes(o.mailReport)) throw refuse(where, 'mailReport must be always, only-on-error or on-change');
   const on = o.enabled === false ? '0' : '1';
   const auto = ['// Managed by tackle (unattended.upgrades).', `APT::Periodic::Update-Package-Lists "${on}";`, `APT::Periodic::Unattended-Upgrade "${on}";`, ''].join('\n');
   const bool = (v: boolean | undefined) => (v ? '"true"' : '"false"');

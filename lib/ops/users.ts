@@ -3,7 +3,6 @@ import { posix } from 'node:path';
 import { Command, Secret, secret, sh } from '../command/command.ts';
 import { TEMP, digestOf, receiveWhole, replaceScript } from '../connection/replace.ts';
 import { defineOperation, type Action, type Change, type CommonOptions, type Operation } from './operation.ts';
-import { TackleError } from '../errors.ts';
 import {
   authorizedKeysFact,
   parseAuthorizedKey,
@@ -16,6 +15,7 @@ import {
 } from '../facts/users.ts';
 import { fileDiff } from './diff.ts';
 import { sudoer } from './sudoers.ts';
+import { refuse } from './refuse.ts';
 
 /**
  * Desired state of a local account. `name` is the account's name, so the step
@@ -50,7 +50,7 @@ const ACCOUNT_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,31}$|^[A-Za-z_][A-Za-z0-9_.-]{0
 
 function checkName(value: unknown, what: string, where: string): asserts value is string {
   if (typeof value !== 'string' || !ACCOUNT_NAME.test(value)) {
-    throw new TypeError(`${where}: ${what} must be a user or group name such as "deploy" (got ${JSON.stringify(value)})`);
+    throw refuse(where, `${what} must be a user or group name such as "deploy" (got ${JSON.stringify(value)})`);
   }
 }
 
@@ -73,7 +73,7 @@ function user(options: UserOptions): Operation {
   if (options.group !== undefined && !/^\d+$/.test(options.group)) checkName(options.group, 'group', where);
   options.groups?.forEach((g) => checkName(g, 'each of groups', where));
   if (options.uid !== undefined && !(Number.isSafeInteger(options.uid) && options.uid >= 0)) {
-    throw new TypeError(`${where}: uid must be a non-negative integer`);
+    throw refuse(where, 'uid must be a non-negative integer');
   }
   const { password } = options;
   if (password !== undefined) checkPasswordHash(password, where);
@@ -92,11 +92,11 @@ function user(options: UserOptions): Operation {
 }
 
 function checkPasswordHash(password: unknown, where: string): void {
-  if (!(password instanceof Secret)) throw new TypeError(`${where}: password must be a secret(), so it is never printed`);
+  if (!(password instanceof Secret)) throw refuse(where, 'password must be a secret(), so it is never printed');
   const hash = password.reveal();
   // The message never contains the value: it may be a plain password given by mistake.
   if (!/^(?:[!*]|\$[A-Za-z0-9]+\$)/.test(hash) || /[:\n]/.test(hash)) {
-    throw new TypeError(`${where}: password must be a crypt(3) hash such as $y$… or $6$… (mkpasswd, openssl passwd -6), not a plain password`);
+    throw refuse(where, `password must be a crypt(3) hash such as $y$… or $6$… (mkpasswd, openssl passwd -6), not a plain password`);
   }
 }
 
@@ -200,12 +200,12 @@ function authorizedKeys(options: AuthorizedKeysOptions): Operation {
   const where = `users.authorizedKeys ${String(name)}`;
   checkName(name, 'user', where);
   const state = options.state ?? 'present';
-  if (state === 'absent' && options.exclusive) throw new TypeError(`${where}: exclusive only applies to state 'present'`);
+  if (state === 'absent' && options.exclusive) throw refuse(where, `exclusive only applies to state 'present'`);
   const wanted = new Map<string, WantedKey>();
   options.keys.forEach((text, i) => {
     const line = text.trim();
     const key = line.includes('\n') ? undefined : parseAuthorizedKey(line);
-    if (!key) throw new TypeError(`${where}: keys[${i}] is not one OpenSSH public key line ("[options] type base64 [comment]")`);
+    if (!key) throw refuse(where, `keys[${i}] is not one OpenSSH public key line ("[options] type base64 [comment]")`);
     if (!wanted.has(identity(key))) wanted.set(identity(key), { line, key });
   });
   return defineOperation({
@@ -233,9 +233,9 @@ function planAuthorizedKeys(o: KeysPlanInput, info: AuthorizedKeysInfo): Change 
   const dir = info.kind === 'user' ? info.dir : ({ kind: 'missing' } as const);
   const dirPath = posix.join(home, '.ssh');
   const filePath = posix.join(dirPath, 'authorized_keys');
-  if (dir.kind === 'other') throw refuse(`${dirPath} is a ${dir.type}, not a directory`);
+  if (dir.kind === 'other') throw refuse('users.authorizedKeys', `${dirPath} is a ${dir.type}, not a directory; refusing to write authorized_keys through it`);
   const file = dir.kind === 'directory' ? dir.file : ({ kind: 'missing' } as const);
-  if (file.kind === 'other') throw refuse(`${filePath} is a ${file.type}, not a regular file`);
+  if (file.kind === 'other') throw refuse('users.authorizedKeys', `${filePath} is a ${file.type}, not a regular file; refusing to write authorized_keys through it`);
 
   const before = file.kind === 'file' ? file.content : '';
   const edit = o.state === 'present' ? mergeKeys(splitLines(before), o.wanted, o.exclusive) : removeKeys(splitLines(before), o.wanted);
@@ -272,9 +272,6 @@ function planAuthorizedKeys(o: KeysPlanInput, info: AuthorizedKeysInfo): Change 
   return { summary, actions, ...(changed ? { diff: fileDiff(filePath, file.kind === 'file' ? before : undefined, after) } : {}) };
 }
 
-function refuse(reason: string): TackleError {
-  return new TackleError({ phase: 'operation', reason: `${reason}; refusing to write authorized_keys through it` });
-}
 
 function count(n: number): string {
   return `${n} key${n === 1 ? '' : 's'}`;

@@ -10,6 +10,7 @@ import { apt, aptGetCommand } from '../../../lib/ops/apt.ts';
 import { run } from '../../../lab/exec.ts';
 import { runOp } from '../../support/run-op.ts';
 import { handlerRef } from '../../support/handler.ts';
+import { TackleError } from '../../../lib/errors.ts';
 
 // A host as parseDpkgQuery gives it (see test/unit/facts/apt.test.ts for the captured output).
 const dpkg: DpkgPackages = parseDpkgQuery({
@@ -118,8 +119,8 @@ t.test('apt.packages: stable step names, notify and name override', async (t) =>
   t.same(Object.keys(apt.packages({ names: ['nginx'], state: 'latest' }).facts), ['dpkg', 'lists', 'candidates']);
 });
 
-t.test('apt.packages: misuse is a TypeError at once', async (t) => {
-  t.throws(() => apt.packages({ names: [] }), TypeError);
+t.test('apt.packages: bad input is refused at once', async (t) => {
+  t.throws(() => apt.packages({ names: [] }), TackleError);
   t.throws(() => apt.packages({ names: ['-o=APT::x'] }), /not a Debian package name/);
   t.throws(() => apt.packages({ names: ['nginx=1.22'] }), /not a Debian package name/);
   t.throws(() => apt.packages({ names: ['nginx curl'] }), /not a Debian package name/);
@@ -216,5 +217,5 @@ t.test('services: started with the install, or checked when the packages are the
   const present = apt.packages({ names: ['nginx'], services: ['nginx'] });
   t.equal(present.plan({ dpkg, lists: stale, 'unit:nginx': unit('active', 'enabled') }), undefined, 'installed and running: nothing');
   t.same(commands(present.plan({ dpkg, lists: stale, 'unit:nginx': unit('inactive', 'disabled') })), ['systemctl enable nginx.service', 'systemctl start nginx.service']);
-  t.throws(() => apt.packages({ names: ['nginx'], state: 'absent', services: ['nginx'] }), TypeError);
+  t.throws(() => apt.packages({ names: ['nginx'], state: 'absent', services: ['nginx'] }), TackleError);
 });

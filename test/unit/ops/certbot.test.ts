@@ -4,6 +4,7 @@ import type { Change, Operation } from '../../../lib/ops/operation.ts';
 import type { CertbotState, Lineage } from '../../../lib/facts/certbot.ts';
 import { LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, certbot, type CertificateOptions } from '../../../lib/ops/certbot.ts';
 import { handlerRef } from '../../support/handler.ts';
+import { TackleError } from '../../../lib/errors.ts';
 
 const NOW = 1_800_000_000;
 const DAY = 86_400;
@@ -108,10 +109,10 @@ t.test('paths of a lineage, for nginx.site tls', async (t) => {
     cert: '/etc/letsencrypt/live/app.test/cert.pem',
     chain: '/etc/letsencrypt/live/app.test/chain.pem',
   });
-  t.throws(() => certbot.paths('../x'), TypeError);
+  t.throws(() => certbot.paths('../x'), TackleError);
 });
 
-t.test('misuse is a TypeError naming the step', async (t) => {
+t.test('bad input is refused, naming the step', async (t) => {
   const bad: [Partial<CertificateOptions>, RegExp][] = [
     [{ domains: [] }, /domains must be a non-empty array/],
     [{ domains: ['*.app.test'] }, /wildcard certificates need the DNS-01 challenge/],
@@ -126,6 +127,6 @@ t.test('misuse is a TypeError naming the step', async (t) => {
     [{ env: { 'BAD-NAME': 'x' } }, /is not a variable name/],
     [{ renewBeforeDays: -1 }, /renewBeforeDays must be a number of days/],
   ];
-  for (const [change, message] of bad) t.throws(() => certbot.certificate({ ...base, ...change } as CertificateOptions), { name: 'TypeError', message }, String(message));
+  for (const [change, message] of bad) t.throws(() => certbot.certificate({ ...base, ...change } as CertificateOptions), { name: 'TackleError', message }, String(message));
   t.throws(() => certbot.certificate({ ...base, email: 'x' }), { message: /^certbot\.certificate app\.test: / });
 });

@@ -12,6 +12,7 @@ import { type Release, type ReleaseRecord, type ReleasesState, type Slot } from 
 import { colorUnit, deploy, planRelease, planRollback, previousRelease, releaseId, releaseLayout, restartStops, rollbackTarget, switchUpstreamCommand, upstreamConf, type BlueGreen, type DesiredRelease } from '../../../lib/ops/deploy.ts';
 import { health } from '../../../lib/ops/health.ts';
 import { runOp } from '../../support/run-op.ts';
+import { TackleError } from '../../../lib/errors.ts';
 
 const NOW = new Date('2025-03-04T05:06:07.890Z');
 const layout = releaseLayout('shop');
@@ -99,9 +100,9 @@ t.test('planning: refusals and options', async (t) => {
   t.notMatch(s, /s3cret/, 'secrets in the hook stay masked');
   t.match(s, 'chown -R -- shop:shop /srv/shop/releases/.20250304T050607Z-v2.tmp');
   t.match(hooked?.summary, /pre-deploy hook/);
-  t.throws(() => deploy.release({ app: 'a b', source: { git: { repo: 'r', ref: 'main' } } }), TypeError);
+  t.throws(() => deploy.release({ app: 'a b', source: { git: { repo: 'r', ref: 'main' } } }), TackleError);
   t.throws(() => deploy.release({ app: 'a', source: { git: { repo: 'r', ref: '--upload-pack=x' } } }), /not a git branch/);
-  t.throws(() => deploy.release({ app: 'a', source: { git: { repo: 'r', ref: 'a..b' } } }), TypeError);
+  t.throws(() => deploy.release({ app: 'a', source: { git: { repo: 'r', ref: 'a..b' } } }), TackleError);
   t.throws(() => deploy.release({ app: 'a', keep: 0, source: { git: { repo: 'r', ref: 'main' } } }), /keep must be/);
   t.throws(() => deploy.release({ app: 'a', root: 'srv', source: { git: { repo: 'r', ref: 'main' } } }), /absolute/);
   t.equal(deploy.release({ app: 'shop', source: { git: { repo: 'r', ref: 'v2' } } }).name, 'deploy.release shop v2');
@@ -381,7 +382,7 @@ t.test('real run: deploy, converge, fail and roll back, roll back by hand, recor
 
   const service = { app: 'web', root: join(root, 'srv'), restart: opts('a', NOW.toISOString()).restart, health: opts('a', NOW.toISOString()).health, wait: { deadlineMs: 1500 } };
   const none = await runOp(deploy.rollback(service), { connection: conn });
-  t.equal(none.error?.reason, 'no release before 20250102T000000Z-b ran healthily (passed over 20250101T000000Z-a: removed); there is nothing to roll back to, name the release to go to', 'c is newer than b (and rolled back): no way back');
+  t.equal(none.error?.reason, 'deploy.rollback: no release before 20250102T000000Z-b ran healthily (passed over 20250101T000000Z-a: removed); there is nothing to roll back to, name the release to go to', 'c is newer than b (and rolled back): no way back');
   const back = await runOp(deploy.rollback({ ...service, to: '20250103T000000Z-c' }), { connection: conn });
   t.equal(back.status, 'failed', 'a named release that is unhealthy');
   t.match(back.error?.reason, /^failed \(switched back to 20250102T000000Z-b\): 20250103T000000Z-c: not healthy after/);

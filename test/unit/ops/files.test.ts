@@ -13,6 +13,7 @@ import { files } from '../../../lib/ops/files.ts';
 import { runOp } from '../../support/run-op.ts';
 import { refusal } from '../../support/plan.ts';
 import { handlerRef } from '../../support/handler.ts';
+import { TackleError } from '../../../lib/errors.ts';
 
 // ------------------------------------------------------------------ planning, from given facts
 
@@ -100,9 +101,9 @@ t.test('files.file metadata on a missing file plans a check (a dry run may not h
 
 t.test('files.file refuses directories, other files and (without force) symlinks', async (t) => {
   const op = files.file({ path: '/etc/app', content: 'x' });
-  t.equal(refusal(() => plan(op, dirInfo)), '/etc/app is a directory; files.file manages regular files (use files.directory)');
+  t.equal(refusal(() => plan(op, dirInfo)), 'files.file: /etc/app is a directory, not a regular file (use files.directory)');
   t.match(refusal(() => plan(op, { kind: 'other', type: 'fifo' })), /is a fifo, not a regular file/);
-  t.match(refusal(() => plan(op, { kind: 'link', target: '/srv/app' })), /is a symlink to \/srv\/app; files\.file does not write through links/);
+  t.match(refusal(() => plan(op, { kind: 'link', target: '/srv/app' })), /^files\.file: \/etc\/app is a symlink to \/srv\/app; links are not written through/);
   const forced = plan(files.file({ path: '/etc/app', content: 'x', force: true }), { kind: 'link', target: '/srv/app' });
   t.equal(forced?.summary, 'replace symlink /etc/app → /srv/app with a file (1 bytes, mode 0644)');
   t.match(commands(forced), /mv -fT -- "\$tackle_tmp" \/etc\/app\n/);
@@ -133,12 +134,12 @@ t.test('modes: octal strings and numbers normalise; ambiguous ones are refused',
     t.equal(commands(plan(files.file({ path: '/x', mode }), fileInfo('', { mode: '0001' }))), `chmod -- ${want} /x`, String(mode));
   }
   for (const bad of [644, 755, 0o10000, 'u+x', 'u=rw', '999', 'rw-r--r--', '44']) {
-    t.throws(() => files.file({ path: '/x', mode: bad }), TypeError, String(bad));
+    t.throws(() => files.file({ path: '/x', mode: bad }), TackleError, String(bad));
   }
   t.throws(() => files.file({ path: '/x', mode: 644 }), /write 0o644 or '644'/);
 });
 
-t.test('misuse is a TypeError at once', async (t) => {
+t.test('bad input is refused at once', async (t) => {
   t.throws(() => files.file({ path: 'etc/x', content: '' }), /absolute path/);
   t.throws(() => files.file({ path: '/x', content: '', validate: 'visudo -c' }), /must be a command containing %s/);
   t.throws(() => files.file({ path: '/x' }), /give content/);
@@ -199,7 +200,7 @@ t.test('files.directory', async (t) => {
   t.equal(commands(create), 'mkdir -p -- /srv/app/releases && chown -- app:app /srv/app/releases && chmod -- 0750 /srv/app/releases');
   t.equal(plan(op, { ...dirInfo, mode: '0750', owner: 'app', group: 'app', uid: 999, gid: 999 }), undefined);
   t.equal(commands(plan(op, { ...dirInfo, owner: 'app', group: 'app' })), 'chmod -- 0750 /srv/app/releases');
-  t.match(refusal(() => plan(op, fileInfo('x'))), '/srv/app/releases is a file, not a directory; files.directory will not replace it');
+  t.match(refusal(() => plan(op, fileInfo('x'))), 'files.directory: /srv/app/releases is a file, not a directory, and is not replaced');
   t.match(refusal(() => plan(op, { kind: 'link', target: '/data' })), /is a symlink to \/data, not a directory/);
   t.equal(plan(files.directory({ path: '/srv/x' }), dirInfo), undefined);
 
@@ -226,7 +227,7 @@ t.test('files.link', async (t) => {
   const gone = files.link({ path: '/etc/x', state: 'absent' });
   t.equal(plan(gone, missing), undefined);
   t.equal(commands(plan(gone, { kind: 'link', target: '/y' })), 'rm -f -- /etc/x');
-  t.match(refusal(() => plan(gone, fileInfo(''))), /is a file, not a symlink; files\.link only removes links/);
+  t.match(refusal(() => plan(gone, fileInfo(''))), /^files\.link: \/etc\/x is a file, not a symlink; only links are removed/);
 });
 
 t.test('files.line edits planned on the controller', async (t) => {
@@ -269,11 +270,11 @@ t.test('files.line on missing, linked, large or binary files', async (t) => {
   t.equal(written(created), 'a\n');
   t.equal(created?.summary, 'create /etc/x (2 bytes, mode 0644)');
   t.equal(plan(files.line({ path: '/etc/x', line: 'a', state: 'absent' }), missing), undefined);
-  t.match(refusal(() => plan(op, { kind: 'link', target: '/etc/y' })), /is a symlink to \/etc\/y; files\.line edits regular files/);
+  t.match(refusal(() => plan(op, { kind: 'link', target: '/etc/y' })), /^files\.line: \/etc\/x is a symlink to \/etc\/y; only regular files are edited/);
   t.match(refusal(() => plan(op, fileInfo(Buffer.from([0xff, 0xfe, 0])))), /is not UTF-8 text/);
   const big = { ...fileInfo(''), size: 300_000 } as PathInfo;
   if (big.kind === 'file') delete big.content;
-  t.match(refusal(() => plan(op, big)), /\(300000 bytes\); files\.line cannot edit it/);
+  t.match(refusal(() => plan(op, big)), /\(300000 bytes\); it cannot be edited/);
   t.match(refusal(() => plan(op, dirInfo)), /is a directory, not a regular file/);
 });
 

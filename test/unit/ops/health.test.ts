@@ -24,6 +24,7 @@ import {
   type HealthOutcome,
   type Probe,
 } from '../../../lib/ops/health.ts';
+import { TackleError } from '../../../lib/errors.ts';
 
 const httpProbe = (opts: Parameters<typeof health.http>[1] = {}) => health.http('http://127.0.0.1:8000/health', opts) as Probe & { kind: 'http' };
 
@@ -33,12 +34,12 @@ t.test('probes are built and described', async (t) => {
   t.equal(describeProbe(health.tcp(5432)), 'TCP 127.0.0.1:5432 open (from the host)');
   t.equal(describeProbe(health.unit('app.service')), 'unit app.service active');
   t.equal(describeHealth([health.unit('a'), health.tcp(1, { from: 'controller', address: '10.0.0.1' })], { deadlineMs: 90_000 }), 'unit a active, TCP 10.0.0.1:1 open (from here), within 90 s');
-  t.throws(() => health.http('localhost:80'), TypeError);
-  t.throws(() => health.http('http://x/', { status: 99 }), TypeError);
+  t.throws(() => health.http('localhost:80'), TackleError);
+  t.throws(() => health.http('http://x/', { status: 99 }), TackleError);
   t.throws(() => health.http('http://x/', { from: 'there' as never }), /from must be/);
-  t.throws(() => health.tcp(0), TypeError);
-  t.throws(() => health.unit('-x'), TypeError);
-  t.throws(() => health.check([]), TypeError);
+  t.throws(() => health.tcp(0), TackleError);
+  t.throws(() => health.unit('-x'), TackleError);
+  t.throws(() => health.check([]), TackleError);
 });
 
 t.test('judging one answer (pure)', async (t) => {

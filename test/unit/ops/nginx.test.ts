@@ -53,7 +53,7 @@ t.test('renderSite details', async (t) => {
   t.match(renderSite({ ...plain, name: 'my-app.example' }), /upstream site_my_app_example \{/, 'identifiers shared across sites derive from the name');
 });
 
-t.test('misuse is a TypeError naming the site', async (t) => {
+t.test('bad input is refused, naming the site', async (t) => {
   const bad: [Partial<SiteSpec>, RegExp][] = [
     [{ name: '../etc' }, /name must be a file name/],
     [{ name: '.hidden' }, /name must be a file name/],
@@ -76,8 +76,8 @@ t.test('misuse is a TypeError naming the site', async (t) => {
     [{ tls: { certificate: '/c', key: '/k' }, listen: { http: 443, https: 443 } }, /both 443/],
     [{ listen: { http: 70000 } }, /listen.http must be a port number/],
   ];
-  for (const [change, message] of bad) t.throws(() => nginx.site({ ...plain, ...change } as SiteSpec), { name: 'TypeError', message }, String(message));
-  t.throws(() => nginx.site({ ...plain, serverNames: ['x;'] }), { name: 'TypeError', message: /^nginx\.site plain: / });
+  for (const [change, message] of bad) t.throws(() => nginx.site({ ...plain, ...change } as SiteSpec), { name: 'TackleError', message }, String(message));
+  t.throws(() => nginx.site({ ...plain, serverNames: ['x;'] }), { name: 'TackleError', message: /^nginx\.site plain: / });
   t.throws(() => nginx.defaultSite({} as { present: boolean }), /present must be true or false/);
 });
 
@@ -136,7 +136,7 @@ t.test('nginx.site plans', async (t) => {
   t.match(upgraded?.diff, /-    listen 443 ssl http2;\n-    listen \[::\]:443 ssl http2;\n\+    listen 443 ssl;\n\+    listen \[::\]:443 ssl;\n\+    http2 on;/);
   t.throws(() => plan(op, { file: { kind: 'directory', mode: '0755', owner: 'root', group: 'root', uid: 0, gid: 0 }, link: missing, install: installed }), { name: 'TackleError', message: /sites-available\/plain is a directory/ });
   t.throws(() => plan(op, { file: missing, link: file('x'), install: installed }), { name: 'TackleError', message: /sites-enabled\/plain is a file, not a symlink/ });
-  t.throws(() => plan(op, { file: link('/x'), link: missing, install: installed }), { name: 'TackleError', message: /is a link to \/x; nginx.site manages it as a regular file/ });
+  t.throws(() => plan(op, { file: link('/x'), link: missing, install: installed }), { name: 'TackleError', message: /^nginx\.site: \/etc\/nginx\/sites-available\/plain is a link to \/x, not a regular file/ });
 });
 
 t.test('nginx.defaultSite plans', async (t) => {

@@ -210,7 +210,7 @@ t.test('postgres.restore checks the sha256, creates from template0, restores, dr
       `if [ "$tackle_rc" -ne 0 ]; then runuser -u postgres -- dropdb --if-exists app_restore_drill_20261122; { printf 'tackle: pg_restore failed (exit %s); the half-restored database %s was dropped\\n' "$tackle_rc" app_restore_drill_20261122 >&2; exit 1; }; fi`,
     ].join('\n'),
   ]);
-  t.equal(refusal(() => planOf(op, { databases: dbs('app', 'app_restore_drill_20261122') })), 'database app_restore_drill_20261122 already exists; restoring into it would mix data: choose another database name, or replace it');
+  t.equal(refusal(() => planOf(op, { databases: dbs('app', 'app_restore_drill_20261122') })), 'postgres.restore: database app_restore_drill_20261122 already exists; restoring into it would mix data: choose another database name, or replace it');
   const replace = postgres.restore({ file: '/b/app-20261122T020000Z.dump', database: 'copy', replace: true, noOwner: true, via: { kind: 'docker', container: 'pg' }, connection: { user: 'postgres' } });
   const replaced = planOf(replace, { databases: dbs('copy') });
   t.match(replaced?.summary, /^drop and re-create copy \(docker pg postgres@\)/);

@@ -67,7 +67,7 @@ t.test('rclone.remote replaces only its own section; other remotes stay', async 
   t.equal(replaceSection('[a]\nx = 1', 'b', '[b]\n'), '[a]\nx = 1\n\n[b]\n');
 });
 
-t.test('rclone.remote: any S3 endpoint; bad input is a TypeError naming the field, never the key', async (t) => {
+t.test('rclone.remote: any S3 endpoint; bad input is refused naming the field, never the key', async (t) => {
   const s3rver = rclone.remote({ name: 's3', provider: 'Other', endpoint: 'http://10.200.0.1:4568', ...keys, configPath: '/etc/rclone/rclone.conf' });
   t.match((planOf(s3rver, { config: { kind: 'missing' } })?.actions[1]?.stdin as { reveal(): string }).reveal(), /^\[s3\]\ntype = s3\nprovider = Other\n.*\nendpoint = http:\/\/10\.200\.0\.1:4568\nregion = auto\nno_check_bucket = true\n$/s);
   t.throws(() => rclone.remote({ name: 's3', provider: 'Other', ...keys }), /rclone.remote: provider Other needs an endpoint/);

@@ -173,7 +173,7 @@ t.test('sshd not installed yet (dry run before the package step) or its config b
   t.ok(plan(sshd.config({ settings: HARDENED }), { config: config({}, 'line 9: Bad configuration option: Bogus', 255) }));
 });
 
-t.test('argument errors are TypeErrors, at once', async (t) => {
+t.test('argument errors are refused, at once', async (t) => {
   t.throws(() => sshd.config({ settings: {} }), /give at least one setting/);
   t.throws(() => sshd.config({ settings: { passwordAuth: false } as never }), /unknown setting "passwordAuth"/);
   t.throws(() => sshd.config({ settings: { passwordAuthentication: 'no' as never } }), /must be true or false/);

@@ -4,6 +4,7 @@ import type { SystemdUnit } from '../../../lib/facts/systemd.ts';
 import { systemd, type ServiceOptions } from '../../../lib/ops/systemd.ts';
 import { runOp } from '../../support/run-op.ts';
 import { handlerRef } from '../../support/handler.ts';
+import { TackleError } from '../../../lib/errors.ts';
 
 // Parsed `systemctl show` (see test/unit/facts/systemd.test.ts): a running, enabled unit, and changes to it.
 function unit(changes: Partial<SystemdUnit & { kind: 'unit' }> = {}): SystemdUnit {
@@ -99,8 +100,8 @@ t.test('systemd.service: stable step names and notify', async (t) => {
   t.same(commands(systemd.daemonReload({ notify: handlerRef('x') }).plan({})), ['systemctl daemon-reload'], 'always acts');
 });
 
-t.test('systemd.service: misuse is a TypeError at once', async (t) => {
-  t.throws(() => systemd.service({ name: '' }), TypeError);
+t.test('systemd.service: bad input is refused at once', async (t) => {
+  t.throws(() => systemd.service({ name: '' }), TackleError);
   t.throws(() => systemd.service({ name: '--now' }), /not a unit name/);
   t.throws(() => systemd.service({ name: 'nginx; reboot' }), /not a unit name/);
   t.throws(() => systemd.service({ name: '/etc/systemd/system/x.service' }), /not a unit name/);

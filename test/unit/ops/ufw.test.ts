@@ -107,7 +107,7 @@ t.test('ufw.enabled: refused at planning time unless the SSH port is allowed', a
   t.equal(op.name, 'ufw.enabled');
   const err = refusal(() => plan(op, state('inactive', WEB)));
   t.equal(err.phase, 'operation');
-  t.match(err.reason, /^refusing to enable ufw: no rule would allow SSH port 22\/tcp from anywhere or from 10\.200\.0\.1 \(the address tackle connects from\).*ufw\.rule\(\{ action: 'limit', port: 22, proto: 'tcp' \}\)/);
+  t.match(err.reason, /^ufw\.enabled: refusing to enable ufw: no rule would allow SSH port 22\/tcp from anywhere or from 10\.200\.0\.1 \(the address tackle connects from\).*ufw\.rule\(\{ action: 'limit', port: 22, proto: 'tcp' \}\)/);
   t.match(refusal(() => plan(op, state('inactive', WEB), { ...session, serverPort: 2222 })).reason, /SSH port 2222\/tcp/, 'names the port in use');
   t.match(refusal(() => plan(ufw.enabled({ sshPort: 2200 }), state('inactive', SSH_ANY))).reason, /SSH port 2200/);
   t.match(refusal(() => plan(op, state('inactive', ['v4 deny tcp 22 0.0.0.0/0 any 0.0.0.0/0 in']))).reason, /refusing/, 'deny does not count');

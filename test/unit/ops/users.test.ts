@@ -5,6 +5,7 @@ import { TEMP, digestOf as contentDigest, receiveWhole, replaceScript } from '..
 import type { Change, Operation } from '../../../lib/ops/operation.ts';
 import type { AuthorizedKeysInfo, UserInfo } from '../../../lib/facts/users.ts';
 import { users } from '../../../lib/ops/users.ts';
+import { TackleError } from '../../../lib/errors.ts';
 
 const commands = (change: Change | undefined): string[] | undefined => change?.actions.map((a) => a.command.toString());
 const plan = (op: Operation, facts: Record<string, unknown>): Change | undefined => op.plan(facts);
@@ -91,10 +92,10 @@ t.test('users.user password: set through chpasswd stdin, compared by digest, nev
 });
 
 t.test('users.user rejects misuse at once, without echoing a password', async (t) => {
-  t.throws(() => users.user({ name: 'bad name' }), TypeError);
-  t.throws(() => users.user({ name: '0day' }), TypeError);
-  t.throws(() => users.user({ name: 'deploy', groups: ['a;b'] }), TypeError);
-  t.throws(() => users.user({ name: 'deploy', uid: -1 }), TypeError);
+  t.throws(() => users.user({ name: 'bad name' }), TackleError);
+  t.throws(() => users.user({ name: '0day' }), TackleError);
+  t.throws(() => users.user({ name: 'deploy', groups: ['a;b'] }), TackleError);
+  t.throws(() => users.user({ name: 'deploy', uid: -1 }), TackleError);
   t.throws(() => users.user({ name: 'deploy', password: 'plain' as never }), /must be a secret/);
   try {
     users.user({ name: 'deploy', password: secret('hunter2-plain') });
@@ -103,7 +104,7 @@ t.test('users.user rejects misuse at once, without echoing a password', async (t
     t.match((err as Error).message, /crypt\(3\) hash/);
     t.notMatch((err as Error).message, 'hunter2');
   }
-  t.throws(() => users.user({ name: 'deploy', password: secret('$6$a$b:c') }), TypeError);
+  t.throws(() => users.user({ name: 'deploy', password: secret('$6$a$b:c') }), TackleError);
   t.doesNotThrow(() => users.user({ name: 'deploy', password: secret('!') }), 'a locked password is a hash');
 });
 
@@ -186,7 +187,7 @@ t.test('users.authorizedKeys refuses symlinks and bad keys', async (t) => {
     /authorized_keys is a symbolic link/,
   );
   t.throws(() => users.authorizedKeys({ user: 'deploy', keys: ['not a key'] }), /keys\[0\]/);
-  t.throws(() => users.authorizedKeys({ user: 'deploy', keys: [`${K1}\n${K2}`] }), TypeError);
-  t.throws(() => users.authorizedKeys({ user: 'deploy', keys: [K1], exclusive: true, state: 'absent' }), TypeError);
-  t.throws(() => users.authorizedKeys({ user: 'x y', keys: [K1] }), TypeError);
+  t.throws(() => users.authorizedKeys({ user: 'deploy', keys: [`${K1}\n${K2}`] }), TackleError);
+  t.throws(() => users.authorizedKeys({ user: 'deploy', keys: [K1], exclusive: true, state: 'absent' }), TackleError);
+  t.throws(() => users.authorizedKeys({ user: 'x y', keys: [K1] }), TackleError);
 });
