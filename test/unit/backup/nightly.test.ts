@@ -24,7 +24,7 @@ t.test('backup vars: defaults filled in, mistakes named before any host is conta
   t.throws(() => config({ databases: ['app'], remote: {} }), /backup.remote.bucket is missing/);
   t.throws(() => config({ databases: ['app'], remote: { bucket: 'b', provider: 'Backblaze' } }), /backup.remote.provider must be one of "Cloudflare"/);
   t.equal(checkShape(backupVars, {}).backup, undefined, 'a host without the var is not a database host');
-  t.throws(() => cronVar().check('0 25 * * *', 'backupSchedule.cron'), /backupSchedule.cron must be a valid cron expression \(cron expression "0 25 \* \* \*" is invalid: Constraint error/);
+  t.throws(() => cronVar().check('0 25 * * *', 'backupSchedule.cron'), /backupSchedule.cron must be a valid cron expression \(schedule: cron expression "0 25 \* \* \*" is invalid: Constraint error/);
   t.equal(cronVar().check('0 2 * * *', 'x'), '0 2 * * *');
 });
 
