@@ -47,7 +47,7 @@ t.test('a new schedule re-arms the timer; a malformed cron expression is refused
   const before = await onHost(`cat /etc/systemd/system/${UNIT}.timer`);
   const bad = await install('0 25 * * *');
   t.equal(bad.code, 1, 'exit code 1: nothing ran');
-  t.match(bad.stderr, /host lab1: var backupSchedule\.cron must be a valid cron expression \(cron expression "0 25 \* \* \*" is invalid: Constraint error, got value 25 expected range 0-23\)/);
+  t.match(bad.stderr, /host lab1: var backupSchedule\.cron must be a valid cron expression \(schedule: cron expression "0 25 \* \* \*" is invalid: Constraint error, got value 25 expected range 0-23\)/);
   t.equal(bad.report, undefined, 'no host was contacted');
   t.equal(await onHost(`cat /etc/systemd/system/${UNIT}.timer`), before, 'the installed timer is untouched');
 });
@@ -63,6 +63,6 @@ t.test('an OnCalendar the host systemd rejects fails the step, naming host and s
   const result = await runTask(task, [...inventory.hosts.values()], { connect: (h) => openConnection(h, inventory, { home: homedir(), localUser: 'root', acceptNewHostKeys: false }) });
   const step = result.hosts[0]?.steps[0];
   t.equal(step?.status, 'failed');
-  t.match(step?.error?.message, /^lab1 › schedule\.timer bad-calendar: the schedule "Mon \*-\*-\* 25:61" is not valid for systemd: Failed to parse calendar specification 'Mon \*-\*-\* 25:61': Invalid argument/);
+  t.match(step?.error?.message, /^lab1 › schedule\.timer bad-calendar: schedule\.timer: the schedule "Mon \*-\*-\* 25:61" is not valid for systemd: Failed to parse calendar specification 'Mon \*-\*-\* 25:61': Invalid argument/);
   t.equal(await onHost('ls /etc/systemd/system | grep -c bad-calendar || true'), '0\n', 'no unit file written');
 });
