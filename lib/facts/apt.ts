@@ -38,6 +38,7 @@ export const dpkgPackages: Fact<DpkgPackages> = defineFact(
   'apt.dpkg',
   sh`dpkg --print-architecture && dpkg-query -W -f=${DPKG_FORMAT}`,
   parseDpkgQuery,
+  { reads: ['/var/lib/dpkg'] },
 );
 
 /**
@@ -148,6 +149,7 @@ export const aptLists: Fact<AptLists> = defineFact(
     `${LISTS}/*_Packages* ${LISTS}/*InRelease ${LISTS}/*_Release ${SOURCES} ${SOURCES}.d ${SOURCES}.d/*.list ${SOURCES}.d/*.sources`,
   )} 2>/dev/null`,
   parseAptLists,
+  { reads: [APT_UPDATE_STAMP, LISTS, SOURCES, `${SOURCES}.d`] },
 );
 
 /**
@@ -197,7 +199,9 @@ export type Candidates = Readonly<Record<string, Candidate>>;
  */
 export function aptCandidates(names: readonly string[]): Fact<Candidates> {
   // LC_ALL=C: the "Candidate:" label is translated otherwise.
-  return defineFact(`apt.candidates ${[...names].sort().join(' ')}`, sh`LC_ALL=C apt-cache policy ${names}`, parseAptCachePolicy);
+  return defineFact(`apt.candidates ${[...names].sort().join(' ')}`, sh`LC_ALL=C apt-cache policy ${names}`, parseAptCachePolicy, {
+    reads: [LISTS, SOURCES, `${SOURCES}.d`, '/etc/apt/preferences', '/etc/apt/preferences.d', '/var/lib/dpkg'],
+  });
 }
 
 /**

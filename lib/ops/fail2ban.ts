@@ -1,5 +1,5 @@
 import { Command, sh } from '../command/command.ts';
-import { defineOperation, type Action, type ApplyContext, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
+import { afterEach, defineOperation, type Action, type ApplyContext, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
 import { TackleError, tail } from '../errors.ts';
 import { aptLists, dpkgPackages, type AptLists, type DpkgPackages } from '../facts/apt.ts';
 import { fail2banHost, type Fail2banHost } from '../facts/fail2ban.ts';
@@ -157,6 +157,7 @@ function planJail(j: JailPlan, info: PathInfo, host: Fail2banHost, dpkg: DpkgPac
   return {
     summary: said.join('; '),
     actions: [...(module?.actions ?? []), ...(write ? validatedWrite(j.path, write) : [])],
+    effects: afterEach(module ? module.effects : {}, { writes: [j.path] }),
     ...(write?.diff ? { diff: write.diff } : {}),
   };
 }
@@ -181,7 +182,7 @@ function defaults(options: DefaultsOptions): Operation {
     plan: ({ info }) => {
       const write = file.plan({ info });
       if (!write) return undefined;
-      return { summary: `${write.summary}, checked with fail2ban-client -t`, actions: validatedWrite(path, write), ...(write.diff ? { diff: write.diff } : {}) };
+      return { summary: `${write.summary}, checked with fail2ban-client -t`, actions: validatedWrite(path, write), ...(write.diff ? { diff: write.diff } : {}), effects: { writes: [path] } };
     },
   });
 }
@@ -249,6 +250,7 @@ function reload(options: ReloadOptions = {}): Operation {
     plan: () => ({
       summary: `reload fail2ban (start it if it is not running)${jails.length ? `, then check jail ${jails.join(', ')}` : ''}`,
       actions: [{ command: sh`systemctl reload-or-restart fail2ban.service` }],
+      effects: { touches: (key) => key === 'systemd.unit fail2ban' || key === 'systemd.unit fail2ban.service' },
       checks: jails.map((jail) => ({
         describe: `fail2ban-client status ${jail} answers, and its ban actions' firewall command is installed`,
         async run(ctx) {

@@ -416,7 +416,8 @@ function refuse(path: string, why: string): TackleError {
 }
 
 function notInstalled(install: NginxInstall): string {
-  return install.kind === 'missing' ? ' (nginx is not installed now: fails unless an earlier step installs it)' : '';
+  // Planned as a whole, an earlier step installing nginx shows here as installed.
+  return install.kind === 'missing' ? ' (nginx is not installed: this fails)' : '';
 }
 
 function describeLink(info: PathInfo): string {
@@ -466,6 +467,7 @@ function site(options: SiteOptions): Operation {
         // The content goes on stdin even when only the link changes: the script is then still one transaction.
         actions: [{ command: installScript(name, same ? undefined : { size: Buffer.byteLength(content), sha256, secret: false }), ...(same ? {} : { stdin: content }) }],
         ...(diff ? { diff } : {}),
+        effects: { writes: [available, enabled] },
       };
     },
   });
@@ -488,19 +490,20 @@ function defaultSite(options: DefaultSiteOptions): Operation {
     options,
     plan: ({ link, install }): Change | undefined => {
       if (!options.present) {
-        // Installing nginx creates the link: a dry run before the install must still plan its removal.
-        if (link.kind === 'missing' && install.kind === 'missing') {
-          return { summary: `disable the default site (nginx is not installed now: its package creates ${enabled})`, actions: [{ command: sh`rm -f -- ${enabled}` }] };
-        }
         if (link.kind === 'missing') return undefined;
         if (link.kind === 'directory' || link.kind === 'other') throw refuse(enabled, `is ${describeLink(link)}; nginx.defaultSite only removes a link or file`);
-        return { summary: `disable the default site (remove ${enabled}, ${describeLink(link)})`, actions: [{ command: sh`rm -f -- ${enabled}` }] };
+        return {
+          summary: `disable the default site (remove ${enabled}, ${describeLink(link)})`,
+          actions: [{ command: sh`rm -f -- ${enabled}` }],
+          effects: { facts: { [pathInfo(enabled).key]: { kind: 'missing' } }, writes: [enabled] },
+        };
       }
       if (linksTo(link, 'default')) return undefined;
       if (link.kind !== 'link' && link.kind !== 'missing') throw refuse(enabled, `is ${describeLink(link)}, not a symlink; nginx.defaultSite will not replace it`);
       return {
         summary: `enable the default site (link ${enabled} → ${available}), check with nginx -t${notInstalled(install)}`,
         actions: [{ command: Command.join([sh`[ -f ${available} ] || { printf 'tackle: %s does not exist\\n' ${available} >&2; exit 1; }`, installScript('default', undefined)], '\n') }],
+        effects: { writes: [enabled] },
       };
     },
   });

@@ -450,6 +450,7 @@ function planConfig(p: Plan, write: Operation, info: PathInfo, config: SshdConfi
     actions,
     checks: [effectiveCheck(p, rollback), loginCheck(p, rollback, prev.forget)],
     ...(change.diff ? { diff: change.diff } : {}),
+    effects: { writes: [p.path], touches: (key) => key.startsWith('systemd.unit ssh') },
   };
 }
 
