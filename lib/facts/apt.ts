@@ -238,3 +238,36 @@ export function candidateFor(candidates: Candidates, spec: string, nativeArch: s
   const key = arch === nativeArch || arch === 'all' || arch === 'any' ? name : `${name}:${arch}`;
   return Object.hasOwn(candidates, key) ? (candidates[key] as Candidate) : { kind: 'unknown' };
 }
+
+/** Which release a host runs (`debian bookworm`) and whether apt reads sources beyond the release's own. */
+export interface AptRelease {
+  release: string;
+  /** A sources file other than the distribution's (a vendor repository): packages may come from there. */
+  otherSources: boolean;
+}
+
+// The deb822 files Debian and Ubuntu install for the release itself.
+const RELEASE_SOURCES = new Set(['debian.sources', 'ubuntu.sources']);
+
+/**
+ * The release and its sources, to know which upstream version a package will have before apt's
+ * lists say so (a fresh host whose lists were never fetched).
+ *
+ * @example const { release } = await host.fact(aptRelease); // 'debian bookworm'
+ */
+export const aptRelease: Fact<AptRelease> = defineFact(
+  'apt.release',
+  sh`. /etc/os-release 2>/dev/null; printf '%s %s\n' "$ID" "$VERSION_CODENAME"; ls -A ${`${SOURCES}.d`} 2>/dev/null; exit 0`,
+  parseAptRelease,
+  { reads: ['/etc/os-release', `${SOURCES}.d`] },
+);
+
+/**
+ * Pure parser of {@link aptRelease}'s output.
+ *
+ * @example parseAptRelease({ stdout: 'debian bookworm\ndebian.sources\n', stderr: '', exitCode: 0 }) // { release: 'debian bookworm', otherSources: false }
+ */
+export function parseAptRelease({ stdout }: FactOutput): AptRelease {
+  const [release = '', ...files] = stdout.split('\n').filter((l) => l !== '');
+  return { release: release.trim(), otherSources: files.some((f) => !RELEASE_SOURCES.has(f)) };
+}

@@ -13,8 +13,9 @@ import {
   candidateFor,
   dpkgPackages,
   packageState,
+  aptRelease,
   type AptLists,
-  type Candidate,
+  type AptRelease,
   type Candidates,
   type DpkgEntry,
   type DpkgPackages,
@@ -112,17 +113,24 @@ function packages(options: PackagesOptions): Operation {
   const desired = checkPackages(options);
   const suffix = desired.state === 'present' ? '' : ` (${desired.purge ? 'purged' : desired.state})`;
   const name = `apt.packages ${desired.names.join(', ')}${suffix}`;
-  // The version apt would install decides what some installed files say (nginx -v): read it only then.
-  const versioned = desired.state === 'latest' || (desired.state === 'present' && desired.names.some((n) => SHIPPED[n]?.versioned));
-  if (versioned) {
+  // The release says which upstream version a package will have (nginx -v), lists or not.
+  if (desired.state === 'latest') {
     return defineOperation({
       name,
       options,
-      facts: { dpkg: dpkgPackages, lists: aptLists, candidates: aptCandidates(desired.names) },
-      plan: (f) => (desired.state === 'latest' ? planLatest(desired, f.dpkg, f.lists, f.candidates) : planPackages(desired, f.dpkg, f.lists, f.candidates)),
+      facts: { dpkg: dpkgPackages, lists: aptLists, release: aptRelease, candidates: aptCandidates(desired.names) },
+      plan: (f) => planLatest(desired, f),
     });
   }
-  return defineOperation({ name, options, facts: { dpkg: dpkgPackages, lists: aptLists }, plan: (f) => planPackages(desired, f.dpkg, f.lists, {}) });
+  return defineOperation({ name, options, facts: { dpkg: dpkgPackages, lists: aptLists, release: aptRelease }, plan: (f) => planPackages(desired, { ...f, candidates: {} }) });
+}
+
+/** What an apt step plans from. */
+interface AptFacts {
+  dpkg: DpkgPackages;
+  lists: AptLists;
+  candidates: Candidates;
+  release: AptRelease;
 }
 
 // ---------------------------------------------------------------- effects
@@ -135,8 +143,11 @@ function packages(options: PackagesOptions): Operation {
  */
 interface Shipped {
   writes: readonly string[];
-  /** Its predictions need the version apt installs (`nginx -v`). */
-  versioned?: boolean;
+  /**
+   * The upstream version each release installs (`debian bookworm` → `1.22.1`), for predictions
+   * that depend on it (`nginx -v`): a stable release keeps a package's upstream version.
+   */
+  versions?: Readonly<Record<string, string>>;
   /** Fact key → value once installed. */
   facts?(version: string | typeof UNKNOWN): Record<string, unknown>;
   /** Fact key → how it changes (for facts that say more than whether the package is there). */
@@ -203,7 +214,7 @@ const SHIPPED: Readonly<Record<string, Shipped>> = {
       '/var/log/nginx',
       '/var/lib/nginx',
     ],
-    versioned: true,
+    versions: { 'debian bookworm': '1.22.1', 'debian trixie': '1.26.3', 'ubuntu jammy': '1.18.0', 'ubuntu noble': '1.24.0' },
     // Its postinst enables the default site and starts nginx.
     facts: (version) => ({
       [nginxInstall.key]: version === UNKNOWN ? UNKNOWN : { kind: 'installed', version },
@@ -228,9 +239,11 @@ const SHIPPED: Readonly<Record<string, Shipped>> = {
   },
 };
 
-// The `nginx -v` version of a Debian version: no epoch, no Debian revision.
-function upstreamVersion(candidate: Candidate): string | typeof UNKNOWN {
-  return candidate.kind === 'version' ? candidate.version.replace(/^\d+:/, '').replace(/-[^-]*$/, '') : UNKNOWN;
+// The upstream version a package will have: its release's, unless other sources may provide it.
+function upstreamVersion(shipped: Shipped, release: AptRelease | undefined): string | typeof UNKNOWN {
+  // No release read (a composite op planning apt with dpkg and lists only): nothing to say.
+  if (!release || release.otherSources) return UNKNOWN;
+  return shipped.versions?.[release.release] ?? UNKNOWN;
 }
 
 /**
@@ -238,7 +251,7 @@ function upstreamVersion(candidate: Candidate): string | typeof UNKNOWN {
  * each package what {@link SHIPPED} knows of it. A package it does not know may change anything:
  * every other fact is unknown after it.
  */
-function installEffects(names: readonly string[], updated: boolean, dpkg: DpkgPackages, candidates: Candidates): Effects {
+function installEffects(names: readonly string[], updated: boolean, { dpkg, candidates, release }: AptFacts): Effects {
   const base = (n: string) => n.split(':')[0] ?? n;
   const added = names.map((n): DpkgEntry => {
     const [name = n, arch = dpkg.nativeArch] = n.split(':');
@@ -249,14 +262,14 @@ function installEffects(names: readonly string[], updated: boolean, dpkg: DpkgPa
     [dpkgPackages.key]: { nativeArch: dpkg.nativeArch, entries: [...dpkg.entries.filter((e) => !added.some((a) => a.name === e.name && a.arch === e.arch)), ...added] },
     ...(updated ? { [aptLists.key]: { kind: 'fetched', ageSeconds: 0, sourcesChanged: false } } : {}),
   };
-  const shipped = names.map((n) => ({ name: n, shipped: SHIPPED[base(n)] }));
-  if (shipped.some((p) => p.shipped === undefined)) return { facts, touches: () => true };
+  const shipped = names.map((n) => SHIPPED[base(n)]);
+  if (shipped.some((p) => p === undefined)) return { facts, touches: () => true };
   const update: Record<string, (before: never) => unknown> = {};
   const writes = ['/var/lib/dpkg', '/var/lib/apt', '/var/cache/apt'];
-  for (const { name, shipped: p } of shipped) {
-    writes.push(...(p as Shipped).writes);
-    Object.assign(facts, p?.facts?.(upstreamVersion(candidateFor(candidates, name, dpkg.nativeArch))));
-    Object.assign(update, p?.update);
+  for (const p of shipped as Shipped[]) {
+    writes.push(...p.writes);
+    Object.assign(facts, p.facts?.(upstreamVersion(p, release)));
+    Object.assign(update, p.update);
   }
   return { facts, update, writes };
 }
@@ -283,7 +296,8 @@ function checkPackages(o: PackagesOptions): Desired {
   return { names: [...new Set(o.names)], state, purge: o.purge === true, maxAge, lockTimeout };
 }
 
-function planPackages(d: Desired, dpkg: DpkgPackages, lists: AptLists, candidates: Candidates): Change | undefined {
+function planPackages(d: Desired, f: AptFacts): Change | undefined {
+  const { dpkg } = f;
   const states = d.names.map((n) => ({ name: n, state: packageState(dpkg, n) }));
   if (d.state === 'absent') {
     // A partial package is removed too; a virtual name is never a reason to remove its provider.
@@ -294,10 +308,11 @@ function planPackages(d: Desired, dpkg: DpkgPackages, lists: AptLists, candidate
   }
   const missing = states.filter(({ state: s }) => !isPresent(s)).map((p) => p.name);
   if (missing.length === 0) return undefined;
-  return install(d, { lists, dpkg, candidates }, missing, `install ${missing.join(', ')}`);
+  return install(d, f, missing, `install ${missing.join(', ')}`);
 }
 
-function planLatest(d: Desired, dpkg: DpkgPackages, lists: AptLists, candidates: Candidates): Change | undefined {
+function planLatest(d: Desired, f: AptFacts): Change | undefined {
+  const { dpkg, lists, candidates } = f;
   // Held packages are the host's explicit choice, and apt-get -y refuses to change them anyway;
   // a virtual name cannot be installed by name ("explicitly select one").
   const wanted = d.names
@@ -307,7 +322,7 @@ function planLatest(d: Desired, dpkg: DpkgPackages, lists: AptLists, candidates:
   if (staleness(d, lists) !== undefined) {
     // Candidates read from stale lists say nothing; apt-get install is a no-op for packages already newest.
     const names = wanted.map((p) => p.name);
-    return install(d, { lists, dpkg, candidates }, names, `install or upgrade ${names.join(', ')} to the latest version`);
+    return install(d, f, names, `install or upgrade ${names.join(', ')} to the latest version`);
   }
   const said: string[] = [];
   const names: string[] = [];
@@ -324,7 +339,7 @@ function planLatest(d: Desired, dpkg: DpkgPackages, lists: AptLists, candidates:
     }
   }
   if (names.length === 0) return undefined;
-  return install(d, { lists, dpkg, candidates }, names, said.join(', '));
+  return install(d, f, names, said.join(', '));
 }
 
 function isPresent(s: PackageState): boolean {
@@ -339,13 +354,13 @@ function staleness(d: Desired, lists: AptLists): string | undefined {
   return undefined;
 }
 
-function install(d: Desired, f: { lists: AptLists; dpkg: DpkgPackages; candidates: Candidates }, names: string[], summary: string): Change {
+function install(d: Desired, f: AptFacts, names: string[], summary: string): Change {
   const installing: Action = { command: aptGet(d, 'install', names) };
   const why = staleness(d, f.lists);
-  if (why === undefined) return { summary, actions: [installing], effects: installEffects(names, false, f.dpkg, f.candidates) };
+  if (why === undefined) return { summary, actions: [installing], effects: installEffects(names, false, f) };
   // A plain apt-get update does not touch the stamp (apt's daily job and Ubuntu's hook do); the lists fact reads it.
   const refresh: Action[] = [{ command: aptGetCommand(sh`update`, d.lockTimeout) }, { command: sh`touch ${APT_UPDATE_STAMP}` }];
-  return { summary: `apt-get update (${why}), ${summary}`, actions: [...refresh, installing], effects: installEffects(names, true, f.dpkg, f.candidates) };
+  return { summary: `apt-get update (${why}), ${summary}`, actions: [...refresh, installing], effects: installEffects(names, true, f) };
 }
 
 function aptGet(d: Desired, verb: 'install' | 'remove' | 'purge', names: readonly string[]): Command {

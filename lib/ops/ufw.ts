@@ -259,9 +259,12 @@ const notInstalled = 'ufw is not installed: this fails';
 
 type Installed = Extract<UfwState, { kind: 'ufw' }>;
 
+// What ufw's commands write: its rule files and its settings (never the before/after hooks).
+const UFW_WRITES = ['/etc/ufw/user.rules', '/etc/ufw/user6.rules', '/etc/default/ufw', '/etc/ufw/ufw.conf'];
+
 /** A change to ufw's state: what the steps after it see of ufw (its files are written). */
 function ufwEffects(after: Installed | undefined, more: Effects['facts'] = {}): Effects {
-  return { facts: { [ufwState.key]: after ?? UNKNOWN, ...more }, writes: ['/etc/ufw', '/etc/default/ufw'] };
+  return { facts: { [ufwState.key]: after ?? UNKNOWN, ...more }, writes: UFW_WRITES };
 }
 
 /**

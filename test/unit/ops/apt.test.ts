@@ -3,8 +3,8 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import type { Change } from '../../../lib/engine/operation.ts';
-import { parseDpkgQuery, type AptLists, type Candidates, type DpkgPackages } from '../../../lib/facts/apt.ts';
+import { UNKNOWN, type Change } from '../../../lib/engine/operation.ts';
+import { parseDpkgQuery, type AptLists, type AptRelease, type Candidates, type DpkgPackages } from '../../../lib/facts/apt.ts';
 import { sh } from '../../../lib/command/command.ts';
 import { apt, aptGetCommand } from '../../../lib/ops/apt.ts';
 import { run } from '../../lab/exec.ts';
@@ -114,9 +114,8 @@ t.test('apt.packages: stable step names, notify and name override', async (t) =>
   t.equal(apt.packages({ names: ['nginx'], state: 'absent', purge: true }).name, 'apt.packages nginx (purged)');
   t.equal(apt.packages({ names: ['nginx'], name: 'web server' }).name, 'web server');
   t.same(apt.packages({ names: ['nginx'], notify: handlerRef('restart nginx') }).notify, ['restart nginx']);
-  t.same(Object.keys(apt.packages({ names: ['curl'] }).facts), ['dpkg', 'lists'], 'apt-cache only for latest, or to predict what a package installs (nginx -v)');
-  t.same(Object.keys(apt.packages({ names: ['nginx'] }).facts), ['dpkg', 'lists', 'candidates']);
-  t.same(Object.keys(apt.packages({ names: ['nginx'], state: 'latest' }).facts), ['dpkg', 'lists', 'candidates']);
+  t.same(Object.keys(apt.packages({ names: ['nginx'] }).facts), ['dpkg', 'lists', 'release'], 'apt-cache only for latest');
+  t.same(Object.keys(apt.packages({ names: ['nginx'], state: 'latest' }).facts), ['dpkg', 'lists', 'release', 'candidates']);
 });
 
 t.test('apt.packages: misuse is a TypeError at once', async (t) => {
@@ -215,6 +214,9 @@ t.test('effects: the packages installed, fresh lists, and what a known package s
   t.equal(effects?.touches, undefined, 'nothing else is touched');
   const other = apt.packages({ names: ['git'] }).plan({ dpkg, lists: fresh });
   t.equal(other?.effects?.touches?.('sshd.config'), true, 'a package it does not know may change any fact');
-  const nginx = apt.packages({ names: ['nginx'] }).plan({ dpkg, lists: fresh, candidates: { nginx: { kind: 'version', version: '1.22.1-9+deb12u1' } } });
-  t.same(nginx?.effects?.facts?.['nginx.install'], { kind: 'installed', version: '1.22.1' }, 'nginx -v will say the upstream version apt installs');
+  const none = { nativeArch: 'amd64', entries: [] };
+  const nginx = (release: AptRelease) => apt.packages({ names: ['nginx'] }).plan({ dpkg: none, lists: never, release })?.effects?.facts?.['nginx.install'];
+  t.same(nginx({ release: 'debian bookworm', otherSources: false }), { kind: 'installed', version: '1.22.1' }, "nginx -v will say the release's upstream version, lists or not");
+  t.equal(nginx({ release: 'debian bookworm', otherSources: true }), UNKNOWN, 'another repository may provide it');
+  t.equal(nginx({ release: 'plan9 x', otherSources: false }), UNKNOWN, 'a release it does not know');
 });
