@@ -92,7 +92,7 @@ const ZONEINFO = '/usr/share/zoneinfo';
 /**
  * Ensures the time zone: /etc/localtime a link into the zone database, and Debian's
  * /etc/timezone. An unknown zone fails at planning time (the zone's file must exist); when the
- * database itself is missing (tzdata only planned by an earlier step) it is checked on apply.
+ * database itself is missing it is checked on apply, and the step fails.
  * Running services keep their zone until they restart.
  *
  * @example
@@ -132,7 +132,8 @@ function planTimezone(name: string, zone: ZoneInfo, localtime: PathInfo, relink:
       ? [{ command: sh`[ -f ${`${ZONEINFO}/${name}`} ] || { printf 'tackle: unknown time zone %s (no %s)\\n' ${name} ${`${ZONEINFO}/${name}`} >&2; exit 1; }` }]
       : [];
   const now = current ?? (localtime.kind === 'missing' ? '(none)' : 'unknown');
-  const note = zone.kind === 'no-database' ? ` (${ZONEINFO} missing now: fails unless an earlier step installs tzdata)` : '';
+  // Planned as a whole, an earlier step installing tzdata leaves this unknown rather than missing.
+  const note = zone.kind === 'no-database' ? ` (no ${ZONEINFO} on the host: this fails)` : '';
   const summary = link ? `time zone ${now} → ${name}${note}` : `/etc/timezone → ${name} (/etc/localtime already links to it)`;
   return { ...change, summary, actions: [...guard, ...change.actions] };
 }
