@@ -21,9 +21,37 @@ export { ContainerConnection, openContainer, wrapCommand } from './connection/co
 export type { ContainerSpec, ContainerVia } from './inventory/container.ts';
 
 // Facts, operations, tasks, running
-export { defineFact, type Fact, type FactOutput, type FactValue } from './facts/fact.ts';
-export { combine, defineOperation, type Action, type ApplyContext, type Check, type Change, type CommonOptions, type HandlerRef, type Operation, type PlanPart } from './ops/operation.ts';
-export { defineTask, type Handler, type HandlerLookup, type HostContext, type StepStatus, type Task, type TaskSpec, type VarsOf } from './engine/task.ts';
+export { defineFact, type Fact, type FactOutput, type FactScope, type FactValue } from './facts/fact.ts';
+export {
+  afterEach,
+  combine,
+  defineOperation,
+  UNKNOWN,
+  type Action,
+  type ApplyContext,
+  type Check,
+  type Change,
+  type CommonOptions,
+  type Effects,
+  type HandlerRef,
+  type Operation,
+  type PlanPart,
+  type Unknown,
+} from './ops/operation.ts';
+export {
+  defineTask,
+  type Handler,
+  type HandlerLookup,
+  type HostContext,
+  type HostInfo,
+  type RunTaskSpec,
+  type StepEntry,
+  type StepStatus,
+  type StepsTaskSpec,
+  type Task,
+  type TaskSpec,
+  type VarsOf,
+} from './engine/task.ts';
 export { runTask, checkVars, type HostResult, type HostStatus, type RunEvent, type RunOptions, type RunResult } from './engine/runner.ts';
 export type { StepResult } from './engine/host-run.ts';
 

@@ -13,23 +13,17 @@ export const baseline = defineTask({
     deployKeys: v.array(v.sshPublicKey()).default([]),
     demoPort: v.port().default(8080),
   },
-  async run(host, handler) {
+  steps(host, handler) {
     const { packages, deployUser, deployKeys, demoPort } = host.vars;
-    await host.run(apt.packages({ names: packages }));
     const deploy = { name: deployUser, shell: '/bin/bash', home: `/home/${deployUser}` };
-    await host.run(users.user(deploy));
-    await host.run(users.authorizedKeys({ user: deploy, keys: deployKeys }));
-    await host.run(files.directory({ path: '/srv/demo/releases/1', mode: '0755' }));
-    await host.run(files.link({ path: '/srv/demo/current', target: '/srv/demo/releases/1' }));
-    await host.run(
-      files.file({
-        path: '/srv/demo/releases/1/index.html',
-        content: `<h1>${host.name}</h1>\n`,
-        mode: '0644',
-      }),
-    );
-    await host.run(files.line({ path: '/etc/default/demo', line: `PORT=${demoPort}`, match: '^PORT=', create: true, notify: handler('restart demo') }));
-    await host.run(
+    return [
+      apt.packages({ names: packages }),
+      users.user(deploy),
+      users.authorizedKeys({ user: deploy, keys: deployKeys }),
+      files.directory({ path: '/srv/demo/releases/1', mode: '0755' }),
+      files.link({ path: '/srv/demo/current', target: '/srv/demo/releases/1' }),
+      files.file({ path: '/srv/demo/releases/1/index.html', content: `<h1>${host.name}</h1>\n`, mode: '0644' }),
+      files.line({ path: '/etc/default/demo', line: `PORT=${demoPort}`, match: '^PORT=', create: true, notify: handler('restart demo') }),
       files.file({
         path: '/etc/systemd/system/demo.service',
         content: unit(),
@@ -37,14 +31,12 @@ export const baseline = defineTask({
         validate: 'grep -q "^ExecStart=" %s',
         notify: handler('restart demo'),
       }),
-    );
-    await host.run(systemd.service({ name: 'demo', enabled: true, state: 'started', daemonReload: true }));
-    await host.run(shell({ name: 'record first provisioning', command: sh`date -u +%FT%TZ > /srv/demo/provisioned-at`, creates: '/srv/demo/provisioned-at' }));
+      systemd.service({ name: 'demo', enabled: true, state: 'started', daemonReload: true }),
+      shell({ name: 'record first provisioning', command: sh`date -u +%FT%TZ > /srv/demo/provisioned-at`, creates: '/srv/demo/provisioned-at' }),
+    ];
   },
   handlers: {
-    'restart demo': async (host) => {
-      await host.run(systemd.service({ name: 'demo', state: 'restarted', daemonReload: true }));
-    },
+    'restart demo': () => systemd.service({ name: 'demo', state: 'restarted', daemonReload: true }),
   },
 });
 

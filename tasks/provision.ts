@@ -23,7 +23,10 @@ import {
   unattended,
   users,
   v,
+  type HandlerLookup,
+  type StepEntry,
   type UfwRuleSpec,
+  type InferShape,
 } from '../lib/index.ts';
 
 // Each var is as precise as the operation it feeds, so a bad value is refused with the inventory,
@@ -41,55 +44,66 @@ const site = v.object({
   tls: v.boolean().default(true),
 });
 
+const provisionVars = {
+  basePackages: v.array(v.packageName()).default(['ca-certificates', 'curl', 'less', 'sudo']),
+  /** Seconds each apt step waits for another apt or dpkg (a fresh VPS's first-boot upgrade) before failing the host. */
+  aptLockTimeout: v.integer({ min: 0, max: 24 * 3600 }).default(APT_LOCK_TIMEOUT_SECONDS),
+  hostname: v.hostname().optional(),
+  timezone: v.timezone().default('Etc/UTC'),
+  /** A swap file for small VPSes; 0 for none. */
+  swapMb: v.integer({ min: 0, max: 1024 * 1024 }).default(0),
+  deployUser: v.userName().default('deploy'),
+  deployKeys: v.array(v.sshPublicKey()).default([]),
+  /** Users allowed to log in over SSH besides the deploy user (sshd patterns such as `ops@10.0.0.*`). */
+  sshAllowUsers: v.array(v.match(/^[^\s"'#]+$/, 'a user pattern such as "ops" or "ops@10.0.0.*"')).default([]),
+  /** `prohibit-password` keeps root's key login for a first run as root; `no` once deploy is in use. */
+  rootLogin: v.oneOf('no', 'prohibit-password').default('prohibit-password'),
+  /** Addresses never banned and always let through the firewall to SSH (your office, the controller). */
+  trusted: v.array(v.network()).default([]),
+  fail2ban: v
+    .object({ bantime: v.anyOf(v.duration(), v.oneOf('-1')).default('1h'), findtime: v.duration().default('10m'), maxretry: v.integer({ min: 1 }).default(5) })
+    .default({ bantime: '1h', findtime: '10m', maxretry: 5 }),
+  autoReboot: v.object({ enabled: v.boolean(), time: v.timeOfDay().default('03:30') }).default({ enabled: false, time: '03:30' }),
+  /** Extra ports to open besides SSH (rate-limited) and 80/443 when there are sites. */
+  openPorts: v.array(v.object({ port: v.port(), proto: v.oneOf('tcp', 'udp').default('tcp'), from: v.network().optional() })).default([]),
+  sites: v.array(site).default([]),
+  /** The ACME CA for certificates; `caCertPem` for a private CA (the host must trust its TLS). */
+  acme: v
+    .object({
+      email: v.email(),
+      server: v.url().optional(),
+      caCertPem: v.match(/^-----BEGIN CERTIFICATE-----\n[\s\S]+\n-----END CERTIFICATE-----\s*$/, 'a PEM certificate ("-----BEGIN CERTIFICATE-----…")').optional(),
+    })
+    .optional(),
+};
+
+type ProvisionVars = InferShape<typeof provisionVars>;
+
 export const provision = defineTask({
   name: 'provision',
-  vars: {
-    basePackages: v.array(v.packageName()).default(['ca-certificates', 'curl', 'less', 'sudo']),
-    /** Seconds each apt step waits for another apt or dpkg (a fresh VPS's first-boot upgrade) before failing the host. */
-    aptLockTimeout: v.integer({ min: 0, max: 24 * 3600 }).default(APT_LOCK_TIMEOUT_SECONDS),
-    hostname: v.hostname().optional(),
-    timezone: v.timezone().default('Etc/UTC'),
-    /** A swap file for small VPSes; 0 for none. */
-    swapMb: v.integer({ min: 0, max: 1024 * 1024 }).default(0),
-    deployUser: v.userName().default('deploy'),
-    deployKeys: v.array(v.sshPublicKey()).default([]),
-    /** Users allowed to log in over SSH besides the deploy user (sshd patterns such as `ops@10.0.0.*`). */
-    sshAllowUsers: v.array(v.match(/^[^\s"'#]+$/, 'a user pattern such as "ops" or "ops@10.0.0.*"')).default([]),
-    /** `prohibit-password` keeps root's key login for a first run as root; `no` once deploy is in use. */
-    rootLogin: v.oneOf('no', 'prohibit-password').default('prohibit-password'),
-    /** Addresses never banned and always let through the firewall to SSH (your office, the controller). */
-    trusted: v.array(v.network()).default([]),
-    fail2ban: v
-      .object({ bantime: v.anyOf(v.duration(), v.oneOf('-1')).default('1h'), findtime: v.duration().default('10m'), maxretry: v.integer({ min: 1 }).default(5) })
-      .default({ bantime: '1h', findtime: '10m', maxretry: 5 }),
-    autoReboot: v.object({ enabled: v.boolean(), time: v.timeOfDay().default('03:30') }).default({ enabled: false, time: '03:30' }),
-    /** Extra ports to open besides SSH (rate-limited) and 80/443 when there are sites. */
-    openPorts: v.array(v.object({ port: v.port(), proto: v.oneOf('tcp', 'udp').default('tcp'), from: v.network().optional() })).default([]),
-    sites: v.array(site).default([]),
-    /** The ACME CA for certificates; `caCertPem` for a private CA (the host must trust its TLS). */
-    acme: v
-      .object({
-        email: v.email(),
-        server: v.url().optional(),
-        caCertPem: v.match(/^-----BEGIN CERTIFICATE-----\n[\s\S]+\n-----END CERTIFICATE-----\s*$/, 'a PEM certificate ("-----BEGIN CERTIFICATE-----…")').optional(),
-      })
-      .optional(),
-  },
-  async run(host, handler) {
+  vars: provisionVars,
+  // Declarative: every step is known before any runs, so the facts of all come in one round trip
+  // and a dry-run plans each step against the state the earlier ones leave (a fresh host included).
+  steps(host, handler) {
     const vars = host.vars;
     const firewallPackages = ['ufw', 'fail2ban', 'python3-systemd', 'unattended-upgrades'];
-    await host.run(apt.packages({ names: [...vars.basePackages, ...firewallPackages], lockTimeoutSeconds: vars.aptLockTimeout }));
-
-    if (vars.hostname) await host.run(server.hostname({ name: vars.hostname }));
-    await host.run(server.timezone({ name: vars.timezone }));
-    if (vars.swapMb > 0) await host.run(server.swapfile({ sizeMb: vars.swapMb }));
-
     const deploy = { name: vars.deployUser, shell: '/bin/bash', home: `/home/${vars.deployUser}` };
-    await host.run(users.user(deploy));
-    await host.run(users.authorizedKeys({ user: deploy, keys: vars.deployKeys }));
-    await host.run(users.sudoer({ name: vars.deployUser, rules: [`${vars.deployUser} ALL=(ALL) NOPASSWD:ALL`] }));
-
-    await host.run(
+    const web = vars.sites.length > 0;
+    const rules: UfwRuleSpec[] = [
+      // Trusted addresses first: ufw's limit would otherwise throttle a controller's many logins.
+      ...vars.trusted.map((from): UfwRuleSpec => ({ action: 'allow', port: 22, proto: 'tcp', from, comment: 'ssh trusted' })),
+      { action: 'limit', port: 22, proto: 'tcp', comment: 'ssh' },
+      ...(web ? (['80', '443'] as const).map((port): UfwRuleSpec => ({ action: 'allow', port, proto: 'tcp', comment: 'web' })) : []),
+      ...vars.openPorts.map((p): UfwRuleSpec => ({ action: 'allow', port: p.port, proto: p.proto, ...(p.from ? { from: p.from } : {}) })),
+    ];
+    return [
+      apt.packages({ names: [...vars.basePackages, ...firewallPackages], lockTimeoutSeconds: vars.aptLockTimeout }),
+      vars.hostname && server.hostname({ name: vars.hostname }),
+      server.timezone({ name: vars.timezone }),
+      vars.swapMb > 0 && server.swapfile({ sizeMb: vars.swapMb }),
+      users.user(deploy),
+      users.authorizedKeys({ user: deploy, keys: vars.deployKeys }),
+      users.sudoer({ name: vars.deployUser, rules: [`${vars.deployUser} ALL=(ALL) NOPASSWD:ALL`] }),
       sshd.config({
         settings: {
           permitRootLogin: vars.rootLogin,
@@ -101,37 +115,36 @@ export const provision = defineTask({
           allowUsers: [...new Set([vars.deployUser, ...vars.sshAllowUsers, ...(vars.rootLogin === 'no' ? [] : ['root'])])],
         },
       }),
-    );
-    await host.run(fail2ban.jail({ name: 'sshd', ...vars.fail2ban, ignoreip: ['127.0.0.1/8', '::1', ...vars.trusted], notify: handler('reload fail2ban') }));
-    await host.run(unattended.upgrades({ automaticReboot: vars.autoReboot.enabled, rebootTime: vars.autoReboot.time }));
-
-    const web = vars.sites.length > 0;
-    const rules: UfwRuleSpec[] = [
-      // Trusted addresses first: ufw's limit would otherwise throttle a controller's many logins.
-      ...vars.trusted.map((from): UfwRuleSpec => ({ action: 'allow', port: 22, proto: 'tcp', from, comment: 'ssh trusted' })),
-      { action: 'limit', port: 22, proto: 'tcp', comment: 'ssh' },
-      ...(web ? (['80', '443'] as const).map((port): UfwRuleSpec => ({ action: 'allow', port, proto: 'tcp', comment: 'web' })) : []),
-      ...vars.openPorts.map((p): UfwRuleSpec => ({ action: 'allow', port: p.port, proto: p.proto, ...(p.from ? { from: p.from } : {}) })),
+      fail2ban.jail({ name: 'sshd', ...vars.fail2ban, ignoreip: ['127.0.0.1/8', '::1', ...vars.trusted], notify: handler('reload fail2ban') }),
+      unattended.upgrades({ automaticReboot: vars.autoReboot.enabled, rebootTime: vars.autoReboot.time }),
+      ufw.defaults({ incoming: 'deny', outgoing: 'allow', routed: 'deny' }),
+      ufw.rules({ rules, purge: true }),
+      ufw.enabled({ enabled: true }),
+      // Docker forwards published ports past ufw's INPUT rules; this applies the same rules to them
+      // (in DOCKER-USER), now or whenever Docker is installed later.
+      ufw.dockerUser(),
+      ...(web ? webSteps(vars, handler) : []),
     ];
-    await host.run(ufw.defaults({ incoming: 'deny', outgoing: 'allow', routed: 'deny' }));
-    await host.run(ufw.rules({ rules, purge: true }));
-    await host.run(ufw.enabled({ enabled: true }));
-    // Docker forwards published ports past ufw's INPUT rules; this applies the same rules to them
-    // (in DOCKER-USER), now or whenever Docker is installed later.
-    await host.run(ufw.dockerUser());
+  },
+  handlers: {
+    'reload fail2ban': () => fail2ban.reload({ jails: ['sshd'] }),
+    'reload nginx': () => systemd.service({ name: 'nginx', state: 'reloaded' }),
+  },
+});
 
-    if (!web) return;
-    const tlsSites = vars.acme ? vars.sites.filter((s) => s.tls) : [];
-    const packages = tlsSites.length ? ['nginx', 'certbot', 'python3-certbot-nginx'] : ['nginx'];
-    await host.run(apt.packages({ names: packages, services: ['nginx'], lockTimeoutSeconds: vars.aptLockTimeout }));
-    await host.run(nginx.defaultSite({ present: false, notify: handler('reload nginx') }));
-    const acme = vars.acme;
-    const caFile = '/usr/local/share/ca-certificates/tackle-acme.crt';
-    if (acme?.caCertPem && tlsSites.length) await host.run(files.file({ path: caFile, content: acme.caCertPem }));
-    for (const s of vars.sites) {
+/** nginx in front of the sites, with a certificate for each TLS site when an ACME CA is configured. */
+function webSteps(vars: ProvisionVars, handler: HandlerLookup<'reload nginx' | 'reload fail2ban'>): StepEntry[] {
+  const tlsSites = vars.acme ? vars.sites.filter((s) => s.tls) : [];
+  const acme = vars.acme;
+  const caFile = '/usr/local/share/ca-certificates/tackle-acme.crt';
+  return [
+    apt.packages({ names: tlsSites.length ? ['nginx', 'certbot', 'python3-certbot-nginx'] : ['nginx'], lockTimeoutSeconds: vars.aptLockTimeout }),
+    nginx.defaultSite({ present: false, notify: handler('reload nginx') }),
+    acme?.caCertPem && tlsSites.length > 0 && files.file({ path: caFile, content: acme.caCertPem }),
+    ...vars.sites.flatMap((s) => {
       const withTls = acme && tlsSites.includes(s);
-      if (withTls) {
-        await host.run(
+      return [
+        withTls &&
           certbot.certificate({
             domains: s.serverNames,
             certName: s.name,
@@ -141,9 +154,6 @@ export const provision = defineTask({
             ...(acme.caCertPem ? { env: { REQUESTS_CA_BUNDLE: caFile } } : {}),
             notify: handler('reload nginx'),
           }),
-        );
-      }
-      await host.run(
         nginx.site({
           name: s.name,
           serverNames: s.serverNames,
@@ -155,14 +165,10 @@ export const provision = defineTask({
           gzip: true,
           notify: handler('reload nginx'),
         }),
-      );
-    }
-  },
-  handlers: {
-    'reload fail2ban': (host) => host.run(fail2ban.reload({ jails: ['sshd'] })),
-    'reload nginx': (host) => host.run(systemd.service({ name: 'nginx', state: 'reloaded' })),
-  },
-});
+      ];
+    }),
+  ];
+}
 
 export default provision;
 

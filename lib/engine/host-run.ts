@@ -4,7 +4,8 @@ import type { Fact } from '../facts/fact.ts';
 import type { Vars } from '../inventory/inventory.ts';
 import { gatherFacts } from '../facts/gather.ts';
 import type { PendingHandlers } from './pending-handlers.ts';
-import type { ApplyContext, Operation } from '../ops/operation.ts';
+import { UNKNOWN, type ApplyContext, type Operation } from '../ops/operation.ts';
+import { FactState } from './plan-state.ts';
 import { handlerList, type HostContext, type StepStatus } from './task.ts';
 
 /** One step as the report shows it; all text is masked. */
@@ -44,11 +45,16 @@ export function asTackleError(err: unknown, host: string, step?: string): Tackle
   return new TackleError({ phase: 'task', host, step, reason: e?.message ?? String(err), cause: err });
 }
 
-/** The per-host state of one run: fact cache, steps, notified handlers. */
+/** What a dry-run says of a step whose facts earlier changes leave unknown. */
+export const UNKNOWN_SUMMARY = 'unknown until the earlier steps ran';
+
+/** The per-host state of one run: facts (planned, in a dry-run), steps, notified handlers. */
 export class HostRun<V extends Vars> implements HostContext<V> {
   readonly steps: StepResult[] = [];
   readonly notified = new Set<string>();
-  readonly #cache = new Map<string, unknown>();
+  readonly #state: FactState;
+  /** The facts of the steps still to come in {@link runSteps}: read along with those of the next step. */
+  #upcoming: readonly Fact<unknown>[] = [];
   #prefix = '';
   /** The step under way and its promise (settled either way): a host runs one step at a time. */
   #current: { name: string; done: Promise<void> } | undefined;
@@ -68,18 +74,43 @@ export class HostRun<V extends Vars> implements HostContext<V> {
     readonly stop?: AbortSignal,
     /** The task's handlers: a step that notifies any other name fails before it starts. Unchecked without. */
     readonly handlers?: { task: string; names: readonly string[] },
-  ) {}
-
-  async fact<T>(fact: Fact<T>): Promise<T> {
-    const [value] = await this.#facts([fact]);
-    return value as T;
+  ) {
+    this.#state = new FactState(dryRun);
   }
 
+  /** A fact's value; in a dry-run the planned one, or the host's as it is now when earlier changes leave it unknown. */
+  async fact<T>(fact: Fact<T>): Promise<T> {
+    const [value] = await this.#facts([fact]);
+    if (value !== UNKNOWN) return value as T;
+    const [now] = await gatherFacts(this.connection, [fact]);
+    return now as T;
+  }
+
+  /** The values of these facts, reading in one batch those not known yet and the stale ones the next steps need. */
   async #facts(facts: readonly Fact<unknown>[]): Promise<unknown[]> {
-    const missing = facts.filter((f, i) => !this.#cache.has(f.key) && facts.findIndex((g) => g.key === f.key) === i);
-    const values = await gatherFacts(this.connection, missing);
-    missing.forEach((f, i) => this.#cache.set(f.key, values[i]));
-    return facts.map((f) => this.#cache.get(f.key));
+    const missing = this.#state.toRead(facts);
+    if (missing.length > 0) {
+      const batch = this.#state.toRead([...missing, ...this.#upcoming]);
+      this.#state.store(batch, await gatherFacts(this.connection, batch));
+    }
+    return facts.map((f) => this.#state.get(f.key));
+  }
+
+  /**
+   * Runs a task's steps planned as a whole: the facts of every step are read in one round trip,
+   * then each step is planned against the state the earlier ones leave (in a dry-run, as their
+   * changes predict; in a real run, re-reading only what an applied change invalidated).
+   */
+  async runSteps(ops: readonly Operation[]): Promise<void> {
+    this.#upcoming = ops.flatMap((op) => Object.values(op.facts));
+    try {
+      for (const [i, op] of ops.entries()) {
+        this.#upcoming = ops.slice(i).flatMap((o) => Object.values(o.facts));
+        await this.run(op);
+      }
+    } finally {
+      this.#upcoming = [];
+    }
   }
 
   /** Runs handler bodies with their steps named after the handler. */
@@ -160,6 +191,13 @@ export class HostRun<V extends Vars> implements HostContext<V> {
     }
     const keys = Object.keys(op.facts);
     const values = await this.#facts(keys.map((k) => op.facts[k] as Fact<unknown>));
+    if (values.includes(UNKNOWN)) {
+      // Only a dry-run gets here: what this step would do depends on changes merely planned.
+      this.#state.changed(undefined);
+      op.notify.forEach((h) => this.notified.add(h));
+      record({ status: 'unknown', summary: `${UNKNOWN_SUMMARY} (${keys.filter((_, i) => values[i] === UNKNOWN).join(', ')})` });
+      return 'changed';
+    }
     const change = op.plan(Object.fromEntries(keys.map((k, i) => [k, values[i]])));
     if (!change || change.actions.length === 0) {
       record({ status: 'ok' });
@@ -167,9 +205,9 @@ export class HostRun<V extends Vars> implements HostContext<V> {
     }
     const checks = change.checks ?? [];
     const commands = [...change.actions.map((a) => a.command.toString()), ...checks.map((c) => `(controller) ${c.describe}`)];
+    // Before the commands run: a change that fails half-way may have changed what it touches.
+    this.#state.changed(change.effects);
     if (!this.dryRun) {
-      // Facts may be stale after any change; a converged run changes nothing and keeps its cache.
-      this.#cache.clear();
       // Recorded before the change: whatever happens next, a later run still runs the handler.
       await this.pending?.record(op.notify, name);
       const ctx: ApplyContext = { host: this.name, connection: this.connection, openFresh: this.openFresh };

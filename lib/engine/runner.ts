@@ -244,7 +244,7 @@ async function runHost<V extends Vars>(task: Task<V>, host: InventoryHost, vars:
     }
   }
   if (error) return done(failed(error), run.steps, error, pending.report());
-  return done(run.steps.some((s) => s.status === 'changed') ? 'changed' : 'ok', run.steps, undefined, pending.report());
+  return done(run.steps.some((s) => s.status === 'changed' || s.status === 'unknown') ? 'changed' : 'ok', run.steps, undefined, pending.report());
 }
 
 /**

@@ -38,6 +38,7 @@ export const dpkgPackages: Fact<DpkgPackages> = defineFact(
   'apt.dpkg',
   sh`dpkg --print-architecture && dpkg-query -W -f=${DPKG_FORMAT}`,
   parseDpkgQuery,
+  { reads: ['/var/lib/dpkg'] },
 );
 
 /**
@@ -148,6 +149,7 @@ export const aptLists: Fact<AptLists> = defineFact(
     `${LISTS}/*_Packages* ${LISTS}/*InRelease ${LISTS}/*_Release ${SOURCES} ${SOURCES}.d ${SOURCES}.d/*.list ${SOURCES}.d/*.sources`,
   )} 2>/dev/null`,
   parseAptLists,
+  { reads: [APT_UPDATE_STAMP, LISTS, SOURCES, `${SOURCES}.d`] },
 );
 
 /**
@@ -197,7 +199,9 @@ export type Candidates = Readonly<Record<string, Candidate>>;
  */
 export function aptCandidates(names: readonly string[]): Fact<Candidates> {
   // LC_ALL=C: the "Candidate:" label is translated otherwise.
-  return defineFact(`apt.candidates ${[...names].sort().join(' ')}`, sh`LC_ALL=C apt-cache policy ${names}`, parseAptCachePolicy);
+  return defineFact(`apt.candidates ${[...names].sort().join(' ')}`, sh`LC_ALL=C apt-cache policy ${names}`, parseAptCachePolicy, {
+    reads: [LISTS, SOURCES, `${SOURCES}.d`, '/etc/apt/preferences', '/etc/apt/preferences.d', '/var/lib/dpkg'],
+  });
 }
 
 /**
@@ -233,4 +237,37 @@ export function candidateFor(candidates: Candidates, spec: string, nativeArch: s
   const { name, arch } = splitArch(spec, nativeArch);
   const key = arch === nativeArch || arch === 'all' || arch === 'any' ? name : `${name}:${arch}`;
   return Object.hasOwn(candidates, key) ? (candidates[key] as Candidate) : { kind: 'unknown' };
+}
+
+/** Which release a host runs (`debian bookworm`) and whether apt reads sources beyond the release's own. */
+export interface AptRelease {
+  release: string;
+  /** A sources file other than the distribution's (a vendor repository): packages may come from there. */
+  otherSources: boolean;
+}
+
+// The deb822 files Debian and Ubuntu install for the release itself.
+const RELEASE_SOURCES = new Set(['debian.sources', 'ubuntu.sources']);
+
+/**
+ * The release and its sources, to know which upstream version a package will have before apt's
+ * lists say so (a fresh host whose lists were never fetched).
+ *
+ * @example const { release } = await host.fact(aptRelease); // 'debian bookworm'
+ */
+export const aptRelease: Fact<AptRelease> = defineFact(
+  'apt.release',
+  sh`. /etc/os-release 2>/dev/null; printf '%s %s\n' "$ID" "$VERSION_CODENAME"; ls -A ${`${SOURCES}.d`} 2>/dev/null; exit 0`,
+  parseAptRelease,
+  { reads: ['/etc/os-release', `${SOURCES}.d`] },
+);
+
+/**
+ * Pure parser of {@link aptRelease}'s output.
+ *
+ * @example parseAptRelease({ stdout: 'debian bookworm\ndebian.sources\n', stderr: '', exitCode: 0 }) // { release: 'debian bookworm', otherSources: false }
+ */
+export function parseAptRelease({ stdout }: FactOutput): AptRelease {
+  const [release = '', ...files] = stdout.split('\n').filter((l) => l !== '');
+  return { release: release.trim(), otherSources: files.some((f) => !RELEASE_SOURCES.has(f)) };
 }

@@ -70,7 +70,9 @@ done`;
  * const state = await host.fact(certbotLineages);
  * const app = state.lineages.find((l) => l.name === 'app.example.com');
  */
-export const certbotLineages: Fact<CertbotState> = defineFact('certbot.lineages', sh`${raw(SCRIPT)}`, parseCertbotLineages);
+export const certbotLineages: Fact<CertbotState> = defineFact('certbot.lineages', sh`${raw(SCRIPT)}`, parseCertbotLineages, {
+  reads: [LETSENCRYPT_DIR, '/usr/bin/certbot'],
+});
 
 /**
  * Pure parser of {@link certbotLineages}' output.

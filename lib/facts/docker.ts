@@ -110,4 +110,6 @@ export const dockerUserGuard: Fact<DockerUserGuard> = defineFact(
   'docker.userGuard',
   sh`PATH=$PATH:/usr/sbin:/sbin; iptables -w -S DOCKER-USER 2>/dev/null | grep -c -e ${DOCKER_USER_TAG}; exit 0`,
   ({ stdout }) => ({ loaded: Number(stdout.trim() || '0') > 0 }),
+  // Kernel state: loaded by ufw from its after.init hook, so the ufw operations predict it.
+  { reads: [] },
 );

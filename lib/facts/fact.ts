@@ -15,11 +15,25 @@ export interface Fact<T> {
   readonly key: string;
   readonly command: Command;
   parse(output: FactOutput): T;
+  /**
+   * The paths whose content decides the answer (a directory: everything below it), so that a
+   * change writing elsewhere leaves the fact as it was when a task is planned as a whole.
+   * Without it, any write may change the answer.
+   */
+  readonly reads?: readonly string[];
+  /** The answer may change with any change on the host (a guard running an arbitrary command). */
+  readonly volatile?: boolean;
 }
 
-/** @example defineFact('os.release', sh`cat /etc/os-release`, ({ stdout }) => parseOsRelease(stdout)) */
-export function defineFact<T>(key: string, command: Command, parse: (output: FactOutput) => T): Fact<T> {
-  return { key, command, parse };
+/** What a fact depends on, for planning later steps (see {@link Fact.reads}). */
+export interface FactScope {
+  reads?: readonly string[];
+  volatile?: boolean;
+}
+
+/** @example defineFact('os.release', sh`cat /etc/os-release`, ({ stdout }) => parseOsRelease(stdout), { reads: ['/etc/os-release'] }) */
+export function defineFact<T>(key: string, command: Command, parse: (output: FactOutput) => T, scope: FactScope = {}): Fact<T> {
+  return { key, command, parse, ...(scope.reads ? { reads: scope.reads } : {}), ...(scope.volatile ? { volatile: true } : {}) };
 }
 
 /** The parsed value of a fact. */

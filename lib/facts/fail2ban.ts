@@ -25,7 +25,9 @@ echo "journal $(yn test -d /run/systemd/journal)"`;
  * const f = await host.fact(fail2banHost);
  * if (!f.authLog) console.log('journald only: use backend = systemd');
  */
-export const fail2banHost: Fact<Fail2banHost> = defineFact('fail2ban.host', sh`${raw(SCRIPT)}`, parseFail2banHost);
+export const fail2banHost: Fact<Fail2banHost> = defineFact('fail2ban.host', sh`${raw(SCRIPT)}`, parseFail2banHost, {
+  reads: ['/usr/bin/fail2ban-client', '/var/log/auth.log', '/run/systemd/journal'],
+});
 
 /**
  * Pure parser of the {@link fail2banHost} script (`key yes|no` lines).

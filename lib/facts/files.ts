@@ -51,7 +51,7 @@ fi`;
  * if (info.kind === 'file') console.log(info.mode, info.sha256);
  */
 export function pathInfo(path: string): Fact<PathInfo> {
-  return defineFact(`files.path:${path}`, sh`p=${path}\n${raw(SCRIPT)}`, parsePathInfo);
+  return defineFact(`files.path:${path}`, sh`p=${path}\n${raw(SCRIPT)}`, parsePathInfo, { reads: [path] });
 }
 
 /**

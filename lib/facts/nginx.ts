@@ -20,6 +20,7 @@ export const nginxInstall: Fact<NginxInstall> = defineFact(
   'nginx.install',
   sh`${raw('PATH="$PATH:/usr/sbin:/sbin"; if command -v nginx >/dev/null 2>&1; then nginx -v 2>&1; else echo missing; fi')}`,
   parseNginxInstall,
+  { reads: ['/usr/sbin/nginx'] },
 );
 
 /**

@@ -18,6 +18,8 @@ export const hostnameFact: Fact<HostnameInfo> = defineFact(
   'server.hostname',
   sh`printf 'transient %s\\n' "$(cat /proc/sys/kernel/hostname 2>/dev/null || hostname)"; printf 'static %s\\n' "$(head -n 1 /etc/hostname 2>/dev/null)"`,
   parseHostname,
+  // The kernel's name is set by the command that writes /etc/hostname (server.hostname predicts both).
+  { reads: ['/etc/hostname'] },
 );
 
 /**
@@ -48,6 +50,7 @@ export function zoneInfoFact(name: string): Fact<ZoneInfo> {
     `host.zoneinfo:${name}`,
     sh`if [ ! -d /usr/share/zoneinfo ]; then echo no-database; elif [ -f /usr/share/zoneinfo/${name} ]; then echo zone; else echo unknown; fi`,
     parseZoneInfo,
+    { reads: ['/usr/share/zoneinfo'] },
   );
 }
 
@@ -93,7 +96,7 @@ echo "swappiness $(cat /proc/sys/vm/swappiness 2>/dev/null)"`;
  * if (s.file.kind === 'file' && !s.active) console.log('present but not in use');
  */
 export function swapFact(path: string): Fact<SwapInfo> {
-  return defineFact(`host.swap:${path}`, sh`p=${path}\n${raw(SWAP_SCRIPT)}`, parseSwap);
+  return defineFact(`host.swap:${path}`, sh`p=${path}\n${raw(SWAP_SCRIPT)}`, parseSwap, { reads: [path, '/proc/swaps'] });
 }
 
 /**

@@ -13,7 +13,7 @@ export type PathPresence = { kind: 'exists' } | { kind: 'missing' };
  * if (built.kind === 'missing') await host.run(shell({ command: sh`make install` }));
  */
 export function pathPresenceFact(path: string): Fact<PathPresence> {
-  return defineFact(`shell.pathPresence ${path}`, sh`test -e ${path}`, parsePathPresence);
+  return defineFact(`shell.pathPresence ${path}`, sh`test -e ${path}`, parsePathPresence, { reads: [path] });
 }
 
 /**
@@ -67,7 +67,8 @@ export function exitStatusFact(command: Command, context: CommandContext = {}): 
   const guard = inContext(command, context);
   // The masked text cannot tell two secrets apart: such a guard gets a cache key of its own.
   const key = guard.secrets().length ? `shell.exitStatus #${randomUUID()}` : `shell.exitStatus ${guard.toString()}`;
-  return defineFact(key, sh`${guard} >/dev/null 2>&1`, parseExitStatus);
+  // Any change may alter what an arbitrary command answers: a planned change leaves it unknown.
+  return defineFact(key, sh`${guard} >/dev/null 2>&1`, parseExitStatus, { volatile: true });
 }
 
 /**

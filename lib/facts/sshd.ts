@@ -34,7 +34,7 @@ echo none`;
  * const s = await host.fact(sshSession);
  * if (s.kind === 'ssh') console.log(`connected to port ${s.serverPort} from ${s.clientAddress}`);
  */
-export const sshSession: Fact<SshSession> = defineFact('sshd.session', sh`${raw(SESSION_SCRIPT)}`, parseSshSession);
+export const sshSession: Fact<SshSession> = defineFact('sshd.session', sh`${raw(SESSION_SCRIPT)}`, parseSshSession, { reads: [] });
 
 /**
  * Pure parser of the {@link sshSession} script: `ssh CLIENT CPORT SERVER SPORT` or `none`.
@@ -91,7 +91,7 @@ done`;
  * const c = await host.fact(sshdConfig);
  * if (c.kind === 'sshd' && c.effective.kind === 'valid') console.log(c.effective.values.passwordauthentication);
  */
-export const sshdConfig: Fact<SshdConfig> = defineFact('sshd.config', sh`${raw(CONFIG_SCRIPT)}`, parseSshdConfig);
+export const sshdConfig: Fact<SshdConfig> = defineFact('sshd.config', sh`${raw(CONFIG_SCRIPT)}`, parseSshdConfig, { reads: ['/etc/ssh', '/usr/sbin/sshd'] });
 
 /**
  * Pure parser of the {@link sshdConfig} script.

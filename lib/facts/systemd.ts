@@ -28,6 +28,9 @@ export type SystemdUnit =
       needDaemonReload: boolean;
     };
 
+/** Where systemd looks for unit files, in its order. */
+export const UNIT_DIRS = ['/etc/systemd/system', '/run/systemd/system', '/lib/systemd/system', '/usr/lib/systemd/system'];
+
 const PROPERTIES = ['Id', 'Names', 'LoadState', 'ActiveState', 'SubState', 'FragmentPath', 'UnitFileState', 'CanReload', 'NeedDaemonReload'];
 
 /**
@@ -39,7 +42,10 @@ const PROPERTIES = ['Id', 'Names', 'LoadState', 'ActiveState', 'SubState', 'Frag
  * if (u.kind === 'unit' && u.activeState === 'active') console.log('running');
  */
 export function systemdUnit(name: string): Fact<SystemdUnit> {
-  return defineFact(`systemd.unit ${name}`, sh`systemctl show --property=${PROPERTIES.join(',')} ${name}`, parseSystemctlShow);
+  // Its files (an alias is a link among them); its running state changes only through commands, which the ops that run them predict.
+  const file = name.includes('.') ? name : `${name}.service`;
+  const reads = UNIT_DIRS.flatMap((dir) => [`${dir}/${file}`, `${dir}/${file}.d`]);
+  return defineFact(`systemd.unit ${name}`, sh`systemctl show --property=${PROPERTIES.join(',')} ${name}`, parseSystemctlShow, { reads });
 }
 
 /**

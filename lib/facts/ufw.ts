@@ -69,7 +69,10 @@ exit 0`;
  * const s = await host.fact(ufwState);
  * if (s.kind === 'ufw' && !s.active) console.log(`${s.rules.length} rules, firewall off`);
  */
-export const ufwState: Fact<UfwState> = defineFact('ufw.state', sh`${raw(UFW_STATE_SCRIPT)}`, parseUfwState);
+export const ufwState: Fact<UfwState> = defineFact('ufw.state', sh`${raw(UFW_STATE_SCRIPT)}`, parseUfwState, {
+  // Whether the firewall runs is kernel state, changed only by the ufw operations, which predict it.
+  reads: ['/etc/ufw', '/etc/default/ufw', '/usr/sbin/ufw'],
+});
 
 const POLICIES: Record<string, UfwPolicy> = { ACCEPT: 'allow', DROP: 'deny', REJECT: 'reject' };
 

@@ -2,6 +2,9 @@ import { sh } from '../command/command.ts';
 import { defineFact, type Fact, type FactOutput } from './fact.ts';
 
 /** A local account as `getent passwd` and `id` see it. */
+/** The files `getent` and `id` read for local accounts. */
+const ACCOUNT_FILES = ['/etc/passwd', '/etc/group'];
+
 export type UserInfo =
   | { kind: 'missing' }
   | {
@@ -25,9 +28,9 @@ export type UserInfo =
  */
 export function userFact(name: string): Fact<UserInfo> {
   // `exit` keeps getent's status (2: no such user); the engine runs each fact in its own subshell.
-  return defineFact(`users.user ${name}`, sh`getent passwd ${name} || exit; id -gn ${name}; id -Gn ${name}`, (out) =>
-    parseUser(name, out),
-  );
+  return defineFact(`users.user ${name}`, sh`getent passwd ${name} || exit; id -gn ${name}; id -Gn ${name}`, (out) => parseUser(name, out), {
+    reads: ACCOUNT_FILES,
+  });
 }
 
 /**
@@ -82,6 +85,7 @@ export function passwordDigestFact(name: string): Fact<PasswordDigest> {
     `users.passwordDigest ${name}`,
     sh`e=$(getent shadow ${name}) || exit; printf '%s\n' "$e" | cut -d: -f2 | tr -d '\n' | sha256sum`,
     parsePasswordDigest,
+    { reads: ['/etc/shadow'] },
   );
 }
 

@@ -1,7 +1,11 @@
 import { sh, type Command } from '../command/command.ts';
-import { defineOperation, type Action, type Change, type CommonOptions, type Operation } from './operation.ts';
-import { systemdUnit, type SystemdUnit } from '../facts/systemd.ts';
-import { planService } from './systemd.ts';
+import { defineOperation, UNKNOWN, type Action, type Change, type CommonOptions, type Effects, type Operation } from './operation.ts';
+import { certbotLineages, type CertbotState } from '../facts/certbot.ts';
+import { fail2banHost, type Fail2banHost } from '../facts/fail2ban.ts';
+import { pathInfo, sha256Hex, type PathInfo } from '../facts/files.ts';
+import { nginxInstall, NGINX_SITES_AVAILABLE, NGINX_SITES_ENABLED } from '../facts/nginx.ts';
+import { systemdUnit } from '../facts/systemd.ts';
+import { ufwState } from '../facts/ufw.ts';
 import {
   APT_UPDATE_STAMP,
   aptCandidates,
@@ -9,8 +13,11 @@ import {
   candidateFor,
   dpkgPackages,
   packageState,
+  aptRelease,
   type AptLists,
+  type AptRelease,
   type Candidates,
+  type DpkgEntry,
   type DpkgPackages,
   type PackageState,
 } from '../facts/apt.ts';
@@ -32,12 +39,6 @@ export interface PackagesOptions extends CommonOptions {
    * fetched, or a sources file changed since the last update. Never when nothing is to be installed.
    */
   cacheMaxAgeSeconds?: number;
-  /**
-   * Units these packages provide that must be enabled and running. Installing starts them in the
-   * same step (as Debian's postinst usually does anyway), so a dry-run predicts exactly what the real
-   * run changes; when the packages are already there, only the units' state is checked.
-   */
-  services?: readonly string[];
   /**
    * Seconds to wait for another apt or dpkg to finish (apt's daily jobs, unattended-upgrades on a
    * first boot) before failing the step with the lock's holder; default {@link APT_LOCK_TIMEOUT_SECONDS}.
@@ -113,31 +114,169 @@ function packages(options: PackagesOptions): Operation {
   const desired = checkPackages(options);
   const suffix = desired.state === 'present' ? '' : ` (${desired.purge ? 'purged' : desired.state})`;
   const name = `apt.packages ${desired.names.join(', ')}${suffix}`;
-  const services = [...(options.services ?? [])];
-  if (services.length > 0 && desired.state === 'absent') throw refuse('apt.packages', 'services apply to installed packages, not absent ones');
-  // One fact per unit; the key names it so the plan can find its unit again.
-  const units = Object.fromEntries(services.map((s) => [`unit:${s}`, systemdUnit(s)]));
-  const withServices = (change: Change | undefined, facts: Record<string, unknown>) => ensureServices(change, services, (s) => facts[`unit:${s}`] as SystemdUnit);
+  // The release says which upstream version a package will have (nginx -v), lists or not.
   if (desired.state === 'latest') {
     return defineOperation({
       name,
       options,
-      facts: { dpkg: dpkgPackages, lists: aptLists, candidates: aptCandidates(desired.names), ...units },
-      plan: (f) => withServices(planLatest(desired, f.dpkg, f.lists, f.candidates), f),
+      facts: { dpkg: dpkgPackages, lists: aptLists, release: aptRelease, candidates: aptCandidates(desired.names) },
+      plan: (f) => planLatest(desired, f),
     });
   }
-  return defineOperation({ name, options, facts: { dpkg: dpkgPackages, lists: aptLists, ...units }, plan: (f) => withServices(planPackages(desired, f.dpkg, f.lists), f) });
+  return defineOperation({ name, options, facts: { dpkg: dpkgPackages, lists: aptLists, release: aptRelease }, plan: (f) => planPackages(desired, { ...f, candidates: {} }) });
 }
 
-// Installing: enable --now right after apt-get (a no-op where postinst already did it). Already
-// installed: each unit's own state decides.
-function ensureServices(change: Change | undefined, services: readonly string[], unit: (name: string) => SystemdUnit): Change | undefined {
-  if (services.length === 0) return change;
-  if (change) return { ...change, summary: `${change.summary}, enable and start ${services.join(', ')}`, actions: [...change.actions, { command: sh`systemctl enable --now ${services}` }] };
-  const changes = services.map((name) => planService({ name, enabled: true, state: 'started', daemonReload: true }, unit(name))).filter((c): c is Change => c !== undefined);
-  if (changes.length === 0) return undefined;
-  return { summary: changes.map((c) => c.summary).join(', '), actions: changes.flatMap((c) => c.actions) };
+/** What an apt step plans from. */
+interface AptFacts {
+  dpkg: DpkgPackages;
+  lists: AptLists;
+  candidates: Candidates;
+  release: AptRelease;
 }
+
+// ---------------------------------------------------------------- effects
+
+/**
+ * What installing a package does to what tackle's facts read, for planning the steps after it
+ * (a dry-run of a fresh host): the paths it and its maintainer scripts write, and the values of
+ * the facts it decides. Measured on Debian 12 (dpkg -L, and the host after the install). A
+ * package missing here may change anything: every fact is unknown after installing it.
+ */
+interface Shipped {
+  writes: readonly string[];
+  /**
+   * The upstream version each release installs (`debian bookworm` → `1.22.1`), for predictions
+   * that depend on it (`nginx -v`): a stable release keeps a package's upstream version.
+   */
+  versions?: Readonly<Record<string, string>>;
+  /** Fact key → value once installed. */
+  facts?(version: string | typeof UNKNOWN): Record<string, unknown>;
+  /** Fact key → how it changes (for facts that say more than whether the package is there). */
+  update?: Readonly<Record<string, (before: never) => unknown>>;
+}
+
+const file = (content: string, mode = '0644'): PathInfo => ({
+  kind: 'file',
+  mode,
+  owner: 'root',
+  group: 'root',
+  uid: 0,
+  gid: 0,
+  size: Buffer.byteLength(content),
+  sha256: sha256Hex(content),
+  content: Buffer.from(content).toString('base64'),
+});
+const PYTHON = '/usr/lib/python3/dist-packages';
+const unitFile = (name: string) => `/lib/systemd/system/${name}`;
+
+const SHIPPED: Readonly<Record<string, Shipped>> = {
+  'ca-certificates': { writes: ['/etc/ssl/certs', '/etc/ca-certificates.conf', '/usr/share/ca-certificates', '/usr/sbin/update-ca-certificates'] },
+  curl: { writes: ['/usr/bin/curl'] },
+  less: { writes: ['/usr/bin/less', '/usr/bin/lessecho', '/usr/bin/lesskey', '/usr/bin/lesspipe', '/usr/bin/lessfile'] },
+  sudo: { writes: ['/etc/sudoers', '/etc/sudoers.d/README', '/etc/pam.d/sudo', '/usr/bin/sudo', unitFile('sudo.service')] },
+  'python3-systemd': { writes: [PYTHON] },
+  'python3-certbot-nginx': { writes: [PYTHON] },
+  ufw: {
+    // Its postinst writes the rule files and the before/after hooks into /etc/ufw.
+    writes: ['/etc/ufw', '/etc/default/ufw', '/usr/sbin/ufw', '/lib/ufw', unitFile('ufw.service'), '/usr/sbin/iptables', '/usr/sbin/ip6tables', '/usr/sbin/nft', '/etc/nftables.conf', unitFile('nftables.service')],
+    facts: () => ({
+      [ufwState.key]: { kind: 'ufw', active: false, ipv6: true, defaults: { incoming: 'deny', outgoing: 'allow', routed: 'deny' }, rules: [] },
+      // Debian's hook (ufw 0.36): not what tackle writes there.
+      [pathInfo('/etc/ufw/after.init').key]: { kind: 'file', mode: '0640', owner: 'root', group: 'root', uid: 0, gid: 0, size: 1126, sha256: 'ufw-package' },
+    }),
+  },
+  fail2ban: {
+    writes: [
+      ...['fail2ban.conf', 'jail.conf', 'jail.d/defaults-debian.conf', 'filter.d', 'action.d', 'paths-common.conf', 'paths-debian.conf', 'paths-arch.conf', 'paths-opensuse.conf'].map((f) => `/etc/fail2ban/${f}`),
+      '/etc/default/fail2ban',
+      '/usr/bin/fail2ban-client',
+      '/usr/bin/fail2ban-server',
+      '/usr/bin/fail2ban-regex',
+      unitFile('fail2ban.service'),
+      '/var/lib/fail2ban',
+      PYTHON,
+    ],
+    update: { [fail2banHost.key]: (before: Fail2banHost): Fail2banHost => ({ ...before, installed: true }) },
+  },
+  'unattended-upgrades': {
+    writes: ['/etc/apt/apt.conf.d/20auto-upgrades', '/etc/apt/apt.conf.d/50unattended-upgrades', '/usr/bin/unattended-upgrade', '/usr/bin/unattended-upgrades', unitFile('unattended-upgrades.service'), PYTHON],
+    facts: () => ({ [pathInfo('/etc/apt/apt.conf.d/20auto-upgrades').key]: file('APT::Periodic::Update-Package-Lists "1";\nAPT::Periodic::Unattended-Upgrade "1";\n') }),
+  },
+  nginx: {
+    writes: [
+      ...['nginx.conf', 'mime.types', 'fastcgi.conf', 'fastcgi_params', 'proxy_params', 'scgi_params', 'uwsgi_params', 'koi-utf', 'koi-win', 'win-utf', 'snippets', 'modules-enabled', 'modules-available', 'conf.d'].map((f) => `/etc/nginx/${f}`),
+      `${NGINX_SITES_AVAILABLE}/default`,
+      `${NGINX_SITES_ENABLED}/default`,
+      '/etc/default/nginx',
+      '/etc/ufw/applications.d/nginx',
+      '/usr/sbin/nginx',
+      unitFile('nginx.service'),
+      '/var/www/html',
+      '/var/log/nginx',
+      '/var/lib/nginx',
+    ],
+    versions: { 'debian bookworm': '1.22.1', 'debian trixie': '1.26.3', 'ubuntu jammy': '1.18.0', 'ubuntu noble': '1.24.0' },
+    // Its postinst enables the default site and starts nginx.
+    facts: (version) => ({
+      [nginxInstall.key]: version === UNKNOWN ? UNKNOWN : { kind: 'installed', version },
+      [pathInfo(`${NGINX_SITES_ENABLED}/default`).key]: { kind: 'link', target: `${NGINX_SITES_AVAILABLE}/default` },
+      [systemdUnit('nginx').key]: {
+        kind: 'unit',
+        id: 'nginx.service',
+        names: ['nginx.service'],
+        loadState: 'loaded',
+        activeState: 'active',
+        subState: 'running',
+        fragmentPath: unitFile('nginx.service'),
+        unitFileState: 'enabled',
+        canReload: true,
+        needDaemonReload: false,
+      },
+    }),
+  },
+  certbot: {
+    writes: ['/etc/letsencrypt/cli.ini', '/etc/cron.d/certbot', '/usr/bin/certbot', '/usr/bin/letsencrypt', unitFile('certbot.service'), unitFile('certbot.timer'), PYTHON],
+    update: { [certbotLineages.key]: (before: CertbotState): CertbotState => ({ ...before, installed: true }) },
+  },
+};
+
+// The upstream version a package will have: its release's, unless other sources may provide it.
+function upstreamVersion(shipped: Shipped, release: AptRelease | undefined): string | typeof UNKNOWN {
+  // No release read (a composite op planning apt with dpkg and lists only): nothing to say.
+  if (!release || release.otherSources) return UNKNOWN;
+  return shipped.versions?.[release.release] ?? UNKNOWN;
+}
+
+/**
+ * What installing `names` does to the facts: dpkg's list and apt's lists as they will be, and for
+ * each package what {@link SHIPPED} knows of it. A package it does not know may change anything:
+ * every other fact is unknown after it.
+ */
+function installEffects(names: readonly string[], updated: boolean, { dpkg, candidates, release }: AptFacts): Effects {
+  const base = (n: string) => n.split(':')[0] ?? n;
+  const added = names.map((n): DpkgEntry => {
+    const [name = n, arch = dpkg.nativeArch] = n.split(':');
+    const c = candidateFor(candidates, n, dpkg.nativeArch);
+    return { name, arch, version: c.kind === 'version' ? c.version : 'unknown', want: 'install', flag: 'ok', state: 'installed', provides: [] };
+  });
+  const facts: Record<string, unknown> = {
+    [dpkgPackages.key]: { nativeArch: dpkg.nativeArch, entries: [...dpkg.entries.filter((e) => !added.some((a) => a.name === e.name && a.arch === e.arch)), ...added] },
+    ...(updated ? { [aptLists.key]: { kind: 'fetched', ageSeconds: 0, sourcesChanged: false } } : {}),
+  };
+  const shipped = names.map((n) => SHIPPED[base(n)]);
+  if (shipped.some((p) => p === undefined)) return { facts, touches: () => true };
+  const update: Record<string, (before: never) => unknown> = {};
+  const writes = ['/var/lib/dpkg', '/var/lib/apt', '/var/cache/apt'];
+  for (const p of shipped as Shipped[]) {
+    writes.push(...p.writes);
+    Object.assign(facts, p.facts?.(upstreamVersion(p, release)));
+    Object.assign(update, p.update);
+  }
+  return { facts, update, writes };
+}
+
+// Removing runs the packages' scripts too: anything they touched may change.
+const REMOVAL_EFFECTS: Effects = { touches: () => true };
 
 function checkPackages(o: PackagesOptions): Desired {
   if (!Array.isArray(o.names) || o.names.length === 0) throw refuse('apt.packages', 'names must be a non-empty array of package names');
@@ -158,21 +297,23 @@ function checkPackages(o: PackagesOptions): Desired {
   return { names: [...new Set(o.names)], state, purge: o.purge === true, maxAge, lockTimeout };
 }
 
-function planPackages(d: Desired, dpkg: DpkgPackages, lists: AptLists): Change | undefined {
+function planPackages(d: Desired, f: AptFacts): Change | undefined {
+  const { dpkg } = f;
   const states = d.names.map((n) => ({ name: n, state: packageState(dpkg, n) }));
   if (d.state === 'absent') {
     // A partial package is removed too; a virtual name is never a reason to remove its provider.
     const remove = states.filter(({ state: s }) => s.kind === 'installed' || s.kind === 'partial' || (d.purge && s.kind === 'config-files')).map((p) => p.name);
     if (remove.length === 0) return undefined;
     const verb = d.purge ? 'purge' : 'remove';
-    return { summary: `${verb} ${remove.join(', ')}`, actions: [{ command: aptGet(d, verb, remove) }] };
+    return { summary: `${verb} ${remove.join(', ')}`, actions: [{ command: aptGet(d, verb, remove) }], effects: REMOVAL_EFFECTS };
   }
   const missing = states.filter(({ state: s }) => !isPresent(s)).map((p) => p.name);
   if (missing.length === 0) return undefined;
-  return install(d, lists, missing, `install ${missing.join(', ')}`);
+  return install(d, f, missing, `install ${missing.join(', ')}`);
 }
 
-function planLatest(d: Desired, dpkg: DpkgPackages, lists: AptLists, candidates: Candidates): Change | undefined {
+function planLatest(d: Desired, f: AptFacts): Change | undefined {
+  const { dpkg, lists, candidates } = f;
   // Held packages are the host's explicit choice, and apt-get -y refuses to change them anyway;
   // a virtual name cannot be installed by name ("explicitly select one").
   const wanted = d.names
@@ -182,7 +323,7 @@ function planLatest(d: Desired, dpkg: DpkgPackages, lists: AptLists, candidates:
   if (staleness(d, lists) !== undefined) {
     // Candidates read from stale lists say nothing; apt-get install is a no-op for packages already newest.
     const names = wanted.map((p) => p.name);
-    return install(d, lists, names, `install or upgrade ${names.join(', ')} to the latest version`);
+    return install(d, f, names, `install or upgrade ${names.join(', ')} to the latest version`);
   }
   const said: string[] = [];
   const names: string[] = [];
@@ -199,7 +340,7 @@ function planLatest(d: Desired, dpkg: DpkgPackages, lists: AptLists, candidates:
     }
   }
   if (names.length === 0) return undefined;
-  return install(d, lists, names, said.join(', '));
+  return install(d, f, names, said.join(', '));
 }
 
 function isPresent(s: PackageState): boolean {
@@ -214,13 +355,13 @@ function staleness(d: Desired, lists: AptLists): string | undefined {
   return undefined;
 }
 
-function install(d: Desired, lists: AptLists, names: string[], summary: string): Change {
+function install(d: Desired, f: AptFacts, names: string[], summary: string): Change {
   const installing: Action = { command: aptGet(d, 'install', names) };
-  const why = staleness(d, lists);
-  if (why === undefined) return { summary, actions: [installing] };
+  const why = staleness(d, f.lists);
+  if (why === undefined) return { summary, actions: [installing], effects: installEffects(names, false, f) };
   // A plain apt-get update does not touch the stamp (apt's daily job and Ubuntu's hook do); the lists fact reads it.
   const refresh: Action[] = [{ command: aptGetCommand(sh`update`, d.lockTimeout) }, { command: sh`touch ${APT_UPDATE_STAMP}` }];
-  return { summary: `apt-get update (${why}), ${summary}`, actions: [...refresh, installing] };
+  return { summary: `apt-get update (${why}), ${summary}`, actions: [...refresh, installing], effects: installEffects(names, true, f) };
 }
 
 function aptGet(d: Desired, verb: 'install' | 'remove' | 'purge', names: readonly string[]): Command {

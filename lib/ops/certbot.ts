@@ -188,18 +188,23 @@ function certonly(d: Desired, verdict: { force: boolean; expand: boolean }): Com
 }
 
 function planCertificate(d: Desired, state: CertbotState): Change | undefined {
-  const note = state.installed ? '' : ' (certbot is not installed now: fails unless an earlier step installs it)';
+  // Planned as a whole, an earlier step installing certbot shows here as installed.
+  const note = state.installed ? '' : ' (certbot is not installed: this fails)';
   const lineage = state.lineages.find((l) => l.name === d.certName);
   if (!lineage) {
     return {
       summary: `obtain certificate ${d.certName} for ${d.domains.join(', ')} from ${d.server} (${d.authenticator})${note}`,
       actions: [{ command: certonly(d, { force: false, expand: false }) }],
+      effects: CERTONLY_EFFECTS,
     };
   }
   const verdict = judge(d, lineage, state.now);
   if (verdict.reasons.length === 0) return undefined;
-  return { summary: `renew certificate ${d.certName}: ${verdict.reasons.join('; ')}${note}`, actions: [{ command: certonly(d, verdict) }] };
+  return { summary: `renew certificate ${d.certName}: ${verdict.reasons.join('; ')}${note}`, actions: [{ command: certonly(d, verdict) }], effects: CERTONLY_EFFECTS };
 }
+
+// certbot's own directories; its nginx authenticator puts nginx's configuration back as it was.
+const CERTONLY_EFFECTS = { writes: [LETSENCRYPT_DIR, '/var/lib/letsencrypt', '/var/log/letsencrypt'] };
 
 /**
  * Ensures a certbot certificate (lineage) for exactly `domains`, from `server`, valid for more

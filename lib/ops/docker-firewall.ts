@@ -116,6 +116,8 @@ export function dockerUser(options: DockerUserOptions = {}): Operation {
         actions: [...(write?.actions ?? []), ...reload],
         ...(write?.checks ? { checks: write.checks } : {}),
         ...(write?.diff ? { diff: write.diff } : {}),
+        // A reload runs the hook: its rules are loaded after it.
+        effects: { facts: active ? { [dockerUserGuard.key]: { loaded: true } } : {}, writes: write ? [UFW_AFTER_INIT] : [] },
       };
     },
   });

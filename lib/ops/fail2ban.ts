@@ -1,7 +1,7 @@
 import { sh } from '../command/command.ts';
 import { combine, defineOperation, type ApplyContext, type Change, type CommonOptions, type Operation, type PlanPart } from './operation.ts';
 import { TackleError, tail } from '../errors.ts';
-import { aptLists, dpkgPackages } from '../facts/apt.ts';
+import { aptLists, aptRelease, dpkgPackages } from '../facts/apt.ts';
 import { fail2banHost, type Fail2banHost } from '../facts/fail2ban.ts';
 import { pathInfo } from '../facts/files.ts';
 import { apt } from './apt.ts';
@@ -127,7 +127,7 @@ function jail(options: JailOptions): Operation {
     name: where,
     // The facts its parts read: the jail file (its content depends on the host, so its files.file
     // is built when planning) and apt's, for the journal module.
-    facts: { info: pathInfo(path), host: fail2banHost, dpkg: dpkgPackages, lists: aptLists },
+    facts: { info: pathInfo(path), host: fail2banHost, dpkg: dpkgPackages, lists: aptLists, release: aptRelease },
     options: { notify: options.notify },
     plan: ({ host }, part) => planJail({ name, path, fixed, sshd, backend: options.backend }, host, part),
   });
@@ -242,6 +242,7 @@ function reload(options: ReloadOptions = {}): Operation {
     plan: () => ({
       summary: `reload fail2ban (start it if it is not running)${jails.length ? `, then check jail ${jails.join(', ')}` : ''}`,
       actions: [{ command: sh`systemctl reload-or-restart fail2ban.service` }],
+      effects: { touches: (key) => key === 'systemd.unit fail2ban' || key === 'systemd.unit fail2ban.service' },
       checks: jails.map((jail) => ({
         describe: `fail2ban-client status ${jail} answers, and its ban actions' firewall command is installed`,
         async run(ctx) {

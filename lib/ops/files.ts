@@ -292,7 +292,12 @@ function planWrite(path: string, info: PathInfo, next: Content, want: Wanted, op
 
 /** Every files op asks one question, what is at `path`, and is named after it. */
 function pathOperation(op: string, path: string, opts: CommonOptions, plan: (info: PathInfo) => Change | undefined): Operation {
-  return defineOperation({ name: `${op} ${show(path)}`, facts: { info: pathInfo(path) }, options: opts, plan: ({ info }) => plan(info) });
+  return defineOperation({ name: `${op} ${show(path)}`, facts: { info: pathInfo(path) }, options: opts, plan: ({ info }) => writing(path, plan(info)) });
+}
+
+// What a change at `path` does for the steps after it: what reads the path is unknown until it ran.
+function writing(path: string, change: Change | undefined): Change | undefined {
+  return change && { ...change, effects: change.effects ?? { writes: [path] } };
 }
 
 /**

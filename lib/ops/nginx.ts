@@ -377,7 +377,8 @@ function linksTo(info: PathInfo, name: string): boolean {
 }
 
 function notInstalled(install: NginxInstall): string {
-  return install.kind === 'missing' ? ' (nginx is not installed now: fails unless an earlier step installs it)' : '';
+  // Planned as a whole, an earlier step installing nginx shows here as installed.
+  return install.kind === 'missing' ? ' (nginx is not installed: this fails)' : '';
 }
 
 function describeLink(info: PathInfo): string {
@@ -438,13 +439,13 @@ function defaultSite(options: DefaultSiteOptions): Operation {
     options,
     plan: ({ link, install }, part): Change | undefined => {
       if (!options.present) {
-        // Installing nginx creates the link: a dry run before the install must still plan its removal.
-        if (link.kind === 'missing' && install.kind === 'missing') {
-          return { summary: `disable the default site (nginx is not installed now: its package creates ${enabled})`, actions: [{ command: sh`rm -f -- ${enabled}` }] };
-        }
         if (link.kind === 'missing') return undefined;
         if (link.kind === 'directory' || link.kind === 'other') throw refuse('nginx.defaultSite', `${enabled} is ${describeLink(link)}; only a link or file is removed`);
-        return { summary: `disable the default site (remove ${enabled}, ${describeLink(link)})`, actions: [{ command: sh`rm -f -- ${enabled}` }] };
+        return {
+          summary: `disable the default site (remove ${enabled}, ${describeLink(link)})`,
+          actions: [{ command: sh`rm -f -- ${enabled}` }],
+          effects: { facts: { [pathInfo(enabled).key]: { kind: 'missing' } }, writes: [enabled] },
+        };
       }
       if (linksTo(link, 'default')) return undefined;
       if (link.kind !== 'link' && link.kind !== 'missing') throw refuse('nginx.defaultSite', `${enabled} is ${describeLink(link)}, not a symlink, and is not replaced`);

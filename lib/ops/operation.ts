@@ -27,6 +27,33 @@ export interface Check {
   run(ctx: ApplyContext): Promise<void>;
 }
 
+/**
+ * A fact's value in the planned state when earlier changes make it impossible to say before they
+ * ran. A step reading it is planned as unknown, never as ok.
+ */
+export const UNKNOWN: unique symbol = Symbol('tackle.unknown');
+export type Unknown = typeof UNKNOWN;
+
+/**
+ * What a change does to the facts it touches, so later steps of a task can be planned before it
+ * ran. A fact in `facts` takes the value given (or {@link UNKNOWN}), one in `update` the value
+ * computed from its value before; a fact that `touches` names,
+ * or whose {@link Fact.reads} meet a path in `writes`, becomes unknown; every other fact stays as
+ * it was. A change without effects may change anything: after it every fact is unknown.
+ *
+ * @example { facts: { [pathInfo('/x').key]: { kind: 'missing' } }, writes: ['/x'] }
+ */
+export interface Effects {
+  /** Fact key → the value the fact has after the change. */
+  readonly facts?: Readonly<Record<string, unknown>>;
+  /** Fact key → its value after the change from its value before (unknown stays unknown). */
+  readonly update?: Readonly<Record<string, (before: never) => unknown>>;
+  /** Paths the change writes or removes (a directory: everything below it). */
+  readonly writes?: readonly string[];
+  /** Other facts the change may alter, by key. */
+  readonly touches?: (key: string) => boolean;
+}
+
 /** What an operation would change: a one-line summary, its commands and, for files, a diff. */
 export interface Change {
   summary: string;
@@ -35,6 +62,8 @@ export interface Change {
   checks?: Check[];
   /** Unified diff, already masked when the content is secret. */
   diff?: string;
+  /** What the change does to facts, for planning the steps after it (see {@link Effects}). */
+  effects?: Effects;
 }
 
 /**
@@ -146,7 +175,14 @@ export function combine(changes: readonly (Change | undefined)[], separator = ';
   if (done.length === 0) return undefined;
   const checks = done.flatMap((c) => c.checks ?? []);
   const diff = done.map((c) => c.diff ?? '').join('');
-  return { summary: done.map((c) => c.summary).join(separator), actions: done.flatMap((c) => c.actions), ...(checks.length ? { checks } : {}), ...(diff ? { diff } : {}) };
+  const effects = afterEach(...done.map((c) => c.effects));
+  return {
+    summary: done.map((c) => c.summary).join(separator),
+    actions: done.flatMap((c) => c.actions),
+    ...(checks.length ? { checks } : {}),
+    ...(diff ? { diff } : {}),
+    ...(effects ? { effects } : {}),
+  };
 }
 
 /**
@@ -162,4 +198,22 @@ function handlerNames(step: string, notify: CommonOptions['notify'] | string | r
     if (typeof h === 'object' && h !== null && (h as HandlerRef).kind === 'tackle.handler') return (h as HandlerRef).name;
     throw new TypeError(`${step}: notify takes the task's handlers (run(host, handlers) → notify: handlers['reload nginx']), got ${String(h)}`);
   });
+}
+
+/**
+ * The effects of changes applied one after the other, as one change's. A part without effects
+ * may change anything, and so may the whole.
+ *
+ * @example { summary, actions, effects: afterEach(module?.effects, { writes: [path] }) }
+ */
+export function afterEach(...parts: readonly (Effects | undefined)[]): Effects | undefined {
+  if (parts.some((p) => p === undefined)) return undefined;
+  const all = parts as readonly Effects[];
+  const touches = all.map((p) => p.touches).filter((t) => t !== undefined);
+  return {
+    facts: Object.assign({}, ...all.map((p) => p.facts ?? {})),
+    update: Object.assign({}, ...all.map((p) => p.update ?? {})),
+    writes: all.flatMap((p) => p.writes ?? []),
+    ...(touches.length ? { touches: (key: string) => touches.some((t) => t(key)) } : {}),
+  };
 }

@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import { Command, sh } from '../command/command.ts';
-import { defineOperation, type Action, type Change, type CommonOptions, type Operation } from './operation.ts';
+import { afterEach, defineOperation, type Action, type Change, type CommonOptions, type Operation } from './operation.ts';
 import { pathInfo, type PathInfo } from '../facts/files.ts';
 import { hostnameFact, swapFact, zoneInfoFact, type HostnameInfo, type SwapInfo, type ZoneInfo } from '../facts/server.ts';
 import { files } from './files.ts';
@@ -32,7 +32,8 @@ function changes(parts: readonly (Change | undefined)[]): Change | undefined {
   const done = parts.filter((c): c is Change => c !== undefined);
   if (done.length === 0) return undefined;
   const diff = done.map((c) => c.diff ?? '').join('');
-  return { summary: done.map((c) => c.summary).join('; '), actions: done.flatMap((c) => c.actions), ...(diff ? { diff } : {}) };
+  const effects = afterEach(...done.map((c) => c.effects));
+  return { summary: done.map((c) => c.summary).join('; '), actions: done.flatMap((c) => c.actions), ...(diff ? { diff } : {}), ...(effects ? { effects } : {}) };
 }
 
 /**
@@ -67,7 +68,13 @@ function hostname(options: HostnameOptions): Operation {
       const [write] = line.actions;
       const [set] = rename.actions;
       if (line.actions.length !== 1 || !write || !set) return changes([line, rename]);
-      return { summary: `${line.summary}; ${rename.summary}`, actions: [{ ...write, command: Command.join([write.command, set.command], '\n') }], ...(line.diff ? { diff: line.diff } : {}) };
+      const effects = afterEach(line.effects, rename.effects);
+      return {
+        summary: `${line.summary}; ${rename.summary}`,
+        actions: [{ ...write, command: Command.join([write.command, set.command], '\n') }],
+        ...(line.diff ? { diff: line.diff } : {}),
+        ...(effects ? { effects } : {}),
+      };
     },
   });
 }
@@ -77,7 +84,7 @@ function setHostname(name: string, current: HostnameInfo): Change | undefined {
   // hostnamectl needs systemd-hostnamed; a container without systemd gets the two plain steps.
   const command = sh`if command -v hostnamectl >/dev/null 2>&1 && hostnamectl set-hostname ${name}; then :; else printf '%s\\n' ${name} > /etc/hostname && hostname ${name}; fi`;
   const from = current.static === current.transient ? current.static || '(none)' : `${current.transient} (boots as ${current.static || '(none)'})`;
-  return { summary: `host name ${from} → ${name}`, actions: [{ command }] };
+  return { summary: `host name ${from} → ${name}`, actions: [{ command }], effects: { facts: { [hostnameFact.key]: { transient: name, static: name } }, writes: ['/etc/hostname'] } };
 }
 
 const ZONEINFO = '/usr/share/zoneinfo';
@@ -85,7 +92,7 @@ const ZONEINFO = '/usr/share/zoneinfo';
 /**
  * Ensures the time zone: /etc/localtime a link into the zone database, and Debian's
  * /etc/timezone. An unknown zone fails at planning time (the zone's file must exist); when the
- * database itself is missing (tzdata only planned by an earlier step) it is checked on apply.
+ * database itself is missing it is checked on apply, and the step fails.
  * Running services keep their zone until they restart.
  *
  * @example
@@ -125,7 +132,8 @@ function planTimezone(name: string, zone: ZoneInfo, localtime: PathInfo, relink:
       ? [{ command: sh`[ -f ${`${ZONEINFO}/${name}`} ] || { printf 'tackle: unknown time zone %s (no %s)\\n' ${name} ${`${ZONEINFO}/${name}`} >&2; exit 1; }` }]
       : [];
   const now = current ?? (localtime.kind === 'missing' ? '(none)' : 'unknown');
-  const note = zone.kind === 'no-database' ? ` (${ZONEINFO} missing now: fails unless an earlier step installs tzdata)` : '';
+  // Planned as a whole, an earlier step installing tzdata leaves this unknown rather than missing.
+  const note = zone.kind === 'no-database' ? ` (no ${ZONEINFO} on the host: this fails)` : '';
   const summary = link ? `time zone ${now} → ${name}${note}` : `/etc/timezone → ${name} (/etc/localtime already links to it)`;
   return { ...change, summary, actions: [...guard, ...change.actions] };
 }
@@ -193,7 +201,8 @@ function planSwap(o: { path: string; sizeMb: number; swappiness: number | undefi
   if (o.swappiness !== undefined && swap.swappiness !== o.swappiness) {
     steps.push({ summary: `vm.swappiness ${swap.swappiness ?? '?'} → ${o.swappiness}`, actions: [{ command: sh`sysctl -q -w ${`vm.swappiness=${o.swappiness}`}` }] });
   }
-  return changes(steps);
+  const change = changes(steps);
+  return change && { ...change, effects: { writes: [path, '/proc/swaps', '/etc/fstab', SWAPPINESS_FILE] } };
 }
 
 /**

@@ -425,6 +425,7 @@ function planConfig(p: Plan, write: () => Change | undefined, config: SshdConfig
     actions,
     checks: [effectiveCheck(p, rollback), loginCheck(p, rollback, prev.forget)],
     ...(change.diff ? { diff: change.diff } : {}),
+    effects: { writes: [p.path], touches: (key) => key.startsWith('systemd.unit ssh') },
   };
 }
 

@@ -1,5 +1,5 @@
 import { sh, type Command } from '../command/command.ts';
-import { defineOperation, type Action, type Change, type CommonOptions, type Operation } from './operation.ts';
+import { defineOperation, UNKNOWN, type Action, type Change, type CommonOptions, type Operation, type Unknown } from './operation.ts';
 import { systemdUnit, type SystemdUnit } from '../facts/systemd.ts';
 import { refuse } from './refuse.ts';
 
@@ -99,7 +99,15 @@ export function planService(d: Desired, unit: SystemdUnit): Change | undefined {
   if (d.state === 'stopped' && (running || unit.activeState === 'deactivating')) add(sh`systemctl stop ${target}`, `stop ${target}`);
   if (d.state === 'restarted') add(sh`systemctl restart ${target}`, `restart ${target}`);
   if (d.state === 'reloaded') add(sh`systemctl reload-or-restart ${target}`, describeReload(target, unit, running));
-  return actions.length === 0 ? undefined : { summary: said.join(', '), actions };
+  return actions.length === 0 ? undefined : { summary: said.join(', '), actions, effects: { facts: { [systemdUnit(d.name).key]: unitAfter(d, unit) } } };
+}
+
+/** The unit as systemd shows it after the change; unknown for a unit not loaded (its load may fail). */
+function unitAfter(d: Desired, unit: SystemdUnit & { kind: 'unit' }): SystemdUnit | Unknown {
+  if (unit.loadState !== 'loaded') return UNKNOWN;
+  const enabled = d.enabled === true && ENABLE_NEEDED.has(unit.unitFileState) ? 'enabled' : d.enabled === false && unit.unitFileState === 'enabled' ? 'disabled' : unit.unitFileState;
+  const active = d.state === 'stopped' ? { activeState: 'inactive', subState: 'dead' } : d.state === undefined ? {} : RUNNING.has(unit.activeState) && d.state === 'started' ? {} : { activeState: 'active', subState: 'running' };
+  return { ...unit, unitFileState: enabled, ...active, needDaemonReload: d.daemonReload ? false : unit.needDaemonReload };
 }
 
 // Without a running systemd (a container, a chroot, this controller) the state is unknowable: plan

@@ -1,10 +1,13 @@
 import { isIP } from 'node:net';
 import { Command, sh } from '../command/command.ts';
-import { defineOperation, type Action, type Change, type CommonOptions, type Operation } from './operation.ts';
+import { Buffer } from 'node:buffer';
+import { defineOperation, UNKNOWN, type Action, type Change, type CommonOptions, type Effects, type Operation } from './operation.ts';
 import { TackleError } from '../errors.ts';
+import { DOCKER_USER_TAG, dockerUserGuard } from '../facts/docker.ts';
+import { pathInfo, type PathInfo } from '../facts/files.ts';
 import { sshSession, type SshSession } from '../facts/sshd.ts';
 import { ruleIdentity, ufwState, type UfwPolicy, type UfwRule, type UfwState } from '../facts/ufw.ts';
-import { dockerUser } from './docker-firewall.ts';
+import { dockerUser, UFW_AFTER_INIT } from './docker-firewall.ts';
 import { freshLogin } from './sshd.ts';
 import { refuse } from './refuse.ts';
 
@@ -252,7 +255,18 @@ function sshGuard(t: SshTarget): Command {
 
 // ---------------------------------------------------------------- operations
 
-const notInstalled = 'ufw is not installed now: fails unless an earlier step installs it';
+// Planned as a whole, an earlier step installing ufw shows here as installed.
+const notInstalled = 'ufw is not installed: this fails';
+
+type Installed = Extract<UfwState, { kind: 'ufw' }>;
+
+// What ufw's commands write: its rule files and its settings (never the before/after hooks).
+const UFW_WRITES = ['/etc/ufw/user.rules', '/etc/ufw/user6.rules', '/etc/default/ufw', '/etc/ufw/ufw.conf'];
+
+/** A change to ufw's state: what the steps after it see of ufw (its files are written). */
+function ufwEffects(after: Installed | undefined, more: Effects['facts'] = {}): Effects {
+  return { facts: { [ufwState.key]: after ?? UNKNOWN, ...more }, writes: UFW_WRITES };
+}
 
 /**
  * Ensures one ufw rule is added (or, with `state: 'absent'`, deleted), read from ufw's own
@@ -298,7 +312,7 @@ function rules(options: UfwRulesOptions): Operation {
 function planRules(op: string, state: UfwState, session: SshSession, add: readonly Wanted[], remove: readonly Wanted[], purge: boolean): Change | undefined {
   if (state.kind === 'missing') {
     if (add.length === 0) return undefined;
-    return { summary: `add ${add.map((w) => w.text).join(', ')} (${notInstalled})`, actions: add.map((w) => ({ command: ruleCommand(w.rule, 'add', w.comment) })) };
+    return { summary: `add ${add.map((w) => w.text).join(', ')} (${notInstalled})`, actions: add.map((w) => ({ command: ruleCommand(w.rule, 'add', w.comment) })), effects: ufwEffects(undefined) };
   }
   const adding = add.filter((w) => !isPresent(w, state));
   const removeIds = new Set(remove.map((w) => ruleIdentity(w.rule)));
@@ -318,11 +332,11 @@ function planRules(op: string, state: UfwState, session: SshSession, add: readon
     ...deleting.map((r) => ({ command: ruleCommand(r, 'delete') })),
   ];
   const said = [...(adding.length ? [`add ${adding.map((w) => w.text).join(', ')}`] : []), ...(deleting.length ? [`delete ${deleting.map(describeRule).join(', ')}`] : [])];
-  return { summary: said.join('; '), actions };
+  // ufw appends new rules; a rule it had in part (one family, another comment) is rewritten in place.
+  const kept = state.rules.filter((r) => !deleting.includes(r) && !adding.some((w) => ruleIdentity(w.rule) === ruleIdentity(r)));
+  const rules = [...kept, ...adding.map((w): UfwRule => ({ ...w.rule, comment: w.comment ?? '', families: expectedFamilies(w, state.ipv6) }))];
+  return { summary: said.join('; '), actions, effects: ufwEffects({ ...state, rules }) };
 }
-
-/** The policies Debian's and Ubuntu's ufw package ships in /etc/default/ufw. */
-const PACKAGE_DEFAULTS = { incoming: 'deny', outgoing: 'allow', routed: 'deny' } as const;
 
 const DIRECTIONS = { incoming: 'DEFAULT_INPUT_POLICY', outgoing: 'DEFAULT_OUTPUT_POLICY', routed: 'DEFAULT_FORWARD_POLICY' } as const;
 
@@ -342,8 +356,7 @@ function defaults(options: UfwDefaultsOptions): Operation {
     facts: { ufw: ufwState, session: sshSession },
     options,
     plan: ({ ufw, session }) => {
-      // Not installed yet (a dry run before the package step): the package's own /etc/default/ufw applies.
-      const current = ufw.kind === 'ufw' ? ufw.defaults : PACKAGE_DEFAULTS;
+      const current = ufw.kind === 'ufw' ? ufw.defaults : { incoming: 'unknown', outgoing: 'unknown', routed: 'unknown' };
       const change = wantedPolicies.filter((d) => current[d] !== options[d]);
       if (change.length === 0) return undefined;
       if (ufw.kind === 'ufw' && ufw.active && change.includes('incoming') && options.incoming !== 'allow') {
@@ -354,6 +367,7 @@ function defaults(options: UfwDefaultsOptions): Operation {
       return {
         summary: `default policy ${said.join(', ')}${ufw.kind === 'missing' ? ` (${notInstalled})` : ''}`,
         actions: change.map((d) => ({ command: sh`ufw default ${options[d] as string} ${d}` })),
+        effects: ufwEffects(ufw.kind === 'ufw' ? { ...ufw, defaults: { ...ufw.defaults, ...Object.fromEntries(change.map((d) => [d, options[d]])) } } : undefined),
       };
     },
   });
@@ -377,21 +391,24 @@ function enabled(options: UfwEnabledOptions = {}): Operation {
   if (options.sshPort !== undefined && !(Number.isInteger(options.sshPort) && options.sshPort > 0 && options.sshPort < 65536)) throw refuse('ufw.enabled', 'sshPort must be a port number');
   return defineOperation({
     name: on ? 'ufw.enabled' : 'ufw.enabled false',
-    facts: { ufw: ufwState, session: sshSession },
+    // Enabling runs ufw's after.init hook, which loads ufw.dockerUser's rules when it holds them.
+    facts: { ufw: ufwState, session: sshSession, hook: pathInfo(UFW_AFTER_INIT) },
     options,
-    plan: ({ ufw, session }) => {
-      if (!on) return ufw.kind === 'ufw' && ufw.active ? { summary: 'disable the firewall', actions: [{ command: sh`ufw disable` }] } : undefined;
+    plan: ({ ufw, session, hook }) => {
+      if (!on) {
+        if (ufw.kind !== 'ufw' || !ufw.active) return undefined;
+        return { summary: 'disable the firewall', actions: [{ command: sh`ufw disable` }], effects: ufwEffects({ ...ufw, active: false }, { [dockerUserGuard.key]: { loaded: false } }) };
+      }
       if (ufw.kind === 'ufw' && ufw.active) return undefined;
       const t = sshTarget(session, options.sshPort);
-      // No rule at all (ufw not installed yet, or fresh as Ubuntu ships it) may only mean that the
-      // rules step before this one was merely planned in a dry run: the host checks just before enabling.
-      const unknown = ufw.kind === 'missing' || ufw.rules.length === 0;
-      if (!unknown && !sshAllowed(ufw.rules, t)) throw sshRefusal('ufw.enabled', 'enable ufw', t);
-      const guard: Action[] = unknown ? [{ command: sshGuard(t) }] : [];
-      const why = ufw.kind === 'missing' ? `; ${notInstalled} and allow it` : unknown ? '; no rules yet: checked on the host before enabling' : '';
+      // Not installed: the step fails anyway; the host checks the rules first all the same.
+      if (ufw.kind === 'ufw' && !sshAllowed(ufw.rules, t)) throw sshRefusal('ufw.enabled', 'enable ufw', t);
+      const guard: Action[] = ufw.kind === 'missing' ? [{ command: sshGuard(t) }] : [];
+      const effects = ufwEffects(ufw.kind === 'ufw' ? { ...ufw, active: true } : undefined, { [dockerUserGuard.key]: { loaded: holdsGuard(hook) } });
       return {
-        summary: `enable the firewall (SSH port ${t.port}/tcp is allowed${why})`,
+        summary: `enable the firewall (SSH port ${t.port}/tcp is allowed${ufw.kind === 'missing' ? `; ${notInstalled}` : ''})`,
         actions: [...guard, { command: sh`ufw --force enable` }],
+        effects,
         checks: [
           {
             describe: 'a fresh SSH login still works (else ufw is disabled again)',
@@ -408,6 +425,11 @@ function enabled(options: UfwEnabledOptions = {}): Operation {
       };
     },
   });
+}
+
+// Whether after.init loads the DOCKER-USER rules of ufw.dockerUser when ufw starts.
+function holdsGuard(hook: PathInfo): boolean {
+  return hook.kind === 'file' && hook.content !== undefined && Buffer.from(hook.content, 'base64').toString().includes(DOCKER_USER_TAG);
 }
 
 /**

@@ -87,7 +87,8 @@ function upgrades(options: UnattendedOptions = {}): Operation {
       const changes = [autoFile.plan({ info: auto }), overridesFile.plan({ info: overrides })].filter((c): c is Change => c !== undefined);
       if (changes.length === 0) return undefined;
       const diff = changes.map((c) => c.diff ?? '').join('');
-      return { summary: changes.map((c) => c.summary).join('; '), actions: changes.flatMap((c) => c.actions), ...(diff ? { diff } : {}) };
+      const effects = { writes: [AUTO_UPGRADES_FILE, UNATTENDED_FILE] };
+      return { summary: changes.map((c) => c.summary).join('; '), actions: changes.flatMap((c) => c.actions), ...(diff ? { diff } : {}), effects };
     },
   });
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { Command, Secret, secret, sh } from '../command/command.ts';
 import { TEMP, digestOf, receiveWhole, replaceScript } from '../connection/replace.ts';
-import { defineOperation, type Action, type Change, type CommonOptions, type Operation } from './operation.ts';
+import { defineOperation, type Action, type Change, type CommonOptions, type Effects, type Operation } from './operation.ts';
 import {
   authorizedKeysFact,
   parseAuthorizedKey,
@@ -107,6 +107,7 @@ function planUser(o: UserOptions, current: UserInfo, digest: PasswordDigest | un
     return {
       summary: `remove user ${name}${o.removeHome ? ' and its home' : ''}`,
       actions: [{ command: sh`userdel ${[...(o.removeHome ? ['-r'] : []), name]}` }],
+      effects: accountEffects(o.removeHome ? current.home : undefined),
     };
   }
   const setPassword: Action[] =
@@ -123,7 +124,15 @@ function planUser(o: UserOptions, current: UserInfo, digest: PasswordDigest | un
       ...(o.system ? ['-r'] : []),
       o.createHome === false ? '-M' : '-m',
     ];
-    return { summary: `create user ${name}`, actions: [{ command: sh`useradd ${[...flags, name]}` }, ...setPassword] };
+    const home = o.home ?? `/home/${name}`;
+    // useradd -m copies /etc/skel, which has no .ssh: the keys step after it starts from nothing.
+    const keys: AuthorizedKeysInfo = { kind: 'user', home, dir: { kind: 'missing' } };
+    const effects = accountEffects(home);
+    return {
+      summary: `create user ${name}`,
+      actions: [{ command: sh`useradd ${[...flags, name]}` }, ...setPassword],
+      effects: { ...effects, facts: { [authorizedKeysFact(name).key]: keys } },
+    };
   }
   const flags: string[] = [];
   const said: string[] = [];
@@ -152,7 +161,12 @@ function planUser(o: UserOptions, current: UserInfo, digest: PasswordDigest | un
   if (setPassword.length) said.push('set password');
   if (said.length === 0) return undefined;
   const usermod: Action[] = flags.length ? [{ command: sh`usermod ${[...flags, name]}` }] : [];
-  return { summary: `update user ${name}: ${said.join(', ')}`, actions: [...usermod, ...setPassword] };
+  return { summary: `update user ${name}: ${said.join(', ')}`, actions: [...usermod, ...setPassword], effects: accountEffects(o.home ?? current.home) };
+}
+
+// The account databases, and the home a user gets or loses.
+function accountEffects(home: string | undefined): Effects {
+  return { writes: ['/etc/passwd', '/etc/group', '/etc/shadow', '/etc/gshadow', '/etc/subuid', '/etc/subgid', ...(home ? [home] : [])] };
 }
 
 function sha256(text: string): string {
@@ -268,8 +282,15 @@ function planAuthorizedKeys(o: KeysPlanInput, info: AuthorizedKeysInfo): Change 
     ...(edit.removed ? [`remove ${count(edit.removed)}`] : []),
     ...(edit.dropped ? [`drop ${edit.dropped} other line${edit.dropped === 1 ? '' : 's'}`] : []),
   ];
-  const summary = `${filePath}: ${said.length ? said.join(', ') : 'fix owner and mode'}${info.kind === 'no-user' ? ` (user ${name} does not exist yet)` : ''}`;
-  return { summary, actions, ...(changed ? { diff: fileDiff(filePath, file.kind === 'file' ? before : undefined, after) } : {}) };
+  const summary = `${filePath}: ${said.length ? said.join(', ') : 'fix owner and mode'}`;
+  // The file as the step leaves it: what a later keys step of the same user starts from.
+  const keys: AuthorizedKeysInfo = { kind: 'user', home, dir: { kind: 'directory', owner: name, mode: '700', file: { kind: 'file', owner: name, mode: '600', content: after } } };
+  return {
+    summary,
+    actions,
+    ...(changed ? { diff: fileDiff(filePath, file.kind === 'file' ? before : undefined, after) } : {}),
+    effects: { facts: { [authorizedKeysFact(name).key]: keys }, writes: [dirPath] },
+  };
 }
 
 

@@ -90,6 +90,7 @@ function fakeHost(dryRun: boolean, log: string[]): HostContext<BackupVars> {
       log.push(op.name);
       return 'changed';
     },
+    runSteps: async (ops) => void log.push(...ops.map((op) => op.name)),
     fact: async <T>() => ({ kind: 'directory', files: [{ name: 'app-20261130T020000Z.dump', size: 4096, mtimeMs: 0 }, { name: 'shop-20261130T020000Z.dump', size: 512, mtimeMs: 0 }] }) as T,
   };
 }

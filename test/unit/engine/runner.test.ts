@@ -20,13 +20,16 @@ const hostPaths = (h: InventoryHost) => ({ lock: join(stateRoot, h.name, 'lock')
 const runTask = <V extends Vars>(task: Task<V>, hosts: readonly InventoryHost[], options: RunOptions) => runTaskOn(task, hosts, { hostPaths, ...options });
 
 // A tiny real operation: ensure a marker file exists, appending a line to a log when it acts.
-const touch = (path: string, notify?: HandlerRef) =>
-  defineOperation({
+const touch = (path: string, notify?: HandlerRef) => {
+  const exists = defineFact(`exists:${path}`, sh`test -e ${path}`, (o) => o.exitCode === 0, { reads: [path] });
+  return defineOperation({
     name: `touch ${path}`,
-    facts: { exists: defineFact(`exists:${path}`, sh`test -e ${path}`, (o) => o.exitCode === 0) },
+    facts: { exists },
     options: notify ? { notify } : {},
-    plan: ({ exists }) => (exists ? undefined : { summary: `create ${path}`, actions: [{ command: sh`touch ${path}` }] }),
+    // Its effects let a dry-run plan the steps after it against the file it creates.
+    plan: (f) => (f.exists ? undefined : { summary: `create ${path}`, actions: [{ command: sh`touch ${path}` }], effects: { facts: { [exists.key]: true }, writes: [path] } }),
   });
+};
 
 const failing = defineOperation({ name: 'always fails', facts: {}, plan: () => ({ summary: 'fail', actions: [{ command: sh`echo boom >&2; exit 3` }] }) });
 

@@ -3,8 +3,8 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import type { Change } from '../../../lib/ops/operation.ts';
-import { parseDpkgQuery, type AptLists, type Candidates, type DpkgPackages } from '../../../lib/facts/apt.ts';
+import { UNKNOWN, type Change } from '../../../lib/ops/operation.ts';
+import { parseDpkgQuery, type AptLists, type AptRelease, type Candidates, type DpkgPackages } from '../../../lib/facts/apt.ts';
 import { sh } from '../../../lib/command/command.ts';
 import { apt, aptGetCommand } from '../../../lib/ops/apt.ts';
 import { run } from '../../../lab/exec.ts';
@@ -115,8 +115,8 @@ t.test('apt.packages: stable step names, notify and name override', async (t) =>
   t.equal(apt.packages({ names: ['nginx'], state: 'absent', purge: true }).name, 'apt.packages nginx (purged)');
   t.equal(apt.packages({ names: ['nginx'], name: 'web server' }).name, 'web server');
   t.same(apt.packages({ names: ['nginx'], notify: handlerRef('restart nginx') }).notify, ['restart nginx']);
-  t.same(Object.keys(apt.packages({ names: ['nginx'] }).facts), ['dpkg', 'lists'], 'apt-cache only for latest');
-  t.same(Object.keys(apt.packages({ names: ['nginx'], state: 'latest' }).facts), ['dpkg', 'lists', 'candidates']);
+  t.same(Object.keys(apt.packages({ names: ['nginx'] }).facts), ['dpkg', 'lists', 'release'], 'apt-cache only for latest');
+  t.same(Object.keys(apt.packages({ names: ['nginx'], state: 'latest' }).facts), ['dpkg', 'lists', 'release', 'candidates']);
 });
 
 t.test('apt.packages: bad input is refused at once', async (t) => {
@@ -205,17 +205,19 @@ t.test('dry-run on this machine', { skip: !existsSync('/usr/bin/dpkg-query') && 
     t.match(gone, { status: 'changed', summary: /install (or upgrade )?tackle-no-such-package/ });
 });
 
-t.test('services: started with the install, or checked when the packages are there', async (t) => {
-  const unit = (activeState: string, unitFileState: string) => ({
-    kind: 'unit' as const, id: 'nginx.service', names: ['nginx.service'], loadState: 'loaded', activeState, subState: activeState === 'active' ? 'running' : 'dead',
-    unitFileState, fragmentPath: '/lib/systemd/system/nginx.service', canReload: true, needDaemonReload: false,
-  });
-  const missing = { kind: 'unit' as const, id: 'git-daemon.service', names: ['git-daemon.service'], loadState: 'not-found', activeState: 'inactive', subState: 'dead', unitFileState: '', fragmentPath: '', canReload: false, needDaemonReload: false };
-  const install = apt.packages({ names: ['git'], services: ['git-daemon'] }).plan({ dpkg, lists: fresh, 'unit:git-daemon': missing });
-  t.same(commands(install), [wrapped('install git'), 'systemctl enable --now git-daemon'], 'installing starts the unit in the same step');
-  t.equal(install?.summary, 'install git, enable and start git-daemon');
-  const present = apt.packages({ names: ['nginx'], services: ['nginx'] });
-  t.equal(present.plan({ dpkg, lists: stale, 'unit:nginx': unit('active', 'enabled') }), undefined, 'installed and running: nothing');
-  t.same(commands(present.plan({ dpkg, lists: stale, 'unit:nginx': unit('inactive', 'disabled') })), ['systemctl enable nginx.service', 'systemctl start nginx.service']);
-  t.throws(() => apt.packages({ names: ['nginx'], state: 'absent', services: ['nginx'] }), TackleError);
+t.test('effects: the packages installed, fresh lists, and what a known package ships; an unknown package may change anything', async (t) => {
+  const install = apt.packages({ names: ['ufw'] }).plan({ dpkg, lists: stale });
+  const effects = install?.effects;
+  t.match((effects?.facts?.['apt.dpkg'] as DpkgPackages).entries.at(-1), { name: 'ufw', state: 'installed' }, 'dpkg lists ufw installed');
+  t.same(effects?.facts?.['apt.lists'], { kind: 'fetched', ageSeconds: 0, sourcesChanged: false }, 'the lists were just fetched');
+  t.match(effects?.facts?.['ufw.state'], { kind: 'ufw', active: false, rules: [] }, 'ufw is installed, inactive, without rules');
+  t.ok(effects?.writes?.includes('/etc/ufw'), 'its files are written');
+  t.equal(effects?.touches, undefined, 'nothing else is touched');
+  const other = apt.packages({ names: ['git'] }).plan({ dpkg, lists: fresh });
+  t.equal(other?.effects?.touches?.('sshd.config'), true, 'a package it does not know may change any fact');
+  const none = { nativeArch: 'amd64', entries: [] };
+  const nginx = (release: AptRelease) => apt.packages({ names: ['nginx'] }).plan({ dpkg: none, lists: never, release })?.effects?.facts?.['nginx.install'];
+  t.same(nginx({ release: 'debian bookworm', otherSources: false }), { kind: 'installed', version: '1.22.1' }, "nginx -v will say the release's upstream version, lists or not");
+  t.equal(nginx({ release: 'debian bookworm', otherSources: true }), UNKNOWN, 'another repository may provide it');
+  t.equal(nginx({ release: 'plan9 x', otherSources: false }), UNKNOWN, 'a release it does not know');
 });

@@ -15,7 +15,7 @@ const journalOnly: Fail2banHost = { installed: true, authLog: false, journal: tr
 const withRsyslog: Fail2banHost = { installed: true, authLog: true, journal: true };
 
 const plan = (op: Operation, f: { info?: PathInfo; host?: Fail2banHost; dpkg?: DpkgPackages; lists?: AptLists } = {}): Change | undefined =>
-  op.plan({ info: f.info ?? { kind: 'missing' }, host: f.host ?? journalOnly, dpkg: f.dpkg ?? dpkg('fail2ban', 'python3-systemd'), lists: f.lists ?? fresh });
+  op.plan({ info: f.info ?? { kind: 'missing' }, host: f.host ?? journalOnly, dpkg: f.dpkg ?? dpkg('fail2ban', 'python3-systemd'), lists: f.lists ?? fresh, release: { release: 'debian bookworm', otherSources: false } });
 const commands = (c: Change | undefined) => (c?.actions ?? []).map((a) => a.command.toString());
 
 const SSHD = { name: 'sshd', maxretry: 5, bantime: '1h', ignoreip: ['127.0.0.1/8', '::1', '10.200.0.1'] };

@@ -15,7 +15,7 @@ const SSH_CONTROLLER = ['v4 allow tcp 22 0.0.0.0/0 any 10.200.0.1 in comment=636
 const WEB = ['v4 allow tcp 80 0.0.0.0/0 any 0.0.0.0/0 in', 'v6 allow tcp 80 ::/0 any ::/0 in'];
 
 const session: SshSession = { kind: 'ssh', clientAddress: '10.200.0.1', clientPort: 40000, serverAddress: '10.200.0.11', serverPort: 22 };
-const plan = (op: Operation, ufwFact: UfwState, s: SshSession = session): Change | undefined => op.plan({ ufw: ufwFact, session: s });
+const plan = (op: Operation, ufwFact: UfwState, s: SshSession = session): Change | undefined => op.plan({ ufw: ufwFact, session: s, hook: { kind: 'missing' } });
 const commands = (c: Change | undefined) => c?.actions.map((a) => a.command.toString());
 
 function refusal(fn: () => unknown): TackleError {
@@ -37,7 +37,7 @@ t.test('ufw.rule: the command, and no change once ufw has it (both families, sam
   t.ok(plan(ufw.rule({ action: 'limit', port: 22, proto: 'tcp', comment: 'other' }), state('active', SSH_ANY)), 'a new comment updates the rule');
   t.equal(plan(ufw.rule({ action: 'limit', port: 22, proto: 'tcp' }), state('active', SSH_ANY)), undefined, 'no comment given: the comment is not managed');
   t.same(commands(plan(op, missing)), ['ufw limit in proto tcp from any to any port 22 comment ssh'], 'ufw not installed yet: planned anyway');
-  t.match(plan(op, missing)?.summary, /ufw is not installed now/);
+  t.match(plan(op, missing)?.summary, /ufw is not installed: this fails/);
 });
 
 t.test('ufw.rule: addresses are normalised as ufw does, so a converged rule stays converged', async (t) => {
@@ -126,19 +126,22 @@ t.test('ufw.enabled: refused at planning time unless the SSH port is allowed', a
   t.equal(plan(op, state('active', SSH_ANY)), undefined, 'already enabled');
 });
 
-t.test('ufw.enabled: no rules at all (Ubuntu ships ufw so; the rules step only planned in a dry run) is guarded on the host', async (t) => {
-  const change = plan(ufw.enabled({}), fresh);
-  t.match(commands(change)?.[0], /^awk -v port=22 /);
-  t.equal(commands(change)?.[1], 'ufw --force enable');
-  t.match(change?.summary, /no rules yet: checked on the host before enabling/);
+t.test('ufw.enabled: no rules at all (Ubuntu ships ufw so) is refused when planned: a task planned as a whole sees the rules its earlier steps add', async (t) => {
+  t.match(refusal(() => plan(ufw.enabled({}), fresh)).reason, /refusing to enable ufw: no rule would allow SSH port 22/);
 });
 
-t.test('ufw.enabled: ufw not installed yet (dry run on a fresh host) is guarded on the host', async (t) => {
+t.test('ufw.enabled: its effects say the firewall runs, and whether the DOCKER-USER rules load with it', async (t) => {
+  const change = plan(ufw.enabled({}), state('inactive', SSH_ANY));
+  t.match(change?.effects?.facts?.['ufw.state'], { kind: 'ufw', active: true });
+  t.same(change?.effects?.facts?.['docker.userGuard'], { loaded: false }, 'the hook has no DOCKER-USER rules');
+});
+
+t.test('ufw.enabled: ufw not installed (nothing before it installs it) is guarded on the host, and says it fails', async (t) => {
   const change = plan(ufw.enabled({}), missing);
   const [guard, enable] = commands(change) ?? [];
   t.match(guard, /^awk -v port=22 -v client=10\.200\.0\.1 .* \/etc\/ufw\/user\.rules \/etc\/ufw\/user6\.rules \|\| \{ echo 'tackle: refusing to enable ufw: no rule allows SSH port 22\/tcp from anywhere or from 10\.200\.0\.1' >&2; exit 1; \}$/s);
   t.equal(enable, 'ufw --force enable');
-  t.match(change?.summary, /ufw is not installed now/);
+  t.match(change?.summary, /ufw is not installed: this fails/);
 });
 
 t.test('ufw.enabled false, and local connections', async (t) => {
@@ -152,11 +155,11 @@ t.test('ufw.enabled false, and local connections', async (t) => {
 t.test('ufw.defaults', async (t) => {
   const op = ufw.defaults({ incoming: 'deny', outgoing: 'allow', routed: 'deny' });
   t.equal(plan(op, fresh), undefined, "Debian's package defaults");
-  t.equal(plan(op, missing), undefined, 'not installed yet: the package will bring these defaults, so a dry run predicts no change');
+  t.match(plan(op, missing)?.summary, /ufw is not installed: this fails/, 'not installed: a step installing it before would show here as installed');
   const reject = ufw.defaults({ incoming: 'reject', outgoing: 'deny' });
   t.same(commands(plan(reject, fresh)), ['ufw default reject incoming', 'ufw default deny outgoing']);
   t.equal(plan(reject, fresh)?.summary, 'default policy incoming deny → reject, outgoing allow → deny');
-  t.match(plan(reject, missing)?.summary, /ufw is not installed now/);
+  t.match(plan(reject, missing)?.summary, /ufw is not installed: this fails/);
   t.match(refusal(() => plan(reject, state('active', WEB))).reason, /refusing to set the incoming policy to reject while ufw is active/);
   t.throws(() => ufw.defaults({}), /give incoming/);
   t.throws(() => ufw.defaults({ incoming: 'drop' as never }), /allow, deny or reject/);

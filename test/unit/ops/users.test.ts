@@ -174,7 +174,7 @@ t.test('users.authorizedKeys fixes owner and modes', async (t) => {
 t.test('users.authorizedKeys for an account only planned so far', async (t) => {
   const withHome = plan(users.authorizedKeys({ user: { name: 'deploy', home: '/srv/deploy' }, keys: [K1] }), { keys: { kind: 'no-user' } });
   t.same(commands(withHome)?.[0], 'id -u deploy >/dev/null && mkdir -m 700 /srv/deploy/.ssh && chown -h deploy: /srv/deploy/.ssh');
-  t.equal(withHome?.summary, '/srv/deploy/.ssh/authorized_keys: add 1 key (user deploy does not exist yet)');
+  t.equal(withHome?.summary, '/srv/deploy/.ssh/authorized_keys: add 1 key');
   const plain = plan(users.authorizedKeys({ user: 'deploy', keys: [K1] }), { keys: { kind: 'no-user' } });
   t.match(commands(plain)?.[1], '/home/deploy/.ssh/authorized_keys');
 });

@@ -1,0 +1,87 @@
+// The dry-run tells the truth about tasks/provision.ts on a fresh host: every step's planned status
+// and summary equal what the real run then does (not only which steps change), a converged host
+// plans and runs all ok, and it costs one round trip for all the facts of the task.
+import { readFile } from 'node:fs/promises';
+import t from 'tap';
+import type { JsonReport } from '../../lib/cli/report.ts';
+import type { Connection } from '../../lib/connection/connection.ts';
+import { openConnection } from '../../lib/connection/open.ts';
+import { runTask } from '../../lib/engine/runner.ts';
+import { loadInventoryFile } from '../../lib/inventory/load.ts';
+import { selectHosts } from '../../lib/inventory/select.ts';
+import { provision } from '../../tasks/provision.ts';
+import { withAcme } from '../../lab/acme.ts';
+import { withLab } from '../../lab/lab.ts';
+import { labInventory, runTaskCli } from './support/cli.ts';
+
+const lab = await withLab(t, 1);
+const acme = await withAcme(t, lab);
+const pubKey = (await readFile(`${lab.privateKeyPath}.pub`, 'utf8')).trim();
+const domain = (name: string) => `${name}.truth.test`;
+for (const h of lab.hosts) await acme.addHost(domain(h.name), h.address);
+
+const inventory = await labInventory(
+  lab,
+  Object.fromEntries(
+    lab.hosts.map((h) => [
+      h.name,
+      {
+        vars: {
+          deployKeys: [pubKey],
+          trusted: [lab.bridgeAddress],
+          sites: [{ name: 'app', serverNames: [domain(h.name)], upstreams: ['127.0.0.1:8000'] }],
+          acme: { email: 'ops@truth.test', server: acme.directoryUrl, caCertPem: acme.caCertPem },
+        },
+      },
+    ]),
+  ),
+);
+
+/** Per host, each step as `status name: summary`, in order. */
+function plan(report: JsonReport | undefined): Record<string, string[]> {
+  return Object.fromEntries((report?.hosts ?? []).map((h) => [h.name, h.steps.map((s) => `${s.status} ${s.name}${s.summary ? `: ${s.summary}` : ''}`)]));
+}
+
+t.test('dry-run on a fresh host: each step has the status and summary the real run then has', async (t) => {
+  const dry = await runTaskCli('tasks/provision.ts', ['--inventory', inventory, '--dry-run']);
+  t.equal(dry.code, 0, 'dry-run', { stdout: dry.stdout.slice(-3000), stderr: dry.stderr });
+  const real = await runTaskCli('tasks/provision.ts', ['--inventory', inventory]);
+  t.equal(real.code, 0, 'real run', { stdout: real.stdout.slice(-5000), stderr: real.stderr });
+  t.same(plan(dry.report), plan(real.report), 'the dry-run planned exactly what the real run did');
+  for (const h of lab.hosts) t.ok((plan(real.report)[h.name] ?? []).some((s) => s.startsWith('changed ')), `${h.name}: the first run changed something`);
+});
+
+t.test('converged: dry-run and real run are all ok', async (t) => {
+  for (const args of [['--dry-run'], []]) {
+    const run = await runTaskCli('tasks/provision.ts', ['--inventory', inventory, ...args]);
+    t.equal(run.code, 0, args.join(' ') || 'real run', { stdout: run.stdout.slice(-3000), stderr: run.stderr });
+    for (const [host, steps] of Object.entries(plan(run.report))) t.same(steps.filter((s) => !s.startsWith('ok ')), [], `${host} ${args.join(' ')}: every step ok`);
+  }
+});
+
+t.test('a converged host reads all the facts of the task in one round trip', async (t) => {
+  const inv = await loadInventoryFile(inventory);
+  const batches = new Map<string, number>();
+  const counting = (conn: Connection): Connection => {
+    // The fact batch is the exec whose output is split by tackle's random marker.
+    const exec: Connection['exec'] = (command, opts) => {
+      if (command.toString().includes('__TACKLE_')) batches.set(conn.host, (batches.get(conn.host) ?? 0) + 1);
+      return conn.exec(command, opts);
+    };
+    return new Proxy(conn, {
+      get: (target, key) => {
+        if (key === 'exec') return exec;
+        const value: unknown = Reflect.get(target, key, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+  };
+  for (const dryRun of [true, false]) {
+    batches.clear();
+    const result = await runTask(provision, selectHosts(inv), { dryRun, connect: async (h) => counting(await openConnection(h, inv, { home: '/root', localUser: 'root' })) });
+    for (const h of result.hosts) {
+      t.equal(h.status, 'ok', `${h.name}: converged`, { steps: h.steps.filter((s) => s.status !== 'ok') });
+      t.equal(batches.get(h.name), 1, `${h.name}${dryRun ? ' (dry-run)' : ''}: one round trip for the facts`);
+    }
+  }
+});
