@@ -15,13 +15,13 @@
 // ran (usage, inventory, vars or environment error), 130 interrupted.
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { defineTask, isMain, loadEnv, runCli, secret, type CliIo, type Secret, type Task } from '../lib/index.ts';
+import { defineTask, loadEnv, runCli, runIfMain, secret, type CliIo, type Secret, type Task } from '../lib/index.ts';
 import { backupEnv, backupVars, webhookEnv, type BackupSecrets, type BackupVars } from '../lib/backup/config.ts';
 import { backupMetrics, verifiedMetrics, type VerifiedUpload } from '../lib/backup/metrics.ts';
 import { runNightly } from '../lib/backup/nightly.ts';
 import { hostTextfile, renderTextfile, writeTextfile } from '../lib/metrics/textfile.ts';
 import { failureMessage, postWebhook } from '../lib/backup/webhook.ts';
-import type { JsonReport } from '../lib/cli/report.ts';
+import type { JsonReport } from '../lib/engine/report.ts';
 
 /** What a run learns for its metrics: the databases each host backs up, and the verified uploads. */
 export interface MetricsLog {
@@ -152,6 +152,4 @@ export async function main(io: CliIo & { env: Readonly<Record<string, string | u
   return code;
 }
 
-if (isMain(import.meta.url, process.argv)) {
-  process.exitCode = await main({ argv: process.argv.slice(2), cwd: process.cwd(), env: process.env, stdout: process.stdout, stderr: process.stderr, signals: process });
-}
+await runIfMain(import.meta, main);

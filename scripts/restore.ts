@@ -9,7 +9,7 @@
 // on every selected host). Environment as for nightly-backup.ts (the keys, to reach the remote).
 // Exit code: runCli's; a mismatch in row counts fails the host (2).
 import { join } from 'node:path';
-import { defineTask, isMain, loadEnv, runCli, secret, type CliIo, type Task } from '../lib/index.ts';
+import { defineTask, loadEnv, runCli, runIfMain, secret, type CliIo, type Task } from '../lib/index.ts';
 import { backupEnv, type BackupSecrets } from '../lib/backup/config.ts';
 import { requestOf, restoreDrill, restoreVars, type DrillResult, type RestoreVars } from '../lib/backup/restore.ts';
 
@@ -77,6 +77,4 @@ export async function main(io: CliIo): Promise<number> {
   return code;
 }
 
-if (isMain(import.meta.url, process.argv)) {
-  process.exitCode = await main({ argv: process.argv.slice(2), cwd: process.cwd(), env: process.env, stdout: process.stdout, stderr: process.stderr, signals: process });
-}
+await runIfMain(import.meta, main);

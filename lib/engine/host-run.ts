@@ -1,6 +1,6 @@
 import { assertOk, type Connection } from '../connection/connection.ts';
 import { TackleError } from '../errors.ts';
-import type { Fact } from '../facts/fact.ts';
+import type { Fact, FactValue } from '../facts/fact.ts';
 import type { Vars } from '../inventory/inventory.ts';
 import { gatherFacts } from './gather.ts';
 import type { PendingHandlers } from './pending-handlers.ts';
@@ -73,6 +73,10 @@ export class HostRun<V extends Vars> implements HostContext<V> {
   async fact<T>(fact: Fact<T>): Promise<T> {
     const [value] = await this.#facts([fact]);
     return value as T;
+  }
+
+  facts<const F extends readonly Fact<unknown>[]>(facts: F): Promise<{ -readonly [K in keyof F]: FactValue<F[K]> }> {
+    return this.#facts(facts) as Promise<{ -readonly [K in keyof F]: FactValue<F[K]> }>;
   }
 
   async #facts(facts: readonly Fact<unknown>[]): Promise<unknown[]> {

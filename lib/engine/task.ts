@@ -1,4 +1,4 @@
-import type { Fact } from '../facts/fact.ts';
+import type { Fact, FactValue } from '../facts/fact.ts';
 import type { InferShape, Shape } from '../inventory/vars.ts';
 import type { Vars } from '../inventory/inventory.ts';
 import type { HandlerRef, Operation } from './operation.ts';
@@ -29,6 +29,8 @@ export interface HostContext<V extends Vars = Vars> {
   run(op: Operation): Promise<'ok' | 'changed'>;
   /** Reads a fact (cached for the run until a change on this host). */
   fact<T>(fact: Fact<T>): Promise<T>;
+  /** Reads several facts in one round trip (those not cached yet), in order. @example const [disk, load] = await host.facts([diskUsage(), loadAverage()]); */
+  facts<const F extends readonly Fact<unknown>[]>(facts: F): Promise<{ -readonly [K in keyof F]: FactValue<F[K]> }>;
 }
 
 export type Handler<V extends Vars> = (host: HostContext<V>) => Promise<unknown>;
@@ -44,23 +46,35 @@ export interface TaskSpec<S extends Shape, H extends string = never> {
   name: string;
   /** The vars the task needs; hosts are checked against them before any connection. */
   vars?: S;
-  /** The task body; `handler('reload nginx')` is what `notify` takes. Await every `host.run`: one step at a time per host. */
-  run(host: HostContext<InferShape<S>>, handler: HandlerLookup<H>): Promise<void>;
+  /**
+   * The task body; `handler('reload nginx')` is what `notify` takes. Await every `host.run`: one
+   * step at a time per host. What it resolves with (a report's findings) is the host's `data` in
+   * the result and the JSON report.
+   */
+  run(host: HostContext<InferShape<S>>, handler: HandlerLookup<H>): Promise<unknown>;
   /** Run once per host after the task, in this order, when an operation notified them and changed. */
   handlers?: { readonly [K in H]: Handler<InferShape<S>> };
   /** Command-line flags of this task (`--ref v1.2`); each sets a var on every host. */
   flags?: Readonly<Record<string, TaskFlag>>;
+  /**
+   * A report that only reads (scripts/health.ts): it takes no host lock, so it never waits behind
+   * a real run nor holds one up, and it changes nothing: its steps are only planned, and a step
+   * that would change something fails the host. It has no handlers.
+   */
+  readOnly?: boolean;
 }
 
 export interface Task<V extends Vars = Vars, H extends string = string> {
   readonly kind: 'tackle.task';
   readonly name: string;
   readonly vars: Shape;
-  run(host: HostContext<V>, handler: HandlerLookup<H>): Promise<void>;
+  run(host: HostContext<V>, handler: HandlerLookup<H>): Promise<unknown>;
   readonly handlers: Readonly<Record<H, Handler<V>>>;
   /** A handler of this task for `notify` outside its body (a helper building steps, say); a TypeError for a name it lacks. */
   handler(name: H): HandlerRef<H>;
   readonly flags: Readonly<Record<string, TaskFlag>>;
+  /** Reads only: no host lock, no change (see {@link TaskSpec.readOnly}). */
+  readonly readOnly: boolean;
 }
 
 /** The vars type a task needs, for typing an inventory: `defineInventory<VarsOf<typeof task>>(…)`. */
@@ -83,13 +97,14 @@ export function defineTask<S extends Shape = Record<never, never>, H extends str
   for (const [name, body] of Object.entries(handlers)) {
     if (typeof body !== 'function') throw new TypeError(`task ${spec.name}: handler "${name}" must be a function`);
   }
+  if (spec.readOnly && Object.keys(handlers).length > 0) throw new TypeError(`task ${spec.name} is read-only: it changes nothing, so it has no handlers`);
   const refs = new Map(Object.keys(handlers).map((name) => [name, Object.freeze({ kind: 'tackle.handler' as const, name: name as H })]));
   const handler = (name: H): HandlerRef<H> => {
     const ref = refs.get(name);
     if (ref) return ref;
     throw new TypeError(`task ${spec.name} has no handler ${JSON.stringify(name)} (${handlerList(spec.name, [...refs.keys()])})`);
   };
-  return { kind: 'tackle.task', name: spec.name, vars: spec.vars ?? {}, run: spec.run, handlers, handler, flags: spec.flags ?? {} };
+  return { kind: 'tackle.task', name: spec.name, vars: spec.vars ?? {}, run: spec.run, handlers, handler, flags: spec.flags ?? {}, readOnly: spec.readOnly ?? false };
 }
 
 /** The handlers a task has, for error messages. */

@@ -6,7 +6,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
-import type { JsonReport } from '../../lib/cli/report.ts';
+import type { JsonReport } from '../../lib/engine/report.ts';
 import { run, type RunResult } from '../lab/exec.ts';
 import { withLab } from '../lab/lab.ts';
 
