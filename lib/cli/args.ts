@@ -124,6 +124,10 @@ export function parseCliArgs(argv: readonly string[], flags: Readonly<Record<str
     if (f.type === 'number' && !Number.isFinite(Number(value))) throw new TypeError(`--${name} takes a number, got ${JSON.stringify(value)}`);
     vars[f.var ?? name] = f.type === 'number' ? Number(value) : value;
   }
+  for (const [name, f] of Object.entries(outputs)) {
+    // `--prometheus=` would only fail after the run, when the file cannot be written.
+    if (f.type === 'string' && (values as Record<string, unknown>)[name] === '') throw new TypeError(`--${name} takes a value, got ""`);
+  }
   const lockTimeout = Number(values['lock-timeout']);
   if (!(lockTimeout >= 0) || !Number.isFinite(lockTimeout)) throw new TypeError(`--lock-timeout takes a number of seconds ≥ 0, got ${JSON.stringify(values['lock-timeout'])}`);
   const serial = values.serial === undefined ? undefined : parseSerial(values.serial);

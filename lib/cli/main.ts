@@ -15,8 +15,6 @@ import { formatChanges, formatRecap, liveView, painter, type CliStreams, type Pa
 export interface CliIo extends CliStreams {
   argv: readonly string[];
   cwd: string;
-  /** Called with the report after the run, e.g. by a script that alerts on failures. */
-  onReport?: (report: JsonReport) => Promise<void>;
   /** Where Ctrl-C and SIGTERM arrive (usually `process`). */
   signals?: { on(event: StopSignal, listener: () => void): unknown; removeListener(event: StopSignal, listener: () => void): unknown };
 }
@@ -163,7 +161,6 @@ async function run<V extends Vars>(task: Task<V>, io: CliIo, opts: CliOptions, o
     await mkdir(dirname(file), { recursive: true });
     await writeFile(file, json);
   }
-  await io.onReport?.(report);
   const code = exitCodeOf(result, signals.received());
   return output.finish ? output.finish(report, { code, flags: opts.outputs, cwd: io.cwd, stderr: io.stderr }) : code;
 }
