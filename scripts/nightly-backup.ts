@@ -81,7 +81,7 @@ const FLAGS = {
  * Runs the script: the task through runCli, then the metrics file (`--prometheus`) and, when
  * something failed (and this was not a dry-run), the webhook. Returns the exit code.
  *
- * @example process.exitCode = await main(cliIo);
+ * @example await runIfMain(import.meta, main);
  */
 export async function main(io: CliIo): Promise<number> {
   const log: MetricsLog = { databases: new Map(), uploads: [] };

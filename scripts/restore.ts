@@ -57,7 +57,7 @@ export function formatDrill(results: readonly DrillResult[]): string {
 /**
  * Runs the script and returns the exit code.
  *
- * @example process.exitCode = await main(cliIo);
+ * @example await runIfMain(import.meta, main);
  */
 export async function main(io: CliIo): Promise<number> {
   let secrets: BackupSecrets = { accessKeyId: secret(''), secretAccessKey: secret('') };
@@ -72,9 +72,8 @@ export async function main(io: CliIo): Promise<number> {
     }
   }
   const results: DrillResult[] = [];
-  const code = await runCli(restoreTask(new Date(), secrets, (r) => results.push(r)), io);
-  io.stdout.write(formatDrill(results));
-  return code;
+  // The comparison follows the recap (on stderr with `--json -`), the drills of failed hosts included.
+  return runCli(restoreTask(new Date(), secrets, (r) => results.push(r)), io, { render: (_report, _paint, recap) => recap + formatDrill(results) });
 }
 
 await runIfMain(import.meta, main);

@@ -30,8 +30,8 @@ export interface CliIo extends CliStreams {
  */
 export interface CliOutput {
   flags?: Readonly<Record<string, OutputFlag>>;
-  /** Written after the run instead of the recap (to stderr with `--json -`). */
-  render?(report: JsonReport, paint: Paint): string;
+  /** Written after the run in place of the recap (to stderr with `--json -`); `recap` is the text it replaces. */
+  render?(report: JsonReport, paint: Paint, recap: string): string;
   /** After the report was written: further outputs, and the exit code, given the run's own (`end.code`). */
   finish?(report: JsonReport, end: OutputEnd): Promise<number>;
 }
@@ -153,7 +153,8 @@ async function run<V extends Vars>(task: Task<V>, io: CliIo, opts: CliOptions, o
 
   if (opts.dryRun || opts.diff || opts.verbose) human.stdout.write(formatChanges(result, opts, paint));
   const report = toJsonReport(result);
-  human.stdout.write(output.render ? output.render(report, paint) : formatRecap(result, paint));
+  const recap = formatRecap(result, paint);
+  human.stdout.write(output.render ? output.render(report, paint, recap) : recap);
   const json = `${JSON.stringify(report, null, 2)}\n`;
   if (opts.json === '-') io.stdout.write(json);
   else if (opts.json) {

@@ -90,7 +90,7 @@ t.test('a host not read is critical in the findings, with the reason', async (t)
     ],
   });
   t.same(healthOf(report), [host('a', 'ok'), unreachableHealth('b', 'not read (skipped)')]);
-  t.match(healthOutput.render?.(report, (_c, s) => s), /^HOST\s+CHECK\s+VALUE\s+STATUS\na\s+memory\s+1 % used\s+OK\nb\s+reachable\s+not read \(skipped\)\s+CRITICAL\n\n2 host\(s\): 1 ok, 0 warning, 1 critical\n$/);
+  t.match(healthOutput.render?.(report, (_c, s) => s, 'the recap'), /^HOST\s+CHECK\s+VALUE\s+STATUS\na\s+memory\s+1 % used\s+OK\nb\s+reachable\s+not read \(skipped\)\s+CRITICAL\n\n2 host\(s\): 1 ok, 0 warning, 1 critical\n$/);
 });
 
 t.test('tables: padded columns, styled rows', async (t) => {
