@@ -11,7 +11,7 @@ import { selectHosts } from '../inventory/select.ts';
 import { parseCliArgs, usage, type CliOptions, type OutputFlag } from './args.ts';
 import { formatChanges, formatRecap, liveView, painter, type CliStreams, type Paint } from './ui.ts';
 
-/** What the CLI needs from the process; task files pass `process` parts in explicitly. */
+/** What the CLI needs from the process: {@link runIfMain} passes this process's parts, tests their own. */
 export interface CliIo extends CliStreams {
   argv: readonly string[];
   cwd: string;
