@@ -81,8 +81,8 @@ export { pathInfo, type PathInfo, type StoredFile } from './facts/files.ts';
 export { selectRetention, dumpName, type Backup, type RetentionPolicy } from './ops/retention.ts';
 
 // Command line
-export { runCli, isMain, type CliIo } from './cli/main.ts';
-export { toJsonReport, exitCodeOf, type JsonReport } from './cli/report.ts';
+export { runCli, runIfMain, isMain, type CliIo, type CliOutput, type OutputEnd } from './cli/main.ts';
+export { toJsonReport, exitCodeOf, EXIT, EXIT_CODE_MEANINGS, type JsonReport } from './engine/report.ts';
 
 // Types and constants the signatures and comments above refer to, so that code can name them and
 // the API reference (`npm run docs`) links them.
@@ -101,6 +101,8 @@ export type { ServiceOptions as SystemdServiceOptions } from './ops/systemd.ts';
 export type { Decision, Retention } from './ops/retention.ts';
 export type { TaskFlag } from './engine/task.ts';
 export type { StopSignal } from './cli/main.ts';
+export type { OutputFlag } from './cli/args.ts';
+export type { Paint } from './cli/ui.ts';
 export type { VarAbsent, VarProblem, VarStructure } from './inventory/vars.ts';
 export type { HandlerReport, PendingHandler } from './engine/pending-handlers.ts';
-export type { HostReport, ReportError, StepReport } from './cli/report.ts';
+export type { HostReport, ReportError, StepReport } from './engine/report.ts';

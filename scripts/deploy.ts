@@ -15,7 +15,7 @@
 // to an upstream the deploy writes; the new release starts on the other port, is checked there,
 // then the upstream is switched with a reload:
 //   service: 'shop@.service', blueGreen: { ports: [3001, 3002], upstream: 'shop', healthPath: '/health' }
-import { Command, TackleError, VarError, VarType, apt, defineTask, isMain, raw, runCli, sh, v, type InferShape } from '../lib/index.ts';
+import { Command, TackleError, VarError, VarType, apt, defineTask, raw, runIfMain, sh, v, type InferShape } from '../lib/index.ts';
 import { colorUnit, deploy, type BlueGreenOptions, type ReleaseSource, type Restart } from '../lib/ops/deploy.ts';
 import { health, type Probe } from '../lib/ops/health.ts';
 
@@ -157,6 +157,4 @@ function releaseSource(
 
 export default deployTask;
 
-if (isMain(import.meta.url, process.argv)) {
-  process.exitCode = await runCli(deployTask, { argv: process.argv.slice(2), cwd: process.cwd(), env: process.env, stdout: process.stdout, stderr: process.stderr, signals: process });
-}
+await runIfMain(import.meta, deployTask);

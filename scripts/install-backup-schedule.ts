@@ -8,7 +8,7 @@
 //
 // inventory.ts, e.g. the controller itself:
 //   ops: { connection: 'local', vars: { backupSchedule: { workingDirectory: '/srv/tackle' } } }
-import { defineTask, isMain, quote, runCli, v } from '../lib/index.ts';
+import { defineTask, quote, runIfMain, v } from '../lib/index.ts';
 import { cronVar } from '../lib/backup/config.ts';
 import { schedule } from '../lib/ops/schedule.ts';
 
@@ -63,6 +63,4 @@ export const installBackupSchedule = defineTask({
 
 export default installBackupSchedule;
 
-if (isMain(import.meta.url, process.argv)) {
-  process.exitCode = await runCli(installBackupSchedule, { argv: process.argv.slice(2), cwd: process.cwd(), env: process.env, stdout: process.stdout, stderr: process.stderr, signals: process });
-}
+await runIfMain(import.meta, installBackupSchedule);

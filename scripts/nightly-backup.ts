@@ -15,13 +15,13 @@
 // ran (usage, inventory, vars or environment error), 130 interrupted.
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { defineTask, isMain, loadEnv, runCli, secret, type CliIo, type Secret, type Task } from '../lib/index.ts';
+import { defineTask, EXIT, loadEnv, runCli, runIfMain, secret, type CliIo, type Secret, type Task } from '../lib/index.ts';
 import { backupEnv, backupVars, webhookEnv, type BackupSecrets, type BackupVars } from '../lib/backup/config.ts';
 import { backupMetrics, verifiedMetrics, type VerifiedUpload } from '../lib/backup/metrics.ts';
 import { runNightly } from '../lib/backup/nightly.ts';
 import { hostTextfile, renderTextfile, writeTextfile } from '../lib/metrics/textfile.ts';
 import { failureMessage, postWebhook } from '../lib/backup/webhook.ts';
-import type { JsonReport } from '../lib/cli/report.ts';
+import type { JsonReport } from '../lib/engine/report.ts';
 
 /** What a run learns for its metrics: the databases each host backs up, and the verified uploads. */
 export interface MetricsLog {
@@ -54,20 +54,6 @@ export function nightlyBackup(ctx: { now: Date; secrets: BackupSecrets; log: Met
   });
 }
 
-/** `--prometheus FILE` (or `=FILE`) taken out of argv, for runCli does not know it. */
-function takePrometheus(argv: readonly string[]): { file?: string; rest: string[] } | { error: string } {
-  const rest: string[] = [];
-  let file: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    if (arg === '--prometheus' || arg.startsWith('--prometheus=')) {
-      file = arg === '--prometheus' ? argv[++i] : arg.slice('--prometheus='.length);
-      if (!file || file.startsWith('--')) return { error: '--prometheus takes a file name' };
-    } else rest.push(arg);
-  }
-  return file === undefined ? { rest } : { file, rest };
-}
-
 /** The metrics file after a run: this run's figures over the previous file's. */
 async function writeMetrics(file: string, report: JsonReport, log: MetricsLog): Promise<void> {
   const previous = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
@@ -84,39 +70,35 @@ const HELP = `nightly-backup: dump, verify, upload, verify and prune the Postgre
 with a \`backup\` var. Needs BACKUP_ACCESS_KEY_ID and BACKUP_SECRET_ACCESS_KEY (environment or .env);
 BACKUP_WEBHOOK_URL, when set, receives a Slack-compatible message about any failure.
 
-  --prometheus FILE        after the run, write per-database metrics (last verified upload,
-                           its size, last run's outcome) to FILE in Prometheus' textfile format
-
 `;
 
+/** The script's output flag: not a var, read after the run. */
+const FLAGS = {
+  prometheus: { type: 'string', description: "after the run, write per-database metrics (last verified upload, its size, last run's outcome) to FILE in Prometheus' textfile format" },
+} as const;
+
 /**
- * Runs the script: the task through runCli, then, when something failed (and this was not a
- * dry-run), the webhook. Returns the exit code.
+ * Runs the script: the task through runCli, then the metrics file (`--prometheus`) and, when
+ * something failed (and this was not a dry-run), the webhook. Returns the exit code.
  *
- * @example process.exitCode = await main(cliIo);
+ * @example await runIfMain(import.meta, main);
  */
-export async function main(io: CliIo & { env: Readonly<Record<string, string | undefined>> }): Promise<number> {
-  const taken = takePrometheus(io.argv);
-  if ('error' in taken) {
-    io.stderr.write(`${taken.error}\n\n${HELP}`);
-    return 1;
-  }
-  const argv = taken.rest;
+export async function main(io: CliIo): Promise<number> {
   const log: MetricsLog = { databases: new Map(), uploads: [] };
   const source = { env: io.env, file: join(io.cwd, '.env') };
-  if (argv.includes('-h') || argv.includes('--help')) {
+  if (io.argv.includes('-h') || io.argv.includes('--help')) {
     io.stdout.write(HELP);
     // runCli prints its usage and returns before the task (and its keys) are used.
-    return runCli(nightlyBackup({ now: new Date(), secrets: { accessKeyId: secret(''), secretAccessKey: secret('') }, log }), io);
+    return runCli(nightlyBackup({ now: new Date(), secrets: { accessKeyId: secret(''), secretAccessKey: secret('') }, log }), io, { flags: FLAGS });
   }
   let hook: Secret | undefined;
   try {
     hook = loadEnv(webhookEnv, source).BACKUP_WEBHOOK_URL;
   } catch (err) {
     io.stderr.write(`error: ${(err as Error).message}\n`);
-    return 1;
+    return EXIT.usage;
   }
-  const dryRun = argv.includes('--dry-run');
+  const dryRun = io.argv.includes('--dry-run');
   const notify = async (text: string): Promise<void> => {
     if (!hook || dryRun) return;
     const sent = await postWebhook(hook, { text });
@@ -130,28 +112,30 @@ export async function main(io: CliIo & { env: Readonly<Record<string, string | u
   } catch (err) {
     io.stderr.write(`error: ${(err as Error).message}\n`);
     await notify(`tackle nightly-backup could not start: ${(err as Error).message}; nothing was backed up`);
-    return 1;
+    return EXIT.usage;
   }
 
-  let report: JsonReport | undefined;
-  let code = await runCli(nightlyBackup({ now: new Date(), secrets, log }), { ...io, argv, onReport: async (r) => void (report = r) });
-  if (taken.file !== undefined && report && !report.dryRun) {
-    const file = resolve(io.cwd, taken.file);
-    try {
-      await writeMetrics(file, report, log);
-    } catch (err) {
-      io.stderr.write(`error: cannot write the metrics file ${file}: ${(err as Error).message}\n`);
-      code = code || 2;
-    }
-  }
-  if (code === 1) await notify('tackle nightly-backup could not start (a usage, inventory or vars error; see its output): nothing was backed up');
-  if (code === 2 && report) {
-    const payload = failureMessage(report, { secrets: [secrets.accessKeyId.reveal(), secrets.secretAccessKey.reveal()] });
-    if (payload) await notify(payload.text);
-  }
+  const code = await runCli(nightlyBackup({ now: new Date(), secrets, log }), io, {
+    flags: FLAGS,
+    async finish(report, end) {
+      let code = end.code;
+      const file = end.flags.prometheus;
+      if (typeof file === 'string' && !report.dryRun) {
+        const path = resolve(end.cwd, file);
+        try {
+          await writeMetrics(path, report, log);
+        } catch (err) {
+          end.stderr.write(`error: cannot write the metrics file ${path}: ${(err as Error).message}\n`);
+          code = code || EXIT.failed;
+        }
+      }
+      const payload = code === EXIT.failed ? failureMessage(report, { secrets: [secrets.accessKeyId.reveal(), secrets.secretAccessKey.reveal()] }) : undefined;
+      if (payload) await notify(payload.text);
+      return code;
+    },
+  });
+  if (code === EXIT.usage) await notify('tackle nightly-backup could not start (a usage, inventory or vars error; see its output): nothing was backed up');
   return code;
 }
 
-if (isMain(import.meta.url, process.argv)) {
-  process.exitCode = await main({ argv: process.argv.slice(2), cwd: process.cwd(), env: process.env, stdout: process.stdout, stderr: process.stderr, signals: process });
-}
+await runIfMain(import.meta, main);

@@ -3,26 +3,15 @@
 // on the host in /srv/APP/releases.jsonl, and where a plain rollback would go. Reads only.
 //
 //   npx tsx scripts/releases.ts --limit web
-//   npx tsx scripts/releases.ts --app shop --last 20 --json
+//   npx tsx scripts/releases.ts --app shop --last 20 --json -      # the JSON report on stdout (each host's `data`)
 // For a blue/green app it also names the color (and port) the current release went live on.
 //
 // The app comes from the hosts' `app` var (and `appRoot`, default /srv), or --app / --root.
-import { resolve } from 'node:path';
-import { isMain, openConnection, selectHosts } from '../lib/index.ts';
+// A read-only task on the one CLI: no host lock; exit 2 when a host could not be read.
+import { defineTask, releaseLayout, runIfMain, v, type CliOutput, type HostReport, type JsonReport, type ReleaseLayout } from '../lib/index.ts';
 import { releasesState, type Color, type ReleaseRecord, type ReleasesState } from '../lib/facts/deploy.ts';
-import { connectContext } from '../lib/connection/open.ts';
-import { loadInventoryFile } from '../lib/inventory/load.ts';
 import { renderTable } from '../lib/cli/table.ts';
-import { collectFacts, reportArgs, type ReportIo, REPORT_USAGE } from '../lib/health/report.ts';
-import { releaseLayout, rollbackTarget, type ReleaseLayout } from '../lib/ops/deploy.ts';
-
-const USAGE = `Usage: npx tsx scripts/releases.ts [options]
-
-${REPORT_USAGE}  --app NAME               the app (default: each host's var app)
-  --root DIR               where apps live (default: each host's var appRoot, or /srv)
-  --last N                 records shown per host (default 10)
-`;
-
+import { rollbackTarget } from '../lib/ops/deploy.ts';
 
 /** One host's releases as the JSON output has them. */
 interface HostReleases {
@@ -38,7 +27,6 @@ interface HostReleases {
   /** Where a plain rollback.ts would go: the release that ran healthily before the current one. */
   rollbackTo?: string;
   records?: ReleaseRecord[];
-  error?: string;
 }
 
 function summarize(host: string, layout: ReleaseLayout, state: ReleasesState, last: number): HostReleases {
@@ -57,59 +45,51 @@ function short(text: string, max = 100): string {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
-/** Runs the report; resolves with the exit code (2 when a host could not be read). */
-export async function main(io: ReportIo): Promise<number> {
-  const args = reportArgs(io, USAGE, ['app', 'root', 'last'], 1);
-  if (typeof args === 'number') return args;
-  const last = Number(args.own.last ?? 10);
-  let inventory;
-  let hosts;
-  const layouts = new Map<string, ReleaseLayout>();
-  try {
-    if (!Number.isInteger(last) || last < 0) throw new Error(`--last takes a whole number, got ${args.own.last}`);
-    inventory = await loadInventoryFile(resolve(io.cwd, args.inventory));
-    hosts = selectHosts(inventory, args.limit);
-    const missing: string[] = [];
-    for (const h of hosts) {
-      const app = args.own.app ?? h.vars.app;
-      const root = args.own.root ?? h.vars.appRoot ?? '/srv';
-      if (typeof app !== 'string') missing.push(h.name);
-      else layouts.set(h.name, releaseLayout(app, String(root)));
-    }
-    if (missing.length) throw new Error(`no app for ${missing.join(', ')}: set the var app or pass --app`);
-  } catch (err) {
-    io.stderr.write(`error: ${(err as Error).message}\n`);
-    return 1;
-  }
-  const ctx = connectContext(io.env, { acceptNewHostKeys: args.acceptNewHostKeys });
-  const inv = inventory;
-  const layout = (name: string) => layouts.get(name) as ReleaseLayout;
-  const results = await collectFacts(
-    hosts,
-    (h) => openConnection(h, inv, ctx),
-    (h) => [releasesState(layout(h.name).dir)],
-    ([state], h) => summarize(h.name, layout(h.name), state as ReleasesState, last),
-    args.concurrency,
-  );
-  const out: HostReleases[] = results.map((r) => (r.kind === 'ok' ? r.value : { host: r.host.name, app: layout(r.host.name).app, dir: layout(r.host.name).dir, error: r.error.reason }));
+/** Reads each host's releases of its app; changes nothing. Its findings are each host's `data` in the report. */
+export const releasesTask = defineTask({
+  name: 'releases',
+  readOnly: true,
+  vars: {
+    /** The app (`--app`); the var deploy.ts reads. */
+    app: v.fileName(),
+    /** Where apps live (`--root`). */
+    appRoot: v.path().default('/srv'),
+    /** Records shown per host (`--last`). */
+    last: v.integer({ min: 0 }).default(10),
+  },
+  flags: {
+    app: { type: 'string', description: "the app (default: each host's var app)" },
+    root: { type: 'string', var: 'appRoot', description: "where apps live (default: each host's var appRoot, or /srv)" },
+    last: { type: 'number', description: 'records shown per host (default 10)' },
+  },
+  async run(host): Promise<HostReleases> {
+    const layout = releaseLayout(host.vars.app, host.vars.appRoot);
+    const [state] = await host.facts([releasesState(layout.dir)]);
+    return summarize(host.name, layout, state, host.vars.last);
+  },
+});
 
-  if (args.json) io.stdout.write(`${JSON.stringify({ hosts: out }, null, 2)}\n`);
-  else {
-    for (const h of out) {
-      const back = h.current ? `; a rollback goes to ${h.rollbackTo ?? '(none)'}` : '';
-      const color = h.live ? ` (${h.live.color ? `${h.live.color}, ` : ''}port ${h.live.port})` : '';
-      io.stdout.write(`${h.host}: ${h.error ? `cannot read: ${h.error}` : `${h.app} current ${h.current ?? '(none)'}${color}; ${h.releases?.length ?? 0} release(s) in ${h.dir}/releases${back}`}\n`);
-    }
-    const rows = out.flatMap((h) =>
+/** A host's line: its app, the live release and where a rollback goes, or why it could not be read. */
+function hostLine(h: HostReport): string {
+  const r = h.data as HostReleases | undefined;
+  if (!r) return `${h.name}: cannot read: ${h.error?.reason ?? h.status}`;
+  const back = r.current ? `; a rollback goes to ${r.rollbackTo ?? '(none)'}` : '';
+  const color = r.live ? ` (${r.live.color ? `${r.live.color}, ` : ''}port ${r.live.port})` : '';
+  return `${r.host}: ${r.app} current ${r.current ?? '(none)'}${color}; ${r.releases?.length ?? 0} release(s) in ${r.dir}/releases${back}`;
+}
+
+/** Each host's line, then every record in one table. */
+export const releasesOutput: CliOutput = {
+  render(report: JsonReport) {
+    const found = report.hosts.flatMap((h) => (h.data ? [h.data as HostReleases] : []));
+    const rows = found.flatMap((h) =>
       (h.records ?? []).map((r) => ({
         cells: [h.host, r.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z'), r.action, `${r.release}${r.port === undefined ? '' : ` @${r.color ?? ''}:${r.port}`}${r.release === h.current ? ' *' : ''}`, r.ref ?? (r.image ? `image ${r.image}` : ''), r.commit?.slice(0, 7) ?? '', r.result, short(r.reason ?? '')],
       })),
     );
-    if (rows.length) io.stdout.write(`\n${renderTable(['HOST', 'TIME', 'ACTION', 'RELEASE (* live)', 'REF', 'COMMIT', 'RESULT', 'REASON'], rows)}`);
-  }
-  return out.some((h) => h.error) ? 2 : 0;
-}
+    const table = rows.length ? `\n${renderTable(['HOST', 'TIME', 'ACTION', 'RELEASE (* live)', 'REF', 'COMMIT', 'RESULT', 'REASON'], rows)}` : '';
+    return `${report.hosts.map(hostLine).join('\n')}\n${table}`;
+  },
+};
 
-if (isMain(import.meta.url, process.argv)) {
-  process.exitCode = await main({ argv: process.argv.slice(2), cwd: process.cwd(), env: process.env, stdout: process.stdout, stderr: process.stderr });
-}
+await runIfMain(import.meta, releasesTask, releasesOutput);

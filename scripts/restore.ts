@@ -9,7 +9,7 @@
 // on every selected host). Environment as for nightly-backup.ts (the keys, to reach the remote).
 // Exit code: runCli's; a mismatch in row counts fails the host (2).
 import { join } from 'node:path';
-import { defineTask, isMain, loadEnv, runCli, secret, type CliIo, type Task } from '../lib/index.ts';
+import { defineTask, loadEnv, runCli, runIfMain, secret, type CliIo, type Task } from '../lib/index.ts';
 import { backupEnv, type BackupSecrets } from '../lib/backup/config.ts';
 import { requestOf, restoreDrill, restoreVars, type DrillResult, type RestoreVars } from '../lib/backup/restore.ts';
 
@@ -57,7 +57,7 @@ export function formatDrill(results: readonly DrillResult[]): string {
 /**
  * Runs the script and returns the exit code.
  *
- * @example process.exitCode = await main(cliIo);
+ * @example await runIfMain(import.meta, main);
  */
 export async function main(io: CliIo): Promise<number> {
   let secrets: BackupSecrets = { accessKeyId: secret(''), secretAccessKey: secret('') };
@@ -72,11 +72,8 @@ export async function main(io: CliIo): Promise<number> {
     }
   }
   const results: DrillResult[] = [];
-  const code = await runCli(restoreTask(new Date(), secrets, (r) => results.push(r)), io);
-  io.stdout.write(formatDrill(results));
-  return code;
+  // The comparison follows the recap (on stderr with `--json -`), the drills of failed hosts included.
+  return runCli(restoreTask(new Date(), secrets, (r) => results.push(r)), io, { render: (_report, _paint, recap) => recap + formatDrill(results) });
 }
 
-if (isMain(import.meta.url, process.argv)) {
-  process.exitCode = await main({ argv: process.argv.slice(2), cwd: process.cwd(), env: process.env, stdout: process.stdout, stderr: process.stderr, signals: process });
-}
+await runIfMain(import.meta, main);

@@ -9,7 +9,7 @@
 // The same inventory vars as scripts/deploy.ts describe the app. For a blue/green app (var
 // blueGreen) the other color takes the traffic back through the nginx upstream: without a
 // restart when it still runs that release, else started and checked on its port first.
-import { defineTask, isMain, runCli, v } from '../lib/index.ts';
+import { defineTask, runIfMain, v } from '../lib/index.ts';
 import { deploy } from '../lib/ops/deploy.ts';
 import { serviceOptions, serviceVars } from './deploy.ts';
 
@@ -31,6 +31,4 @@ export const rollbackTask = defineTask({
 
 export default rollbackTask;
 
-if (isMain(import.meta.url, process.argv)) {
-  process.exitCode = await runCli(rollbackTask, { argv: process.argv.slice(2), cwd: process.cwd(), env: process.env, stdout: process.stdout, stderr: process.stderr, signals: process });
-}
+await runIfMain(import.meta, rollbackTask);

@@ -3,7 +3,7 @@
 // restart handler, and a guarded shell step. End-to-end tests and `npm run bench` run it.
 //
 //   npx tsx tasks/baseline.ts --dry-run
-import { apt, defineTask, files, isMain, runCli, sh, shell, systemd, users, v } from '../lib/index.ts';
+import { apt, defineTask, files, runIfMain, sh, shell, systemd, users, v } from '../lib/index.ts';
 
 export const baseline = defineTask({
   name: 'baseline',
@@ -60,6 +60,4 @@ function unit(): string {
 
 export default baseline;
 
-if (isMain(import.meta.url, process.argv)) {
-  process.exitCode = await runCli(baseline, { argv: process.argv.slice(2), cwd: process.cwd(), env: process.env, stdout: process.stdout, stderr: process.stderr, signals: process });
-}
+await runIfMain(import.meta, baseline);

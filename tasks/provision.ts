@@ -13,9 +13,8 @@ import {
   defineTask,
   fail2ban,
   files,
-  isMain,
   nginx,
-  runCli,
+  runIfMain,
   server,
   sshd,
   systemd,
@@ -172,6 +171,4 @@ function webSteps(vars: ProvisionVars, handler: HandlerLookup<'reload nginx' | '
 
 export default provision;
 
-if (isMain(import.meta.url, process.argv)) {
-  process.exitCode = await runCli(provision, { argv: process.argv.slice(2), cwd: process.cwd(), env: process.env, stdout: process.stdout, stderr: process.stderr, signals: process });
-}
+await runIfMain(import.meta, provision);

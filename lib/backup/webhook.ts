@@ -1,7 +1,7 @@
 // The failure notice of a backup run: a Slack-compatible `{"text": …}` message built from the
 // (already masked) JSON report, masked once more against the secrets the script holds.
 import { mask, type Secret } from '../command/command.ts';
-import type { JsonReport } from '../cli/report.ts';
+import type { JsonReport } from '../engine/report.ts';
 
 /** Slack's incoming-webhook payload (Mattermost, Discord's /slack endpoint and others take it too). */
 export interface WebhookPayload {

@@ -1,6 +1,13 @@
 import { parseArgs } from 'node:util';
+import { EXIT_CODE_MEANINGS } from '../engine/report.ts';
 import type { TaskFlag } from '../engine/task.ts';
 import { describeShape, type Shape } from '../inventory/vars.ts';
+
+/** A flag a program adds that is not a var: the program reads it after the run (`--prometheus FILE`). */
+export interface OutputFlag {
+  type: 'string' | 'boolean';
+  description: string;
+}
 
 
 /** Every flag a task script takes. */
@@ -22,6 +29,8 @@ export interface CliOptions {
   vars: Record<string, unknown>;
   /** Seconds to wait for another run's lock on a host before failing that host (default 300). */
   lockTimeout: number;
+  /** The values of the program's output flags, by name. */
+  outputs: Record<string, string | boolean | undefined>;
 }
 
 export const USAGE = `Usage: npx tsx tasks/NAME.ts [options]
@@ -31,7 +40,7 @@ export const USAGE = `Usage: npx tsx tasks/NAME.ts [options]
   --dry-run                plan only: show what would change, change nothing
   --diff                   show file diffs of changed (or would-change) steps
   --concurrency N          hosts worked on at once (default 10)
-  --json FILE              write a JSON report of the run
+  --json FILE              write a JSON report of the run (- for stdout; the recap goes to stderr)
   --accept-new-host-keys   record unknown SSH host keys (a changed key is always refused)
   --verbose                show the commands of each changed step
   --serial N|P%            rolling batches: N hosts (or P% of them) at a time
@@ -41,23 +50,22 @@ export const USAGE = `Usage: npx tsx tasks/NAME.ts [options]
   -h, --help               this help
 `;
 
-/** The exit codes of a task program, as `--help` and the README list them. */
-export const EXIT_CODES = `Exit codes:
-  0    every host ok or changed (or, in a dry-run, would change)
-  1    usage, inventory, vars or task errors found before any host was contacted
-  2    any host failed or was unreachable (the others still ran)
-  130  interrupted with Ctrl-C
-  143  stopped by SIGTERM
-`;
+/** The exit codes of every program, as `--help` lists them (the README's table has the same words). */
+export const EXIT_CODES = `Exit codes:\n${EXIT_CODE_MEANINGS.map((e) => `  ${String(e.code).padEnd(4)} ${e.when}`).join('\n')}\n`;
+
+function flagLines(flags: Readonly<Record<string, { type: string; description: string }>>): string[] {
+  return Object.entries(flags).map(([name, f]) => `  --${`${name}${f.type === 'boolean' ? '' : ` ${f.type.toUpperCase()}`}`.padEnd(23)} ${f.description}`);
+}
 
 /**
- * `--help` of a task: the common flags, the task's own flags, its vars with what fits and their
- * defaults, and the exit codes. Built from the task alone: nothing connects, no inventory loads.
+ * `--help` of a task: the common flags, the task's own flags and the program's output flags, its
+ * vars with what fits and their defaults, and the exit codes. Built from the task alone: nothing
+ * connects, no inventory loads.
  *
  * @example usage(task.flags, task.vars)
  */
-export function usage(flags: Readonly<Record<string, TaskFlag>> = {}, vars: Shape = {}): string {
-  const own = Object.entries(flags).map(([name, f]) => `  --${`${name}${f.type === 'boolean' ? '' : ` ${f.type.toUpperCase()}`}`.padEnd(23)} ${f.description}`);
+export function usage(flags: Readonly<Record<string, TaskFlag>> = {}, vars: Shape = {}, outputs: Readonly<Record<string, OutputFlag>> = {}): string {
+  const own = flagLines({ ...flags, ...outputs });
   const declared = describeShape(vars);
   const width = Math.max(23, ...declared.map((d) => d.name.length));
   return [
@@ -68,24 +76,13 @@ export function usage(flags: Readonly<Record<string, TaskFlag>> = {}, vars: Shap
   ].join('\n');
 }
 
-/** The flags every tackle program that reaches hosts takes (tasks and report scripts alike). */
-export const HOST_FLAGS = {
-  inventory: { type: 'string', default: './inventory.ts' },
-  limit: { type: 'string' },
-  concurrency: { type: 'string', default: '10' },
-  'accept-new-host-keys': { type: 'boolean', default: false },
-  help: { type: 'boolean', short: 'h', default: false },
-} as const;
-
-/** `--concurrency` as a whole number ≥ 1; a TypeError otherwise. */
-export function parseConcurrency(value: unknown): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new TypeError(`--concurrency must be a whole number ≥ 1, got ${String(value)}`);
-  return n;
-}
-
-/** Parses argv; throws a TypeError with a plain message on a usage error. */
-export function parseCliArgs(argv: readonly string[], flags: Readonly<Record<string, TaskFlag>> = {}): CliOptions {
+/**
+ * Parses argv: the common flags, the task's `flags` (their values become vars) and the program's
+ * `outputs` (kept apart, in `outputs`). Throws a TypeError with a plain message on a usage error.
+ *
+ * @example parseCliArgs(['--limit', 'web', '--prometheus', 'x.prom'], {}, { prometheus: { type: 'string', description: '…' } }).outputs // { prometheus: 'x.prom' }
+ */
+export function parseCliArgs(argv: readonly string[], flags: Readonly<Record<string, TaskFlag>> = {}, outputs: Readonly<Record<string, OutputFlag>> = {}): CliOptions {
   let values;
   try {
     ({ values } = parseArgs({
@@ -93,7 +90,11 @@ export function parseCliArgs(argv: readonly string[], flags: Readonly<Record<str
       strict: true,
       allowPositionals: false,
       options: {
-        ...HOST_FLAGS,
+        inventory: { type: 'string', default: './inventory.ts' },
+        limit: { type: 'string' },
+        concurrency: { type: 'string', default: '10' },
+        'accept-new-host-keys': { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
         'dry-run': { type: 'boolean', default: false },
         diff: { type: 'boolean', default: false },
         json: { type: 'string' },
@@ -103,12 +104,14 @@ export function parseCliArgs(argv: readonly string[], flags: Readonly<Record<str
         var: { type: 'string', multiple: true, default: [] },
         'lock-timeout': { type: 'string', default: '300' },
         ...Object.fromEntries(Object.entries(flags).map(([name, f]) => [name, { type: f.type === 'boolean' ? ('boolean' as const) : ('string' as const) }])),
+        ...Object.fromEntries(Object.entries(outputs).map(([name, f]) => [name, { type: f.type }])),
       },
     }));
   } catch (err) {
     throw new TypeError((err as Error).message);
   }
-  const concurrency = parseConcurrency(values.concurrency);
+  const concurrency = Number(values.concurrency);
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new TypeError(`--concurrency must be a whole number ≥ 1, got ${values.concurrency}`);
   const vars: Record<string, unknown> = {};
   for (const pair of values.var as string[]) {
     const eq = pair.indexOf('=');
@@ -120,6 +123,10 @@ export function parseCliArgs(argv: readonly string[], flags: Readonly<Record<str
     if (value === undefined) continue;
     if (f.type === 'number' && !Number.isFinite(Number(value))) throw new TypeError(`--${name} takes a number, got ${JSON.stringify(value)}`);
     vars[f.var ?? name] = f.type === 'number' ? Number(value) : value;
+  }
+  for (const [name, f] of Object.entries(outputs)) {
+    // `--prometheus=` would only fail after the run, when the file cannot be written.
+    if (f.type === 'string' && (values as Record<string, unknown>)[name] === '') throw new TypeError(`--${name} takes a value, got ""`);
   }
   const lockTimeout = Number(values['lock-timeout']);
   if (!(lockTimeout >= 0) || !Number.isFinite(lockTimeout)) throw new TypeError(`--lock-timeout takes a number of seconds ≥ 0, got ${JSON.stringify(values['lock-timeout'])}`);
@@ -140,6 +147,8 @@ export function parseCliArgs(argv: readonly string[], flags: Readonly<Record<str
     ...(maxFail !== undefined ? { maxFail } : {}),
     vars,
     lockTimeout,
+    // parseArgs typed these by their declared type (string or boolean) above.
+    outputs: Object.fromEntries(Object.keys(outputs).map((name) => [name, (values as Record<string, unknown>)[name] as string | boolean | undefined])),
   };
 }
 

@@ -3,22 +3,47 @@ import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { connectContext, openConnection } from '../connection/open.ts';
 import { checkVars, runTask, varWarnings } from '../engine/runner.ts';
+import { EXIT, exitCodeOf, toJsonReport, type JsonReport } from '../engine/report.ts';
 import type { Task } from '../engine/task.ts';
 import type { Inventory, InventoryHost, Vars } from '../inventory/inventory.ts';
 import { loadInventoryFile } from '../inventory/load.ts';
 import { selectHosts } from '../inventory/select.ts';
-import { parseCliArgs, usage, type CliOptions } from './args.ts';
-import { exitCodeOf, toJsonReport, type JsonReport } from './report.ts';
-import { formatChanges, formatRecap, liveView, painter, type CliStreams } from './ui.ts';
+import { parseCliArgs, usage, type CliOptions, type OutputFlag } from './args.ts';
+import { formatChanges, formatRecap, liveView, painter, type CliStreams, type Paint } from './ui.ts';
 
-/** What the CLI needs from the process; task files pass `process` parts in explicitly. */
+/** What the CLI needs from the process: {@link runIfMain} passes this process's parts, tests their own. */
 export interface CliIo extends CliStreams {
   argv: readonly string[];
   cwd: string;
-  /** Called with the report after the run, e.g. by a script that alerts on failures. */
-  onReport?: (report: JsonReport) => Promise<void>;
   /** Where Ctrl-C and SIGTERM arrive (usually `process`). */
   signals?: { on(event: StopSignal, listener: () => void): unknown; removeListener(event: StopSignal, listener: () => void): unknown };
+}
+
+/**
+ * What a program adds to the end of a run: flags of its own that are not vars (`--prometheus
+ * FILE`), the text people read in place of the recap (a report's table), and further outputs with
+ * the exit code (a metrics file, a webhook). The report, the JSON and the exit-code table stay the
+ * one CLI's.
+ *
+ * @example
+ * await runIfMain(import.meta, healthTask, { render: (report) => table(report), finish: async (report, end) => end.code || severityCode(report) });
+ */
+export interface CliOutput {
+  flags?: Readonly<Record<string, OutputFlag>>;
+  /** Written after the run in place of the recap (to stderr with `--json -`); `recap` is the text it replaces. */
+  render?(report: JsonReport, paint: Paint, recap: string): string;
+  /** After the report was written: further outputs, and the exit code, given the run's own (`end.code`). */
+  finish?(report: JsonReport, end: OutputEnd): Promise<number>;
+}
+
+/** What {@link CliOutput.finish} gets besides the report. */
+export interface OutputEnd {
+  /** The run's exit code (see EXIT). */
+  code: number;
+  /** The values of {@link CliOutput.flags}, by name. */
+  flags: Readonly<Record<string, string | boolean | undefined>>;
+  cwd: string;
+  stderr: NodeJS.WritableStream;
 }
 
 /** The signals that interrupt a run: Ctrl-C, and SIGTERM (systemd stop, `timeout`, `kill`). */
@@ -59,25 +84,26 @@ function watchSignals(io: CliIo) {
 }
 
 /**
- * Runs a task as a command-line program and returns the exit code:
- * 0 every host ok or changed, 2 any host failed or unreachable, 1 usage,
- * inventory or task errors found before any host was contacted, 130 after Ctrl-C, 143 after SIGTERM.
+ * Runs a task as a command-line program and returns the exit code (EXIT): 0 every host ok or
+ * changed, 2 any host failed or unreachable, 1 usage, inventory or task errors found before any
+ * host was contacted, 130 after Ctrl-C, 143 after SIGTERM; `output` may add its own (a report's 3).
  *
  * @example
- * if (isMain(import.meta.url, process.argv)) process.exitCode = await runCli(task, cliIo(process));
+ * process.exitCode = await runCli(task, { argv: ['--dry-run'], cwd: '/srv/infra', env: {}, stdout, stderr });
  */
-export async function runCli<V extends Vars>(task: Task<V>, io: CliIo): Promise<number> {
+export async function runCli<V extends Vars>(task: Task<V>, io: CliIo, output: CliOutput = {}): Promise<number> {
   const paint = painter(io);
   let opts: CliOptions;
+  const help = () => usage(task.flags, task.vars, output.flags);
   try {
-    opts = parseCliArgs(io.argv, task.flags);
+    opts = parseCliArgs(io.argv, task.flags, output.flags);
   } catch (err) {
-    io.stderr.write(`${(err as Error).message}\n\n${usage(task.flags, task.vars)}`);
-    return 1;
+    io.stderr.write(`${(err as Error).message}\n\n${help()}`);
+    return EXIT.usage;
   }
   if (opts.help) {
-    io.stdout.write(usage(task.flags, task.vars));
-    return 0;
+    io.stdout.write(help());
+    return EXIT.ok;
   }
   let inventory: Inventory;
   let hosts: InventoryHost[];
@@ -90,24 +116,26 @@ export async function runCli<V extends Vars>(task: Task<V>, io: CliIo): Promise<
     checkVars(task, hosts);
   } catch (err) {
     io.stderr.write(`${paint(31, 'error:')} ${(err as Error).message}\n`);
-    return 1;
+    return EXIT.usage;
   }
 
   const signals = watchSignals(io);
   try {
-    return await run(task, io, opts, inventory, hosts, signals);
+    return await run(task, io, opts, output, inventory, hosts, signals);
   } finally {
     signals.dispose();
   }
 }
 
 /** The run itself, under watched signals: live view, recap, report, exit code. */
-async function run<V extends Vars>(task: Task<V>, io: CliIo, opts: CliOptions, inv: Inventory, hosts: InventoryHost[], signals: ReturnType<typeof watchSignals>): Promise<number> {
-  const paint = painter(io);
+async function run<V extends Vars>(task: Task<V>, io: CliIo, opts: CliOptions, output: CliOutput, inv: Inventory, hosts: InventoryHost[], signals: ReturnType<typeof watchSignals>): Promise<number> {
+  // With `--json -` stdout carries the report alone; what people read goes to stderr.
+  const human: CliStreams = opts.json === '-' ? { ...io, stdout: io.stderr } : io;
+  const paint = painter(human);
   const ctx = connectContext(io.env, { acceptNewHostKeys: opts.acceptNewHostKeys });
   const view = liveView(
     hosts.map((h) => h.name),
-    io,
+    human,
     { dryRun: opts.dryRun },
   );
   const result = await runTask(task, hosts, {
@@ -123,16 +151,33 @@ async function run<V extends Vars>(task: Task<V>, io: CliIo, opts: CliOptions, i
   });
   await view.closed;
 
-  if (opts.dryRun || opts.diff || opts.verbose) io.stdout.write(formatChanges(result, opts, paint));
-  io.stdout.write(formatRecap(result, paint));
+  if (opts.dryRun || opts.diff || opts.verbose) human.stdout.write(formatChanges(result, opts, paint));
   const report = toJsonReport(result);
-  if (opts.json) {
+  const recap = formatRecap(result, paint);
+  human.stdout.write(output.render ? output.render(report, paint, recap) : recap);
+  const json = `${JSON.stringify(report, null, 2)}\n`;
+  if (opts.json === '-') io.stdout.write(json);
+  else if (opts.json) {
     const file = resolve(io.cwd, opts.json);
     await mkdir(dirname(file), { recursive: true });
-    await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+    await writeFile(file, json);
   }
-  await io.onReport?.(report);
-  return exitCodeOf(result, signals.received());
+  const code = exitCodeOf(result, signals.received());
+  return output.finish ? output.finish(report, { code, flags: opts.outputs, cwd: io.cwd, stderr: io.stderr }) : code;
+}
+
+/**
+ * The last line of every task file and script: when the module is the program node was started
+ * with, runs it on this process (its arguments, working directory, environment, streams and
+ * signals) and sets the exit code. `program` is a task (run by {@link runCli} with `output`), or a
+ * script's own main that calls runCli itself and returns the exit code.
+ *
+ * @example await runIfMain(import.meta, provision);
+ */
+export async function runIfMain<V extends Vars>(meta: { url: string }, program: Task<V> | ((io: CliIo) => Promise<number>), output?: CliOutput): Promise<void> {
+  if (!isMain(meta.url, process.argv)) return;
+  const io: CliIo = { argv: process.argv.slice(2), cwd: process.cwd(), env: process.env, stdout: process.stdout, stderr: process.stderr, signals: process };
+  process.exitCode = typeof program === 'function' ? await program(io) : await runCli(program, io, output);
 }
 
 /** True when the module at `moduleUrl` is the script node was started with. */

@@ -11,7 +11,8 @@ export interface CliStreams {
   env: Readonly<Record<string, string | undefined>>;
 }
 
-type Paint = (code: number, text: string) => string;
+/** Colours text with an SGR code when the stream is a terminal and NO_COLOR is unset; identity otherwise. */
+export type Paint = (code: number, text: string) => string;
 
 function painter(io: CliStreams): Paint {
   const color = io.stdout.isTTY === true && io.env.NO_COLOR === undefined;

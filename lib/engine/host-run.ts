@@ -1,6 +1,6 @@
 import { assertOk, type Connection } from '../connection/connection.ts';
 import { TackleError } from '../errors.ts';
-import type { Fact } from '../facts/fact.ts';
+import type { Fact, FactValue } from '../facts/fact.ts';
 import type { Vars } from '../inventory/inventory.ts';
 import { gatherFacts } from '../facts/gather.ts';
 import type { PendingHandlers } from './pending-handlers.ts';
@@ -80,10 +80,20 @@ export class HostRun<V extends Vars> implements HostContext<V> {
 
   /** A fact's value; in a dry-run the planned one, or the host's as it is now when earlier changes leave it unknown. */
   async fact<T>(fact: Fact<T>): Promise<T> {
-    const [value] = await this.#facts([fact]);
-    if (value !== UNKNOWN) return value as T;
-    const [now] = await gatherFacts(this.connection, [fact]);
-    return now as T;
+    const [value] = await this.facts([fact]);
+    return value as T;
+  }
+
+  /** Several facts in one round trip, each as {@link fact} gives it. */
+  async facts<const F extends readonly Fact<unknown>[]>(facts: F): Promise<{ -readonly [K in keyof F]: FactValue<F[K]> }> {
+    const values = await this.#facts(facts);
+    const unknown = facts.filter((_, i) => values[i] === UNKNOWN);
+    if (unknown.length > 0) {
+      const now = await gatherFacts(this.connection, unknown);
+      let next = 0;
+      values.forEach((v, i) => v === UNKNOWN && (values[i] = now[next++]));
+    }
+    return values as { -readonly [K in keyof F]: FactValue<F[K]> };
   }
 
   /** The values of these facts, reading in one batch those not known yet and the stale ones the next steps need. */

@@ -7,7 +7,7 @@ import { VarError, checkShape, strayVars, type StrayVar } from '../inventory/var
 import { takeHostLock, type HeldLock } from './host-lock.ts';
 import { HostRun, Interrupted, StepFailed, asTackleError, type StepResult } from './host-run.ts';
 import { PendingHandlers, readHostState, readStateScript, type HandlerReport, type HostState } from './pending-handlers.ts';
-import type { Task } from './task.ts';
+import type { HostContext, Task } from './task.ts';
 
 export type HostStatus = 'ok' | 'changed' | 'failed' | 'unreachable' | 'skipped';
 
@@ -19,6 +19,8 @@ export interface HostResult {
   error?: TackleError;
   /** Handler notifications found pending, run, or left pending on the host; absent when there were none. */
   handlers?: HandlerReport;
+  /** What the task body resolved with (a report's findings); absent when it resolved with nothing. */
+  data?: unknown;
 }
 
 export interface RunResult {
@@ -172,6 +174,7 @@ export function batches<T>(hosts: readonly T[], serial?: number | `${number}%`):
 
 async function runHost<V extends Vars>(task: Task<V>, host: InventoryHost, vars: V, options: RunOptions, emit: (e: RunEvent) => void): Promise<HostResult> {
   const t0 = performance.now();
+  let data: unknown;
   const done = (status: HostStatus, steps: StepResult[], error?: TackleError, handlers?: HandlerReport): HostResult => ({
     name: host.name,
     status,
@@ -179,6 +182,7 @@ async function runHost<V extends Vars>(task: Task<V>, host: InventoryHost, vars:
     steps,
     ...(error ? { error } : {}),
     ...(handlers && handlers.earlier.length + handlers.ran.length + handlers.outstanding.length > 0 ? { handlers } : {}),
+    ...(data !== undefined ? { data } : {}),
   });
   const failed = (error: TackleError): HostStatus => (error.phase === 'connect' ? 'unreachable' : 'failed');
   if (options.signal?.aborted) return done('skipped', []);
@@ -194,7 +198,7 @@ async function runHost<V extends Vars>(task: Task<V>, host: InventoryHost, vars:
   let lock: HeldLock | undefined;
   let state: HostState;
   try {
-    ({ lock, state } = await hostState(task.name, host, options, `task ${task.name} from ${by}`, conn));
+    ({ lock, state } = await hostState(task, host, options, `task ${task.name} from ${by}`, conn));
   } catch (err) {
     await conn.close().catch(() => {});
     if (err instanceof Interrupted) return done('skipped', []);
@@ -208,7 +212,8 @@ async function runHost<V extends Vars>(task: Task<V>, host: InventoryHost, vars:
     host.groups,
     vars,
     conn,
-    options.dryRun ?? false,
+    // A read-only task's steps are only planned: the dry-run's code path guarantees nothing is applied.
+    (options.dryRun ?? false) || task.readOnly,
     options.signal,
     (e) => emit(e.type === 'step:start' ? { type: 'step:start', host: host.name, step: e.step } : { type: 'step:end', host: host.name, step: e.step }),
     () => options.connect(host),
@@ -218,7 +223,7 @@ async function runHost<V extends Vars>(task: Task<V>, host: InventoryHost, vars:
   );
   let error: TackleError | undefined;
   try {
-    await task.run(run, task.handler);
+    data = await task.run(task.readOnly ? readOnly(run, task.name) : run, task.handler);
     await run.settled('the task body');
     // Handlers run in the order the task defines them, once, and only after the body succeeded:
     // those notified now and those an earlier run recorded and never got to. Not after a failed
@@ -249,13 +254,16 @@ async function runHost<V extends Vars>(task: Task<V>, host: InventoryHost, vars:
 
 /**
  * Before a host's first step: a real run takes the host's lock and reads the pending handler
- * records in the same round trip. A dry-run only reads the records: it changes nothing, so it
- * has no work to lose, and it must never hold up a real run (nor wait minutes behind one to
- * show a plan); its plan may be stale if a real run is under way, as any plan may be.
+ * records in the same round trip. A dry-run only reads the records, a read-only task not even
+ * those: it changes nothing, so it has no work to lose, and it must never hold up a real run
+ * (nor wait minutes behind one to show a plan); its plan may be stale if a real run is under
+ * way, as any plan may be.
  */
-async function hostState(task: string, host: InventoryHost, options: RunOptions, holder: string, conn: Connection): Promise<{ lock?: HeldLock; state: HostState }> {
+async function hostState<V extends Vars>(task: Task<V>, host: InventoryHost, options: RunOptions, holder: string, conn: Connection): Promise<{ lock?: HeldLock; state: HostState }> {
   const paths = options.hostPaths?.(host);
-  const read = readStateScript(task, paths?.state);
+  // A read-only task has no handlers (defineTask refuses them), so no records of its own: one round trip saved.
+  if (task.readOnly) return { state: { dir: '', pending: [] } };
+  const read = readStateScript(task.name, paths?.state);
   if (options.dryRun) return { state: await readHostState(conn, read) };
   const lock = await takeHostLock(
     conn,
@@ -263,4 +271,24 @@ async function hostState(task: string, host: InventoryHost, options: RunOptions,
     read,
   );
   return { lock, state: lock.state };
+}
+
+/** What a read-only task's body sees: the host, whose steps may plan but never change (the step that would fails the host). */
+function readOnly<V extends Vars>(run: HostRun<V>, task: string): HostContext<V> {
+  return {
+    name: run.name,
+    groups: run.groups,
+    vars: run.vars,
+    dryRun: run.dryRun,
+    fact: (fact) => run.fact(fact),
+    facts: (facts) => run.facts(facts),
+    async run(op) {
+      const outcome = await run.run(op);
+      if (outcome === 'changed') throw new TackleError({ phase: 'task', step: op.name, reason: `task ${task} is read-only, and step "${op.name}" would change the host; nothing was changed` });
+      return outcome;
+    },
+    async runSteps(ops) {
+      for (const op of ops) await this.run(op);
+    },
+  };
 }

@@ -1,4 +1,4 @@
-import type { Fact } from '../facts/fact.ts';
+import type { Fact, FactValue } from '../facts/fact.ts';
 import type { InferShape, Shape } from '../inventory/vars.ts';
 import type { Vars } from '../inventory/inventory.ts';
 import type { HandlerRef, Operation } from '../ops/operation.ts';
@@ -30,6 +30,8 @@ export interface HostContext<V extends Vars = Vars> {
   run(op: Operation): Promise<'ok' | 'changed'>;
   /** Reads a fact (cached for the run until a change on this host). */
   fact<T>(fact: Fact<T>): Promise<T>;
+  /** Reads several facts in one round trip (those not cached yet), in order. @example const [disk, load] = await host.facts([diskUsage(), loadAverage()]); */
+  facts<const F extends readonly Fact<unknown>[]>(facts: F): Promise<{ -readonly [K in keyof F]: FactValue<F[K]> }>;
   /**
    * Runs steps planned as a whole (what a task's `steps` returns): their facts in one round
    * trip, each planned against the state the earlier ones leave. Resolves once all are done;
@@ -62,12 +64,22 @@ interface TaskSpecBase<S extends Shape, H extends string> {
   handlers?: { readonly [K in H]: Handler<InferShape<S>> };
   /** Command-line flags of this task (`--ref v1.2`); each sets a var on every host. */
   flags?: Readonly<Record<string, TaskFlag>>;
+  /**
+   * A report that only reads (scripts/health.ts): it takes no host lock, so it never waits behind
+   * a real run nor holds one up, and it changes nothing: its steps are only planned, and a step
+   * that would change something fails the host. It has no handlers.
+   */
+  readOnly?: boolean;
 }
 
 /** A task as a body that runs steps one by one and may branch on their results (deploy, restore). */
 export interface RunTaskSpec<S extends Shape, H extends string = never> extends TaskSpecBase<S, H> {
-  /** The task body; `handler('reload nginx')` is what `notify` takes. Await every `host.run`: one step at a time per host. */
-  run(host: HostContext<InferShape<S>>, handler: HandlerLookup<H>): Promise<void>;
+  /**
+   * The task body; `handler('reload nginx')` is what `notify` takes. Await every `host.run`: one
+   * step at a time per host. What it resolves with (a report's findings) is the host's `data` in
+   * the result and the JSON report.
+   */
+  run(host: HostContext<InferShape<S>>, handler: HandlerLookup<H>): Promise<unknown>;
   steps?: never;
 }
 
@@ -88,12 +100,14 @@ export interface Task<V extends Vars = Vars, H extends string = string> {
   readonly kind: 'tackle.task';
   readonly name: string;
   readonly vars: Shape;
-  run(host: HostContext<V>, handler: HandlerLookup<H>): Promise<void>;
+  run(host: HostContext<V>, handler: HandlerLookup<H>): Promise<unknown>;
   /** Handler bodies as the runner runs them (a handler given as steps runs them planned as a whole). */
   readonly handlers: Readonly<Record<H, (host: HostContext<V>) => Promise<unknown>>>;
   /** A handler of this task for `notify` outside its body (a helper building steps, say); a TypeError for a name it lacks. */
   handler(name: H): HandlerRef<H>;
   readonly flags: Readonly<Record<string, TaskFlag>>;
+  /** Reads only: no host lock, no change (see the spec's `readOnly`). */
+  readonly readOnly: boolean;
 }
 
 /** The vars type a task needs, for typing an inventory: `defineInventory<VarsOf<typeof task>>(…)`. */
@@ -126,6 +140,7 @@ export function defineTask<S extends Shape = Record<never, never>, H extends str
   for (const [name, body] of Object.entries(given)) {
     if (typeof body !== 'function') throw new TypeError(`task ${spec.name}: handler "${name}" must be a function`);
   }
+  if (spec.readOnly && Object.keys(given).length > 0) throw new TypeError(`task ${spec.name} is read-only: it changes nothing, so it has no handlers`);
   // A handler that returns steps runs them planned as a whole, like the task's own.
   const handlers = Object.fromEntries(
     Object.entries<Handler<InferShape<S>>>(given).map(([name, body]) => [
@@ -144,7 +159,7 @@ export function defineTask<S extends Shape = Record<never, never>, H extends str
     throw new TypeError(`task ${spec.name} has no handler ${JSON.stringify(name)} (${handlerList(spec.name, [...refs.keys()])})`);
   };
   const run = steps ? (host: HostContext<InferShape<S>>) => host.runSteps(stepList(`task ${spec.name}: steps`, steps(host, handler))) : (spec.run as RunTaskSpec<S, H>['run']);
-  return { kind: 'tackle.task', name: spec.name, vars: spec.vars ?? {}, run, handlers, handler, flags: spec.flags ?? {} };
+  return { kind: 'tackle.task', name: spec.name, vars: spec.vars ?? {}, run, handlers, handler, flags: spec.flags ?? {}, readOnly: spec.readOnly ?? false };
 }
 
 /** The operations of a step list, conditions that left a step out dropped; anything else is a TypeError. */

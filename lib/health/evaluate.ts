@@ -253,8 +253,8 @@ export function worst(severities: readonly Severity[]): Severity {
   return severities.reduce<Severity>((a, b) => (RANK[b] > RANK[a] ? b : a), 'ok');
 }
 
-/** Exit code by the worst severity: 0 ok, 1 warning, 2 critical (the Nagios convention). @example exitCodeForSeverity('warning') // 1 */
-export function exitCodeForSeverity(s: Severity): 0 | 1 | 2 {
+/** A severity as a number for metrics: 0 ok, 1 warning, 2 critical. @example severityRank('warning') // 1 */
+export function severityRank(s: Severity): 0 | 1 | 2 {
   return RANK[s] as 0 | 1 | 2;
 }
 

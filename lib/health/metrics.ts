@@ -2,7 +2,7 @@
 // --prometheus FILE): every check's severity, and the measured number behind the checks that
 // have one, in base units (ratios, not percent; expiry as a Unix time).
 import type { Metric, Sample } from '../metrics/textfile.ts';
-import { exitCodeForSeverity, type HealthCheck, type HostHealth } from './evaluate.ts';
+import { severityRank, type HealthCheck, type HostHealth } from './evaluate.ts';
 
 /** A metric for the checks that have a figure: its name, HELP, labels beside `host`, and the figure in base units. */
 interface Figure {
@@ -46,8 +46,8 @@ export function healthMetrics(hosts: readonly HostHealth[], at: Date): Metric[] 
   return [
     { name: 'tackle_health_last_run_timestamp_seconds', help: 'Unix time at which the health report read the hosts.', type: 'gauge', samples: [{ labels: {}, value: at.getTime() / 1000 }] },
     { name: 'tackle_health_up', help: '1 if the host could be read, 0 if not.', type: 'gauge', samples: hosts.map((h) => ({ labels: { host: h.host }, value: h.error === undefined ? 1 : 0 })) },
-    { name: 'tackle_health_severity', help: 'Worst severity of the host: 0 ok, 1 warning, 2 critical.', type: 'gauge', samples: hosts.map((h) => ({ labels: { host: h.host }, value: exitCodeForSeverity(h.severity) })) },
-    { name: 'tackle_health_check_severity', help: 'Severity of one check: 0 ok, 1 warning, 2 critical.', type: 'gauge', samples: hosts.flatMap((h) => h.checks.map((c) => ({ labels: checkLabels(h.host, c), value: exitCodeForSeverity(c.severity) }))) },
+    { name: 'tackle_health_severity', help: 'Worst severity of the host: 0 ok, 1 warning, 2 critical.', type: 'gauge', samples: hosts.map((h) => ({ labels: { host: h.host }, value: severityRank(h.severity) })) },
+    { name: 'tackle_health_check_severity', help: 'Severity of one check: 0 ok, 1 warning, 2 critical.', type: 'gauge', samples: hosts.flatMap((h) => h.checks.map((c) => ({ labels: checkLabels(h.host, c), value: severityRank(c.severity) }))) },
     ...[...new Set(Object.values(FIGURES))].map((f): Metric => ({ name: f.name, help: f.help, type: 'gauge', samples: figures.get(f.name) ?? [] })),
   ];
 }

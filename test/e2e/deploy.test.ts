@@ -82,9 +82,9 @@ t.test('rollback.ts returns a host to the previous release, and releases.ts show
   t.match(await live('lab2'), /-a$/);
   t.match((await records('lab2')).at(-1), { action: 'rollback', result: 'ok', ref: 'a', previous: /-b$/ });
 
-  const json = await run(process.execPath, ['--import', 'tsx', 'scripts/releases.ts', '--inventory', inventory, '--json']);
+  const json = await run(process.execPath, ['--import', 'tsx', 'scripts/releases.ts', '--inventory', inventory, '--json', '-']);
   t.equal(json.code, 0, json.stderr);
-  const hosts = (JSON.parse(json.stdout) as { hosts: Array<{ host: string; current: string; releases: string[]; records: Array<{ result: string; action: string }> }> }).hosts;
+  const hosts = (JSON.parse(json.stdout) as { hosts: Array<{ data: { host: string; current: string; releases: string[]; records: Array<{ result: string; action: string }> } }> }).hosts.map((h) => h.data);
   t.match(hosts.find((h) => h.host === 'lab2'), { current: /-a$/, records: [{ result: 'ok' }, { result: 'ok' }, { action: 'rollback', result: 'ok' }] });
   t.match(hosts.find((h) => h.host === 'lab1'), { current: /-b$/, releases: [/-a$/, /-b$/, /-c$/] });
   t.same(hosts.find((h) => h.host === 'lab1')?.records.map((x) => x.result), ['ok', 'ok', 'rolled-back']);

@@ -183,8 +183,8 @@ if (isMain(import.meta.url, process.argv)) process.exitCode = await runCli(task,
   const connect = async (from: string, address: string) =>
     (await sh1(from, `python3 -c "import socket; s=socket.socket(); s.settimeout(3); print('open' if s.connect_ex(('${address}', 5432)) == 0 else 'closed')"`)).trim();
   const health = async () => {
-    const r = await run(process.execPath, ['--import', 'tsx', 'scripts/health.ts', '--inventory', inventory, '--limit', 'lab1', '--json'], { timeoutMs: 120_000 });
-    return { code: r.code, checks: (JSON.parse(r.stdout) as { hosts: Array<{ checks: Array<{ check: string; subject: string; value: string; severity: string }> }> }).hosts[0]?.checks.filter((c) => c.check === 'docker port' && c.subject.endsWith('(pgpub)')) };
+    const r = await run(process.execPath, ['--import', 'tsx', 'scripts/health.ts', '--inventory', inventory, '--limit', 'lab1', '--json', '-'], { timeoutMs: 120_000 });
+    return { code: r.code, checks: (JSON.parse(r.stdout) as { hosts: Array<{ data?: { checks: Array<{ check: string; subject: string; value: string; severity: string }> } }> }).hosts[0]?.data?.checks.filter((c) => c.check === 'docker port' && c.subject.endsWith('(pgpub)')) };
   };
 
   await writeTask(false);

@@ -3,7 +3,7 @@
 // plans and runs all ok, and it costs one round trip for all the facts of the task.
 import { readFile } from 'node:fs/promises';
 import t from 'tap';
-import type { JsonReport } from '../../lib/cli/report.ts';
+import type { JsonReport } from '../../lib/engine/report.ts';
 import type { Connection } from '../../lib/connection/connection.ts';
 import { openConnection } from '../../lib/connection/open.ts';
 import { runTask } from '../../lib/engine/runner.ts';

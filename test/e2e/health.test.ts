@@ -31,17 +31,20 @@ const inventory = await labInventory(lab, {
 });
 const healthCli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'scripts/health.ts', '--inventory', inventory, ...args], { timeoutMs: 120_000 });
 
+// The one CLI's JSON report; each host's findings are its `data`.
 interface Report {
-  severity: string;
-  hosts: Array<{ host: string; severity: string; checks: Array<{ check: string; subject: string; value: string; severity: string }> }>;
+  task: string;
+  hosts: Array<{ name: string; status: string; data?: { host: string; severity: string; checks: Array<{ check: string; subject: string; value: string; severity: string }> } }>;
 }
-const check = (r: Report, host: string, name: string, subject = '') => r.hosts.find((h) => h.host === host)?.checks.find((c) => c.check === name && c.subject === subject);
+const check = (r: Report, host: string, name: string, subject = '') => r.hosts.find((h) => h.name === host)?.data?.checks.find((c) => c.check === name && c.subject === subject);
+const severities = (r: Report) => r.hosts.map((h) => [h.name, h.data?.severity]);
 
-t.test('a healthy fleet with a certificate 10 days from expiry: warning, exit 1', async (t) => {
-  const r = await healthCli('--json');
-  t.equal(r.code, 1, 'exit code 1: a warning', { stdout: r.stdout.slice(-3000), stderr: r.stderr });
+t.test('a healthy fleet with a certificate 10 days from expiry: warning, exit 3', async (t) => {
+  const r = await healthCli('--json', '-');
+  t.equal(r.code, 3, 'exit code 3: a warning', { stdout: r.stdout.slice(-3000), stderr: r.stderr });
   const report = JSON.parse(r.stdout) as Report;
-  t.equal(report.severity, 'warning');
+  t.match(report, { task: 'health', hosts: [{ name: 'lab1', status: 'ok' }, { name: 'lab2', status: 'ok' }] });
+  t.same(severities(report), [['lab1', 'ok'], ['lab2', 'warning']]);
   t.match(check(report, 'lab1', 'disk', '/mnt/small'), { value: /^0 % used/, severity: 'ok' });
   t.match(check(report, 'lab1', 'disk', '/'), { severity: 'ok' });
   t.match(check(report, 'lab1', 'memory'), { value: /^[\d.]+ % used \(/ });
@@ -55,24 +58,25 @@ t.test('a healthy fleet with a certificate 10 days from expiry: warning, exit 1'
 
 t.test('a filesystem filled past its threshold: critical, exit 2', async (t) => {
   t.equal((await lab.ssh('lab1', 'dd if=/dev/zero of=/mnt/small/fill bs=1k count=950 2>/dev/null; df -P /mnt/small | tail -1')).code, 0);
-  const r = await healthCli('--json');
+  const r = await healthCli('--json', '-');
   t.equal(r.code, 2, 'exit code 2: critical', { stdout: r.stdout.slice(-3000) });
   const report = JSON.parse(r.stdout) as Report;
-  t.match(report, { severity: 'critical', hosts: [{ host: 'lab1', severity: 'critical' }, { host: 'lab2', severity: 'warning' }] });
+  t.same(severities(report), [['lab1', 'critical'], ['lab2', 'warning']]);
   t.match(check(report, 'lab1', 'disk', '/mnt/small'), { value: /^9\d % used \(\d+ KiB free of 1\.0 MiB\)$/, severity: 'critical' });
   const table = await healthCli();
   t.equal(table.code, 2);
-  t.match(table.stdout, /^HOST\s+CHECK\s+VALUE\s+STATUS\n/);
+  t.match(table.stdout, /^HOST\s+CHECK\s+VALUE\s+STATUS\n/m, 'the table in place of the recap');
   t.match(table.stdout, /\n\s+disk \/mnt\/small\s+9\d % used \(\d+ KiB free of 1\.0 MiB\)\s+CRITICAL\n/);
   t.match(table.stdout, /2 host\(s\): 0 ok, 1 warning, 1 critical\n$/);
 });
 
-t.test('an unreachable host is critical; bad settings are a usage error (exit 3)', async (t) => {
+t.test('an unreachable host is critical; bad settings are a vars error (exit 1) as for any task', async (t) => {
   await lab.stop('lab2');
-  const r = await healthCli('--json', '--limit', 'lab2');
+  const r = await healthCli('--json', '-', '--limit', 'lab2');
   t.equal(r.code, 2);
-  t.match(JSON.parse(r.stdout), { severity: 'critical', hosts: [{ host: 'lab2', severity: 'critical', checks: [{ check: 'reachable', value: /lab2|10\.200\.\d+\.12/ }] }] });
+  t.match(JSON.parse(r.stdout), { hosts: [{ name: 'lab2', status: 'unreachable', error: { phase: 'connect' } }] });
+  t.match(r.stderr, /\nlab2\s+reachable\s+.*(lab2|10\.200\.\d+\.12).*CRITICAL\n/, 'the table names it critical');
   const bad = await run(process.execPath, ['--import', 'tsx', 'scripts/health.ts', '--inventory', await labInventory(lab, { lab1: { vars: { health: { disk: { warning: 'high' } } } } })]);
-  t.equal(bad.code, 3);
-  t.match(bad.stderr, /host lab1: var health\.disk\.warning must be a number/);
+  t.equal(bad.code, 1);
+  t.match(bad.stderr, /^error: .*\n {2}- host lab1: var health\.disk\.warning must be a number/m);
 });

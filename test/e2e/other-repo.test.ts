@@ -6,7 +6,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
-import type { JsonReport } from '../../lib/cli/report.ts';
+import type { JsonReport } from '../../lib/engine/report.ts';
 import { run, type RunResult } from '../../lab/exec.ts';
 import { withLab } from '../../lab/lab.ts';
 
@@ -17,7 +17,7 @@ const TIMEOUT = 300_000;
 /** Runs a command in `dir` (GNU env's -C), as a person typing it in that project would. */
 const inDir = (dir: string, argv: readonly string[]): Promise<RunResult> => run('env', ['-C', dir, ...argv], { timeoutMs: TIMEOUT });
 
-const task = (content: string) => `import { defineTask, files, isMain, runCli, v } from 'tackle';
+const task = (content: string) => `import { defineTask, files, runIfMain, v } from 'tackle';
 
 export const motd = defineTask({
   name: 'motd',
@@ -27,10 +27,7 @@ export const motd = defineTask({
   },
 });
 
-if (isMain(import.meta.url, process.argv)) {
-  process.exitCode = await runCli(motd, { argv: process.argv.slice(2), cwd: process.cwd(), env: process.env,
-    stdout: process.stdout, stderr: process.stderr, signals: process });
-}
+await runIfMain(import.meta, motd);
 `;
 
 async function installTackle(): Promise<string> {

@@ -9,7 +9,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t, { type Test } from 'tap';
-import type { JsonReport } from '../../lib/cli/report.ts';
+import type { JsonReport } from '../../lib/engine/report.ts';
 import { withLab } from '../../lab/lab.ts';
 import { labInventory } from './support/cli.ts';
 

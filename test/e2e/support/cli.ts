@@ -2,7 +2,7 @@
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { JsonReport } from '../../../lib/cli/report.ts';
+import type { JsonReport } from '../../../lib/engine/report.ts';
 import type { HostSpec } from '../../../lib/inventory/inventory.ts';
 import { run } from '../../../lab/exec.ts';
 import { writeInventory, type Lab } from '../../../lab/lab.ts';

@@ -13,12 +13,12 @@ const ROOT = resolve(import.meta.dirname, '../../..');
  */
 export async function writeTaskFile(name: string, names: readonly string[], spec: string): Promise<string> {
   const file = join(await mkdtemp(join(tmpdir(), 'tackle-task-')), `${name}.mts`);
-  const imports = [...new Set(['defineTask', 'isMain', 'runCli', ...names])].join(', ');
+  const imports = [...new Set(['defineTask', 'runIfMain', ...names])].join(', ');
   await writeFile(
     file,
     `import { ${imports} } from ${JSON.stringify(join(ROOT, 'lib/index.ts'))};
 const task = defineTask(${spec});
-if (isMain(import.meta.url, process.argv)) process.exitCode = await runCli(task, { argv: process.argv.slice(2), cwd: process.cwd(), env: process.env, stdout: process.stdout, stderr: process.stderr });
+await runIfMain(import.meta, task);
 `,
   );
   return file;

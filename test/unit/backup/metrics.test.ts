@@ -92,6 +92,7 @@ function fakeHost(dryRun: boolean, log: string[]): HostContext<BackupVars> {
     },
     runSteps: async (ops) => void log.push(...ops.map((op) => op.name)),
     fact: async <T>() => ({ kind: 'directory', files: [{ name: 'app-20261130T020000Z.dump', size: 4096, mtimeMs: 0 }, { name: 'shop-20261130T020000Z.dump', size: 512, mtimeMs: 0 }] }) as T,
+    facts: () => Promise.reject(new TypeError('the backup reads its facts one at a time')),
   };
 }
 

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { secret } from '../../../lib/command/command.ts';
-import type { JsonReport } from '../../../lib/cli/report.ts';
+import type { JsonReport } from '../../../lib/engine/report.ts';
 import { failureMessage, postWebhook } from '../../../lib/backup/webhook.ts';
 import { startWebhook } from '../../../lab/webhook.ts';
 

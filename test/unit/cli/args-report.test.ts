@@ -1,6 +1,6 @@
 import t from 'tap';
 import { parseCliArgs } from '../../../lib/cli/args.ts';
-import { exitCodeOf, toJsonReport } from '../../../lib/cli/report.ts';
+import { exitCodeOf, toJsonReport } from '../../../lib/engine/report.ts';
 import { secret, sh } from '../../../lib/command/command.ts';
 import { assertOk } from '../../../lib/connection/connection.ts';
 import type { RunResult } from '../../../lib/engine/runner.ts';

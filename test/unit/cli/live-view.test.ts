@@ -173,5 +173,5 @@ t.test('--help lists the vars with what fits and their defaults, and the exit co
   t.notMatch(help, /hunter2/);
   t.match(help, /\n {2}note +a string \(optional\)\n/);
   t.match(help, /\n {2}site\.upstreams +an array of host:port[^\n]*; default \[\]\n/);
-  t.match(help, /Exit codes:\n {2}0 +every host ok or changed[^\n]*\n {2}1 +usage, inventory[^\n]*\n {2}2 +any host failed or was unreachable[^\n]*\n {2}130 +interrupted with Ctrl-C\n {2}143 +stopped by SIGTERM\n/);
+  t.match(help, /Exit codes:\n {2}0 +every host ok or changed[^\n]*\n {2}1 +usage, inventory[^\n]*\n {2}2 +any host failed or was unreachable[^\n]*\n {2}3 +a report found a warning[^\n]*\n {2}130 +interrupted with Ctrl-C[^\n]*\n {2}143 +stopped by SIGTERM\n/);
 });

@@ -3,7 +3,7 @@ import t from 'tap';
 import type { FactOutput } from '../../../lib/facts/fact.ts';
 import { parseDockerPorts } from '../../../lib/facts/docker.ts';
 import { parseDf, parseFailedUnits, parseLoadavg, parseMeminfo } from '../../../lib/facts/health.ts';
-import { dockerPortChecks, evaluateHealth, exitCodeForSeverity, healthFacts, healthSettings, healthTable, healthVar, unreachableHealth, worst, type HealthFacts } from '../../../lib/health/evaluate.ts';
+import { dockerPortChecks, evaluateHealth, severityRank, healthFacts, healthSettings, healthTable, healthVar, unreachableHealth, worst, type HealthFacts } from '../../../lib/health/evaluate.ts';
 import { checkShape } from '../../../lib/inventory/vars.ts';
 
 // The facts of a real lab host (test/unit/facts/fixtures/health.json): a 1 MiB tmpfs at /mnt/small
@@ -37,7 +37,7 @@ t.test('a real host: the full tmpfs is critical, everything else judged', async 
   t.same(find('memory'), { check: 'memory', subject: '', value: '3.5 % used (22.7 GiB available of 23.5 GiB)', severity: 'ok', figure: 3.5 });
   t.same(find('load'), { check: 'load', subject: '', value: '1.25 1.48 1.4 (2 CPUs)', severity: 'ok', figure: 0.74 });
   t.same(find('failed units'), { check: 'failed units', subject: '', value: 'broken.service', severity: 'warning', figure: 1 });
-  t.equal(exitCodeForSeverity(r.severity), 2);
+  t.equal(severityRank(r.severity), 2);
 });
 
 t.test('thresholds from the inventory: per mount, ignored mounts, load, failed units', async (t) => {
