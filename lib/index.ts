@@ -60,7 +60,7 @@ export { refuse } from './ops/refuse.ts';
 export { apt, APT_LOCK_TIMEOUT_SECONDS, type PackagesOptions } from './ops/apt.ts';
 export { certbot, LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, type CertificateOptions, type LineagePaths } from './ops/certbot.ts';
 export { nginx, renderSite, DEFAULT_ACME_WEBROOT, type DefaultSiteOptions, type NginxTarget, type RateLimit, type SiteLocation, type SiteOptions, type SiteSpec, type Upstreams } from './ops/nginx.ts';
-export { deploy, releaseLayout, type BlueGreenOptions, type ReleaseLayout, type ReleaseOptions, type ReleaseSource, type Restart, type RollbackOptions } from './ops/deploy.ts';
+export { colorUnit, deploy, releaseLayout, rollbackTarget, type BlueGreenOptions, type ReleaseLayout, type ReleaseOptions, type ReleaseSource, type Restart, type RollbackOptions } from './ops/deploy.ts';
 export { health, waitForHealth, type HealthOutcome, type Probe, type WaitOptions } from './ops/health.ts';
 export { files, type DirectoryOptions, type FileOptions, type LineOptions, type LinkOptions, type Mode } from './ops/files.ts';
 export { fail2ban, type DefaultsOptions as Fail2banDefaultsOptions, type JailOptions, type ReloadOptions as Fail2banReloadOptions } from './ops/fail2ban.ts';
@@ -79,9 +79,24 @@ export { pathInfo, type PathInfo, type StoredFile } from './facts/files.ts';
 
 // Backups
 export { selectRetention, dumpName, type Backup, type RetentionPolicy } from './ops/retention.ts';
+export { backupEnv, backupVars, cronVar, webhookEnv, type BackupSecrets, type BackupVars } from './backup/config.ts';
+export { backupMetrics, verifiedMetrics, type VerifiedUpload } from './backup/metrics.ts';
+export { runNightly } from './backup/nightly.ts';
+export { requestOf, restoreDrill, restoreVars, type DrillResult, type RestoreVars } from './backup/restore.ts';
+export { failureMessage, postWebhook } from './backup/webhook.ts';
+
+// Fleet health and releases: reports as read-only tasks
+export { healthTable, type Severity } from './health/evaluate.ts';
+export { healthMetrics } from './health/metrics.ts';
+export { healthExitCode, healthOf, healthTask } from './health/task.ts';
+export { releasesState, type Color, type ReleaseRecord, type ReleasesState } from './facts/deploy.ts';
+
+// Prometheus textfiles (node_exporter)
+export { hostTextfile, renderTextfile, writeTextfile } from './metrics/textfile.ts';
 
 // Command line
 export { runCli, runIfMain, isMain, type CliIo, type CliOutput, type OutputEnd } from './cli/main.ts';
+export { renderTable } from './cli/table.ts';
 export { toJsonReport, exitCodeOf, EXIT, EXIT_CODE_MEANINGS, type JsonReport } from './engine/report.ts';
 
 // Types and constants the signatures and comments above refer to, so that code can name them and
@@ -106,3 +121,10 @@ export type { Paint } from './cli/ui.ts';
 export type { VarAbsent, VarProblem, VarStructure } from './inventory/vars.ts';
 export type { HandlerReport, PendingHandler } from './engine/pending-handlers.ts';
 export type { HostReport, ReportError, StepReport } from './engine/report.ts';
+export type { RestoreRequest, TableCount } from './backup/restore.ts';
+export type { PostResult, WebhookPayload } from './backup/webhook.ts';
+export type { HostRun as BackupHostRun } from './backup/metrics.ts';
+export type { NightlyContext, NightlyHooks, VerifiedDump } from './backup/nightly.ts';
+export type { HealthCheck, HostHealth, HttpEndpoint, TlsEndpoint } from './health/evaluate.ts';
+export { RECORDS_READ, type CurrentRelease, type Release, type ReleaseResult, type Slot } from './facts/deploy.ts';
+export type { Metric, Sample } from './metrics/textfile.ts';

@@ -15,9 +15,7 @@
 // to an upstream the deploy writes; the new release starts on the other port, is checked there,
 // then the upstream is switched with a reload:
 //   service: 'shop@.service', blueGreen: { ports: [3001, 3002], upstream: 'shop', healthPath: '/health' }
-import { Command, TackleError, VarError, VarType, apt, defineTask, raw, runIfMain, sh, v, type InferShape } from '../lib/index.ts';
-import { colorUnit, deploy, type BlueGreenOptions, type ReleaseSource, type Restart } from '../lib/ops/deploy.ts';
-import { health, type Probe } from '../lib/ops/health.ts';
+import { apt, type BlueGreenOptions, colorUnit, Command, defineTask, deploy, health, type InferShape, type Probe, raw, type ReleaseSource, type Restart, runIfMain, sh, TackleError, v, VarError, VarType } from '../lib/index.ts';
 
 /** A command from the inventory: `sh\`…\`` or plain shell text (the inventory is trusted code). */
 const commandVar = new VarType<Command>('a command (sh`…` or shell text)', (value, path) => {

@@ -14,12 +14,7 @@
 //                     services: ['nginx', 'postgresql'], http: ['http://127.0.0.1/health'],
 //                     certificates: ['/etc/letsencrypt/live/example.com/cert.pem'], tls: ['127.0.0.1:443 example.com'] } }
 import { resolve } from 'node:path';
-import { EXIT, runIfMain, type CliOutput } from '../lib/index.ts';
-import { healthTable, type Severity } from '../lib/health/evaluate.ts';
-import { healthMetrics } from '../lib/health/metrics.ts';
-import { healthExitCode, healthOf, healthTask } from '../lib/health/task.ts';
-import { renderTable } from '../lib/cli/table.ts';
-import { renderTextfile, writeTextfile } from '../lib/metrics/textfile.ts';
+import { type CliOutput, EXIT, healthExitCode, healthMetrics, healthOf, healthTable, healthTask, renderTable, renderTextfile, runIfMain, type Severity, writeTextfile } from '../lib/index.ts';
 
 const COLOR: Record<Severity, number> = { ok: 32, warning: 33, critical: 31 };
 

@@ -8,9 +8,7 @@
 //
 // inventory.ts, e.g. the controller itself:
 //   ops: { connection: 'local', vars: { backupSchedule: { workingDirectory: '/srv/tackle' } } }
-import { defineTask, quote, runIfMain, v } from '../lib/index.ts';
-import { cronVar } from '../lib/backup/config.ts';
-import { schedule } from '../lib/ops/schedule.ts';
+import { cronVar, defineTask, quote, runIfMain, schedule, v } from '../lib/index.ts';
 
 export const scheduleVars = {
   backupSchedule: v

@@ -15,13 +15,7 @@
 // ran (usage, inventory, vars or environment error), 130 interrupted.
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { defineTask, EXIT, loadEnv, runCli, runIfMain, secret, type CliIo, type Secret, type Task } from '../lib/index.ts';
-import { backupEnv, backupVars, webhookEnv, type BackupSecrets, type BackupVars } from '../lib/backup/config.ts';
-import { backupMetrics, verifiedMetrics, type VerifiedUpload } from '../lib/backup/metrics.ts';
-import { runNightly } from '../lib/backup/nightly.ts';
-import { hostTextfile, renderTextfile, writeTextfile } from '../lib/metrics/textfile.ts';
-import { failureMessage, postWebhook } from '../lib/backup/webhook.ts';
-import type { JsonReport } from '../lib/engine/report.ts';
+import { backupEnv, backupMetrics, type BackupSecrets, type BackupVars, backupVars, type CliIo, defineTask, EXIT, failureMessage, hostTextfile, type JsonReport, loadEnv, postWebhook, renderTextfile, runCli, runIfMain, runNightly, type Secret, secret, type Task, verifiedMetrics, type VerifiedUpload, webhookEnv, writeTextfile } from '../lib/index.ts';
 
 /** What a run learns for its metrics: the databases each host backs up, and the verified uploads. */
 export interface MetricsLog {

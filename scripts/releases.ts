@@ -8,10 +8,7 @@
 //
 // The app comes from the hosts' `app` var (and `appRoot`, default /srv), or --app / --root.
 // A read-only task on the one CLI: no host lock; exit 2 when a host could not be read.
-import { defineTask, releaseLayout, runIfMain, v, type CliOutput, type HostReport, type JsonReport, type ReleaseLayout } from '../lib/index.ts';
-import { releasesState, type Color, type ReleaseRecord, type ReleasesState } from '../lib/facts/deploy.ts';
-import { renderTable } from '../lib/cli/table.ts';
-import { rollbackTarget } from '../lib/ops/deploy.ts';
+import { type CliOutput, type Color, defineTask, type HostReport, type JsonReport, releaseLayout, type ReleaseLayout, type ReleaseRecord, type ReleasesState, releasesState, renderTable, rollbackTarget, runIfMain, v } from '../lib/index.ts';
 
 /** One host's releases as the JSON output has them. */
 interface HostReleases {

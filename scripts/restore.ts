@@ -9,9 +9,7 @@
 // on every selected host). Environment as for nightly-backup.ts (the keys, to reach the remote).
 // Exit code: runCli's; a mismatch in row counts fails the host (2).
 import { join } from 'node:path';
-import { defineTask, loadEnv, runCli, runIfMain, secret, type CliIo, type Task } from '../lib/index.ts';
-import { backupEnv, type BackupSecrets } from '../lib/backup/config.ts';
-import { requestOf, restoreDrill, restoreVars, type DrillResult, type RestoreVars } from '../lib/backup/restore.ts';
+import { backupEnv, type BackupSecrets, type CliIo, defineTask, type DrillResult, loadEnv, requestOf, restoreDrill, type RestoreVars, restoreVars, runCli, runIfMain, secret, type Task } from '../lib/index.ts';
 
 /** The script's flags; each sets a restore var (lib/backup/restore.ts) on every selected host. */
 const FLAGS = {

@@ -9,8 +9,7 @@
 // The same inventory vars as scripts/deploy.ts describe the app. For a blue/green app (var
 // blueGreen) the other color takes the traffic back through the nginx upstream: without a
 // restart when it still runs that release, else started and checked on its port first.
-import { defineTask, runIfMain, v } from '../lib/index.ts';
-import { deploy } from '../lib/ops/deploy.ts';
+import { defineTask, deploy, runIfMain, v } from '../lib/index.ts';
 import { serviceOptions, serviceVars } from './deploy.ts';
 
 export const rollbackTask = defineTask({
