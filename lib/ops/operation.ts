@@ -97,7 +97,8 @@ export interface Operation<F extends FactMap = FactMap> {
 
 /**
  * Plans another operation as a part of the one being planned, with the facts the engine gathered
- * for it (see `parts` of {@link defineOperation}); `undefined` when the part changes nothing.
+ * for it (see `parts` of {@link defineOperation}); `undefined` when the part changes nothing. The
+ * part's own `notify` and step name do not apply: the outer operation is the step.
  */
 export type PlanPart = (part: Operation) => Change | undefined;
 

@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import { Command, sh } from '../command/command.ts';
-import { afterEach, defineOperation, type Action, type Change, type CommonOptions, type Operation } from './operation.ts';
+import { afterEach, combine, defineOperation, type Action, type Change, type CommonOptions, type Operation } from './operation.ts';
 import { pathInfo, type PathInfo } from '../facts/files.ts';
 import { hostnameFact, swapFact, zoneInfoFact, type HostnameInfo, type SwapInfo, type ZoneInfo } from '../facts/server.ts';
 import { files } from './files.ts';
@@ -28,14 +28,6 @@ export interface SwapfileOptions extends CommonOptions {
 
 const LABEL = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$/;
 
-function changes(parts: readonly (Change | undefined)[]): Change | undefined {
-  const done = parts.filter((c): c is Change => c !== undefined);
-  if (done.length === 0) return undefined;
-  const diff = done.map((c) => c.diff ?? '').join('');
-  const effects = afterEach(...done.map((c) => c.effects));
-  return { summary: done.map((c) => c.summary).join('; '), actions: done.flatMap((c) => c.actions), ...(diff ? { diff } : {}), ...(effects ? { effects } : {}) };
-}
-
 /**
  * Ensures the host name: the running and the boot-time one (`hostnamectl set-hostname`, or
  * /etc/hostname and `hostname` where hostnamectl cannot), and the `127.0.1.1` line of /etc/hosts
@@ -56,18 +48,19 @@ function hostname(options: HostnameOptions): Operation {
   const hostsLine = files.line({ path: '/etc/hosts', match: /^127\.0\.1\.1\s/, line: `127.0.1.1\t${short === name ? name : `${name} ${short}`}`, create: true });
   return defineOperation({
     name: `server.hostname ${name}`,
+    // `hosts`: the file its files.line part edits.
     facts: { names: hostnameFact, hosts: pathInfo('/etc/hosts') },
     // Not `options` itself: its `name` is the host name, not a step name.
     options: { notify: options.notify },
-    plan: ({ names, hosts }) => {
-      const line = hostsLine.plan({ info: hosts });
+    plan: ({ names }, part) => {
+      const line = part(hostsLine);
       const rename = setHostname(name, names);
       if (!line || !rename) return line ?? rename;
       // One command for both: a sudo started between them would find its host name in neither
       // the kernel nor /etc/hosts, and wait for DNS (20 s and more) to say so.
       const [write] = line.actions;
       const [set] = rename.actions;
-      if (line.actions.length !== 1 || !write || !set) return changes([line, rename]);
+      if (line.actions.length !== 1 || !write || !set) return combine([line, rename]);
       const effects = afterEach(line.effects, rename.effects);
       return {
         summary: `${line.summary}; ${rename.summary}`,
@@ -108,9 +101,10 @@ function timezone(options: TimezoneOptions): Operation {
   const file = files.file({ path: '/etc/timezone', content: `${name}\n`, mode: '0644' });
   return defineOperation({
     name: `server.timezone ${name}`,
+    // `localtime` and `timezone`: what its files.link and files.file parts write.
     facts: { zone: zoneInfoFact(name), localtime: pathInfo('/etc/localtime'), timezone: pathInfo('/etc/timezone') },
     options: { notify: options.notify },
-    plan: ({ zone, localtime, timezone }) => planTimezone(name, zone, localtime, link.plan({ info: localtime }), file.plan({ info: timezone })),
+    plan: ({ zone, localtime }, part) => planTimezone(name, zone, localtime, part(link), part(file)),
   });
 }
 
@@ -125,7 +119,7 @@ function planTimezone(name: string, zone: ZoneInfo, localtime: PathInfo, relink:
   if (zone.kind === 'unknown') throw refuse('server.timezone', `unknown time zone ${name}: there is no ${ZONEINFO}/${name} on the host`);
   const current = zoneOf(localtime);
   const link = current === name ? undefined : relink;
-  const change = changes([link, timezoneFile]);
+  const change = combine([link, timezoneFile]);
   if (!change) return undefined;
   const guard: Action[] =
     zone.kind === 'no-database'
@@ -163,10 +157,10 @@ function swapfile(options: SwapfileOptions): Operation {
   const sysctl = swappiness === undefined ? undefined : files.file({ path: SWAPPINESS_FILE, content: `# Managed by tackle (server.swapfile).\nvm.swappiness = ${swappiness}\n`, mode: '0644' });
   return defineOperation({
     name: `server.swapfile ${path}`,
+    // `fstab` and `sysctl`: the files its files.line and files.file parts write.
     facts: { swap: swapFact(path), fstab: pathInfo('/etc/fstab'), sysctl: pathInfo(SWAPPINESS_FILE) },
     options,
-    plan: ({ swap, fstab: fstabInfo, sysctl: sysctlInfo }) =>
-      planSwap({ path, sizeMb, swappiness }, swap, fstab.plan({ info: fstabInfo }), sysctl?.plan({ info: sysctlInfo })),
+    plan: ({ swap }, part) => planSwap({ path, sizeMb, swappiness }, swap, part(fstab), sysctl && part(sysctl)),
   });
 }
 
@@ -201,7 +195,7 @@ function planSwap(o: { path: string; sizeMb: number; swappiness: number | undefi
   if (o.swappiness !== undefined && swap.swappiness !== o.swappiness) {
     steps.push({ summary: `vm.swappiness ${swap.swappiness ?? '?'} → ${o.swappiness}`, actions: [{ command: sh`sysctl -q -w ${`vm.swappiness=${o.swappiness}`}` }] });
   }
-  const change = changes(steps);
+  const change = combine(steps);
   return change && { ...change, effects: { writes: [path, '/proc/swaps', '/etc/fstab', SWAPPINESS_FILE] } };
 }
 

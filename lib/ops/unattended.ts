@@ -1,4 +1,4 @@
-import { defineOperation, type Change, type CommonOptions, type Operation } from './operation.ts';
+import { combine, defineOperation, type CommonOptions, type Operation } from './operation.ts';
 import { pathInfo } from '../facts/files.ts';
 import { files } from './files.ts';
 import { refuse } from './refuse.ts';
@@ -81,14 +81,12 @@ function upgrades(options: UnattendedOptions = {}): Operation {
   const overridesFile = write(UNATTENDED_FILE, overrides);
   return defineOperation({
     name: 'unattended.upgrades',
+    // The two files its files.file parts write.
     facts: { auto: pathInfo(AUTO_UPGRADES_FILE), overrides: pathInfo(UNATTENDED_FILE) },
     options,
-    plan: ({ auto, overrides }) => {
-      const changes = [autoFile.plan({ info: auto }), overridesFile.plan({ info: overrides })].filter((c): c is Change => c !== undefined);
-      if (changes.length === 0) return undefined;
-      const diff = changes.map((c) => c.diff ?? '').join('');
-      const effects = { writes: [AUTO_UPGRADES_FILE, UNATTENDED_FILE] };
-      return { summary: changes.map((c) => c.summary).join('; '), actions: changes.flatMap((c) => c.actions), ...(diff ? { diff } : {}), effects };
+    plan: (_, part) => {
+      const change = combine([part(autoFile), part(overridesFile)]);
+      return change && { ...change, effects: { writes: [AUTO_UPGRADES_FILE, UNATTENDED_FILE] } };
     },
   });
 }

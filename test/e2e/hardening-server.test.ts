@@ -94,14 +94,14 @@ t.test('enabling ufw without the SSH port allowed is refused, and the host stays
   t.match(steps[2]?.error, {
     phase: 'operation',
     host: 'lab1',
-    reason: new RegExp(`^refusing to enable ufw: no rule would allow SSH port 22/tcp from anywhere or from ${lab.bridgeAddress.replace(/\./g, '\\.')} \\(the address tackle connects from\\)`),
+    reason: new RegExp(`^ufw\\.enabled: refusing to enable ufw: no rule would allow SSH port 22/tcp from anywhere or from ${lab.bridgeAddress.replace(/\./g, '\\.')} \\(the address tackle connects from\\)`),
   });
   t.match(r.stdout, /lab1 failed:[\s\S]*refusing to enable ufw/);
   t.equal((await lab.ssh('lab1', 'ufw status')).stdout, 'Status: inactive\n', 'ufw stays off');
   t.equal((await lab.ssh('lab1', 'echo reachable')).stdout, 'reachable\n');
 
   // The same test as the host-side guard a dry run on a host without ufw plans, run by the host's own awk.
-  const guard = ufw.enabled({}).plan({ ufw: { kind: 'missing' }, session: { kind: 'ssh', clientAddress: lab.bridgeAddress, clientPort: 1, serverAddress: lab.host('lab1').address, serverPort: 22 } });
+  const guard = ufw.enabled({}).plan({ ufw: { kind: 'missing' }, hook: { kind: 'missing' }, session: { kind: 'ssh', clientAddress: lab.bridgeAddress, clientPort: 1, serverAddress: lab.host('lab1').address, serverPort: 22 } });
   const command = guard?.actions[0]?.command.reveal() ?? 'false';
   const refused = await lab.ssh('lab1', command);
   t.equal(refused.code, 1);

@@ -27,7 +27,7 @@ function lineage(changes: { name?: string; domains?: string[]; daysLeft?: number
 }
 const state = (...lineages: Lineage[]): CertbotState => ({ kind: 'certbot', installed: true, now: NOW, lineages });
 const base: CertificateOptions = { domains: ['app.test', 'www.app.test'], email: 'ops@app.test', authenticator: 'nginx', server: PEBBLE };
-const plan = (op: Operation, s: CertbotState): Change | undefined => op.plan({ state: s } as never);
+const plan = (op: Operation, s: CertbotState): Change | undefined => op.plan({ state: s });
 const commands = (c: Change | undefined) => c?.actions.map((a) => a.command.toString());
 const CERTONLY = `certbot certonly --non-interactive --agree-tos --no-eff-email --email ops@app.test --cert-name app.test --server ${PEBBLE} --authenticator nginx -d app.test -d www.app.test`;
 

@@ -87,7 +87,7 @@ const installed: NginxInstall = { kind: 'installed', version: '1.22.1' };
 const missing: PathInfo = { kind: 'missing' };
 const file = (content: string): PathInfo => ({ kind: 'file', mode: '0644', owner: 'root', group: 'root', uid: 0, gid: 0, size: content.length, sha256: sha256Hex(content), content: Buffer.from(content).toString('base64') });
 const link = (target: string): PathInfo => ({ kind: 'link', target });
-const plan = (op: Operation, facts: Record<string, unknown>): Change | undefined => op.plan(facts as never);
+const plan = (op: Operation, facts: Record<string, unknown>): Change | undefined => op.plan(facts);
 const script = (c: Change | undefined) => c?.actions.map((a) => a.command.toString()).join('\n---\n') ?? '';
 
 t.test('nginx.site plans', async (t) => {

@@ -27,6 +27,9 @@ t.test('parts: their facts are gathered with the outer ones, by cache key, and e
       // Typed from the facts: a string and a number.
       const text: string = label;
       const n: number = again;
+      // @ts-expect-error a count is not a string
+      const wrong: string = again;
+      void wrong;
       return combine([part(a), part(b), { summary: `${text} ${n}`, actions: [] }]);
     },
   });

@@ -12,7 +12,7 @@ import { runOp } from '../../support/run-op.ts';
 
 const AT = new Date('2026-11-22T02:00:00Z');
 const commands = (change: Change | undefined): string[] => (change?.actions ?? []).map((a) => a.command.toString());
-const planOf = (op: Operation, facts: Record<string, unknown> = {}): Change | undefined => op.plan(facts as never);
+const planOf = (op: Operation, facts: Record<string, unknown> = {}): Change | undefined => op.plan(facts);
 function refusal(fn: () => unknown): string {
   try {
     fn();

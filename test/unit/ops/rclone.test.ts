@@ -17,7 +17,7 @@ const keys = { accessKeyId: secret(KEY_ID), secretAccessKey: secret(KEY) };
 const CONFIG = '/root/.config/rclone/rclone.conf';
 const ACCOUNT = '0123456789abcdef0123456789abcdef';
 const commands = (change: Change | undefined): string[] => (change?.actions ?? []).map((a) => a.command.toString());
-const planOf = (op: Operation, facts: Record<string, unknown>): Change | undefined => op.plan(facts as never);
+const planOf = (op: Operation, facts: Record<string, unknown>): Change | undefined => op.plan(facts);
 const fileInfo = (content: string, mode = '0600'): PathInfo => {
   const bytes = Buffer.from(content);
   return { kind: 'file', mode, owner: 'root', group: 'root', uid: 0, gid: 0, size: bytes.length, sha256: sha256Hex(bytes), content: bytes.toString('base64') };

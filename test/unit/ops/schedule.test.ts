@@ -113,7 +113,7 @@ WantedBy=timers.target
 t.test('schedule.timer installs a service and timer pair, enables it, and shows the next runs', async (t) => {
   const op = schedule.timer({ name: 'nightly', cron: '0 2 * * *', command: "npx tsx scripts/nightly-backup.ts --limit 'db*'", workingDirectory: '/srv/tackle', description: 'nightly backup' });
   t.equal(op.name, 'schedule.timer nightly');
-  const fresh = op.plan(facts(op, {}, unit('', 'inactive')) as never);
+  const fresh = op.plan(facts(op, {}, unit('', 'inactive')));
   t.equal(
     fresh?.summary,
     `create /etc/systemd/system/nightly.service (${Buffer.byteLength(SERVICE)} bytes, mode 0644), create /etc/systemd/system/nightly.timer (${Buffer.byteLength(TIMER)} bytes, mode 0644), enable and start nightly.timer; OnCalendar=*-*-* 02:00:00; next runs: Mon 2026-11-23 02:00:00 UTC, Tue 2026-11-24 02:00:00 UTC, Wed 2026-11-25 02:00:00 UTC`,
@@ -127,11 +127,11 @@ t.test('schedule.timer installs a service and timer pair, enables it, and shows 
   t.match(fresh?.diff, /\+\+\+ \/etc\/systemd\/system\/nightly.timer\n@@ -0,0 \+1,10 @@\n\+# Managed by tackle/);
 
   const installed = { '/etc/systemd/system/nightly.service': info(SERVICE), '/etc/systemd/system/nightly.timer': info(TIMER) };
-  t.equal(op.plan(facts(op, installed, unit('enabled', 'active')) as never), undefined, 'converged: nothing to do');
-  t.same(commands(op.plan(facts(op, installed, unit('enabled', 'inactive')) as never)), ['systemctl enable --now nightly.timer'], 'stopped timer: started');
+  t.equal(op.plan(facts(op, installed, unit('enabled', 'active'))), undefined, 'converged: nothing to do');
+  t.same(commands(op.plan(facts(op, installed, unit('enabled', 'inactive')))), ['systemctl enable --now nightly.timer'], 'stopped timer: started');
 
   const moved = schedule.timer({ name: 'nightly', cron: '30 3 * * *', command: "npx tsx scripts/nightly-backup.ts --limit 'db*'", workingDirectory: '/srv/tackle', description: 'nightly backup' });
-  const change = moved.plan(facts(moved, installed, unit('enabled', 'active')) as never);
+  const change = moved.plan(facts(moved, installed, unit('enabled', 'active')));
   t.same(commands(change).slice(-2), ['systemctl daemon-reload', 'systemctl restart nightly.timer'], 'a new schedule re-arms the running timer');
   t.match(change?.diff, /-OnCalendar=\*-\*-\* 02:00:00\n\+OnCalendar=\*-\*-\* 03:30:00/);
 });
@@ -140,17 +140,17 @@ t.test('schedule.timer: a schedule systemd rejects fails the plan, naming it; no
   const op = schedule.timer({ name: 'nightly', onCalendar: '*-*-* 25:00', command: ['/usr/local/bin/backup', '--all'] });
   const invalid: Calendar = { kind: 'invalid', message: "Failed to parse calendar specification '*-*-* 25:00': Invalid argument" };
   t.throws(
-    () => op.plan(facts(op, {}, unit('', 'inactive'), invalid) as never),
+    () => op.plan(facts(op, {}, unit('', 'inactive'), invalid)),
     new TackleError({ phase: 'operation', reason: `the schedule "*-*-* 25:00" is not valid for systemd: Failed to parse calendar specification '*-*-* 25:00': Invalid argument` }),
   );
-  const noSystemd = op.plan(facts(op, {}, { kind: 'unavailable', reason: 'System has not been booted with systemd' }, { kind: 'unavailable', reason: 'systemd-analyze is not installed' }) as never);
+  const noSystemd = op.plan(facts(op, {}, { kind: 'unavailable', reason: 'System has not been booted with systemd' }, { kind: 'unavailable', reason: 'systemd-analyze is not installed' }));
   t.match(noSystemd?.summary, /next runs: unknown$/);
   t.match(stdinOf(noSystemd, 0), /\nExecStart=\/usr\/local\/bin\/backup --all\n/, 'an argument vector runs as is');
 });
 
 t.test('schedule.timer arguments: quoting for systemd, one schedule, names', async (t) => {
   const op = schedule.timer({ name: 'q', onCalendar: ['Mon *-*-* 01:00', 'Fri *-*-* 01:00'], command: ['/bin/echo', '50%', 'a "b"', '$HOME'], user: 'backup', randomizedDelaySec: 600 });
-  const change = op.plan(facts(op, {}, unit('', 'inactive')) as never);
+  const change = op.plan(facts(op, {}, unit('', 'inactive')));
   t.match(stdinOf(change, 0), /\nUser=backup\nExecStart=\/bin\/echo 50%% "a \\"b\\"" \$\$HOME\n/);
   t.match(stdinOf(change, 1), /\nOnCalendar=Mon \*-\*-\* 01:00\nOnCalendar=Fri \*-\*-\* 01:00\nPersistent=true\nRandomizedDelaySec=600\n/);
   t.throws(() => schedule.timer({ name: 'a/b', cron: '0 2 * * *', command: 'x' }), /name "a\/b" must be letters/);
@@ -159,23 +159,23 @@ t.test('schedule.timer arguments: quoting for systemd, one schedule, names', asy
 });
 
 t.test('schedule.timer state absent: stop, disable, remove, reload', async (t) => {
-  const op = schedule.timer({ name: 'nightly', state: 'absent', command: 'x' } as never);
+  const op = schedule.timer({ name: 'nightly', state: 'absent', command: 'x' });
   t.equal(op.name, 'schedule.timer nightly absent');
   const installed = { '/etc/systemd/system/nightly.service': info(SERVICE), '/etc/systemd/system/nightly.timer': info(TIMER) };
-  t.same(commands(op.plan(facts(op, installed, unit('enabled', 'active')) as never)), [
+  t.same(commands(op.plan(facts(op, installed, unit('enabled', 'active')))), [
     'systemctl disable --now nightly.timer',
     'rm -f -- /etc/systemd/system/nightly.timer',
     'rm -f -- /etc/systemd/system/nightly.service',
     'systemctl daemon-reload',
   ]);
-  t.equal(op.plan(facts(op, {}, unit('', 'inactive')) as never), undefined);
+  t.equal(op.plan(facts(op, {}, unit('', 'inactive'))), undefined);
 });
 
 t.test('schedule.cron writes one cron.d line and shows the next runs in the host time zone', async (t) => {
   const op = schedule.cron({ name: 'nightly-backup', cron: '0 2 * * *', command: 'cd /srv/tackle && date +%F >> /var/log/x' });
   t.equal(op.name, 'schedule.cron nightly-backup');
   const values = Object.fromEntries(Object.keys(op.facts).map((k) => [k, k === 'tz' ? { kind: 'timezone', name: 'Europe/Berlin' } : { kind: 'missing' }]));
-  const change = op.plan(values as never);
+  const change = op.plan(values);
   t.equal(
     String(change?.actions[0]?.stdin),
     '# Managed by tackle (schedule.cron nightly-backup)\nSHELL=/bin/sh\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n0 2 * * * root cd /srv/tackle && date +\\%F >> /var/log/x\n',
