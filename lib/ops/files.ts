@@ -1,12 +1,12 @@
 import { Buffer } from 'node:buffer';
 import { posix } from 'node:path';
-import { FILE_HEADERS_ONLY, createTwoFilesPatch } from 'diff';
 import { Command, Secret, raw, sh } from '../command/command.ts';
 import type { Stdin } from '../connection/connection.ts';
 import { TEMP, receiveWhole, replaceScript, type ContentDigest } from '../connection/replace.ts';
 import { defineOperation, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
 import { TackleError } from '../errors.ts';
 import { CONTENT_LIMIT, pathInfo, sha256Hex, type Ownership, type PathInfo } from '../facts/files.ts';
+import { jsdiff } from '../lazy.ts';
 
 /** A file mode: octal digits ('0644', '644', '0o644'), a number (0o644) or absolute symbolic ('u=rw,g=r,o=r'). */
 export type Mode = string | number;
@@ -267,7 +267,7 @@ function contentDiff(path: string, current: FileInfo | undefined, next: Content)
   if (old === undefined) return describe('current', current?.size ?? 0);
   if (next.text === undefined || next.size > CONTENT_LIMIT) return describe('new', next.size);
   // The diff library quotes unusual names itself, C-style, as git does.
-  return createTwoFilesPatch(current ? path : '/dev/null', path, old, next.text, undefined, undefined, { headerOptions: FILE_HEADERS_ONLY });
+  return jsdiff().createTwoFilesPatch(current ? path : '/dev/null', path, old, next.text, undefined, undefined, { headerOptions: jsdiff().FILE_HEADERS_ONLY });
 }
 
 /**

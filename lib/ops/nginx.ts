@@ -1,11 +1,11 @@
 import { Buffer } from 'node:buffer';
-import { FILE_HEADERS_ONLY, createTwoFilesPatch } from 'diff';
 import { Command, raw, sh } from '../command/command.ts';
 import { receiveWhole, tempFiles, type ContentDigest } from '../connection/replace.ts';
 import { defineOperation, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
 import { TackleError } from '../errors.ts';
 import { pathInfo, sha256Hex, type PathInfo } from '../facts/files.ts';
 import { NGINX_SITES_AVAILABLE, NGINX_SITES_ENABLED, nginxInstall, sitePaths, type NginxInstall } from '../facts/nginx.ts';
+import { jsdiff } from '../lazy.ts';
 
 /** One `location` block of a site. Without `root` or `proxyPass` it proxies to the site's upstream. */
 export interface SiteLocation {
@@ -460,7 +460,7 @@ function site(options: SiteOptions): Operation {
         linked ? undefined : link.kind === 'missing' ? `enable it` : `relink ${enabled} (was ${describeLink(link)})`,
       ].filter(Boolean);
       const old = file.kind === 'file' && file.content !== undefined ? Buffer.from(file.content, 'base64').toString('utf8') : file.kind === 'file' ? undefined : '';
-      const diff = same ? undefined : old === undefined ? `${available}: current content too large to show\n` : createTwoFilesPatch(file.kind === 'file' ? available : '/dev/null', available, old, content, undefined, undefined, { headerOptions: FILE_HEADERS_ONLY });
+      const diff = same ? undefined : old === undefined ? `${available}: current content too large to show\n` : jsdiff().createTwoFilesPatch(file.kind === 'file' ? available : '/dev/null', available, old, content, undefined, undefined, { headerOptions: jsdiff().FILE_HEADERS_ONLY });
       return {
         summary: `site ${name}: ${said.join(', ')}, check with nginx -t${notInstalled(install)}`,
         // The content goes on stdin even when only the link changes: the script is then still one transaction.

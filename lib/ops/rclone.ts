@@ -1,6 +1,5 @@
 import { Buffer } from 'node:buffer';
 import { posix } from 'node:path';
-import { FILE_HEADERS_ONLY, createTwoFilesPatch } from 'diff';
 import { Command, Secret, raw, secret, sh } from '../command/command.ts';
 import { defineOperation, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
 import { TackleError } from '../errors.ts';
@@ -10,6 +9,7 @@ import { pathInfo } from '../facts/files.ts';
 import { pathPresenceFact } from '../facts/shell.ts';
 import { DEFAULT_RCLONE_CONFIG, checkLocation, rcloneCommand, remoteFiles, remotePath, type RemoteLocation } from '../facts/rclone.ts';
 import { files } from './files.ts';
+import { jsdiff } from '../lazy.ts';
 
 /** S3-compatible providers rclone 1.60 knows by name; `Other` for any other endpoint (MinIO, s3rver…). */
 export type S3Provider = 'Cloudflare' | 'AWS' | 'Minio' | 'Wasabi' | 'DigitalOcean' | 'Other';
@@ -125,8 +125,8 @@ function remote(options: RemoteOptions): Operation {
       const write = files.file({ path: configPath, content: secret(next), mode: '0600' });
       const change = planWith(write, { [info.key]: config });
       if (!change) return undefined;
-      const shown = createTwoFilesPatch(config.kind === 'file' ? configPath : '/dev/null', configPath, maskConfig(current), maskConfig(replaceSection(current, options.name, render(false))), undefined, undefined, {
-        headerOptions: FILE_HEADERS_ONLY,
+      const shown = jsdiff().createTwoFilesPatch(config.kind === 'file' ? configPath : '/dev/null', configPath, maskConfig(current), maskConfig(replaceSection(current, options.name, render(false))), undefined, undefined, {
+        headerOptions: jsdiff().FILE_HEADERS_ONLY,
       });
       const diff = shown.includes('\n@@') ? shown : `${configPath}: secret values changed (not shown)\n`;
       // rclone's config directory does not exist on a fresh host.

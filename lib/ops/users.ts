@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
-import { createTwoFilesPatch } from 'diff';
 import { Command, Secret, secret, sh } from '../command/command.ts';
 import { TEMP, digestOf, receiveWhole, replaceScript } from '../connection/replace.ts';
 import { defineOperation, type Action, type Change, type CommonOptions, type Operation } from '../engine/operation.ts';
@@ -16,6 +15,7 @@ import {
   type UserInfo,
 } from '../facts/users.ts';
 import { sudoer } from './sudoers.ts';
+import { jsdiff } from '../lazy.ts';
 
 /**
  * Desired state of a local account. `name` is the account's name, so the step
@@ -269,7 +269,7 @@ function planAuthorizedKeys(o: KeysPlanInput, info: AuthorizedKeysInfo): Change 
     ...(edit.dropped ? [`drop ${edit.dropped} other line${edit.dropped === 1 ? '' : 's'}`] : []),
   ];
   const summary = `${filePath}: ${said.length ? said.join(', ') : 'fix owner and mode'}${info.kind === 'no-user' ? ` (user ${name} does not exist yet)` : ''}`;
-  return { summary, actions, ...(changed ? { diff: createTwoFilesPatch(filePath, filePath, before, after) } : {}) };
+  return { summary, actions, ...(changed ? { diff: jsdiff().createTwoFilesPatch(filePath, filePath, before, after) } : {}) };
 }
 
 function refuse(reason: string): TackleError {
