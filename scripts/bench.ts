@@ -252,6 +252,7 @@ async function provisionFigures(labs: readonly BenchLab[], runs: number, dir: st
   const nodeFloor = await repeat(runs, () => timed('node', ['-e', '']));
   const tsxFloor = await repeat(runs, () => timed('npx', ['tsx', '-e', '']));
   const help = await repeat(runs, () => timed('npx', ['tsx', 'tasks/provision.ts', '--help']));
+  const helpNode = await repeat(runs, () => timed('node', ['--import', 'tsx', 'tasks/provision.ts', '--help']));
   const firstLab = labs[0] as BenchLab;
   const firstConnection = median(
     await repeat(runs, () =>
@@ -288,6 +289,7 @@ async function provisionFigures(labs: readonly BenchLab[], runs: number, dir: st
     ["hosts' CPU time per converged host (median)", cpu.length ? `${Math.round(median(cpu))} ms` : 'unmeasured (no cgroup2 usage)', '—'],
     [`controller peak RSS, ${n} hosts in-process`, `${Math.round(Math.max(...runsIn.map((r) => r.peakRssMb)))} MB`, '—'],
     ['`--help`, whole process (median)', wallAndCpu(help), '≤ 0.4 s'],
+    ['`--help` through `node --import tsx` (no npx, no tsx CLI; median)', wallAndCpu(helpNode), '—'],
     ['start to first connection, whole process (median)', s(firstConnection), '—'],
     ['floor: `npx tsx -e ""` (median)', wallAndCpu(tsxFloor), '—'],
     ['floor: `node -e ""` (median)', wallAndCpu(nodeFloor), '—'],
