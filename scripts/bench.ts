@@ -11,7 +11,7 @@
 // In-process figures come from a fresh child process per run, so that its peak RSS is its own.
 // The hosts' CPU time is their cgroups' usage (the lab gives each host its own) across a run.
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -325,6 +325,7 @@ async function main(argv: string[]): Promise<void> {
     console.log(`\n(load average at the end: ${load}; ${new Date().toISOString()})`);
   } finally {
     await down();
+    await rm(dir, { recursive: true, force: true });
   }
 }
 
