@@ -1,43 +1,57 @@
-// npm run bench: a converged tasks/baseline.ts (every core operation, already applied) on 1, 3
-// and 10 lab hosts. Prints, per size: wall time, SSH channels opened and commands sent per host,
-// and the controller's peak RSS. Each size is measured in a fresh child process so that its peak
-// RSS is its own. Needs root (the lab); it starts and removes its own lab hosts.
+// npm run bench: the figures of issue 9's targets, each printed beside its target, as a Markdown
+// table to paste into the README. Not part of CI; needs root (it starts and removes its own lab
+// hosts) and takes a few minutes, most of it converging the hosts once (packages through the proxy).
+//
+//   npm run bench                      # 10 hosts, converged tasks/provision.ts
+//   npm run bench -- --runs 7          # more runs per whole-process median (default 5)
+//   npm run bench -- --lab 3           # use running lab 3 (`npm run lab -- up 10`) instead of a new one
+//   npm run bench -- --hosts 100       # the 100-host figure: converged tasks/baseline.ts, in-process
+//
+// Whole-process times are medians of spawning the command as a user types it, until it exits.
+// In-process figures come from a fresh child process per run, so that its peak RSS is its own.
+// The hosts' CPU time is their cgroups' usage (the lab gives each host its own) across a run.
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openConnection } from '../lib/connection/open.ts';
-import type { Connection } from '../lib/connection/connection.ts';
-import { runTask } from '../lib/engine/runner.ts';
-import { selectHosts } from '../lib/inventory/select.ts';
-import { isInventory } from '../lib/inventory/inventory.ts';
-import { baseline } from '../tasks/baseline.ts';
-import { startLab, writeInventory } from '../lab/lab.ts';
+import { parseArgs } from 'node:util';
+import { loadInventoryFile, openConnection, runTask, selectHosts, type Connection, type Task } from '../lib/index.ts';
+// The one import of the lab: its hosts and a way to find a running one.
+import { listLabs, startLab, type Lab } from '../lab/lab.ts';
 
-const SIZES = [1, 3, 10];
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+/** The lab's limit per lab; a larger bench starts several labs. */
+const LAB_MAX_HOSTS = 50;
 
-interface Figures {
-  hosts: number;
+/** What the bench uses of a lab. */
+type BenchLab = Pick<Lab, 'index' | 'hosts' | 'privateKeyPath' | 'knownHostsPath' | 'bridgeAddress'>;
+
+/** One in-process run, as the child reports it. */
+interface InProcess {
   wallMs: number;
-  changed: number;
-  failed: number;
-  channelsPerHost: number;
-  commandsPerHost: number;
+  /** The controller's CPU time during the run. */
+  cpuMs: number;
+  changedSteps: number;
+  failedHosts: number;
+  channels: number;
+  roundTrips: number;
+  commands: number;
   peakRssMb: number;
 }
 
-/** Child mode: one converged run over the first `n` hosts, figures as JSON on stdout. */
-async function measure(inventoryFile: string, n: number): Promise<Figures> {
-  const mod = (await import(inventoryFile)) as { default: unknown };
-  if (!isInventory(mod.default)) throw new Error(`${inventoryFile} is not an inventory`);
-  const inventory = mod.default;
-  const hosts = selectHosts(inventory).slice(0, n);
+/** Child mode: one run of `taskName` over every host of the inventory, figures as JSON on stdout. */
+async function measure(inventoryFile: string, taskName: string, concurrency: number): Promise<InProcess> {
+  const inventory = await loadInventoryFile(inventoryFile, { cwd: ROOT });
+  const mod = (await import(join(ROOT, 'tasks', `${taskName}.ts`))) as { default: Task<never> };
+  const hosts = selectHosts(inventory);
   const conns: Connection[] = [];
   const ctx = { home: process.env.HOME ?? '/root', localUser: 'root' };
   const t0 = performance.now();
-  const result = await runTask(baseline, hosts, {
-    concurrency: 10,
+  const cpu0 = process.cpuUsage();
+  const result = await runTask(mod.default, hosts, {
+    concurrency,
     connect: async (h) => {
       const c = await openConnection(h, inventory, ctx);
       conns.push(c);
@@ -45,58 +59,275 @@ async function measure(inventoryFile: string, n: number): Promise<Figures> {
     },
   });
   const wallMs = performance.now() - t0;
-  const steps = result.hosts.flatMap((h) => h.steps);
-  const total = (k: 'channels' | 'commands') => conns.reduce((sum, c) => sum + c.stats()[k], 0);
+  const cpu = process.cpuUsage(cpu0);
+  const total = (k: 'channels' | 'commands' | 'roundTrips') => conns.reduce((sum, c) => sum + c.stats()[k], 0);
   return {
-    hosts: n,
-    wallMs: Math.round(wallMs),
-    changed: steps.filter((s) => s.status === 'changed').length,
-    failed: result.hosts.filter((h) => h.status === 'failed' || h.status === 'unreachable').length,
-    channelsPerHost: total('channels') / n,
-    commandsPerHost: total('commands') / n,
-    peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
+    wallMs,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    changedSteps: result.hosts.flatMap((h) => h.steps).filter((s) => s.status === 'changed').length,
+    failedHosts: result.hosts.filter((h) => h.status === 'failed' || h.status === 'unreachable').length,
+    channels: total('channels'),
+    roundTrips: total('roundTrips'),
+    commands: total('commands'),
+    peakRssMb: process.resourceUsage().maxRSS / 1024,
   };
 }
 
-function child(inventoryFile: string, n: number): Promise<Figures> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--measure', inventoryFile, String(n)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.on('close', (code) => (code === 0 ? resolve(JSON.parse(out) as Figures) : reject(new Error(`measure ${n} exited ${code}`))));
+/**
+ * CPU time of this process's waited-for children so far, in ms (cutime + cstime of /proc/self/stat,
+ * in clock ticks of 10 ms): a whole-process figure that a busy shared machine disturbs less than wall time.
+ */
+async function childrenCpuMs(): Promise<number> {
+  const stat = await readFile('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[13]) + Number(fields[14])) * 10;
+}
+
+interface Timed {
+  ms: number;
+  cpuMs: number;
+}
+
+/** Runs a command to its end; resolves with its wall and CPU time in ms, rejects on a non-zero exit. */
+async function timed(command: string, args: readonly string[]): Promise<Timed & { stdout: string }> {
+  const cpu0 = await childrenCpuMs();
+  const r = await new Promise<{ ms: number; stdout: string }>((resolve, reject) => {
+    const t0 = performance.now();
+    const p = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.on('error', reject);
+    p.on('close', (code) => {
+      const ms = performance.now() - t0;
+      if (code === 0) resolve({ ms, stdout });
+      else reject(new Error(`${command} ${args.join(' ')} exited ${code}:\n${(stderr || stdout).slice(-2000)}`));
+    });
+  });
+  return { ...r, cpuMs: (await childrenCpuMs()) - cpu0 };
+}
+
+async function inProcess(inventoryFile: string, taskName: string, concurrency: number): Promise<InProcess> {
+  const { stdout } = await timed(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--measure', inventoryFile, taskName, String(concurrency)]);
+  return JSON.parse(stdout) as InProcess;
+}
+
+/**
+ * Whole process from spawn until the controller's first TCP connection reaches a host: a local
+ * listener stands in for the host, and the process is killed once it connected.
+ */
+async function untilFirstConnection(task: string, inventoryOf: (port: number) => Promise<string>): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  const inventory = await inventoryOf(port);
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      const t0 = performance.now();
+      // Its own process group, so that npx, tsx's CLI and the node it starts all go together.
+      const p = spawn('npx', ['tsx', task, '--inventory', inventory], { cwd: ROOT, stdio: 'ignore', detached: true });
+      server.once('connection', (socket) => {
+        resolve(performance.now() - t0);
+        socket.destroy();
+        process.kill(-(p.pid as number), 'SIGKILL');
+      });
+      p.on('exit', (code) => reject(new Error(`${task} exited ${code} before connecting`)));
+    });
+  } finally {
+    server.close();
+  }
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? (s[(s.length - 1) / 2] as number) : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
+};
+
+async function repeat<T>(runs: number, f: () => Promise<T>): Promise<T[]> {
+  const out: T[] = [];
+  for (let i = 0; i < runs; i++) out.push(await f());
+  return out;
+}
+
+/** Writes an inventory module: each lab host as root with the lab's key, with `vars`. */
+async function writeInventory(dir: string, name: string, hosts: Record<string, object>): Promise<string> {
+  const file = join(dir, `${name}.ts`);
+  const index = JSON.stringify(join(ROOT, 'lib/index.ts'));
+  await writeFile(file, `import { defineInventory } from ${index};\nexport default defineInventory({ hosts: ${JSON.stringify(hosts, null, 2)} });\n`);
+  return file;
+}
+
+async function labInventory(dir: string, labs: readonly BenchLab[], vars: (lab: BenchLab, host: string) => object): Promise<string> {
+  const hosts: Record<string, object> = {};
+  for (const lab of labs) {
+    for (const h of lab.hosts) {
+      hosts[h.name] = { address: h.address, user: 'root', privateKeyPath: lab.privateKeyPath, knownHostsPath: lab.knownHostsPath, vars: vars(lab, h.name) };
+    }
+  }
+  return writeInventory(dir, 'inventory', hosts);
+}
+
+/** provision's vars for a lab host: a plain-HTTP site (no ACME server needed), the controller trusted. */
+async function provisionVars(lab: BenchLab): Promise<(lab: BenchLab, host: string) => object> {
+  const key = (await readFile(`${lab.privateKeyPath}.pub`, 'utf8')).trim();
+  return (l, host) => ({
+    deployKeys: [key],
+    trusted: [l.bridgeAddress],
+    sites: [{ name: 'app', serverNames: [`${host}.app.test`], upstreams: ['127.0.0.1:8000'], tls: false }],
   });
 }
 
-async function main(): Promise<void> {
-  const lab = await startLab({ hosts: Math.max(...SIZES), log: (l) => console.error(l) });
+/**
+ * CPU time the hosts' cgroups used while `f` ran, in ms. The lab puts host NAME of lab N in
+ * `tackle-lab/tkl-N-NAME` of each systemd hierarchy; the cgroup2 one counts CPU (cpu.stat).
+ */
+async function hostsCpuMs(labs: readonly BenchLab[], f: () => Promise<unknown>): Promise<number | undefined> {
+  const mounts = await readFile('/proc/self/mounts', 'utf8');
+  const unified = mounts.split('\n').map((l) => l.split(' ')).find((m) => m[2] === 'cgroup2')?.[1];
+  if (!unified) return undefined;
+  const files = labs.flatMap((lab) => lab.hosts.map((h) => join(unified, 'tackle-lab', `tkl-${lab.index}-${h.name}`, 'cpu.stat')));
+  const usage = async () => {
+    const texts = await Promise.all(files.map((f) => readFile(f, 'utf8')));
+    return texts.reduce((sum, t) => sum + Number(/^usage_usec (\d+)/m.exec(t)?.[1] ?? NaN), 0);
+  };
+  const before = await usage().catch(() => NaN);
+  await f();
+  const after = await usage().catch(() => NaN);
+  return Number.isFinite(after - before) ? (after - before) / 1000 : undefined;
+}
+
+/** Rows of the printed table. */
+type Row = [figure: string, measured: string, target: string];
+const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+/** Median wall time, and median CPU time (of the process and its children, or of the in-process run). */
+const wallAndCpu = (runs: readonly Timed[]) => `${s(median(runs.map((r) => r.ms)))} (CPU ${s(median(runs.map((r) => r.cpuMs)))})`;
+
+async function startLabs(hosts: number, lab: number | undefined): Promise<{ labs: BenchLab[]; down: () => Promise<void> }> {
+  if (lab !== undefined) {
+    const found = (await listLabs()).find((l) => l.index === lab);
+    if (!found) throw new Error(`no running lab ${lab} (npm run lab -- status)`);
+    if (found.hosts.length < hosts) throw new Error(`lab ${lab} has ${found.hosts.length} hosts, the bench needs ${hosts}`);
+    return { labs: [{ ...found, hosts: found.hosts.slice(0, hosts) }], down: async () => {} };
+  }
+  const labs: Lab[] = [];
+  const down = () => Promise.all(labs.map((l) => l.down())).then(() => {});
   try {
-    const key = (await readFile(`${lab.privateKeyPath}.pub`, 'utf8')).trim();
-    const inventory = join(await mkdtemp(join(tmpdir(), 'tackle-bench-')), 'inventory.ts');
-    await writeInventory(lab, inventory, { overrides: Object.fromEntries(lab.hosts.map((h) => [h.name, { vars: { deployKeys: [key] } }])) });
-    console.error('converging all hosts once (installs packages through the lab proxy)…');
-    const first = await child(inventory, Math.max(...SIZES));
-    if (first.failed > 0) throw new Error(`the converging run failed on ${first.failed} host(s)`);
-    console.error(`converged in ${(first.wallMs / 1000).toFixed(1)} s`);
-    const rows = [];
-    for (const n of SIZES) rows.push(await child(inventory, n));
-    console.log('hosts  wall      changed  channels/host  commands/host  peak RSS');
-    for (const r of rows) {
-      console.log(
-        `${String(r.hosts).padEnd(6)} ${`${(r.wallMs / 1000).toFixed(2)} s`.padEnd(9)} ${String(r.changed).padEnd(8)} ${r.channelsPerHost.toFixed(1).padEnd(14)} ${r.commandsPerHost.toFixed(1).padEnd(14)} ${r.peakRssMb} MB`,
-      );
+    // Each lab its own host-name prefix, so that one inventory can hold them all.
+    for (let i = 0; i * LAB_MAX_HOSTS < hosts; i++) {
+      labs.push(await startLab({ hosts: Math.min(LAB_MAX_HOSTS, hosts - i * LAB_MAX_HOSTS), name: `b${String.fromCharCode(97 + i)}`, log: (l) => console.error(l) }));
     }
-    const ten = rows.find((r) => r.hosts === 10);
-    if (ten) console.log(`target: 10 converged hosts within 3 s wall — ${ten.wallMs <= 3000 ? 'met' : 'NOT met'} (${(ten.wallMs / 1000).toFixed(2)} s)`);
-    if (rows.some((r) => r.changed > 0 || r.failed > 0)) throw new Error('a measured run was not converged (changed or failed steps)');
+  } catch (err) {
+    await down();
+    throw err;
+  }
+  return { labs, down };
+}
+
+/** Converges every host once, then checks that a second run finds nothing to change. */
+async function converge(inventory: string, task: string, concurrency: number): Promise<void> {
+  console.error(`converging the hosts with tasks/${task}.ts (installs packages through the lab proxy)…`);
+  const first = await inProcess(inventory, task, concurrency);
+  if (first.failedHosts > 0) throw new Error(`the converging run failed on ${first.failedHosts} host(s)`);
+  console.error(`converged in ${s(first.wallMs)}`);
+}
+
+function assertConverged(r: InProcess): void {
+  if (r.changedSteps > 0 || r.failedHosts > 0) throw new Error(`a measured run was not converged: ${r.changedSteps} changed steps, ${r.failedHosts} failed hosts`);
+}
+
+/** The figures of a lab of up to ten hosts, with converged tasks/provision.ts. */
+async function provisionFigures(labs: readonly BenchLab[], runs: number, dir: string): Promise<Row[]> {
+  const n = labs.reduce((sum, l) => sum + l.hosts.length, 0);
+  const vars = await provisionVars(labs[0] as BenchLab);
+  const inventory = await labInventory(dir, labs, vars);
+  await converge(inventory, 'provision', n);
+
+  console.error('start-up: node, tsx, --help, first connection…');
+  const nodeFloor = await repeat(runs, () => timed('node', ['-e', '']));
+  const tsxFloor = await repeat(runs, () => timed('npx', ['tsx', '-e', '']));
+  const help = await repeat(runs, () => timed('npx', ['tsx', 'tasks/provision.ts', '--help']));
+  const helpNode = await repeat(runs, () => timed('node', ['--import', 'tsx', 'tasks/provision.ts', '--help']));
+  const firstLab = labs[0] as BenchLab;
+  const firstConnection = median(
+    await repeat(runs, () =>
+      untilFirstConnection('tasks/provision.ts', (port) =>
+        writeInventory(dir, 'first-connection', { target: { address: '127.0.0.1', port, user: 'root', privateKeyPath: firstLab.privateKeyPath, knownHostsPath: firstLab.knownHostsPath } }),
+      ),
+    ),
+  );
+
+  console.error(`whole process on ${n} hosts…`);
+  const report = join(dir, 'report.json');
+  const whole = await repeat(runs, async () => {
+    const r = await timed('npx', ['tsx', 'tasks/provision.ts', '--inventory', inventory, '--json', report]);
+    const summary = (JSON.parse(await readFile(report, 'utf8')) as { summary: { changed: number; failed: number; unreachable: number } }).summary;
+    if (summary.changed + summary.failed + summary.unreachable > 0) throw new Error(`the whole-process run was not converged: ${JSON.stringify(summary)}`);
+    return r;
+  });
+
+  console.error(`in-process on ${n} hosts…`);
+  const runsIn: InProcess[] = [];
+  const cpu: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const used = await hostsCpuMs(labs, async () => runsIn.push(await inProcess(inventory, 'provision', n)));
+    if (used !== undefined) cpu.push(used / n);
+  }
+  runsIn.forEach(assertConverged);
+  const last = runsIn.at(-1) as InProcess;
+  return [
+    [`${n} hosts, whole process (\`npx tsx tasks/provision.ts\`, median of ${runs})`, wallAndCpu(whole), '≤ 1.0 s'],
+    [`${n} hosts, in-process wall (median of ${runs})`, wallAndCpu(runsIn.map((r) => ({ ms: r.wallMs, cpuMs: r.cpuMs }))), '≤ 0.5 s'],
+    ['SSH channels per converged host', (last.channels / n).toFixed(1), '1'],
+    ['round trips per converged host', (last.roundTrips / n).toFixed(1), '≤ 2'],
+    ['commands per converged host', (last.commands / n).toFixed(1), '—'],
+    ["hosts' CPU time per converged host (median)", cpu.length ? `${Math.round(median(cpu))} ms` : 'unmeasured (no cgroup2 usage)', '—'],
+    [`controller peak RSS, ${n} hosts in-process`, `${Math.round(Math.max(...runsIn.map((r) => r.peakRssMb)))} MB`, '—'],
+    ['`--help`, whole process (median)', wallAndCpu(help), '≤ 0.4 s'],
+    ['`--help` through `node --import tsx` (no npx, no tsx CLI; median)', wallAndCpu(helpNode), '—'],
+    ['start to first connection, whole process (median)', s(firstConnection), '—'],
+    ['floor: `npx tsx -e ""` (median)', wallAndCpu(tsxFloor), '—'],
+    ['floor: `node -e ""` (median)', wallAndCpu(nodeFloor), '—'],
+  ];
+}
+
+/** The large-fleet figure: converged tasks/baseline.ts in-process on every host at once. */
+async function fleetFigures(labs: readonly BenchLab[], dir: string): Promise<Row[]> {
+  const n = labs.reduce((sum, l) => sum + l.hosts.length, 0);
+  const key = (await readFile(`${(labs[0] as BenchLab).privateKeyPath}.pub`, 'utf8')).trim();
+  const inventory = await labInventory(dir, labs, () => ({ deployKeys: [key] }));
+  await converge(inventory, 'baseline', n);
+  const r = await inProcess(inventory, 'baseline', n);
+  assertConverged(r);
+  return [
+    [`${n} hosts, converged baseline, in-process wall`, wallAndCpu([{ ms: r.wallMs, cpuMs: r.cpuMs }]), '≤ 6 s'],
+    [`${n} hosts, controller peak RSS`, `${Math.round(r.peakRssMb)} MB`, '≤ 200 MB'],
+    [`${n} hosts, channels / round trips per host`, `${(r.channels / n).toFixed(1)} / ${(r.roundTrips / n).toFixed(1)}`, '1 / ≤ 2'],
+  ];
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { hosts: { type: 'string', default: '10' }, runs: { type: 'string', default: '5' }, lab: { type: 'string' } } });
+  const hosts = Number(values.hosts);
+  const runs = Number(values.runs);
+  if (!Number.isInteger(hosts) || hosts < 1 || !Number.isInteger(runs) || runs < 1) throw new Error('--hosts and --runs take whole numbers ≥ 1');
+  const dir = await mkdtemp(join(tmpdir(), 'tackle-bench-'));
+  const { labs, down } = await startLabs(hosts, values.lab === undefined ? undefined : Number(values.lab));
+  try {
+    const rows = hosts > 10 ? await fleetFigures(labs, dir) : await provisionFigures(labs, runs, dir);
+    const load = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
+    console.log(`| figure | measured | target |\n| --- | --- | --- |\n${rows.map((r) => `| ${r.join(' | ')} |`).join('\n')}`);
+    console.log(`\n(load average at the end: ${load}; ${new Date().toISOString()})`);
   } finally {
-    await lab.down();
+    await down();
+    await rm(dir, { recursive: true, force: true });
   }
 }
 
 if (process.argv[2] === '--measure') {
-  process.stdout.write(JSON.stringify(await measure(process.argv[3] ?? '', Number(process.argv[4]))));
+  process.stdout.write(JSON.stringify(await measure(process.argv[3] ?? '', process.argv[4] ?? '', Number(process.argv[5]))));
 } else {
-  await main().catch((err: Error) => {
+  await main(process.argv.slice(2)).catch((err: Error) => {
     console.error(err.message);
     process.exitCode = 1;
   });

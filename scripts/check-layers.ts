@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url';
 
 /** lib/ areas from the bottom up; an area may import the areas of lower rank. */
 export const LIB_LAYERS: readonly (readonly string[])[] = [
-  ['errors.ts', 'concurrency.ts'],
+  ['errors.ts', 'concurrency.ts', 'lazy.ts'],
   ['command'],
   ['env.ts', 'inventory'],
   ['connection'],

@@ -1,4 +1,3 @@
-import { DefaultRenderer, Listr, ListrLogger, ProcessOutput } from 'listr2';
 import type { HostResult, RunEvent, RunResult } from '../engine/runner.ts';
 import type { StepResult } from '../engine/host-run.ts';
 import type { PendingHandler } from '../engine/pending-handlers.ts';
@@ -35,14 +34,6 @@ interface HostView {
   finish(result: HostResult): void;
 }
 
-/**
- * listr2 asks the global process.stdout whether it is a terminal; the view has already asked the
- * stream it writes to (see `plain`), so its default renderer may draw into any TTY stream.
- */
-class StreamRenderer extends DefaultRenderer {
-  static override nonTTY = true;
-}
-
 /** The word for a step or host that changed something, or would have in a dry-run. */
 export function changedWord(dryRun: boolean): string {
   return dryRun ? 'would change' : 'changed';
@@ -68,35 +59,42 @@ export function liveView(hosts: readonly string[], io: CliStreams, opts: { dryRu
     for (const line of view.lines.splice(0)) view.row.output = line;
   };
   const plain = io.stdout.isTTY !== true || io.env.CI !== undefined;
-  const logger = new ListrLogger({ processOutput: new ProcessOutput(io.stdout, io.stderr) });
-  const list = new Listr(
-    hosts.map((name) => ({
-      title: `${name}: waiting`,
-      task: async (_ctx, task) => {
-        const view = views.get(name) as HostView;
-        view.row = task;
-        show(view);
-        const result = await view.finished;
-        task.title = `${name}: ${hostLine(result, dryRun)}`;
-        if (result.status === 'skipped') task.skip(`${name}: skipped`);
-        if (result.status === 'failed' || result.status === 'unreachable') throw new Error(`${name}: ${result.status}: ${result.error?.reason ?? ''}`);
+  // listr2 loads with the first view, beside the first connections, not with lib/index.ts (--help).
+  const closed = import('listr2').then(async ({ DefaultRenderer, Listr, ListrLogger, ProcessOutput }) => {
+    /**
+     * listr2 asks the global process.stdout whether it is a terminal; the view has already asked the
+     * stream it writes to (see `plain`), so its default renderer may draw into any TTY stream.
+     */
+    class StreamRenderer extends DefaultRenderer {
+      static override nonTTY = true;
+    }
+    const logger = new ListrLogger({ processOutput: new ProcessOutput(io.stdout, io.stderr) });
+    const list = new Listr(
+      hosts.map((name) => ({
+        title: `${name}: waiting`,
+        task: async (_ctx, task) => {
+          const view = views.get(name) as HostView;
+          view.row = task;
+          show(view);
+          const result = await view.finished;
+          task.title = `${name}: ${hostLine(result, dryRun)}`;
+          if (result.status === 'skipped') task.skip(`${name}: skipped`);
+          if (result.status === 'failed' || result.status === 'unreachable') throw new Error(`${name}: ${result.status}: ${result.error?.reason ?? ''}`);
+        },
+      })),
+      {
+        concurrent: true,
+        exitOnError: false,
+        registerSignalListeners: false,
+        renderer: StreamRenderer,
+        fallbackRenderer: 'simple',
+        fallbackRendererCondition: plain,
+        rendererOptions: { logger, collapseErrors: false } as never,
+        fallbackRendererOptions: { logger } as never,
       },
-    })),
-    {
-      concurrent: true,
-      exitOnError: false,
-      registerSignalListeners: false,
-      renderer: StreamRenderer,
-      fallbackRenderer: 'simple',
-      fallbackRendererCondition: plain,
-      rendererOptions: { logger, collapseErrors: false } as never,
-      fallbackRendererOptions: { logger } as never,
-    },
-  );
-  const closed = list.run().then(
-    () => undefined,
-    () => undefined,
-  );
+    );
+    await list.run().catch(() => undefined);
+  });
   const onEvent = (e: RunEvent): void => {
     const view = views.get(e.host);
     if (!view) return;

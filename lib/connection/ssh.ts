@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
+import type { Client, ClientChannel, ConnectConfig } from 'ssh2';
 import type { Command } from '../command/command.ts';
 import { Semaphore } from '../concurrency.ts';
 import { TackleError } from '../errors.ts';
@@ -78,6 +78,8 @@ interface Session {
 async function handshake(endpoint: SshEndpoint, options: SshOptions, jump?: SshConnection): Promise<Session> {
   const known = await loadKnownHosts(endpoint.knownHostsPaths);
   const authHandler = await authMethods(endpoint);
+  // Loaded with the first SSH host, so that local runs and --help never load ssh2.
+  const { Client } = await import('ssh2');
   const client = new Client();
   let hostKeyProblem: string | undefined;
   const timeoutMs = options.connectTimeoutMs ?? 10_000;

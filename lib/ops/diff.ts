@@ -1,5 +1,5 @@
 // The one way plans show what a file write changes.
-import { FILE_HEADERS_ONLY, createTwoFilesPatch } from 'diff';
+import { jsdiff } from '../lazy.ts';
 
 /**
  * The unified diff a plan shows for one file: `before` is undefined for a file that does not
@@ -13,7 +13,7 @@ import { FILE_HEADERS_ONLY, createTwoFilesPatch } from 'diff';
  */
 export function fileDiff(path: string, before: string | undefined, after: string, opts: { mask?: (text: string) => string } = {}): string {
   const mask = opts.mask ?? ((text: string) => text);
-  const patch = createTwoFilesPatch(before === undefined ? '/dev/null' : path, path, mask(before ?? ''), mask(after), undefined, undefined, { headerOptions: FILE_HEADERS_ONLY });
+  const patch = jsdiff().createTwoFilesPatch(before === undefined ? '/dev/null' : path, path, mask(before ?? ''), mask(after), undefined, undefined, { headerOptions: jsdiff().FILE_HEADERS_ONLY });
   if (opts.mask && !patch.includes('\n@@')) return diffNote(path, 'secret values changed (not shown)');
   return patch;
 }

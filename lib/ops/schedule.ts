@@ -1,9 +1,9 @@
-import { CronExpressionParser } from 'cron-parser';
 import { quote, sh } from '../command/command.ts';
 import { combine, defineOperation, type Action, type CommonOptions, type Operation } from './operation.ts';
 import { calendarFact, hostTimezone, type Calendar } from '../facts/schedule.ts';
 import { systemdUnit } from '../facts/systemd.ts';
 import { files } from './files.ts';
+import { cronParser } from '../lazy.ts';
 import { refuse } from './refuse.ts';
 
 /** A command to schedule: a shell command line (run by `/bin/sh -c`), or an argument vector run as is. */
@@ -57,7 +57,7 @@ export function cronFields(expression: string, where = 'schedule'): string[] {
     }
   }
   try {
-    CronExpressionParser.parse(text, { strict: false });
+    cronParser().CronExpressionParser.parse(text, { strict: false });
   } catch (cause) {
     throw refuse(where, `cron expression ${JSON.stringify(expression)} is invalid: ${(cause as Error).message}`);
   }
@@ -93,7 +93,7 @@ const two = (n: number) => String(n).padStart(2, '0');
  */
 export function cronToCalendar(expression: string, where = 'schedule'): string[] {
   const raw = cronFields(expression, where);
-  const { fields } = CronExpressionParser.parse(raw.join(' '), { strict: false });
+  const { fields } = cronParser().CronExpressionParser.parse(raw.join(' '), { strict: false });
   const time = `${calendarList(fields.hour.values as number[], 24, two)}:${calendarList(fields.minute.values as number[], 60, two)}:00`;
   const month = calendarList(fields.month.values as number[], 12, two);
   const dom = calendarList(fields.dayOfMonth.values as number[], 31, two);
@@ -146,7 +146,7 @@ function nextRunsText(calendar: Calendar, fallback: () => string): string {
 
 /** The next three runs computed here with cron-parser, for when the host cannot say. */
 function cronNextRuns(expression: string, tz: string): string {
-  const runs = CronExpressionParser.parse(cronFields(expression).join(' '), { tz }).take(3);
+  const runs = cronParser().CronExpressionParser.parse(cronFields(expression).join(' '), { tz }).take(3);
   return `${runs.map((d) => d.toISOString()).join(', ')} (${tz})`;
 }
 

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { parseTuple, parseUfwState, ruleIdentity, ufwState } from '../../../lib/facts/ufw.ts';
+import { parseTuple, parseUfwState, ruleIdentity, UFW_STATE_SCRIPT, ufwState } from '../../../lib/facts/ufw.ts';
 
 // Captured with the ufwState script on lab hosts (Debian 12, ufw 0.36.2).
 const NOT_INSTALLED = { stdout: 'missing\n', stderr: '', exitCode: 0 };
@@ -71,4 +71,17 @@ t.test('tuples: errors, and identity ignores comment and port-list order', async
   const b = parseTuple('allow tcp 443,80 ::/0 any ::/0 in', 'v6');
   t.equal(ruleIdentity(a), ruleIdentity(b));
   t.throws(() => parseUfwState({ stdout: 'ufw\nstatus ERROR: You need to be root to run this script\n', stderr: '', exitCode: 0 }), /ufw status said/);
+});
+
+// Captured on a lab host as the user ops: iptables refuses, as ufw status does for non-root.
+const NOT_ROOT = {
+  stdout: 'ufw\nstatus ERROR: problem running iptables: iptables v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)\nIPV6=yes\n',
+  stderr: 'grep: /etc/ufw/user.rules: Permission denied\ngrep: /etc/ufw/user6.rules: Permission denied\n',
+  exitCode: 0,
+};
+
+t.test("whether ufw runs is read from the kernel's chains, never by starting ufw (Python, ~100 ms of host CPU)", async (t) => {
+  t.notMatch(UFW_STATE_SCRIPT, /(^|[\s;&|(])ufw\s+(status|show)\b/m, 'no ufw status / ufw show');
+  t.match(UFW_STATE_SCRIPT, /iptables -w -L "ufw-user-\$c" -n/, "the chains ufw status looks at (test/e2e/ufw-state.test.ts compares the two on a host)");
+  t.throws(() => parseUfwState(NOT_ROOT), /ufw status said "ERROR: problem running iptables: .*Permission denied/);
 });
