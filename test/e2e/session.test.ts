@@ -12,7 +12,7 @@ import { defineFact } from '../../lib/facts/fact.ts';
 import { isInventory, type Vars } from '../../lib/inventory/inventory.ts';
 import { selectHosts } from '../../lib/inventory/select.ts';
 import { baseline } from '../../tasks/baseline.ts';
-import { withLab } from '../lab/lab.ts';
+import { withLab } from '../../lab/lab.ts';
 import { labInventory } from './support/cli.ts';
 
 const lab = await withLab(t, 1);
