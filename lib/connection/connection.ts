@@ -140,7 +140,10 @@ export function assertOk(result: ExecResult, host: string, reason?: string): Exe
   });
 }
 
-/** exec, put and get through the connection's one session, which `spawn` starts, so that sudo and container wrappers get them for free. */
+/**
+ * exec, put and get through the connection's one session, which `spawn` starts at the first
+ * command, so that sudo and container wrappers get them for free.
+ */
 export abstract class ExecConnection implements Connection {
   abstract readonly host: string;
   abstract spawn(command: Command): Promise<Spawned>;
@@ -191,10 +194,10 @@ export abstract class ExecConnection implements Connection {
 }
 
 /**
- * A connection that runs each command through another one, rewritten (sudo, a container's
- * `pct exec`): the session runs through it; closing reaches the inner connection, whose stats add to its own. The command's text goes
+ * A connection that starts its session through another one, rewritten (sudo, a container's
+ * `pct exec`); closing reaches the inner connection, whose stats add to its own. The text goes
  * over stdin ({@link framed}); only the constant line is wrapped, so the wrapper's own command
- * line (and sudo's log of it) never holds the command.
+ * line (and sudo's log of it) never holds a command.
  */
 export abstract class WrappedConnection extends ExecConnection {
   constructor(readonly inner: Connection) {

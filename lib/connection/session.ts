@@ -18,7 +18,8 @@ import { framed, stdinBytes, type ExecOptions, type ExecResult, type Exit, type 
  *   payload it leaves unread is drained, so the next request starts where it should.
  *   Without a payload a watchdog reads the session's stdin while the command runs: no request comes
  *   before this one's answer, so the only thing it can see is the end of input (the controller is gone,
- *   or it stopped the run), and then the command is killed and the session ends, releasing the lock.
+ *   or it stopped the run), and then the session's process group (the command, the shell; no job
+ *   control, so one group) is ended with SIGTERM, releasing the lock.
  *   With a payload the copy itself sees that end: the command gets fewer bytes than planned (a file
  *   write checks size and sha256 and installs nothing) and the session ends after it.
  * - `shell`: the script is evaluated by the session shell itself, so a descriptor it opens (the run
@@ -48,7 +49,7 @@ while read -r tackle_kind tackle_s tackle_q tackle_r tackle_m <&8; do
     { tackle_feed | tackle_child; tackle_rc=$?; kill "$tackle_w" 2>/dev/null; exit "$tackle_rc"; } 7>&2 2>/dev/null 8<&- 9<&- &
     tackle_c=$!
     wait "$tackle_w" 2>/dev/null
-    [ $? = 143 ] || { kill "$tackle_c" 2>/dev/null; exit 129; }
+    [ $? = 143 ] || { kill 0; exit 129; }
     wait "$tackle_c"
     tackle_rc=$?
   else
