@@ -37,8 +37,9 @@ export interface ConnectionStats {
   /** Commands sent, counting each command of a batch. */
   commands: number;
   /**
-   * Exchanges the controller waits on: opening the session's channel, answering sudo's password
-   * prompt, and each command (a batch of facts counting once). Closing is not counted.
+   * Exchanges the controller waits on: opening the session's SSH channel, answering sudo's
+   * password prompt, and each command (a batch of facts counting once). Starting a local process
+   * and closing are not counted.
    */
   roundTrips: number;
 }
