@@ -1,21 +1,23 @@
 import { Buffer } from 'node:buffer';
 import type { Readable, Writable } from 'node:stream';
-import { finished } from 'node:stream/promises';
 import { Command, Secret, mask, raw, sh } from '../command/command.ts';
 import { TackleError, tail } from '../errors.ts';
 import { TEMP, digestOf, receiveWhole, replaceScript } from './replace.ts';
+import { SESSION_COMMAND, Session } from './session.ts';
 
 /** What a command reads on its standard input. */
 export type Stdin = string | Buffer | Secret;
 
 export interface ExecOptions {
   stdin?: Stdin;
-  /** Aborting kills the remote command (its channel is closed); with `holdStdin`, it ends stdin instead. */
+  /** Aborting kills the command: its session is closed (a later command on the connection fails at once). */
   signal?: AbortSignal;
-  /** Leaves stdin open after `stdin` until `signal` aborts: the command runs until it reads end of input (a lock holder). */
-  holdStdin?: boolean;
-  /** Receives stdout as it arrives, for a command that reports while it keeps running. */
-  onStdout?(chunk: Buffer): void;
+  /**
+   * Runs the command in the session's shell itself rather than in a child of it, so a descriptor it
+   * opens (the run lock's) stays open until the session ends. Its stdin is empty; an `exit` in it
+   * ends the session. Only for tackle's own fixed scripts.
+   */
+  inShell?: boolean;
 }
 
 /** The outcome of one command: also the error payload when it fails. */
@@ -30,11 +32,15 @@ export interface ExecResult {
 
 /** Counters for benchmarks: how much a host cost us. */
 export interface ConnectionStats {
-  /** Channels (SSH) or processes (local) opened. */
+  /** Channels (SSH) or processes (local) opened: one per connection, for its session. */
   channels: number;
   /** Commands sent, counting each command of a batch. */
   commands: number;
-  /** Exchanges that wait for the host's answer: each command started, a batch of facts counting once. */
+  /**
+   * Exchanges the controller waits on: opening the session's SSH channel, answering sudo's
+   * password prompt, and each command (a batch of facts counting once). Starting a local process
+   * and closing are not counted.
+   */
   roundTrips: number;
 }
 
@@ -57,21 +63,30 @@ export interface Spawned {
   readonly exit: Promise<Exit>;
   /** Ends the command now (closes its channel, kills its process). */
   kill(): void;
+  /**
+   * Whether the command keeps the controller's process alive (Node's ref/unref): a session is
+   * held only while a command runs, so an idle local session never keeps a script from ending.
+   * Absent where something else holds the process anyway (an SSH connection until it is closed).
+   */
+  hold?(busy: boolean): void;
 }
 
 /**
- * How tackle reaches a host. `spawn` is the primitive; `exec` runs a command to its end and
- * resolves for any exit code, rejecting only when the command could not run (the host cannot be
- * reached, sudo refused: a `TackleError`). Every implementation sends the command's text over its stdin
- * ({@link framed}), so no secret in it ever shows in a process list or a sudo log.
+ * How tackle reaches a host: one long-lived shell per host (its session, opened at the first
+ * command) runs every command, one at a time. `exec` runs a command to its end and resolves for
+ * any exit code, rejecting only when the command could not run (the host cannot be reached, sudo
+ * refused, the session had ended: a `TackleError`). A command's text and stdin travel over the
+ * session's stdin, so no secret in them ever shows in a process list or a sudo log.
  */
 export interface Connection {
   readonly host: string;
   /**
-   * Starts a command and hands back its streams.
+   * Starts a command in a channel (a process) of its own, outside the session, and hands back its
+   * streams: the primitive a session and the wrappers (sudo, containers) are built on.
    * @example const p = await conn.spawn(sh`cat > /tmp/x`); p.stdin.end('data'); await p.exit;
    */
   spawn(command: Command): Promise<Spawned>;
+  /** @example const r = await conn.exec(sh`cat > /tmp/x`, { stdin: 'data' }); */
   exec(command: Command, options?: ExecOptions): Promise<ExecResult>;
   /**
    * Writes a file as the connection's user (through sudo when becoming root), whole or not at all:
@@ -79,6 +94,7 @@ export interface Connection {
    */
   put(path: string, data: Stdin, options?: { mode?: string }): Promise<void>;
   get(path: string): Promise<Buffer>;
+  /** Ends the session (waiting for its shell to exit, so what it held is free), then the connection. */
   close(): Promise<void>;
   stats(): ConnectionStats;
   /** Counts commands sent inside one exec, so batches show in the stats. */
@@ -103,6 +119,7 @@ export function framed(command: Command): { line: Command; script: Buffer } {
   return { line: sh`${raw(`tackle_script=$(dd bs=${script.length} count=1 iflag=fullblock status=none) && eval "$tackle_script"`)}`, script };
 }
 
+/** The bytes a command reads on stdin. */
 export function stdinBytes(stdin: Stdin | undefined): Buffer | undefined {
   if (stdin === undefined) return undefined;
   if (stdin instanceof Secret) return Buffer.from(stdin.reveal());
@@ -124,53 +141,29 @@ export function assertOk(result: ExecResult, host: string, reason?: string): Exe
   });
 }
 
-/** Resolves when a stream has ended or was destroyed; output already read stays read. */
-function ended(stream: Readable): Promise<void> {
-  return finished(stream).catch(() => {});
-}
-
-/** exec, put and get on top of spawn, so that sudo and container wrappers get them for free. */
+/**
+ * exec, put and get through the connection's one session, which `spawn` starts at the first
+ * command, so that sudo and container wrappers get them for free.
+ */
 export abstract class ExecConnection implements Connection {
   abstract readonly host: string;
   abstract spawn(command: Command): Promise<Spawned>;
-  abstract close(): Promise<void>;
-  abstract stats(): ConnectionStats;
-  abstract countCommands(n: number): void;
+  /** Closes what carries the session (the SSH connection, a wrapper's inner connection). */
+  protected abstract closeTransport(): Promise<void>;
+  /** This layer's own counts; a wrapper adds its inner connection's. */
+  protected readonly counters: ConnectionStats = { channels: 0, roundTrips: 0, commands: 0 };
+  #session: Promise<Session> | undefined;
 
-  async exec(command: Command, options: ExecOptions = {}): Promise<ExecResult> {
-    const started = performance.now();
-    // Stopped before it started (e.g. while waiting for a channel): run nothing rather than start and cut it.
-    if (options.signal?.aborted && !options.holdStdin) return { command, exitCode: null, signal: 'SIGHUP', stdout: '', stderr: '', durationMs: 0 };
-    const proc = await this.spawn(command);
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    proc.stdout.on('data', (d: Buffer) => {
-      out.push(d);
-      options.onStdout?.(d);
-    });
-    proc.stderr.on('data', (d: Buffer) => err.push(d));
-    proc.stdin.on('error', () => {}); // a command that ignores stdin closes the pipe early
-    // A held stdin (a lock holder) ends on abort, so the command finishes by itself.
-    const abort = options.holdStdin ? () => proc.stdin.end() : () => proc.kill();
-    const input = stdinBytes(options.stdin);
-    if (options.holdStdin && input) proc.stdin.write(input);
-    else if (!options.holdStdin) proc.stdin.end(input);
-    if (options.signal?.aborted) abort();
-    else options.signal?.addEventListener('abort', abort, { once: true });
-    try {
-      const [exit] = await Promise.all([proc.exit, ended(proc.stdout), ended(proc.stderr)]);
-      return {
-        command,
-        exitCode: exit.exitCode,
-        // A closed SSH channel reports no signal; say how it ended.
-        signal: exit.signal ?? (options.signal?.aborted ? 'SIGHUP' : null),
-        stdout: Buffer.concat(out).toString(),
-        stderr: Buffer.concat(err).toString(),
-        durationMs: performance.now() - started,
-      };
-    } finally {
-      options.signal?.removeEventListener('abort', abort);
-    }
+  exec(command: Command, options: ExecOptions = {}): Promise<ExecResult> {
+    // A session that could not start (the host lost, sudo refused) fails every command the same way.
+    this.#session ??= this.spawn(SESSION_COMMAND).then(
+      (proc) =>
+        new Session(this.host, proc, (n) => {
+          this.counters.roundTrips++;
+          this.counters.commands += n;
+        }),
+    );
+    return this.#session.then((session) => session.run(command, options));
   }
 
   async put(path: string, data: Stdin, options: { mode?: string } = {}): Promise<void> {
@@ -183,13 +176,29 @@ export abstract class ExecConnection implements Connection {
     const r = assertOk(await this.exec(sh`base64 -w0 < ${path}`), this.host, `could not read ${path}`);
     return Buffer.from(r.stdout, 'base64');
   }
+
+  async close(): Promise<void> {
+    await this.#session?.then(
+      (session) => session.close(),
+      () => {},
+    );
+    await this.closeTransport();
+  }
+
+  stats(): ConnectionStats {
+    return { ...this.counters };
+  }
+
+  countCommands(n: number): void {
+    this.counters.commands += n;
+  }
 }
 
 /**
- * A connection that runs each command through another one, rewritten (sudo, a container's
- * `pct exec`): closing, stats and counting go to the inner connection. The command's text goes
+ * A connection that starts its session through another one, rewritten (sudo, a container's
+ * `pct exec`); closing reaches the inner connection, whose stats add to its own. The text goes
  * over stdin ({@link framed}); only the constant line is wrapped, so the wrapper's own command
- * line (and sudo's log of it) never holds the command.
+ * line (and sudo's log of it) never holds a command.
  */
 export abstract class WrappedConnection extends ExecConnection {
   constructor(readonly inner: Connection) {
@@ -206,15 +215,12 @@ export abstract class WrappedConnection extends ExecConnection {
     return proc;
   }
 
-  close(): Promise<void> {
+  protected closeTransport(): Promise<void> {
     return this.inner.close();
   }
 
-  stats(): ConnectionStats {
-    return this.inner.stats();
-  }
-
-  countCommands(n: number): void {
-    this.inner.countCommands(n);
+  override stats(): ConnectionStats {
+    const inner = this.inner.stats();
+    return { channels: inner.channels + this.counters.channels, roundTrips: inner.roundTrips + this.counters.roundTrips, commands: inner.commands + this.counters.commands };
   }
 }

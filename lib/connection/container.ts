@@ -46,7 +46,8 @@ export class ContainerConnection extends WrappedConnection {
 }
 
 /**
- * Wraps a parent's connection for a container and proves it can be entered (one `true`), so a
+ * Wraps a parent's connection for a container and proves it can be entered (one `true`, which
+ * starts the container's session), so a
  * stopped container or a missing `pct`/`docker` is an unreachable host, not a failed first step.
  * On failure the parent connection is closed.
  *
@@ -55,7 +56,11 @@ export class ContainerConnection extends WrappedConnection {
 export async function openContainer(parent: Connection, host: string, spec: ContainerSpec): Promise<ContainerConnection> {
   try {
     const conn = new ContainerConnection(host, parent, spec);
-    const probe = await conn.exec(sh`true`);
+    // The way in failing (a stopped container) ends the session before `true` answers.
+    const probe = await conn.exec(sh`true`).catch((err: unknown) => {
+      if (!(err instanceof TackleError) || err.phase === 'connect') throw err;
+      return { exitCode: err.exitCode ?? null, stdout: '', stderr: err.stderrTail ?? '' };
+    });
     if (probe.exitCode !== 0) {
       throw new TackleError({
         phase: 'connect',

@@ -1,25 +1,23 @@
 import { spawn } from 'node:child_process';
 import type { Command } from '../command/command.ts';
 import { TackleError } from '../errors.ts';
-import { ExecConnection, framed, type ConnectionStats, type Exit, type Spawned } from './connection.ts';
+import { ExecConnection, framed, type Exit, type Spawned } from './connection.ts';
 
 /**
- * Runs commands on this machine with `sh`, as the current user.
+ * Runs commands on this machine with `sh`, as the current user: the session is one `sh` process.
  *
  * @example
  * const conn = new LocalConnection('localhost');
  * await conn.exec(sh`uname -a`);
  */
 export class LocalConnection extends ExecConnection {
-  readonly #stats: ConnectionStats = { channels: 0, roundTrips: 0, commands: 0 };
   constructor(readonly host: string) {
     super();
   }
 
   async spawn(command: Command): Promise<Spawned> {
-    this.#stats.channels++;
-    this.#stats.roundTrips++;
-    this.#stats.commands++;
+    // Nothing is waited on to start a process: commands are written to it at once.
+    this.counters.channels++;
     const { line, script } = framed(command);
     // Its own process group, so that kill() ends the commands the shell started too.
     const child = spawn('sh', ['-c', line.reveal()], { stdio: 'pipe', detached: true });
@@ -30,7 +28,9 @@ export class LocalConnection extends ExecConnection {
       child.on('close', (exitCode, signal) => resolve({ exitCode, signal }));
     });
     child.stdin.write(script);
+    const handles = [child, child.stdin, child.stdout, child.stderr] as Array<{ ref(): unknown; unref(): unknown }>;
     return {
+      hold: (busy) => handles.forEach((h) => (busy ? h.ref() : h.unref())),
       stdin: child.stdin,
       stdout: child.stdout,
       stderr: child.stderr,
@@ -46,13 +46,5 @@ export class LocalConnection extends ExecConnection {
     };
   }
 
-  async close(): Promise<void> {}
-
-  stats(): ConnectionStats {
-    return { ...this.#stats };
-  }
-
-  countCommands(n: number): void {
-    this.#stats.commands += n;
-  }
+  protected async closeTransport(): Promise<void> {}
 }

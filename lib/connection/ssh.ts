@@ -5,7 +5,7 @@ import type { Client, ClientChannel, ConnectConfig } from 'ssh2';
 import type { Command } from '../command/command.ts';
 import { Semaphore } from '../concurrency.ts';
 import { TackleError } from '../errors.ts';
-import { ExecConnection, framed, type ConnectionStats, type Exit, type Spawned } from './connection.ts';
+import { ExecConnection, framed, type Exit, type Spawned } from './connection.ts';
 import { appendKnownHost, checkHostKey, keyFingerprint, knownKeyTypes, loadKnownHosts } from './known-hosts.ts';
 
 /** Where and as whom to connect; `name` is the inventory name used in messages. */
@@ -213,14 +213,13 @@ class ChannelRefused extends Error {
   }
 }
 
-/** An open SSH connection; spawn waits for a free channel rather than exceeding MaxSessions. */
+/** An open SSH connection: its session takes one channel; spawn waits for a free channel rather than exceeding MaxSessions. */
 export class SshConnection extends ExecConnection {
   readonly #client: Client;
   readonly #sock: Duplex;
   readonly #slots: Semaphore;
   readonly #jump: SshConnection | undefined;
   readonly #pending = new Set<(err: TackleError) => void>();
-  readonly #stats: ConnectionStats = { channels: 0, roundTrips: 0, commands: 0 };
   #lost: TackleError | undefined;
 
   /** @internal Built by {@link connectSsh}, which owns the handshake. */
@@ -281,9 +280,8 @@ export class SshConnection extends ExecConnection {
 
   #open(line: Command): Promise<Spawned> {
     if (this.#lost) return Promise.reject(this.#lost);
-    this.#stats.channels++;
-    this.#stats.roundTrips++;
-    this.#stats.commands++;
+    this.counters.channels++;
+    this.counters.roundTrips++;
     let settle: { done: (exit: Exit) => void; fail: (err: TackleError) => void } | undefined;
     const exit = new Promise<Exit>((done, fail) => (settle = { done, fail }));
     exit.catch(() => {}); // a channel that never opened has no exit anyone waits for
@@ -332,18 +330,10 @@ export class SshConnection extends ExecConnection {
     });
   }
 
-  async close(): Promise<void> {
+  protected async closeTransport(): Promise<void> {
     this.#client.end();
     // A server that never answers the goodbye must not keep the socket, and so the process, alive.
     setTimeout(() => this.#sock.destroy(), CLOSE_GRACE_MS).unref();
     await this.#jump?.close();
-  }
-
-  stats(): ConnectionStats {
-    return { ...this.#stats };
-  }
-
-  countCommands(n: number): void {
-    this.#stats.commands += n;
   }
 }

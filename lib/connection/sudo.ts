@@ -12,7 +12,7 @@ export interface BecomeOptions {
 }
 
 /**
- * Wraps a connection so that every command runs through sudo.
+ * Wraps a connection so that its session (and so every command) runs through sudo, entered once.
  * Without a password `sudo -n` fails at once instead of hanging on a prompt. With one, sudo
  * prompts with a one-time text and the shell it starts announces itself with another: the
  * password is written only in answer to the prompt, and the command's own stdin only after the
@@ -79,6 +79,7 @@ export class SudoConnection extends WrappedConnection {
           return;
         }
         state = { kind: 'waiting', asked };
+        this.counters.roundTrips++;
         proc.stdin.write(`${password.reveal()}\n`);
       }
     });
@@ -100,6 +101,6 @@ export class SudoConnection extends WrappedConnection {
         stderrTail: said,
       });
     });
-    return { stdin, stdout: proc.stdout, stderr, exit, kill: () => proc.kill() };
+    return { stdin, stdout: proc.stdout, stderr, exit, kill: () => proc.kill(), ...(proc.hold ? { hold: proc.hold } : {}) };
   }
 }

@@ -5,10 +5,12 @@ import { Interrupted } from './host-run.ts';
 import { parseHostState, type HostState } from './pending-handlers.ts';
 
 // One run at a time per host: two runs interleaving fact reads and writes lose each other's work.
-// The lock is flock(1) held by one exec channel that stays open for the whole run: its last
-// command waits for end of input, which comes when the run releases it or when the connection
-// dies with the controller, so a killed controller never leaves a host locked. It goes through
-// the host's connection as-is (sudo, a container's wrapper), so it locks where the run works.
+// The lock is flock(1) on a descriptor the host's session shell opens and keeps (fd 9; the
+// commands it runs do not inherit it): it is held while the session lives, so it goes when the
+// run closes its connection, or when the connection dies with the controller (the session then
+// ends, see lib/connection/session.ts), and a killed controller never leaves a host locked. It
+// goes through the host's connection as-is (sudo, a container's wrapper), so it locks where the
+// run works, and it costs no channel of its own.
 
 /** Where hosts keep the lock. A directory: flock opens it without O_CREAT, which fs.protected_regular refuses for a file another user created. */
 export const DEFAULT_LOCK_DIR = '/run/lock/tackle';
@@ -25,82 +27,61 @@ export interface LockOptions {
   holder: string;
   /** The lock directory; {@link DEFAULT_LOCK_DIR} by default. */
   dir?: string;
-  /** Aborting gives up waiting (Ctrl-C); an already taken lock is unaffected. */
+  /** Aborting gives up waiting (Ctrl-C): the session is closed, and the lock with it should flock get it after all. */
   signal?: AbortSignal;
 }
 
 /** A lock held on a host, with what the run found there in the same round trip. */
 export interface HeldLock {
   state: HostState;
-  /** Ends the holder's input: the lock is free on the host once this resolves. */
+  /** Lets go of the lock while the connection stays open; closing the connection lets go of it too. */
   release(): Promise<void>;
 }
 
 /**
- * The holder's command: wait up to the timeout for the lock, record who holds it beside it, print
- * the host's state (`read`), then keep the lock until stdin ends. On timeout it prints the holder
- * record and exits 75.
+ * The script the session shell itself runs (`inShell`): open the lock directory on fd 9, wait up
+ * to the timeout for the lock, record who holds it beside it, print the host's state (`read`, in a
+ * subshell so its variables stay its own). On timeout it prints the holder record and exits 75.
+ * A failed `exec 9<` must not end the session shell, hence `command exec`.
  *
  * @example lockCommand({ timeoutSeconds: 300, holder: 'task web from ctl (pid 42)' }, readStateScript('web'))
  */
 export function lockCommand(opts: LockOptions, read: Command): Command {
   const dir = opts.dir ?? DEFAULT_LOCK_DIR;
   const record = `${dir}/holder`;
-  // The marker goes first: a holder whose controller is already gone dies on it before
+  const busy = String(BUSY_EXIT);
+  // The marker goes first: a session whose controller is already gone dies on it before
   // overwriting the record of the run that really holds the lock.
-  const holder = sh`echo ${LOCKED} && { printf '%s since %s\\n' ${opts.holder} "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > ${record} 2>/dev/null; ${read}; exec cat >/dev/null; }`;
-  return sh`mkdir -p ${dir} 2>/dev/null; flock -w ${String(opts.timeoutSeconds)} -E ${String(BUSY_EXIT)} ${dir} sh -c ${holder.asArgument()} || { rc=$?; if [ "$rc" = ${String(BUSY_EXIT)} ]; then printf '%s %s\\n' ${BUSY} "$(cat ${record} 2>/dev/null)"; fi; exit "$rc"; }`;
+  return sh`mkdir -p ${dir} 2>/dev/null; if command exec 9<${dir}; then if flock -w ${String(opts.timeoutSeconds)} -E ${busy} 9; then echo ${LOCKED} && printf '%s since %s\n' ${opts.holder} "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > ${record} 2>/dev/null; (${read}); else tackle_rc=$?; exec 9<&-; if [ "$tackle_rc" = ${busy} ]; then printf '%s %s\n' ${BUSY} "$(cat ${record} 2>/dev/null)"; fi; (exit "$tackle_rc"); fi; else (exit 1); fi`;
 }
 
 /**
- * Takes the run lock on a host and reads its state in the same round trip. Rejects with a
- * TackleError naming the holder when the lock stays busy past the timeout ("busy: task provision
- * from ctl (pid 42) since 2026-11-30T10:00:00Z"), or with {@link Interrupted} when `signal` aborts
- * the wait.
+ * Takes the run lock on a host in its session and reads its state in the same round trip. Rejects
+ * with a TackleError naming the holder when the lock stays busy past the timeout ("busy: task
+ * provision from ctl (pid 42) since 2026-11-30T10:00:00Z"), or with {@link Interrupted} when
+ * `signal` aborts the wait.
  *
  * @example
  * const lock = await takeHostLock(conn, { timeoutSeconds: 300, holder }, readStateScript('web'));
- * try { … } finally { await lock.release(); }
+ * try { … } finally { await conn.close(); }
  */
-export function takeHostLock(conn: Connection, opts: LockOptions, read: Command): Promise<HeldLock> {
-  const release = new AbortController();
-  const command = lockCommand(opts, read);
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    let out = '';
-    const settle = (fn: () => void): void => {
-      if (settled) return;
-      settled = true;
-      opts.signal?.removeEventListener('abort', onAbort);
-      fn();
-    };
-    // Giving up ends the holder's input too: if flock gets the lock after all, it lets go at once.
-    const onAbort = (): void => settle(() => (release.abort(), reject(new Interrupted())));
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
-    const held = conn.exec(command, {
-      holdStdin: true,
-      signal: release.signal,
-      onStdout: (chunk) => {
-        if (settled) return;
-        out += chunk.toString();
-        if (!out.startsWith(`${LOCKED}\n`)) return;
-        try {
-          const state = parseHostState(out);
-          if (state) settle(() => resolve({ state, release: () => (release.abort(), held.then(() => {}, () => {})) }));
-        } catch (err) {
-          release.abort();
-          settle(() => reject(new TackleError({ phase: 'fact', host: conn.host, reason: (err as Error).message, cause: err })));
-        }
-      },
-    });
-    held.then(
-      (result) => settle(() => reject(lockError(conn.host, opts, result))),
-      (err: unknown) => settle(() => reject(err)),
-    );
-    if (opts.signal?.aborted) onAbort();
-  });
+export async function takeHostLock(conn: Connection, opts: LockOptions, read: Command): Promise<HeldLock> {
+  const result = await conn.exec(lockCommand(opts, read), { inShell: true, ...(opts.signal ? { signal: opts.signal } : {}) });
+  if (opts.signal?.aborted) throw new Interrupted();
+  if (result.exitCode !== 0 || !result.stdout.startsWith(`${LOCKED}\n`)) throw lockError(conn.host, opts, result);
+  let state: HostState | undefined;
+  try {
+    state = parseHostState(result.stdout);
+  } catch (err) {
+    throw new TackleError({ phase: 'fact', host: conn.host, reason: (err as Error).message, cause: err });
+  }
+  if (!state) throw new TackleError({ phase: 'fact', host: conn.host, reason: 'could not read pending handler records: the output ended early', command: read.toString(), stderrTail: tail(result.stderr) });
+  return {
+    state,
+    // A session that has ended holds nothing any more.
+    release: () => conn.exec(sh`exec 9<&-`, { inShell: true }).then(() => {}, () => {}),
+  };
 }
-
 function lockError(host: string, opts: LockOptions, result: ExecResult): TackleError {
   const dir = opts.dir ?? DEFAULT_LOCK_DIR;
   const busy = result.stdout.split('\n').find((l) => l.startsWith(`${BUSY} `));

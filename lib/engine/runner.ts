@@ -4,7 +4,7 @@ import { Semaphore } from '../concurrency.ts';
 import { TackleError } from '../errors.ts';
 import type { InventoryHost, Vars } from '../inventory/inventory.ts';
 import { VarError, checkShape, strayVars, type StrayVar } from '../inventory/vars.ts';
-import { takeHostLock, type HeldLock } from './host-lock.ts';
+import { takeHostLock } from './host-lock.ts';
 import { HostRun, Interrupted, StepFailed, asTackleError, type StepResult } from './host-run.ts';
 import { PendingHandlers, readHostState, readStateScript, type HandlerReport, type HostState } from './pending-handlers.ts';
 import type { HostContext, Task } from './task.ts';
@@ -195,10 +195,9 @@ async function runHost<V extends Vars>(task: Task<V>, host: InventoryHost, vars:
   }
   const controller = options.controller ?? { name: hostname(), pid: process.pid };
   const by = `${controller.name} (pid ${controller.pid})`;
-  let lock: HeldLock | undefined;
   let state: HostState;
   try {
-    ({ lock, state } = await hostState(task, host, options, `task ${task.name} from ${by}`, conn));
+    state = await hostState(task, host, options, `task ${task.name} from ${by}`, conn);
   } catch (err) {
     await conn.close().catch(() => {});
     if (err instanceof Interrupted) return done('skipped', []);
@@ -240,8 +239,8 @@ async function runHost<V extends Vars>(task: Task<V>, host: InventoryHost, vars:
     if (!(err instanceof StepFailed) && error) run.steps.push({ name: 'task', status: 'failed', durationMs: 0, error });
   } finally {
     // A step nobody awaited still holds the connection: the lock and the connection outlive it.
+    // Closing ends the host's session, and the lock it holds with it.
     await run.idle();
-    await lock?.release();
     try {
       await conn.close();
     } catch {
@@ -253,24 +252,24 @@ async function runHost<V extends Vars>(task: Task<V>, host: InventoryHost, vars:
 }
 
 /**
- * Before a host's first step: a real run takes the host's lock and reads the pending handler
- * records in the same round trip. A dry-run only reads the records, a read-only task not even
- * those: it changes nothing, so it has no work to lose, and it must never hold up a real run
- * (nor wait minutes behind one to show a plan); its plan may be stale if a real run is under
- * way, as any plan may be.
+ * Before a host's first step: a real run takes the host's lock (held by its session until the
+ * connection closes) and reads the pending handler records in the same round trip. A dry-run
+ * only reads the records, a read-only task not even those: it changes nothing, so it has no work
+ * to lose, and it must never hold up a real run (nor wait minutes behind one to show a plan); its
+ * plan may be stale if a real run is under way, as any plan may be.
  */
-async function hostState<V extends Vars>(task: Task<V>, host: InventoryHost, options: RunOptions, holder: string, conn: Connection): Promise<{ lock?: HeldLock; state: HostState }> {
+async function hostState<V extends Vars>(task: Task<V>, host: InventoryHost, options: RunOptions, holder: string, conn: Connection): Promise<HostState> {
   const paths = options.hostPaths?.(host);
   // A read-only task has no handlers (defineTask refuses them), so no records of its own: one round trip saved.
-  if (task.readOnly) return { state: { dir: '', pending: [] } };
+  if (task.readOnly) return { dir: '', pending: [] };
   const read = readStateScript(task.name, paths?.state);
-  if (options.dryRun) return { state: await readHostState(conn, read) };
+  if (options.dryRun) return readHostState(conn, read);
   const lock = await takeHostLock(
     conn,
     { timeoutSeconds: options.lockTimeoutSeconds ?? 300, holder, ...(paths ? { dir: paths.lock } : {}), ...(options.signal ? { signal: options.signal } : {}) },
     read,
   );
-  return { lock, state: lock.state };
+  return lock.state;
 }
 
 /** What a read-only task's body sees: the host, whose steps may plan but never change (the step that would fails the host). */

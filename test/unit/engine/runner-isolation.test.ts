@@ -42,7 +42,8 @@ class ThrowingClose extends LocalConnection {
 
 t.test('a connection that throws on close: its host keeps its outcome, the others finish', async (t) => {
   const { dir, hosts: all } = hosts();
-  const result = await runTask(task, all, { connect: async (h) => (h.name === 'a' ? new ThrowingClose(h.name) : new LocalConnection(h.name)) });
+  // Each fake host its own lock: the session of `a`, never closed, holds its lock while this process lives.
+  const result = await runTask(task, all, { connect: async (h) => (h.name === 'a' ? new ThrowingClose(h.name) : new LocalConnection(h.name)), hostPaths: (h) => ({ lock: join(dir, `lock-${h.name}`), state: join(dir, 'state') }) });
   t.same(
     result.hosts.map((h) => [h.name, h.status]),
     [['a', 'changed'], ['b', 'changed'], ['c', 'changed']],
