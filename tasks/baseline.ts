@@ -24,8 +24,8 @@ export const baseline = defineTask({
       files.link({ path: '/srv/demo/current', target: '/srv/demo/releases/1' }),
       files.file({ path: '/srv/demo/releases/1/index.html', content: `<h1>${host.name}</h1>\n`, mode: '0644' }),
       files.line({ path: '/etc/default/demo', line: `PORT=${demoPort}`, match: '^PORT=', create: true, notify: handler('restart demo') }),
-      files.file({
-        path: '/etc/systemd/system/demo.service',
+      systemd.unitFile({
+        name: 'demo',
         content: unit(),
         // The unit must at least name a command before it replaces the old one.
         validate: 'grep -q "^ExecStart=" %s',

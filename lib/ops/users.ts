@@ -166,7 +166,7 @@ function planUser(o: UserOptions, current: UserInfo, digest: PasswordDigest | un
 
 // The account databases, and the home a user gets or loses.
 function accountEffects(home: string | undefined): Effects {
-  return { writes: ['/etc/passwd', '/etc/group', '/etc/shadow', '/etc/gshadow', '/etc/subuid', '/etc/subgid', ...(home ? [home] : [])] };
+  return { writes: ['/etc/passwd', '/etc/group', '/etc/shadow', '/etc/gshadow', '/etc/subuid', '/etc/subgid', ...(home ? [`${home}/`] : [])] };
 }
 
 function sha256(text: string): string {
@@ -289,7 +289,7 @@ function planAuthorizedKeys(o: KeysPlanInput, info: AuthorizedKeysInfo): Change 
     summary,
     actions,
     ...(changed ? { diff: createTwoFilesPatch(filePath, filePath, before, after) } : {}),
-    effects: { facts: { [authorizedKeysFact(name).key]: keys }, writes: [dirPath] },
+    effects: { facts: { [authorizedKeysFact(name).key]: keys }, writes: [`${dirPath}/`] },
   };
 }
 

@@ -123,13 +123,15 @@ t.test('steps must be operations', async (t) => {
 });
 
 t.test('pure: paths meet, facts after a change', async (t) => {
-  t.ok(pathsMeet('/etc/nginx/sites-enabled/app', '/etc/nginx'));
-  t.ok(pathsMeet('/etc/nginx/', '/etc/nginx/nginx.conf'));
-  t.notOk(pathsMeet('/etc/nginx2', '/etc/nginx'));
+  t.ok(pathsMeet('/etc/nginx/sites-enabled/app', '/etc/nginx/'), 'a write inside a tree a fact reads');
+  t.ok(pathsMeet('/etc/nginx/', '/etc/nginx/nginx.conf'), 'a path inside a tree written');
+  t.ok(pathsMeet('/srv/app', '/srv/app/'), 'the same path');
+  t.notOk(pathsMeet('/srv/app', '/srv/app/index.html'), 'creating a directory leaves what is inside as it was');
+  t.notOk(pathsMeet('/etc/nginx2/', '/etc/nginx/'));
   const f = exists('/x');
   const anyRead = defineFact('any', sh`true`, () => 1);
   t.equal(afterChange(f, false, { facts: { [f.key]: true } }), true, 'predicted');
-  t.equal(afterChange(f, false, { writes: ['/'] }), UNKNOWN, 'a write above it');
+  t.equal(afterChange(f, false, { writes: ['/'] }), UNKNOWN, 'a write of the whole tree above it');
   t.equal(afterChange(f, false, { writes: ['/y'] }), false, 'a write elsewhere');
   t.equal(afterChange(anyRead, 1, { writes: ['/y'] }), UNKNOWN, 'a fact that does not say what it reads: any write');
   t.equal(afterChange(anyRead, 1, {}), 1, 'no writes at all');
