@@ -371,7 +371,7 @@ function directory(opts: DirectoryOptions): Operation {
         summary: `create directory ${show(path)}${want.mode ? ` (mode ${want.mode})` : ''}`,
         actions: [{ command: Command.join([sh`mkdir -p -- ${path}`, ...metadataCommands(path, want, undefined)], ' && ') }],
         // mkdir -p may create its parents too; what is inside stays as it was (missing).
-        effects: { writes: path.split('/').map((_, i, parts) => parts.slice(0, i + 1).join('/') || '/') },
+        effects: { writes: path.split('/').map((_, i, parts) => parts.slice(0, i + 1).join('/')).filter((p) => p !== '') },
       };
     }
     if (info.kind !== 'directory') {

@@ -224,7 +224,7 @@ function authorizedKeys(options: AuthorizedKeysOptions): Operation {
   });
   return defineOperation({
     name: where,
-    facts: { keys: authorizedKeysFact(name) },
+    facts: { keys: authorizedKeysFact(name, account.home) },
     options,
     plan: ({ keys }) =>
       planAuthorizedKeys({ name, home: account.home, wanted, state, exclusive: options.exclusive ?? false }, keys),

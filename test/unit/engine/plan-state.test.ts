@@ -14,6 +14,7 @@ import { runTask, type RunEvent } from '../../../lib/engine/runner.ts';
 import { defineTask, type StepEntry } from '../../../lib/engine/task.ts';
 import { defineFact } from '../../../lib/facts/fact.ts';
 import { defineInventory } from '../../../lib/inventory/inventory.ts';
+import { files } from '../../../lib/ops/files.ts';
 import { shell } from '../../../lib/ops/shell.ts';
 
 const exists = (path: string) => defineFact(`exists:${path}`, sh`test -e ${path}`, (o) => o.exitCode === 0, { reads: [path] });
@@ -146,4 +147,9 @@ t.test('pure: paths meet, facts after a change', async (t) => {
   state.changed({ facts: { [f.key]: true } });
   state.store([f], [false]);
   t.equal(state.get(f.key), true, 'a fact read after a planned change carries its effect');
+});
+
+t.test('files: creating a directory leaves what is inside it as it was (missing)', async (t) => {
+  const r = await run((d) => [files.directory({ path: join(d, 'x/y') }), touch(join(d, 'x/y/z'))], { dryRun: true });
+  t.same(r.steps, [`changed files.directory ${r.dir}/x/y: create directory ${r.dir}/x/y`, `changed touch ${r.dir}/x/y/z: create ${r.dir}/x/y/z`]);
 });
