@@ -32,7 +32,7 @@ export const baseline = defineTask({
         notify: handler('restart demo'),
       }),
       systemd.service({ name: 'demo', enabled: true, state: 'started', daemonReload: true }),
-      shell({ name: 'record first provisioning', command: sh`date -u +%FT%TZ > /srv/demo/provisioned-at`, creates: '/srv/demo/provisioned-at' }),
+      shell({ name: 'record first provisioning', command: sh`date -u +%FT%TZ > /srv/demo/provisioned-at`, creates: '/srv/demo/provisioned-at', writes: ['/srv/demo/provisioned-at'] }),
     ];
   },
   handlers: {

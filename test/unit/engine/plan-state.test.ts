@@ -106,6 +106,8 @@ t.test('a guard after a change is unknown: its command may answer otherwise', as
   const r = await run((d) => [touch(join(d, 'a')), shell({ name: 'guarded', command: sh`true`, unless: sh`test -e ${join(d, 'x')}` })], { dryRun: true });
   t.match(r.steps[1], /^unknown shell guarded:/);
   const before = await run((d) => [shell({ name: 'guarded', command: sh`true`, unless: sh`test -e ${join(d, 'x')}` })], { dryRun: true });
+  const after = await run((d) => [shell({ name: 'marks', command: sh`touch ${join(d, 'm')}`, creates: join(d, 'm'), writes: [join(d, 'm')] }), touch(join(d, 'a'))], { dryRun: true });
+  t.match(after.steps[1], /^changed touch/, 'a command that says what it writes leaves the rest known');
   t.match(before.steps[0], /^changed shell guarded: run true/, 'known when nothing changed before it');
 });
 
