@@ -26,7 +26,7 @@ t.test('many facts in one exec, each isolated', async (t) => {
   ];
   const values = await gatherFacts(conn, facts);
   t.same(values, ['one', '4:err', 'read:', 'no newline'], 'exit in one fact does not stop the next; stdin is closed');
-  t.same(conn.stats(), { channels: 1, commands: 4 }, 'one process for four facts');
+  t.same(conn.stats(), { channels: 1, commands: 4, roundTrips: 1 }, 'one process, one round trip, for four facts');
 });
 
 t.test('a parser that throws becomes a fact error naming the fact and host', async (t) => {
