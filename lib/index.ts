@@ -112,7 +112,7 @@ export type { ResolvedSshConfig } from './connection/ssh-config.ts';
 export { FAIL2BAN_DEFAULTS_FILE, type Fail2banCommon, type Fail2banTime } from './ops/fail2ban.ts';
 export type { Clock, HttpProbeOptions, ProbeFrom, StopSign, WaitContext } from './ops/health.ts';
 export { SSHD_ROLLBACK_SECONDS } from './ops/sshd.ts';
-export type { ServiceOptions as SystemdServiceOptions } from './ops/systemd.ts';
+export type { ServiceOptions as SystemdServiceOptions, UnitFileOptions as SystemdUnitFileOptions } from './ops/systemd.ts';
 export type { Decision, Retention } from './ops/retention.ts';
 export type { TaskFlag } from './engine/task.ts';
 export type { StopSignal } from './cli/main.ts';

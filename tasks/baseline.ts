@@ -24,15 +24,15 @@ export const baseline = defineTask({
       files.link({ path: '/srv/demo/current', target: '/srv/demo/releases/1' }),
       files.file({ path: '/srv/demo/releases/1/index.html', content: `<h1>${host.name}</h1>\n`, mode: '0644' }),
       files.line({ path: '/etc/default/demo', line: `PORT=${demoPort}`, match: '^PORT=', create: true, notify: handler('restart demo') }),
-      files.file({
-        path: '/etc/systemd/system/demo.service',
+      systemd.unitFile({
+        name: 'demo',
         content: unit(),
         // The unit must at least name a command before it replaces the old one.
         validate: 'grep -q "^ExecStart=" %s',
         notify: handler('restart demo'),
       }),
       systemd.service({ name: 'demo', enabled: true, state: 'started', daemonReload: true }),
-      shell({ name: 'record first provisioning', command: sh`date -u +%FT%TZ > /srv/demo/provisioned-at`, creates: '/srv/demo/provisioned-at' }),
+      shell({ name: 'record first provisioning', command: sh`date -u +%FT%TZ > /srv/demo/provisioned-at`, creates: '/srv/demo/provisioned-at', writes: ['/srv/demo/provisioned-at'] }),
     ];
   },
   handlers: {

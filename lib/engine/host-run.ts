@@ -112,7 +112,6 @@ export class HostRun<V extends Vars> implements HostContext<V> {
    * changes predict; in a real run, re-reading only what an applied change invalidated).
    */
   async runSteps(ops: readonly Operation[]): Promise<void> {
-    this.#upcoming = ops.flatMap((op) => Object.values(op.facts));
     try {
       for (const [i, op] of ops.entries()) {
         this.#upcoming = ops.slice(i).flatMap((o) => Object.values(o.facts));

@@ -6,15 +6,18 @@ import { UNKNOWN, type Effects } from '../ops/operation.ts';
 // applies nothing and carries the facts it read through each planned change's effects instead.
 
 /**
- * Whether a path a change writes meets a path a fact reads: the same path, or one inside the other.
+ * Whether a path a change writes meets a path a fact reads. A path ending in `/` is a tree: a
+ * write of `/etc/ufw/` may change anything below it, a read of `/etc/ssh/` depends on everything
+ * below it. Any other path is that path alone (creating a directory leaves what is inside alone).
  *
- * @example pathsMeet('/etc/nginx/sites-enabled/app', '/etc/nginx') // true
+ * @example pathsMeet('/etc/nginx/sites-enabled/app', '/etc/nginx/') // true
+ * @example pathsMeet('/srv/app', '/srv/app/index.html') // false
  */
 export function pathsMeet(written: string, read: string): boolean {
   const a = written.replace(/\/+$/, '') || '/';
   const b = read.replace(/\/+$/, '') || '/';
-  const inside = (p: string, dir: string) => dir === '/' || p.startsWith(`${dir}/`);
-  return a === b || inside(a, b) || inside(b, a);
+  const inside = (p: string, dir: string) => p !== dir && (dir === '/' || p.startsWith(`${dir}/`));
+  return a === b || (written.endsWith('/') && inside(b, a)) || (read.endsWith('/') && inside(a, b));
 }
 
 /** Whether a change with these effects may change the fact's value (no effects: anything may). */

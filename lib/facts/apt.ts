@@ -38,7 +38,7 @@ export const dpkgPackages: Fact<DpkgPackages> = defineFact(
   'apt.dpkg',
   sh`dpkg --print-architecture && dpkg-query -W -f=${DPKG_FORMAT}`,
   parseDpkgQuery,
-  { reads: ['/var/lib/dpkg'] },
+  { reads: ['/var/lib/dpkg/'] },
 );
 
 /**
@@ -149,7 +149,7 @@ export const aptLists: Fact<AptLists> = defineFact(
     `${LISTS}/*_Packages* ${LISTS}/*InRelease ${LISTS}/*_Release ${SOURCES} ${SOURCES}.d ${SOURCES}.d/*.list ${SOURCES}.d/*.sources`,
   )} 2>/dev/null`,
   parseAptLists,
-  { reads: [APT_UPDATE_STAMP, LISTS, SOURCES, `${SOURCES}.d`] },
+  { reads: [APT_UPDATE_STAMP, `${LISTS}/`, SOURCES, `${SOURCES}.d/`] },
 );
 
 /**
@@ -200,7 +200,7 @@ export type Candidates = Readonly<Record<string, Candidate>>;
 export function aptCandidates(names: readonly string[]): Fact<Candidates> {
   // LC_ALL=C: the "Candidate:" label is translated otherwise.
   return defineFact(`apt.candidates ${[...names].sort().join(' ')}`, sh`LC_ALL=C apt-cache policy ${names}`, parseAptCachePolicy, {
-    reads: [LISTS, SOURCES, `${SOURCES}.d`, '/etc/apt/preferences', '/etc/apt/preferences.d', '/var/lib/dpkg'],
+    reads: [`${LISTS}/`, SOURCES, `${SOURCES}.d/`, '/etc/apt/preferences', '/etc/apt/preferences.d/', '/var/lib/dpkg/'],
   });
 }
 
@@ -259,7 +259,7 @@ export const aptRelease: Fact<AptRelease> = defineFact(
   'apt.release',
   sh`. /etc/os-release 2>/dev/null; printf '%s %s\n' "$ID" "$VERSION_CODENAME"; ls -A ${`${SOURCES}.d`} 2>/dev/null; exit 0`,
   parseAptRelease,
-  { reads: ['/etc/os-release', `${SOURCES}.d`] },
+  { reads: ['/etc/os-release', `${SOURCES}.d/`] },
 );
 
 /**

@@ -71,7 +71,7 @@ done`;
  * const app = state.lineages.find((l) => l.name === 'app.example.com');
  */
 export const certbotLineages: Fact<CertbotState> = defineFact('certbot.lineages', sh`${raw(SCRIPT)}`, parseCertbotLineages, {
-  reads: [LETSENCRYPT_DIR, '/usr/bin/certbot'],
+  reads: [`${LETSENCRYPT_DIR}/`, '/usr/bin/certbot'],
 });
 
 /**

@@ -16,7 +16,7 @@ export interface Fact<T> {
   readonly command: Command;
   parse(output: FactOutput): T;
   /**
-   * The paths whose content decides the answer (a directory: everything below it), so that a
+   * The paths whose content decides the answer (one ending in `/`: everything below it), so that a
    * change writing elsewhere leaves the fact as it was when a task is planned as a whole.
    * Without it, any write may change the answer.
    */

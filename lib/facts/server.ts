@@ -50,7 +50,7 @@ export function zoneInfoFact(name: string): Fact<ZoneInfo> {
     `host.zoneinfo:${name}`,
     sh`if [ ! -d /usr/share/zoneinfo ]; then echo no-database; elif [ -f /usr/share/zoneinfo/${name} ]; then echo zone; else echo unknown; fi`,
     parseZoneInfo,
-    { reads: ['/usr/share/zoneinfo'] },
+    { reads: ['/usr/share/zoneinfo/'] },
   );
 }
 

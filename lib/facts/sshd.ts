@@ -91,7 +91,7 @@ done`;
  * const c = await host.fact(sshdConfig);
  * if (c.kind === 'sshd' && c.effective.kind === 'valid') console.log(c.effective.values.passwordauthentication);
  */
-export const sshdConfig: Fact<SshdConfig> = defineFact('sshd.config', sh`${raw(CONFIG_SCRIPT)}`, parseSshdConfig, { reads: ['/etc/ssh', '/usr/sbin/sshd'] });
+export const sshdConfig: Fact<SshdConfig> = defineFact('sshd.config', sh`${raw(CONFIG_SCRIPT)}`, parseSshdConfig, { reads: ['/etc/ssh/', '/usr/sbin/sshd'] });
 
 /**
  * Pure parser of the {@link sshdConfig} script.

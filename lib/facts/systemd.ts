@@ -44,7 +44,7 @@ const PROPERTIES = ['Id', 'Names', 'LoadState', 'ActiveState', 'SubState', 'Frag
 export function systemdUnit(name: string): Fact<SystemdUnit> {
   // Its files (an alias is a link among them); its running state changes only through commands, which the ops that run them predict.
   const file = name.includes('.') ? name : `${name}.service`;
-  const reads = UNIT_DIRS.flatMap((dir) => [`${dir}/${file}`, `${dir}/${file}.d`]);
+  const reads = UNIT_DIRS.flatMap((dir) => [`${dir}/${file}`, `${dir}/${file}.d/`]);
   return defineFact(`systemd.unit ${name}`, sh`systemctl show --property=${PROPERTIES.join(',')} ${name}`, parseSystemctlShow, { reads });
 }
 

@@ -85,7 +85,7 @@ exit 0`;
  */
 export const ufwState: Fact<UfwState> = defineFact('ufw.state', sh`${raw(UFW_STATE_SCRIPT)}`, parseUfwState, {
   // Whether the firewall runs is kernel state, changed only by the ufw operations, which predict it.
-  reads: ['/etc/ufw', '/etc/default/ufw', '/usr/sbin/ufw'],
+  reads: ['/etc/ufw/', '/etc/default/ufw', '/usr/sbin/ufw'],
 });
 
 const POLICIES: Record<string, UfwPolicy> = { ACCEPT: 'allow', DROP: 'deny', REJECT: 'reject' };

@@ -128,7 +128,7 @@ export type KeysFileState =
  * const keys = await host.fact(authorizedKeysFact('deploy'));
  * if (keys.kind === 'user' && keys.dir.kind === 'directory' && keys.dir.file.kind === 'file') console.log(keys.dir.file.content);
  */
-export function authorizedKeysFact(name: string): Fact<AuthorizedKeysInfo> {
+export function authorizedKeysFact(name: string, home?: string): Fact<AuthorizedKeysInfo> {
   const command = sh`e=$(getent passwd ${name}) || { echo no-user; exit 0; }
 h=$(printf '%s\n' "$e" | cut -d: -f6); d="$h/.ssh"; f="$d/authorized_keys"
 printf 'home %s\n' "$h"
@@ -136,7 +136,9 @@ stat -c 'dir %F|%U|%a' -- "$d" 2>/dev/null || echo 'dir missing'
 [ -d "$d" ] && [ ! -L "$d" ] || exit 0
 stat -c 'file %F|%U|%a' -- "$f" 2>/dev/null || echo 'file missing'
 if [ -f "$f" ] && [ ! -L "$f" ]; then echo content; cat -- "$f"; fi`;
-  return defineFact(`users.authorizedKeys ${name}`, command, parseAuthorizedKeys);
+  // The account, and the home it has: the one given, else where useradd puts it.
+  const dir = home ?? (name === 'root' ? '/root' : `/home/${name}`);
+  return defineFact(`users.authorizedKeys ${name}`, command, parseAuthorizedKeys, { reads: [...ACCOUNT_FILES, `${dir}/`] });
 }
 
 /**

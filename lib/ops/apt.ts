@@ -166,19 +166,21 @@ const file = (content: string, mode = '0644'): PathInfo => ({
   sha256: sha256Hex(content),
   content: Buffer.from(content).toString('base64'),
 });
-const PYTHON = '/usr/lib/python3/dist-packages';
+const PYTHON = '/usr/lib/python3/dist-packages/';
 const unitFile = (name: string) => `/lib/systemd/system/${name}`;
 
 const SHIPPED: Readonly<Record<string, Shipped>> = {
-  'ca-certificates': { writes: ['/etc/ssl/certs', '/etc/ca-certificates.conf', '/usr/share/ca-certificates', '/usr/sbin/update-ca-certificates'] },
+  'ca-certificates': { writes: ['/etc/ssl/certs/', '/etc/ca-certificates.conf', '/usr/share/ca-certificates/', '/usr/sbin/update-ca-certificates'] },
   curl: { writes: ['/usr/bin/curl'] },
+  tree: { writes: ['/usr/bin/tree'] },
+  rclone: { writes: ['/usr/bin/rclone', '/usr/bin/rclonefs', '/sbin/mount.rclone', '/etc/fuse.conf', '/usr/bin/fusermount3'] },
   less: { writes: ['/usr/bin/less', '/usr/bin/lessecho', '/usr/bin/lesskey', '/usr/bin/lesspipe', '/usr/bin/lessfile'] },
   sudo: { writes: ['/etc/sudoers', '/etc/sudoers.d/README', '/etc/pam.d/sudo', '/usr/bin/sudo', unitFile('sudo.service')] },
   'python3-systemd': { writes: [PYTHON] },
   'python3-certbot-nginx': { writes: [PYTHON] },
   ufw: {
     // Its postinst writes the rule files and the before/after hooks into /etc/ufw.
-    writes: ['/etc/ufw', '/etc/default/ufw', '/usr/sbin/ufw', '/lib/ufw', unitFile('ufw.service'), '/usr/sbin/iptables', '/usr/sbin/ip6tables', '/usr/sbin/nft', '/etc/nftables.conf', unitFile('nftables.service')],
+    writes: ['/etc/ufw/', '/etc/default/ufw', '/usr/sbin/ufw', '/lib/ufw/', unitFile('ufw.service'), '/usr/sbin/iptables', '/usr/sbin/ip6tables', '/usr/sbin/nft', '/etc/nftables.conf', unitFile('nftables.service')],
     facts: () => ({
       [ufwState.key]: { kind: 'ufw', active: false, ipv6: true, defaults: { incoming: 'deny', outgoing: 'allow', routed: 'deny' }, rules: [] },
       // Debian's hook (ufw 0.36): not what tackle writes there.
@@ -187,13 +189,13 @@ const SHIPPED: Readonly<Record<string, Shipped>> = {
   },
   fail2ban: {
     writes: [
-      ...['fail2ban.conf', 'jail.conf', 'jail.d/defaults-debian.conf', 'filter.d', 'action.d', 'paths-common.conf', 'paths-debian.conf', 'paths-arch.conf', 'paths-opensuse.conf'].map((f) => `/etc/fail2ban/${f}`),
+      ...['fail2ban.conf', 'jail.conf', 'jail.d/defaults-debian.conf', 'filter.d/', 'action.d/', 'paths-common.conf', 'paths-debian.conf', 'paths-arch.conf', 'paths-opensuse.conf'].map((f) => `/etc/fail2ban/${f}`),
       '/etc/default/fail2ban',
       '/usr/bin/fail2ban-client',
       '/usr/bin/fail2ban-server',
       '/usr/bin/fail2ban-regex',
       unitFile('fail2ban.service'),
-      '/var/lib/fail2ban',
+      '/var/lib/fail2ban/',
       PYTHON,
     ],
     update: { [fail2banHost.key]: (before: Fail2banHost): Fail2banHost => ({ ...before, installed: true }) },
@@ -204,16 +206,16 @@ const SHIPPED: Readonly<Record<string, Shipped>> = {
   },
   nginx: {
     writes: [
-      ...['nginx.conf', 'mime.types', 'fastcgi.conf', 'fastcgi_params', 'proxy_params', 'scgi_params', 'uwsgi_params', 'koi-utf', 'koi-win', 'win-utf', 'snippets', 'modules-enabled', 'modules-available', 'conf.d'].map((f) => `/etc/nginx/${f}`),
+      ...['nginx.conf', 'mime.types', 'fastcgi.conf', 'fastcgi_params', 'proxy_params', 'scgi_params', 'uwsgi_params', 'koi-utf', 'koi-win', 'win-utf', 'snippets/', 'modules-enabled/', 'modules-available/', 'conf.d/'].map((f) => `/etc/nginx/${f}`),
       `${NGINX_SITES_AVAILABLE}/default`,
       `${NGINX_SITES_ENABLED}/default`,
       '/etc/default/nginx',
       '/etc/ufw/applications.d/nginx',
       '/usr/sbin/nginx',
       unitFile('nginx.service'),
-      '/var/www/html',
-      '/var/log/nginx',
-      '/var/lib/nginx',
+      '/var/www/html/',
+      '/var/log/nginx/',
+      '/var/lib/nginx/',
     ],
     versions: { 'debian bookworm': '1.22.1', 'debian trixie': '1.26.3', 'ubuntu jammy': '1.18.0', 'ubuntu noble': '1.24.0' },
     // Its postinst enables the default site and starts nginx.
@@ -266,7 +268,7 @@ function installEffects(names: readonly string[], updated: boolean, { dpkg, cand
   const shipped = names.map((n) => SHIPPED[base(n)]);
   if (shipped.some((p) => p === undefined)) return { facts, touches: () => true };
   const update: Record<string, (before: never) => unknown> = {};
-  const writes = ['/var/lib/dpkg', '/var/lib/apt', '/var/cache/apt'];
+  const writes = ['/var/lib/dpkg/', '/var/lib/apt/', '/var/cache/apt/'];
   for (const p of shipped as Shipped[]) {
     writes.push(...p.writes);
     Object.assign(facts, p.facts?.(upstreamVersion(p, release)));

@@ -204,7 +204,7 @@ function planCertificate(d: Desired, state: CertbotState): Change | undefined {
 }
 
 // certbot's own directories; its nginx authenticator puts nginx's configuration back as it was.
-const CERTONLY_EFFECTS = { writes: [LETSENCRYPT_DIR, '/var/lib/letsencrypt', '/var/log/letsencrypt'] };
+const CERTONLY_EFFECTS = { writes: [`${LETSENCRYPT_DIR}/`, '/var/lib/letsencrypt/', '/var/log/letsencrypt/'] };
 
 /**
  * Ensures a certbot certificate (lineage) for exactly `domains`, from `server`, valid for more

@@ -363,6 +363,8 @@ function directory(opts: DirectoryOptions): Operation {
       return {
         summary: `create directory ${show(path)}${want.mode ? ` (mode ${want.mode})` : ''}`,
         actions: [{ command: Command.join([sh`mkdir -p -- ${path}`, ...metadataCommands(path, want, undefined)], ' && ') }],
+        // mkdir -p may create its parents too; what is inside stays as it was (missing).
+        effects: { writes: path.split('/').map((_, i, parts) => parts.slice(0, i + 1).join('/')).filter((p) => p !== '') },
       };
     }
     if (info.kind !== 'directory') {
@@ -371,7 +373,7 @@ function directory(opts: DirectoryOptions): Operation {
     }
     if (absent) {
       return opts.recursive
-        ? { summary: `remove directory ${show(path)} and its contents`, actions: [{ command: sh`rm -rf -- ${path}` }] }
+        ? { summary: `remove directory ${show(path)} and its contents`, actions: [{ command: sh`rm -rf -- ${path}` }], effects: { writes: [`${path}/`] } }
         : { summary: `remove empty directory ${show(path)}`, actions: [{ command: sh`rmdir -- ${path}` }] };
     }
     return metadataChange(path, info, want);

@@ -48,7 +48,7 @@ export interface Effects {
   readonly facts?: Readonly<Record<string, unknown>>;
   /** Fact key → its value after the change from its value before (unknown stays unknown). */
   readonly update?: Readonly<Record<string, (before: never) => unknown>>;
-  /** Paths the change writes or removes (a directory: everything below it). */
+  /** Paths the change writes or removes; one ending in `/` is the whole tree below it. */
   readonly writes?: readonly string[];
   /** Other facts the change may alter, by key. */
   readonly touches?: (key: string) => boolean;

@@ -130,6 +130,7 @@ function remote(options: RemoteOptions): Operation {
         summary: `${config.kind === 'missing' || !current.includes(`[${options.name}]`) ? 'add' : 'update'} remote ${options.name} (${options.provider}${endpoint ? `, ${String(endpoint)}` : ''}) in ${configPath}: ${change.summary}`,
         actions: [...mkdir, ...change.actions],
         diff,
+        effects: { writes: [posix.dirname(configPath), configPath] },
       };
     },
   });

@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import type { Command, Secret } from '../command/command.ts';
 import type { Stdin } from '../connection/connection.ts';
-import { defineOperation, type CommonOptions, type Operation } from './operation.ts';
+import { defineOperation, type CommonOptions, type Effects, type Operation } from './operation.ts';
 import type { Fact } from '../facts/fact.ts';
 import {
   exitStatusFact,
@@ -30,6 +30,12 @@ export interface ShellOptions extends CommonOptions {
    */
   env?: Readonly<Record<string, string | Secret>>;
   stdin?: Stdin;
+  /**
+   * The paths the command changes (one ending in `/`: the tree below it), so that a task planned
+   * as a whole can plan the steps after it. Without it the command may change anything: after it
+   * every fact is unknown until it ran.
+   */
+  writes?: readonly string[];
 }
 
 type Guard = PathPresence | ExitStatus;
@@ -63,6 +69,11 @@ export function shell(options: ShellOptions): Operation {
   if (options.onlyIf !== undefined) guard('onlyIf', exitStatusFact(options.onlyIf, context), 'failure');
 
   const run = cwd === undefined && env === undefined ? command : inContext(command, context);
+  // A command that says what it writes leaves the rest as it was; `creates` exists after it.
+  const effects: Effects | undefined = options.writes && {
+    writes: options.writes.map((p) => (p.endsWith('/') ? `${resolve(p)}/` : resolve(p))),
+    facts: options.creates === undefined ? {} : { [pathPresenceFact(resolve(options.creates)).key]: { kind: 'exists' } },
+  };
   const shown = shorten(command.toString());
   return defineOperation({
     name: `shell ${options.name ?? shown}`,
@@ -71,7 +82,7 @@ export function shell(options: ShellOptions): Operation {
     options: { notify: options.notify },
     plan: (values) => {
       if (Object.entries(values).some(([key, value]) => value.kind === skipWhen[key])) return undefined;
-      return { summary: `run ${shown}`, actions: [options.stdin === undefined ? { command: run } : { command: run, stdin: options.stdin }] };
+      return { summary: `run ${shown}`, actions: [options.stdin === undefined ? { command: run } : { command: run, stdin: options.stdin }], ...(effects ? { effects } : {}) };
     },
   });
 }

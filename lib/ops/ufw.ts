@@ -376,9 +376,9 @@ function defaults(options: UfwDefaultsOptions): Operation {
 /**
  * Ensures the firewall is enabled (`ufw --force enable`, also at boot) or disabled. Enabling is
  * REFUSED at planning time unless the added rules allow the SSH port in use (tcp, allow or limit,
- * from anywhere or from the controller's address): the error names the port. When ufw is not
- * installed yet or has no rule at all (a dry run before the rules step, a fresh Ubuntu), the same
- * test runs on the host just before enabling, and refuses there.
+ * from anywhere or from the controller's address): the error names the port. In a task planned
+ * as a whole the rules are those the earlier steps leave. When ufw is not installed (the step
+ * then fails) the same test runs on the host just before enabling.
  * After enabling, a fresh SSH login must work, or ufw is disabled again and the step fails.
  *
  * @example

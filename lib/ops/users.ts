@@ -166,7 +166,7 @@ function planUser(o: UserOptions, current: UserInfo, digest: PasswordDigest | un
 
 // The account databases, and the home a user gets or loses.
 function accountEffects(home: string | undefined): Effects {
-  return { writes: ['/etc/passwd', '/etc/group', '/etc/shadow', '/etc/gshadow', '/etc/subuid', '/etc/subgid', ...(home ? [home] : [])] };
+  return { writes: ['/etc/passwd', '/etc/group', '/etc/shadow', '/etc/gshadow', '/etc/subuid', '/etc/subgid', ...(home ? [`${home}/`] : [])] };
 }
 
 function sha256(text: string): string {
@@ -224,7 +224,7 @@ function authorizedKeys(options: AuthorizedKeysOptions): Operation {
   });
   return defineOperation({
     name: where,
-    facts: { keys: authorizedKeysFact(name) },
+    facts: { keys: authorizedKeysFact(name, account.home) },
     options,
     plan: ({ keys }) =>
       planAuthorizedKeys({ name, home: account.home, wanted, state, exclusive: options.exclusive ?? false }, keys),
@@ -289,7 +289,7 @@ function planAuthorizedKeys(o: KeysPlanInput, info: AuthorizedKeysInfo): Change 
     summary,
     actions,
     ...(changed ? { diff: fileDiff(filePath, file.kind === 'file' ? before : undefined, after) } : {}),
-    effects: { facts: { [authorizedKeysFact(name).key]: keys }, writes: [dirPath] },
+    effects: { facts: { [authorizedKeysFact(name).key]: keys }, writes: [`${dirPath}/`] },
   };
 }
 

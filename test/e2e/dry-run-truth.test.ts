@@ -51,6 +51,15 @@ t.test('dry-run on a fresh host: each step has the status and summary the real r
   for (const h of lab.hosts) t.ok((plan(real.report)[h.name] ?? []).some((s) => s.startsWith('changed ')), `${h.name}: the first run changed something`);
 });
 
+t.test('tasks/baseline.ts on the same host (a unit file, a service, handlers): the dry-run says what the real run does', async (t) => {
+  const dry = await runTaskCli('tasks/baseline.ts', ['--inventory', inventory, '--dry-run']);
+  t.equal(dry.code, 0, 'dry-run', { stdout: dry.stdout.slice(-3000), stderr: dry.stderr });
+  const real = await runTaskCli('tasks/baseline.ts', ['--inventory', inventory]);
+  t.equal(real.code, 0, 'real run', { stdout: real.stdout.slice(-3000), stderr: real.stderr });
+  t.same(plan(dry.report), plan(real.report), 'the dry-run planned exactly what the real run did');
+  for (const h of lab.hosts) t.equal((await lab.ssh(h.name, 'systemctl is-active demo')).stdout, 'active\n', `${h.name}: the demo service runs`);
+});
+
 t.test('converged: dry-run and real run are all ok', async (t) => {
   for (const args of [['--dry-run'], []]) {
     const run = await runTaskCli('tasks/provision.ts', ['--inventory', inventory, ...args]);

@@ -100,8 +100,9 @@ t.test('enabling ufw without the SSH port allowed is refused, and the host stays
   t.equal((await lab.ssh('lab1', 'ufw status')).stdout, 'Status: inactive\n', 'ufw stays off');
   t.equal((await lab.ssh('lab1', 'echo reachable')).stdout, 'reachable\n');
 
-  // The same test as the host-side guard a dry run on a host without ufw plans, run by the host's own awk.
-  const guard = ufw.enabled({}).plan({ ufw: { kind: 'missing' }, hook: { kind: 'missing' }, session: { kind: 'ssh', clientAddress: lab.bridgeAddress, clientPort: 1, serverAddress: lab.host('lab1').address, serverPort: 22 } });
+  // The same test as the host-side guard planned on a host without ufw, run by the host's own awk.
+  const session = { kind: 'ssh', clientAddress: lab.bridgeAddress, clientPort: 1, serverAddress: lab.host('lab1').address, serverPort: 22 } as const;
+  const guard = ufw.enabled({}).plan({ ufw: { kind: 'missing' }, session, hook: { kind: 'missing' } });
   const command = guard?.actions[0]?.command.reveal() ?? 'false';
   const refused = await lab.ssh('lab1', command);
   t.equal(refused.code, 1);

@@ -38,7 +38,7 @@ const task = defineTask({
     await host.run(nginx.defaultSite({ present: false, notify: 'reload nginx' }));
     await host.run(files.file({ path: ${JSON.stringify(CA_ON_HOST)}, content: ${JSON.stringify(acme.caCertPem)} }));
     await host.run(files.file({ path: UPSTREAM_PATH, content: UPSTREAM_SCRIPT, mode: '0755', notify: 'restart upstream' }));
-    await host.run(files.file({ path: '/etc/systemd/system/tackle-upstream.service', content: upstreamUnit(8000), notify: 'restart upstream' }));
+    await host.run(systemd.unitFile({ name: 'tackle-upstream', content: upstreamUnit(8000), notify: 'restart upstream' }));
     await host.run(systemd.service({ name: 'tackle-upstream', enabled: true, state: 'started' }));
     await host.run(certbot.certificate({
       domains: ['app.test', 'www.app.test'],

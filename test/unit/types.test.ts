@@ -33,3 +33,22 @@ t.throws(() => {
   sh`echo ${Promise.resolve('x')}`;
 }, TypeError);
 t.equal(task.name, 'typed');
+
+// The declarative form: steps are operations (or a condition that left one out), from typed vars.
+export const declarative = defineTask({
+  name: 'steps',
+  vars: { motd: v.string(), extra: v.boolean().default(false) },
+  steps: (host, handler) => [
+    files.file({ path: '/etc/motd', content: host.vars.motd, notify: handler('again') }),
+    host.vars.extra && files.file({ path: '/etc/extra', content: 'x' }),
+    // @ts-expect-error a step is an operation, not the promise of running one
+    host.run(files.file({ path: '/etc/x', content: 'x' })),
+    // @ts-expect-error a handler the task does not have
+    files.file({ path: '/etc/y', content: 'y', notify: handler('nope') }),
+  ],
+  handlers: { again: () => files.file({ path: '/etc/motd.bak', content: 'x' }) },
+});
+
+t.test('the declarative form type-checks', async (t) => {
+  t.equal(declarative.name, 'steps');
+});

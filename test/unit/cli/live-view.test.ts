@@ -31,21 +31,19 @@ function screen(tty: boolean) {
 const frames = (text: string) => text.split('\u001b[G').map((f) => stripVTControlCharacters(f));
 const lines = (text: string) => stripVTControlCharacters(text).split('\n');
 
-const touch = (path: string, seconds = 0) => {
-  const exists = defineFact(`exists:${path}`, sh`test -e ${path}`, (o) => o.exitCode === 0);
-  return defineOperation({
+const touch = (path: string, seconds = 0) =>
+  defineOperation({
     name: `touch ${path}`,
-    facts: { exists },
-    plan: ({ exists: there }) => (there ? undefined : { summary: `create ${path}`, actions: [{ command: sh`sleep ${seconds} && touch ${path}` }], effects: { facts: { [exists.key]: true } } }),
+    facts: { exists: defineFact(`exists:${path}`, sh`test -e ${path}`, (o) => o.exitCode === 0, { reads: [path] }) },
+    // Its effects let a dry-run plan the steps after it (they read other paths).
+    plan: ({ exists }) => (exists ? undefined : { summary: `create ${path}`, actions: [{ command: sh`sleep ${seconds} && touch ${path}` }], effects: { writes: [path] } }),
   });
-};
 
 // A slow first step (apt in the field, 38 s), then two quick ones.
 const task = defineTask({
   name: 'view',
   vars: { dir: v.string() },
   async run(host) {
-    // A wait touches no fact (empty effects), so a dry-run plans the touches after it too.
     await host.run(defineOperation({ name: 'slow first step', facts: {}, plan: () => ({ summary: 'wait', actions: [{ command: sh`sleep 1.2` }], effects: {} }) }));
     await host.run(touch(join(host.vars.dir, 'one')));
     await host.run(touch(join(host.vars.dir, 'two')));

@@ -14,6 +14,7 @@ import { runTask, type RunEvent } from '../../../lib/engine/runner.ts';
 import { defineTask, type StepEntry } from '../../../lib/engine/task.ts';
 import { defineFact } from '../../../lib/facts/fact.ts';
 import { defineInventory } from '../../../lib/inventory/inventory.ts';
+import { files } from '../../../lib/ops/files.ts';
 import { shell } from '../../../lib/ops/shell.ts';
 
 const exists = (path: string) => defineFact(`exists:${path}`, sh`test -e ${path}`, (o) => o.exitCode === 0, { reads: [path] });
@@ -105,6 +106,8 @@ t.test('a guard after a change is unknown: its command may answer otherwise', as
   const r = await run((d) => [touch(join(d, 'a')), shell({ name: 'guarded', command: sh`true`, unless: sh`test -e ${join(d, 'x')}` })], { dryRun: true });
   t.match(r.steps[1], /^unknown shell guarded:/);
   const before = await run((d) => [shell({ name: 'guarded', command: sh`true`, unless: sh`test -e ${join(d, 'x')}` })], { dryRun: true });
+  const after = await run((d) => [shell({ name: 'marks', command: sh`touch ${join(d, 'm')}`, creates: join(d, 'm'), writes: [join(d, 'm')] }), touch(join(d, 'a'))], { dryRun: true });
+  t.match(after.steps[1], /^changed touch/, 'a command that says what it writes leaves the rest known');
   t.match(before.steps[0], /^changed shell guarded: run true/, 'known when nothing changed before it');
 });
 
@@ -123,13 +126,15 @@ t.test('steps must be operations', async (t) => {
 });
 
 t.test('pure: paths meet, facts after a change', async (t) => {
-  t.ok(pathsMeet('/etc/nginx/sites-enabled/app', '/etc/nginx'));
-  t.ok(pathsMeet('/etc/nginx/', '/etc/nginx/nginx.conf'));
-  t.notOk(pathsMeet('/etc/nginx2', '/etc/nginx'));
+  t.ok(pathsMeet('/etc/nginx/sites-enabled/app', '/etc/nginx/'), 'a write inside a tree a fact reads');
+  t.ok(pathsMeet('/etc/nginx/', '/etc/nginx/nginx.conf'), 'a path inside a tree written');
+  t.ok(pathsMeet('/srv/app', '/srv/app/'), 'the same path');
+  t.notOk(pathsMeet('/srv/app', '/srv/app/index.html'), 'creating a directory leaves what is inside as it was');
+  t.notOk(pathsMeet('/etc/nginx2/', '/etc/nginx/'));
   const f = exists('/x');
   const anyRead = defineFact('any', sh`true`, () => 1);
   t.equal(afterChange(f, false, { facts: { [f.key]: true } }), true, 'predicted');
-  t.equal(afterChange(f, false, { writes: ['/'] }), UNKNOWN, 'a write above it');
+  t.equal(afterChange(f, false, { writes: ['/'] }), UNKNOWN, 'a write of the whole tree above it');
   t.equal(afterChange(f, false, { writes: ['/y'] }), false, 'a write elsewhere');
   t.equal(afterChange(anyRead, 1, { writes: ['/y'] }), UNKNOWN, 'a fact that does not say what it reads: any write');
   t.equal(afterChange(anyRead, 1, {}), 1, 'no writes at all');
@@ -144,4 +149,9 @@ t.test('pure: paths meet, facts after a change', async (t) => {
   state.changed({ facts: { [f.key]: true } });
   state.store([f], [false]);
   t.equal(state.get(f.key), true, 'a fact read after a planned change carries its effect');
+});
+
+t.test('files: creating a directory leaves what is inside it as it was (missing)', async (t) => {
+  const r = await run((d) => [files.directory({ path: join(d, 'x/y') }), touch(join(d, 'x/y/z'))], { dryRun: true });
+  t.same(r.steps, [`changed files.directory ${r.dir}/x/y: create directory ${r.dir}/x/y`, `changed touch ${r.dir}/x/y/z: create ${r.dir}/x/y/z`]);
 });

@@ -7,6 +7,7 @@ import {
   packageState,
   parseAptCachePolicy,
   parseAptLists,
+  parseAptRelease,
   parseDpkgQuery,
   type DpkgPackages,
 } from '../../../lib/facts/apt.ts';
@@ -176,4 +177,10 @@ t.test('commands and cache keys', async (t) => {
   );
   t.equal(aptCandidates(['nginx', 'curl']).command.toString(), 'LC_ALL=C apt-cache policy nginx curl');
   t.equal(aptCandidates(['nginx', 'curl']).key, aptCandidates(['curl', 'nginx']).key, 'order does not split the cache');
+});
+
+t.test('parseAptRelease: the release, and whether other repositories are configured', async (t) => {
+  t.same(parseAptRelease({ stdout: 'debian bookworm\ndebian.sources\n', stderr: '', exitCode: 0 }), { release: 'debian bookworm', otherSources: false });
+  t.same(parseAptRelease({ stdout: 'debian bookworm\ndebian.sources\nnginx.list\n', stderr: '', exitCode: 0 }), { release: 'debian bookworm', otherSources: true });
+  t.same(parseAptRelease({ stdout: 'ubuntu noble\n', stderr: '', exitCode: 0 }), { release: 'ubuntu noble', otherSources: false });
 });

@@ -211,7 +211,7 @@ t.test('effects: the packages installed, fresh lists, and what a known package s
   t.match((effects?.facts?.['apt.dpkg'] as DpkgPackages).entries.at(-1), { name: 'ufw', state: 'installed' }, 'dpkg lists ufw installed');
   t.same(effects?.facts?.['apt.lists'], { kind: 'fetched', ageSeconds: 0, sourcesChanged: false }, 'the lists were just fetched');
   t.match(effects?.facts?.['ufw.state'], { kind: 'ufw', active: false, rules: [] }, 'ufw is installed, inactive, without rules');
-  t.ok(effects?.writes?.includes('/etc/ufw'), 'its files are written');
+  t.ok(effects?.writes?.includes('/etc/ufw/'), 'its files are written');
   t.equal(effects?.touches, undefined, 'nothing else is touched');
   const other = apt.packages({ names: ['git'] }).plan({ dpkg, lists: fresh });
   t.equal(other?.effects?.touches?.('sshd.config'), true, 'a package it does not know may change any fact');

@@ -119,3 +119,19 @@ t.test('dry-run on a host without systemd', async (t) => {
   if (step.status === 'failed') t.match(step.error?.reason, /cannot read the state of nginx from systemd/);
   else t.pass(`systemd answered here: ${step.status}`);
 });
+
+t.test('unitFile: writes the file and says what systemd then shows, for the service step after it', async (t) => {
+  const content = '[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n';
+  const op = systemd.unitFile({ name: 'demo', content });
+  t.equal(op.name, 'systemd.unitFile demo.service');
+  const notFound: SystemdUnit = { kind: 'unit', id: 'demo.service', names: ['demo.service'], loadState: 'not-found', activeState: 'inactive', subState: 'dead', fragmentPath: '', unitFileState: '', canReload: false, needDaemonReload: false };
+  const change = op.plan({ 'files.path:/etc/systemd/system/demo.service': { kind: 'missing' }, unit: notFound });
+  t.match(change?.summary, /^create \/etc\/systemd\/system\/demo\.service/);
+  const after = change?.effects?.facts?.['systemd.unit demo'] as SystemdUnit;
+  t.match(after, { loadState: 'loaded', unitFileState: 'disabled', activeState: 'inactive', fragmentPath: '/etc/systemd/system/demo.service', needDaemonReload: false }, 'a new unit: loaded from its file at once');
+  const service = systemd.service({ name: 'demo', enabled: true, state: 'started' }).plan({ unit: after });
+  t.equal(service?.summary, 'enable demo.service, start demo.service', 'the service step after it is planned from that');
+  const loaded = { ...notFound, loadState: 'loaded', unitFileState: 'enabled', activeState: 'active', fragmentPath: '/etc/systemd/system/demo.service' };
+  const changed = op.plan({ 'files.path:/etc/systemd/system/demo.service': { kind: 'file', mode: '0644', owner: 'root', group: 'root', uid: 0, gid: 0, size: 1, sha256: 'x' }, unit: loaded });
+  t.match(changed?.effects?.facts?.['systemd.unit demo'], { needDaemonReload: true }, 'a changed unit needs a daemon-reload');
+});
