@@ -78,8 +78,8 @@ function nightlyPhases(cfg: BackupConfig, ctx: NightlyContext): { upload: Operat
       rclone.check({ from: cfg.dir, files: newFiles, to: loc }),
     ],
     retention: [
-      postgres.prune({ dir: cfg.dir, keepDays: cfg.keepDays, keepAtLeast: cfg.keepAtLeast, pending: names, now: ctx.now }),
-      rclone.prune({ location: loc, keepDays: cfg.remote.keepDays, keepAtLeast: cfg.remote.keepAtLeast, pending: names, now: ctx.now }),
+      postgres.prune({ dir: cfg.dir, keepDays: cfg.keepDays, keepAtLeast: cfg.keepAtLeast, now: ctx.now }),
+      rclone.prune({ location: loc, keepDays: cfg.remote.keepDays, keepAtLeast: cfg.remote.keepAtLeast, now: ctx.now }),
     ],
     dumps,
   };

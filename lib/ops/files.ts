@@ -330,10 +330,9 @@ function file(opts: FileOptions): Operation {
     }
     if (next) return planWrite(path, info, next, want, { ...(validate ? { validate } : {}), backup: opts.backup === true });
     if (info.kind === 'file') return metadataChange(path, info, want);
-    // Missing now, but an earlier step may create it (a dry run only planned that step):
-    // plan the change, and let the check fail the step if the file is still missing.
+    // Missing as the earlier steps leave it: the host's check fails the step.
     return {
-      summary: `set ${Object.entries(want).map(([k, v]) => `${k} ${v}`).join(', ')} on ${show(path)} (missing now: fails unless an earlier step creates it)`,
+      summary: `set ${Object.entries(want).map(([k, v]) => `${k} ${v}`).join(', ')} on ${show(path)} (missing: this fails)`,
       actions: [{ command: Command.join([missingCheck(path, 'and no content was given'), ...metadataCommands(path, want, undefined)], ' && ') }],
     };
   });
@@ -481,7 +480,7 @@ function line(opts: LineOptions): Operation {
       if (absent) return undefined;
       if (opts.create) return planWrite(path, info, contentOf(editLines('', edit), op), {}, write);
       return {
-        summary: `edit ${show(path)} (missing now: fails unless an earlier step creates it; create: true would create it)`,
+        summary: `edit ${show(path)} (missing: this fails; create: true would create it)`,
         actions: [{ command: missingCheck(path, '(pass create: true to create it)') }],
       };
     }

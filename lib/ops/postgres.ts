@@ -1,8 +1,8 @@
 import { posix } from 'node:path';
 import { Command, raw, sh, type Interpolation } from '../command/command.ts';
-import { defineOperation, type Change, type CommonOptions, type Operation } from './operation.ts';
+import { defineOperation, UNKNOWN, type Change, type CommonOptions, type Operation } from './operation.ts';
 import { TackleError } from '../errors.ts';
-import { DATABASE_NAME, checkPolicy, dumpName, planPrune, type RetentionPolicy } from './retention.ts';
+import { DATABASE_NAME, checkPolicy, dumpName, planPrune, withNewFiles, type RetentionPolicy } from './retention.ts';
 import {
   checkTarget,
   describeTarget,
@@ -10,6 +10,7 @@ import {
   pgCommand,
   pgDatabases,
   pgRowCounts,
+  type DumpFiles,
   type PgDatabases,
   type PgTarget,
   type RowCounts,
@@ -141,6 +142,8 @@ function dump(options: DumpOptions): Operation {
     plan: () => ({
       summary: `dump ${database} (${describeTarget(target)}${flags.length ? `, ${flags.join(', ')}` : ''}) to ${final}, verify it by a full read, write its sha256, then publish`,
       actions: [{ command: dumpCommand }, { command: verifyCommand }],
+      // The dump and its checksum join the directory's listing, which retention plans from.
+      effects: { update: { [dumpFiles(dir).key]: (before: DumpFiles) => (before.kind === 'directory' ? { ...before, files: withNewFiles(before.files, [name, `${name}.sha256`]) } : UNKNOWN) } },
     }),
   });
 }
@@ -149,8 +152,6 @@ function dump(options: DumpOptions): Operation {
 export interface PruneOptions extends CommonOptions, Partial<RetentionPolicy> {
   /** The backup directory. */
   dir: string;
-  /** Dumps an earlier step of this run publishes (so that a dry-run, where they do not exist yet, predicts the real run). */
-  pending?: readonly string[];
   /** The present moment for ages; default: when the plan is made. */
   now?: Date;
 }
@@ -174,7 +175,7 @@ function prune(options: PruneOptions): Operation {
     plan: ({ listing }) => {
       // Missing: nothing to prune (in a dry-run an earlier step may be about to create it).
       if (listing.kind === 'missing') return undefined;
-      const prune = planPrune(listing.files, policy, { pending: options.pending ?? [], now: options.now ?? new Date() });
+      const prune = planPrune(listing.files, policy, { now: options.now ?? new Date() });
       if (!prune) return undefined;
       return { summary: prune.summary, actions: [{ command: sh`rm -f -- ${prune.files.map((f) => posix.join(dir, f))}` }] };
     },

@@ -1,11 +1,11 @@
 import { Buffer } from 'node:buffer';
 import { posix } from 'node:path';
 import { Command, Secret, raw, secret, sh } from '../command/command.ts';
-import { defineOperation, type Change, type CommonOptions, type Operation } from './operation.ts';
-import { checkPolicy, planPrune, type RetentionPolicy } from './retention.ts';
+import { defineOperation, UNKNOWN, type Change, type CommonOptions, type Operation } from './operation.ts';
+import { checkPolicy, planPrune, withNewFiles, type RetentionPolicy } from './retention.ts';
 import { pathInfo } from '../facts/files.ts';
 import { pathPresenceFact } from '../facts/shell.ts';
-import { DEFAULT_RCLONE_CONFIG, checkLocation, rcloneCommand, remoteFiles, remotePath, type RemoteLocation } from '../facts/rclone.ts';
+import { DEFAULT_RCLONE_CONFIG, checkLocation, rcloneCommand, remoteFiles, remotePath, type RemoteFiles, type RemoteLocation } from '../facts/rclone.ts';
 import { fileDiff } from './diff.ts';
 import { files } from './files.ts';
 import { refuse } from './refuse.ts';
@@ -196,7 +196,12 @@ function copy(options: CopyOptions): Operation {
     name: `${where} ${dir} → ${remotePath(to)}`,
     facts: {},
     options,
-    plan: () => ({ summary: `upload ${names.join(', ')} to ${remotePath(to)}`, actions: [{ command }] }),
+    plan: () => ({
+      summary: `upload ${names.join(', ')} to ${remotePath(to)}`,
+      actions: [{ command }],
+      // The files join the remote folder's listing, which remote retention plans from.
+      effects: { update: { [remoteFiles(to).key]: (before: RemoteFiles) => (before.kind === 'listing' ? { ...before, files: withNewFiles(before.files, names) } : UNKNOWN) } },
+    }),
   });
 }
 
@@ -229,15 +234,14 @@ function check(options: CheckOptions): Operation {
     name: `${where} ${dir} ↔ ${remotePath(to)}`,
     facts: {},
     options,
-    plan: () => ({ summary: `verify ${names.join(', ')} on ${remotePath(to)} (${download ? 'download and compare' : 'size and checksum'})`, actions: [{ command }] }),
+    // It only reads: every fact stays as it was.
+    plan: () => ({ summary: `verify ${names.join(', ')} on ${remotePath(to)} (${download ? 'download and compare' : 'size and checksum'})`, actions: [{ command }], effects: {} }),
   });
 }
 
 /** Remote retention of a folder. @example rclone.prune({ location: loc, keepDays: 30, keepAtLeast: 3 }) */
 export interface RemotePruneOptions extends CommonOptions, Partial<RetentionPolicy> {
   location: RemoteLocation;
-  /** Dumps an earlier step of this run uploads (so that a dry-run predicts the real run). */
-  pending?: readonly string[];
   now?: Date;
 }
 
@@ -262,7 +266,7 @@ function prune(options: RemotePruneOptions): Operation {
     plan: ({ listing }) => {
       if (listing.kind === 'unavailable') return undefined;
       if (listing.kind === 'error') throw refuse(where, `cannot list ${remotePath(loc)}: ${listing.reason}`);
-      const prune = planPrune(listing.files, policy, { pending: options.pending ?? [], now: options.now ?? new Date() });
+      const prune = planPrune(listing.files, policy, { now: options.now ?? new Date() });
       if (!prune) return undefined;
       const deletes = prune.files.map((n) => rcloneCommand(loc, 'deletefile', [remotePath(loc, n)]));
       return { summary: prune.summary, actions: [{ command: Command.join(deletes, ' && ') }] };

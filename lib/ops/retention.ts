@@ -170,22 +170,19 @@ export function selectRetention(backups: readonly Backup[], policy: RetentionPol
 }
 
 /**
- * Adds backups an earlier step of this run will publish (planned in a dry-run, so not listed
- * yet) as verified, dated now, so that a dry-run predicts the real run's retention. Names
- * already listed are left as listed.
+ * A listing (a backup directory, a remote folder) as it is once `names` are in it: what a dump or
+ * an upload does to what retention reads, so that a dry-run plans retention after them exactly.
+ * A file of a backup dates from the backup's stamp (rclone keeps modification times); sizes are
+ * not predicted (retention does not weigh them). Names already listed are replaced.
  *
- * @example withPending(groupBackups(files), ['app-20240301T020007Z.dump'], new Date())
+ * @example withNewFiles(listing.files, ['app-20240301T020007Z.dump', 'app-20240301T020007Z.dump.sha256'])
  */
-export function withPending(backups: readonly Backup[], pending: readonly string[], now: Date): Backup[] {
-  const listed = new Set(backups.map((b) => b.name));
-  const extra = pending
-    .filter((name) => !listed.has(name))
-    .map((name): Backup => {
-      const parsed = parseDumpName(name);
-      if (!parsed) throw new TypeError(`pending backup ${JSON.stringify(name)} is not a DB-YYYYmmddTHHMMSSZ.dump name`);
-      return { name, ...parsed, timeMs: now.getTime(), size: 0, state: 'verified', files: [name, `${name}.sha256`] };
-    });
-  return [...backups, ...extra];
+export function withNewFiles(files: readonly StoredFile[], names: readonly string[]): StoredFile[] {
+  const added = names.map((name): StoredFile => {
+    const stamp = FILE.exec(name)?.groups?.stamp;
+    return { name, size: 0, mtimeMs: stamp === undefined ? Date.now() : Date.parse(isoOfStamp(stamp)) };
+  });
+  return [...files.filter((f) => !names.includes(f.name)), ...added];
 }
 
 /**
@@ -200,12 +197,12 @@ export function newestVerified(backups: readonly Backup[], database: string): Ba
 /**
  * What retention removes from one listing (a backup directory or a remote folder): the file
  * names to delete and a one-line summary of what goes, what stays and why; undefined when
- * everything stays. `pending` are dumps this run publishes (see {@link withPending}).
+ * everything stays.
  *
  * @example const prune = planPrune(files, { keepDays: 7, keepAtLeast: 3 }, { now: new Date() });
  */
-export function planPrune(files: readonly StoredFile[], policy: RetentionPolicy, opts: { pending?: readonly string[]; now: Date }): { files: string[]; summary: string } | undefined {
-  const { keep, remove } = selectRetention(withPending(groupBackups(files), opts.pending ?? [], opts.now), policy, opts.now);
+export function planPrune(files: readonly StoredFile[], policy: RetentionPolicy, opts: { now: Date }): { files: string[]; summary: string } | undefined {
+  const { keep, remove } = selectRetention(groupBackups(files), policy, opts.now);
   if (remove.length === 0) return undefined;
   const removed = remove.map((d) => `${d.backup.name} (${d.reason})`).join(', ');
   return {

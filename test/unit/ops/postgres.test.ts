@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { secret } from '../../../lib/command/command.ts';
-import type { Change, Operation } from '../../../lib/ops/operation.ts';
+import { UNKNOWN, type Change, type Operation } from '../../../lib/ops/operation.ts';
 import { TackleError } from '../../../lib/errors.ts';
-import type { DumpFiles, PgDatabases, RowCounts } from '../../../lib/facts/postgres.ts';
+import { dumpFiles, type DumpFiles, type PgDatabases, type RowCounts } from '../../../lib/facts/postgres.ts';
 import { postgres } from '../../../lib/ops/postgres.ts';
 import { runOp } from '../../support/run-op.ts';
 
@@ -182,8 +182,14 @@ t.test('postgres.prune deletes what retention lets go, and nothing when all stay
   );
   t.equal(planOf(op, { listing: listing([...pair('20261121T020000Z', 1), ...pair('20261110T020000Z', 12)]) }), undefined, 'two verified: both stay');
   t.equal(planOf(op, { listing: { kind: 'missing' } }), undefined, 'no directory yet: nothing to prune');
-  const pending = postgres.prune({ dir: '/b', now: NOW, pending: ['app-20261122T020000Z.dump'], keepDays: 7, keepAtLeast: 2 });
-  t.same(commands(planOf(pending, { listing: listing([...pair('20261110T020000Z', 12), ...pair('20261109T020000Z', 13)]) })), ['rm -f -- /b/app-20261109T020000Z.dump /b/app-20261109T020000Z.dump.sha256'], "the run's own new dump counts");
+  // A dump planned before the prune says what it adds to the listing: the prune planned after it counts it.
+  const before = listing([...pair('20261110T020000Z', 12), ...pair('20261109T020000Z', 13)]);
+  const dumped = postgres.dump({ database: 'app', dir: '/b', at: NOW }).plan({})?.effects?.update?.[dumpFiles('/b').key] as ((l: DumpFiles) => DumpFiles) | undefined;
+  const after = dumped?.(before);
+  t.same((after?.kind === 'directory' ? after.files : []).slice(-2).map((f) => f.name), ['app-20261122T020000Z.dump', 'app-20261122T020000Z.dump.sha256'], 'the dump and its checksum join the listing');
+  const prune = postgres.prune({ dir: '/b', now: NOW, keepDays: 7, keepAtLeast: 2 });
+  t.same(commands(planOf(prune, { listing: after ?? before })), ['rm -f -- /b/app-20261109T020000Z.dump /b/app-20261109T020000Z.dump.sha256'], "the run's own new dump counts");
+  t.equal(dumped?.({ kind: 'missing' }), UNKNOWN, 'no directory: what the dump leaves there is not predicted');
   t.throws(() => postgres.prune({ dir: '/b', keepAtLeast: 0 }), /keepAtLeast must be a whole number ≥ 1/);
 });
 

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { backupStamp, checkPolicy, dumpName, groupBackups, newestVerified, parseDumpName, selectRetention, withPending } from '../../../lib/ops/retention.ts';
+import { backupStamp, checkPolicy, dumpName, groupBackups, newestVerified, parseDumpName, selectRetention, withNewFiles } from '../../../lib/ops/retention.ts';
 import type { StoredFile } from '../../../lib/facts/files.ts';
 
 const NOW = new Date('2026-11-22T02:00:00Z');
@@ -75,16 +75,16 @@ t.test('retention never goes below K verified, whatever the dates say', async (t
   t.same(decide([], 7, 3), { keep: [], remove: [], removeFiles: [] });
 });
 
-t.test('pending backups make a dry-run predict the real run', async (t) => {
+t.test('a listing with the new dumps: what a dump or an upload leaves for retention', async (t) => {
   const files = [...verified('app', '20261101T020000Z', 21), ...verified('app', '20261102T020000Z', 20), ...verified('app', '20261103T020000Z', 19)];
   t.same(decide(files).remove, [], 'three verified: all kept');
-  const pending = withPending(groupBackups(files), ['app-20261122T020000Z.dump'], NOW);
-  const r = selectRetention(pending, { keepDays: 7, keepAtLeast: 3 }, NOW);
+  const added = withNewFiles(files, ['app-20261122T020000Z.dump', 'app-20261122T020000Z.dump.sha256']);
+  const r = selectRetention(groupBackups(added), { keepDays: 7, keepAtLeast: 3 }, NOW);
   t.same(r.remove.map((d) => d.backup.name), ['app-20261101T020000Z.dump'], 'the new dump pushes the oldest out');
-  t.equal(withPending(groupBackups(files), ['app-20261101T020000Z.dump'], NOW).length, 3, 'a listed name is not added twice');
-  t.throws(() => withPending([], ['x.dump'], NOW), /not a DB-YYYYmmddTHHMMSSZ.dump name/);
-  t.equal(newestVerified(pending, 'app')?.name, 'app-20261122T020000Z.dump');
-  t.equal(newestVerified(pending, 'crm'), undefined);
+  t.equal(added.find((f) => f.name === 'app-20261122T020000Z.dump')?.mtimeMs, Date.parse('2026-11-22T02:00:00Z'), 'a dump dates from its stamp');
+  t.equal(withNewFiles(files, ['app-20261101T020000Z.dump']).length, files.length, 'a listed name is replaced, not added twice');
+  t.equal(newestVerified(groupBackups(added), 'app')?.name, 'app-20261122T020000Z.dump');
+  t.equal(newestVerified(groupBackups(added), 'crm'), undefined);
 });
 
 t.test('policy checks', async (t) => {
