@@ -93,9 +93,9 @@ t.test('files.file fixes metadata without rewriting', async (t) => {
   t.equal(commands(plan(files.file({ path: '/x', group: 'adm' }), fileInfo(''))), 'chown -- :adm /x && chmod -- 0644 /x');
 });
 
-t.test('files.file metadata on a missing file plans a check (a dry run may not have created it yet)', async (t) => {
+t.test('files.file metadata on a missing file plans a check that fails the step', async (t) => {
   const change = plan(files.file({ path: '/etc/x', mode: '0600' }), missing);
-  t.match(change?.summary, /set mode 0600 on \/etc\/x \(missing now/);
+  t.match(change?.summary, /set mode 0600 on \/etc\/x \(missing: this fails\)/);
   t.match(commands(change), /^\{ \[ -f \/etc\/x \] \|\| .*exit 1; \}; \} && chmod -- 0600 \/etc\/x$/);
 });
 
@@ -264,7 +264,7 @@ t.test('files.line edits planned on the controller', async (t) => {
 t.test('files.line on missing, linked, large or binary files', async (t) => {
   const op = files.line({ path: '/etc/x', line: 'a' });
   const absent = plan(op, missing);
-  t.match(absent?.summary, /missing now: fails unless an earlier step creates it/);
+  t.match(absent?.summary, /missing: this fails; create: true would create it/);
   t.match(commands(absent), /\[ -f \/etc\/x \] \|\|.*exit 1/);
   const created = plan(files.line({ path: '/etc/x', line: 'a', create: true }), missing);
   t.equal(written(created), 'a\n');
