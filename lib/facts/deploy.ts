@@ -86,7 +86,7 @@ tail -n ${RECORDS_READ} -- "$d/releases.jsonl" 2>/dev/null || :`;
  * if (state.kind === 'present' && state.current.kind === 'release') console.log(state.current.id);
  */
 export function releasesState(dir: string): Fact<ReleasesState> {
-  return defineFact(`deploy.releases ${dir}`, sh`d=${dir}\n${raw(SCRIPT)}`, (out) => parseReleasesState(out, dir));
+  return defineFact(`deploy.releases ${dir}`, sh`d=${dir}\n${raw(SCRIPT)}`, (out) => parseReleasesState(out, dir), { reads: [`${dir}/`] });
 }
 
 function optionalStrings<K extends string>(value: Record<string, unknown>, keys: readonly K[]): Partial<Record<K, string>> {
@@ -194,7 +194,9 @@ export const GIT_ENV = sh`GIT_TERMINAL_PROMPT=0 GIT_SSH_COMMAND='ssh -o BatchMod
 export function gitRemoteRef(repo: string, ref: string): Fact<GitRef> {
   const command = sh`command -v git >/dev/null 2>&1 || { echo 'git is not installed'; exit 0; }
 ${GIT_ENV} timeout 60 git ls-remote -- ${repo} ${ref} ${`${ref}^{}`}`;
-  return defineFact(`deploy.gitRef ${repo} ${ref}`, command, (out) => parseLsRemote(ref, out));
+  // It reads the remote, nothing on the host's disk: installing git leaves the planned answer
+  // `no-git`, which the release plans as "resolve the ref when it runs", as the real run then does.
+  return defineFact(`deploy.gitRef ${repo} ${ref}`, command, (out) => parseLsRemote(ref, out), { reads: [] });
 }
 
 /**
@@ -261,7 +263,7 @@ export type LiveUpstream = { kind: 'missing' } | { kind: 'port'; port: number } 
  * if (up.kind === 'port') console.log(up.port);
  */
 export function liveUpstream(file: string): Fact<LiveUpstream> {
-  return defineFact(`deploy.liveUpstream ${file}`, sh`if [ -e ${file} ]; then echo file; cat -- ${file}; else echo missing; fi`, parseLiveUpstream);
+  return defineFact(`deploy.liveUpstream ${file}`, sh`if [ -e ${file} ]; then echo file; cat -- ${file}; else echo missing; fi`, parseLiveUpstream, { reads: [file] });
 }
 
 /**

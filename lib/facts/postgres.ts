@@ -109,6 +109,7 @@ export function dumpFiles(dir: string): Fact<DumpFiles> {
     `postgres.dumpFiles ${dir}`,
     sh`if [ -d ${dir} ]; then echo directory && find ${dir} -mindepth 1 -maxdepth 1 -type f -printf ${'%T@\\t%s\\t%f\\0'}; elif [ -e ${dir} ]; then echo 'not a directory' >&2; exit 2; else echo missing; fi`,
     parseDumpFiles,
+    { reads: [`${dir}/`] },
   );
 }
 

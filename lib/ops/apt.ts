@@ -173,6 +173,7 @@ const SHIPPED: Readonly<Record<string, Shipped>> = {
   'ca-certificates': { writes: ['/etc/ssl/certs/', '/etc/ca-certificates.conf', '/usr/share/ca-certificates/', '/usr/sbin/update-ca-certificates'] },
   curl: { writes: ['/usr/bin/curl'] },
   tree: { writes: ['/usr/bin/tree'] },
+  git: { writes: ['/usr/bin/git', '/usr/bin/git-shell', '/usr/lib/git-core', '/usr/share/git-core', '/usr/share/perl5/Git.pm', '/usr/share/perl5/Git', '/etc/bash_completion.d/git-prompt'] },
   rclone: { writes: ['/usr/bin/rclone', '/usr/bin/rclonefs', '/sbin/mount.rclone', '/etc/fuse.conf', '/usr/bin/fusermount3'] },
   less: { writes: ['/usr/bin/less', '/usr/bin/lessecho', '/usr/bin/lesskey', '/usr/bin/lesspipe', '/usr/bin/lessfile'] },
   sudo: { writes: ['/etc/sudoers', '/etc/sudoers.d/README', '/etc/pam.d/sudo', '/usr/bin/sudo', unitFile('sudo.service')] },
