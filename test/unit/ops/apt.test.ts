@@ -213,7 +213,7 @@ t.test('effects: the packages installed, fresh lists, and what a known package s
   t.match(effects?.facts?.['ufw.state'], { kind: 'ufw', active: false, rules: [] }, 'ufw is installed, inactive, without rules');
   t.ok(effects?.writes?.includes('/etc/ufw/'), 'its files are written');
   t.equal(effects?.touches, undefined, 'nothing else is touched');
-  const other = apt.packages({ names: ['git'] }).plan({ dpkg, lists: fresh });
+  const other = apt.packages({ names: ['postfix'] }).plan({ dpkg, lists: fresh });
   t.equal(other?.effects?.touches?.('sshd.config'), true, 'a package it does not know may change any fact');
   const none = { nativeArch: 'amd64', entries: [] };
   const nginx = (release: AptRelease) => apt.packages({ names: ['nginx'] }).plan({ dpkg: none, lists: never, release })?.effects?.facts?.['nginx.install'];
