@@ -48,3 +48,25 @@ export function plannedSteps(report: JsonReport | undefined): Record<string, str
   const stamp = (text: string) => text.replace(/\d{8}T\d{6}Z/g, 'STAMP').replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z/g, 'TIME');
   return Object.fromEntries((report?.hosts ?? []).map((h) => [h.name, h.steps.map((s) => stamp(`${s.status} ${s.name}${s.summary ? ` — ${s.summary}` : ''}`))]));
 }
+
+/**
+ * The dry-run's steps as the real run after it must show them. A step the dry-run reports
+ * `unknown` (what it does hangs on facts only the earlier steps' real effects decide: a guard
+ * after a change, a remote listed by a tool the run installs) stands for whatever the real run
+ * did, but only the steps named in `unknown` (per host, by step name) may be unknown, and each of
+ * them must be: `t.same(plannedSteps(real.report), predicted(dry.report, real.report, {…}))`.
+ */
+export function predicted(dry: JsonReport | undefined, real: JsonReport | undefined, unknown: Record<string, readonly string[]> = {}): Record<string, string[]> {
+  const realSteps = plannedSteps(real);
+  return Object.fromEntries(
+    (dry?.hosts ?? []).map((h) => {
+      const allowed = unknown[h.name] ?? [];
+      const lines = h.steps.map((s, i) => {
+        const line = plannedSteps({ ...dry, hosts: [{ ...h, steps: [s] }] } as JsonReport)[h.name]?.[0] ?? '';
+        if (s.status !== 'unknown') return allowed.includes(s.name) ? `expected unknown: ${line}` : line;
+        return allowed.includes(s.name) ? (realSteps[h.name]?.[i] ?? line) : `unexpected unknown: ${line}`;
+      });
+      return [h.name, lines];
+    }),
+  );
+}
