@@ -91,6 +91,8 @@ export function remoteFiles(loc: RemoteLocation): Fact<RemoteFiles> {
     `rclone.files ${config} ${remotePath(loc)}`,
     sh`command -v rclone >/dev/null 2>&1 || exit ${NOT_INSTALLED}; [ -f ${config} ] || exit ${NO_CONFIG}; ${rcloneCommand(loc, 'lsjson', ['--files-only', '--no-mimetype', remotePath(loc)])}`,
     parseRemoteFiles,
+    // On the host it reads rclone's config (the remote's files are elsewhere).
+    { reads: [config] },
   );
 }
 

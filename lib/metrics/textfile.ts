@@ -135,6 +135,8 @@ export function hostTextfile(file: { name: string; text: string; dir?: string })
     name: `node_exporter textfile ${path}`,
     command: replaceScript(path, [receiveWhole(TEMP, digestOf(file.text)), sh`chmod 0644 ${TEMP}`], { keepExtension: false }),
     stdin: file.text,
-    onlyIf: sh`test -d ${dir}`,
+    // Only where node_exporter's directory exists; it writes that one file.
+    removes: dir,
+    writes: [path],
   });
 }

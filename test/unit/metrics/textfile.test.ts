@@ -76,8 +76,9 @@ t.test('on a host: only where node_exporter has its directory, through a tempora
   const op = hostTextfile({ name: 'tackle_backup.prom', text: 'm 1\n' });
   t.equal(op.name, 'shell node_exporter textfile /var/lib/prometheus/node-exporter/tackle_backup.prom');
   const [guard] = Object.values(op.facts);
-  t.match(String((guard as { command?: unknown }).command), /test -d \/var\/lib\/prometheus\/node-exporter/);
-  const change = op.plan({ onlyIf: { kind: 'success' } } as never);
+  t.match(String((guard as { command?: unknown }).command), /test -e \/var\/lib\/prometheus\/node-exporter/);
+  const change = op.plan({ removes: { kind: 'exists' } } as never);
+  t.same(change?.effects?.writes, ['/var/lib/prometheus/node-exporter/tackle_backup.prom'], 'it writes that one file: later steps stay planned');
   const command = String(change?.actions[0]?.command);
   t.match(command, /tackle_tmp=\$\(mktemp \/var\/lib\/prometheus\/node-exporter\/\.tackle-[0-9a-f]{8}-XXXXXX\)\n/, 'a temporary name the collector does not read');
   t.notMatch(command, /--suffix/);
@@ -85,5 +86,5 @@ t.test('on a host: only where node_exporter has its directory, through a tempora
   t.ok(command.includes(createHash('sha256').update('m 1\n').digest('hex')));
   t.match(command, /mv -fT -- "\$tackle_tmp" \/var\/lib\/prometheus\/node-exporter\/tackle_backup\.prom\n/);
   t.equal(change?.actions[0]?.stdin, 'm 1\n');
-  t.equal(op.plan({ onlyIf: { kind: 'failure' } } as never), undefined, 'no node_exporter directory: nothing to do');
+  t.equal(op.plan({ removes: { kind: 'missing' } } as never), undefined, 'no node_exporter directory: nothing to do');
 });
