@@ -151,7 +151,12 @@ function chownSpec(owner: string | undefined, group: string | undefined): string
 function metadataChange(path: string, current: Ownership, want: Wanted): Change | undefined {
   const changes = metadataChanges(current, want);
   if (changes.length === 0) return undefined;
-  return { summary: `set ${changes.join(', ')} on ${show(path)}`, actions: [{ command: Command.join(metadataCommands(path, want, current), ' && ') }] };
+  const after = { ...current, kind: 'file' as const, mode: want.mode ?? current.mode, ...ownedAfter(current, want) };
+  return {
+    summary: `set ${changes.join(', ')} on ${show(path)}`,
+    actions: [{ command: Command.join(metadataCommands(path, want, current), ' && ') }],
+    ...('sha256' in current ? { effects: fileEffects(path, after as PathInfo) } : {}),
+  };
 }
 
 /**
@@ -285,7 +290,27 @@ function planWrite(path: string, info: PathInfo, next: Content, want: Wanted, op
       : current
         ? `update ${show(path)} (${[size, ...changes].join(', ')}${backup ? ', backup kept' : ''})`
         : `create ${show(path)} (${size}, mode ${mode}${want.owner ? `, owner ${want.owner}` : ''}${want.group ? `, group ${want.group}` : ''})`;
-  return { summary: what, actions: [{ command, stdin: next.stdin }], diff: contentDiff(path, current, next) };
+  const after = { mode, ...ownedAfter(current, want), size: next.size, sha256: next.sha256, ...contentFact(next) };
+  return { summary: what, actions: [{ command, stdin: next.stdin }], diff: contentDiff(path, current, next), effects: fileEffects(path, { kind: 'file', ...after }) };
+}
+
+// Owner and group as a write leaves them; a name given without its id keeps the id unknown (-1):
+// later planners compare by name (sameId).
+function ownedAfter(current: Ownership | undefined, want: Wanted): Omit<Ownership, 'mode'> {
+  const owner = want.owner === undefined || (current && sameId(want.owner, current.owner, current.uid)) ? { owner: current?.owner ?? 'root', uid: current?.uid ?? 0 } : { owner: want.owner, uid: -1 };
+  const group = want.group === undefined || (current && sameId(want.group, current.group, current.gid)) ? { group: current?.group ?? 'root', gid: current?.gid ?? 0 } : { group: want.group, gid: -1 };
+  return { ...owner, ...group };
+}
+
+// The content as the path fact carries it (base64, up to its limit; never a secret's).
+function contentFact(next: Content): { content?: string } {
+  if (next.secret || next.size > CONTENT_LIMIT || next.stdin instanceof Secret) return {};
+  return { content: Buffer.from(next.stdin as string | Buffer).toString('base64') };
+}
+
+// A write says what the path holds after it, so the steps after it that read it stay planned.
+function fileEffects(path: string, after: PathInfo): Change['effects'] {
+  return { facts: { [pathInfo(path).key]: after }, writes: [path] };
 }
 
 // ---------------------------------------------------------------- operations

@@ -161,7 +161,10 @@ function planUser(o: UserOptions, current: UserInfo, digest: PasswordDigest | un
   if (setPassword.length) said.push('set password');
   if (said.length === 0) return undefined;
   const usermod: Action[] = flags.length ? [{ command: sh`usermod ${[...flags, name]}` }] : [];
-  return { summary: `update user ${name}: ${said.join(', ')}`, actions: [...usermod, ...setPassword], effects: accountEffects(o.home ?? current.home) };
+  const moved = o.home !== undefined && o.home !== current.home;
+  // Shell, groups or password: the account's authorized keys stay where and what they were.
+  const effects: Effects = moved ? accountEffects(o.home) : { ...accountEffects(undefined), update: { [authorizedKeysFact(name).key]: (before: AuthorizedKeysInfo) => before } };
+  return { summary: `update user ${name}: ${said.join(', ')}`, actions: [...usermod, ...setPassword], effects };
 }
 
 // The account databases, and the home a user gets or loses.

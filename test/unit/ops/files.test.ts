@@ -8,7 +8,7 @@ import { Secret, secret } from '../../../lib/command/command.ts';
 import { LocalConnection } from '../../../lib/connection/local.ts';
 import type { StepResult } from '../../../lib/engine/host-run.ts';
 import type { Change, Operation } from '../../../lib/ops/operation.ts';
-import { sha256Hex, type PathInfo } from '../../../lib/facts/files.ts';
+import { pathInfo, sha256Hex, type PathInfo } from '../../../lib/facts/files.ts';
 import { files } from '../../../lib/ops/files.ts';
 import { runOp } from '../../support/run-op.ts';
 import { refusal } from '../../support/plan.ts';
@@ -543,4 +543,15 @@ t.test('real: the next write of a path removes what a killed writer of that path
   t.equal(step.status, 'changed', why(step));
   t.equal(readFileSync(path, 'utf8'), 'new\n');
   t.same(leftovers(dir), ['.tackle-00000000-Ab12Cd.conf']);
+});
+
+t.test('a write says what the path holds after it, so a later step on the same path is planned from that', async (t) => {
+  const written = plan(files.file({ path: '/etc/x.conf', content: 'a=1\nc=3\n', owner: 'svc', mode: '0640' }), missing);
+  const after = written?.effects?.facts?.[pathInfo('/etc/x.conf').key] as PathInfo;
+  t.match(after, { kind: 'file', mode: '0640', owner: 'svc', group: 'root', size: 8, sha256: sha256Hex('a=1\nc=3\n'), content: Buffer.from('a=1\nc=3\n').toString('base64') });
+  const edit = plan(files.line({ path: '/etc/x.conf', line: 'c=4', match: '^c=' }), after);
+  t.match(edit?.summary, /^update \/etc\/x\.conf/, 'the line step plans from the content the write leaves');
+  t.equal(plan(files.file({ path: '/etc/x.conf', content: 'a=1\nc=3\n', owner: 'svc', mode: '0640' }), after), undefined, 'the same write again: nothing');
+  const hidden = plan(files.file({ path: '/etc/token', content: secret('s3cr3t') }), missing)?.effects?.facts?.[pathInfo('/etc/token').key] as PathInfo;
+  t.equal((hidden as { content?: string }).content, undefined, "a secret's content is not carried");
 });
