@@ -13,6 +13,7 @@ import { provision } from '../../tasks/provision.ts';
 import { withAcme } from '../../lab/acme.ts';
 import { withLab } from '../../lab/lab.ts';
 import { labInventory, runTaskCli } from './support/cli.ts';
+import { execSpy } from '../support/exec-spy.ts';
 
 const lab = await withLab(t, 1);
 const acme = await withAcme(t, lab);
@@ -71,20 +72,11 @@ t.test('converged: dry-run and real run are all ok', async (t) => {
 t.test('a converged host reads all the facts of the task in one round trip', async (t) => {
   const inv = await loadInventoryFile(inventory);
   const batches = new Map<string, number>();
-  const counting = (conn: Connection): Connection => {
-    // The fact batch is the exec whose output is split by tackle's random marker.
-    const exec: Connection['exec'] = (command, opts) => {
+  // The fact batch is the exec whose output is split by tackle's random marker.
+  const counting = (conn: Connection): Connection =>
+    execSpy(conn, (command) => {
       if (command.toString().includes('__TACKLE_')) batches.set(conn.host, (batches.get(conn.host) ?? 0) + 1);
-      return conn.exec(command, opts);
-    };
-    return new Proxy(conn, {
-      get: (target, key) => {
-        if (key === 'exec') return exec;
-        const value: unknown = Reflect.get(target, key, target);
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
     });
-  };
   for (const dryRun of [true, false]) {
     batches.clear();
     const result = await runTask(provision, selectHosts(inv), { dryRun, connect: async (h) => counting(await openConnection(h, inv, { home: '/root', localUser: 'root' })) });

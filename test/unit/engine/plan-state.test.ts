@@ -16,6 +16,7 @@ import { defineFact } from '../../../lib/facts/fact.ts';
 import { defineInventory } from '../../../lib/inventory/inventory.ts';
 import { files } from '../../../lib/ops/files.ts';
 import { shell } from '../../../lib/ops/shell.ts';
+import { execSpy } from '../../support/exec-spy.ts';
 
 const exists = (path: string) => defineFact(`exists:${path}`, sh`test -e ${path}`, (o) => o.exitCode === 0, { reads: [path] });
 
@@ -31,18 +32,7 @@ const touch = (path: string, predict = true, notify?: HandlerRef) =>
 
 /** A connection that records each command it runs on this machine. */
 function recording(host: string, log: string[]): Connection {
-  const conn = new LocalConnection(host);
-  const exec: Connection['exec'] = (command, opts) => {
-    log.push(command.toString());
-    return conn.exec(command, opts);
-  };
-  return new Proxy(conn, {
-    get: (target, key) => {
-      if (key === 'exec') return exec;
-      const value: unknown = Reflect.get(target, key, target);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
+  return execSpy(new LocalConnection(host), (command) => log.push(command.toString()));
 }
 
 /** Runs a declarative task of these steps on one local host; returns the steps and the commands sent. */
