@@ -73,9 +73,9 @@ t.test('rollback.ts goes to v1, then v2 is deployed again', async (t) => {
 });
 
 t.test('a plain rollback goes to v1, the release that ran healthily before v2, never to the broken v3', async (t) => {
-  const shown = await run(process.execPath, ['--import', 'tsx', 'scripts/releases.ts', '--inventory', inventory, '--json']);
+  const shown = await run(process.execPath, ['--import', 'tsx', 'scripts/releases.ts', '--inventory', inventory, '--json', '-']);
   t.equal(shown.code, 0, shown.stderr);
-  t.match(JSON.parse(shown.stdout), { hosts: [{ host: 'lab1', current: ids.v2again, rollbackTo: ids.v1 }] }, 'releases.ts says where it will go');
+  t.match(JSON.parse(shown.stdout), { hosts: [{ name: 'lab1', data: { host: 'lab1', current: ids.v2again, rollbackTo: ids.v1 } }] }, 'releases.ts says where it will go');
   const r = await rollback();
   t.equal(r.code, 0, 'rollback', { stdout: r.stdout.slice(-3000), stderr: r.stderr });
   t.equal(await page('lab1'), 'release v1\n', 'the service answers with v1');
