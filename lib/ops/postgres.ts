@@ -177,7 +177,8 @@ function prune(options: PruneOptions): Operation {
       if (listing.kind === 'missing') return undefined;
       const prune = planPrune(listing.files, policy, { now: options.now ?? new Date() });
       if (!prune) return undefined;
-      return { summary: prune.summary, actions: [{ command: sh`rm -f -- ${prune.files.map((f) => posix.join(dir, f))}` }] };
+      const gone = (before: DumpFiles) => (before.kind === 'directory' ? { ...before, files: before.files.filter((f) => !prune.files.includes(f.name)) } : before);
+      return { summary: prune.summary, actions: [{ command: sh`rm -f -- ${prune.files.map((f) => posix.join(dir, f))}` }], effects: { update: { [dumpFiles(dir).key]: gone } } };
     },
   });
 }

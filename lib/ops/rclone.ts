@@ -269,7 +269,8 @@ function prune(options: RemotePruneOptions): Operation {
       const prune = planPrune(listing.files, policy, { now: options.now ?? new Date() });
       if (!prune) return undefined;
       const deletes = prune.files.map((n) => rcloneCommand(loc, 'deletefile', [remotePath(loc, n)]));
-      return { summary: prune.summary, actions: [{ command: Command.join(deletes, ' && ') }] };
+      const gone = (before: RemoteFiles) => (before.kind === 'listing' ? { ...before, files: before.files.filter((f) => !prune.files.includes(f.name)) } : before);
+      return { summary: prune.summary, actions: [{ command: Command.join(deletes, ' && ') }], effects: { update: { [remoteFiles(loc).key]: gone } } };
     },
   });
 }

@@ -190,6 +190,11 @@ t.test('postgres.prune deletes what retention lets go, and nothing when all stay
   const prune = postgres.prune({ dir: '/b', now: NOW, keepDays: 7, keepAtLeast: 2 });
   t.same(commands(planOf(prune, { listing: after ?? before })), ['rm -f -- /b/app-20261109T020000Z.dump /b/app-20261109T020000Z.dump.sha256'], "the run's own new dump counts");
   t.equal(dumped?.({ kind: 'missing' }), UNKNOWN, 'no directory: what the dump leaves there is not predicted');
+  // The prune says what it takes out of the listing; nothing else (the remote's listing after it stays planned).
+  const pruned = planOf(prune, { listing: after ?? before });
+  const left = (pruned?.effects?.update?.[dumpFiles('/b').key] as (l: DumpFiles) => DumpFiles)(after ?? before);
+  t.same(left.kind === 'directory' ? left.files.map((f) => f.name).sort() : [], ['app-20261110T020000Z.dump', 'app-20261110T020000Z.dump.sha256', 'app-20261122T020000Z.dump', 'app-20261122T020000Z.dump.sha256']);
+  t.equal(pruned?.effects?.writes, undefined);
   t.throws(() => postgres.prune({ dir: '/b', keepAtLeast: 0 }), /keepAtLeast must be a whole number ≥ 1/);
 });
 
