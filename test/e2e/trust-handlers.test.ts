@@ -30,6 +30,15 @@ const task = await writeTaskFile(
 
 const HANDLER_STEP = 'reload nginx › systemd.service nginx reloaded';
 const serves = async (): Promise<string> => (await run('curl', ['-s', '--max-time', '5', `http://${address}:8081/`])).stdout;
+// nginx's reload returns before its new workers answer: wait a few seconds for `body`, then say what it serves.
+const servesSoon = async (body: string): Promise<string> => {
+  for (let i = 0; i < 50; i++) {
+    const got = await serves();
+    if (got === body) return got;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return serves();
+};
 const cli = (...args: string[]) => runTaskCli(task, ['--inventory', inventory, ...args], { CI: '1' });
 
 t.test('change + notify, then a failing step: the next run reloads and nginx serves the new configuration', async (t) => {
@@ -54,7 +63,7 @@ t.test('change + notify, then a failing step: the next run reloads and nginx ser
   t.equal(second.code, 0, 'second run', { stdout: second.stdout.slice(-3000), stderr: second.stderr });
   t.same(changedSteps(second.report).lab1, [HANDLER_STEP], 'the file was already in place; the pending handler ran');
   t.match(second.stdout, /lab1: handler "reload nginx" was pending from an earlier run \(notified by files\.file \/etc\/nginx\/conf\.d\/tackle-test\.conf[^\n]*\): ran/, 'the recap says so');
-  t.equal(await serves(), 'v2', 'nginx serves the new configuration');
+  t.equal(await servesSoon('v2'), 'v2', 'nginx serves the new configuration');
 
   const third = await cli('--var', 'body=v2');
   t.equal(third.code, 0);
