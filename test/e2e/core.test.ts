@@ -7,7 +7,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import t from 'tap';
 import { OPS_PASSWORD, withLab } from '../../lab/lab.ts';
-import { run } from '../../lab/exec.ts';
+import { poll, run } from '../../lab/exec.ts';
 import { changedSteps, labInventory, runTaskCli, plannedSteps } from './support/cli.ts';
 
 const lab = await withLab(t, 3);
@@ -46,8 +46,11 @@ t.test('dry-run on fresh hosts changes nothing and predicts the real run exactly
 
   // Outcomes on the hosts.
   for (const h of lab.hosts) {
-    const page = await run('curl', ['-s', '--max-time', '5', `http://${h.address}:8080/`]);
-    t.equal(page.stdout, `<h1>${h.name}</h1>\n`, `${h.name} serves its page from the demo unit`);
+    // The unit was just started: its server may take a moment to listen on a busy machine.
+    const want = `<h1>${h.name}</h1>\n`;
+    const fetchPage = async () => (await run('curl', ['-s', '--max-time', '5', `http://${h.address}:8080/`])).stdout;
+    const page = await poll(async () => ((await fetchPage()) === want ? want : undefined), { timeoutMs: 10_000, intervalMs: 200, onTimeout: async () => new Error(`${h.name} serves ${JSON.stringify(await fetchPage())}`) }).catch((e: Error) => e.message);
+    t.equal(page, want, `${h.name} serves its page from the demo unit`);
     const facts = await lab.ssh(h.name, "dpkg-query -W -f='${Status}' tree; echo; readlink /srv/demo/current; cat /etc/default/demo; systemctl is-enabled demo; test -s /srv/demo/provisioned-at && echo stamped");
     t.equal(facts.stdout, 'install ok installed\n/srv/demo/releases/1\nPORT=8080\nenabled\nstamped\n');
     const asDeploy = await lab.ssh(h.name, 'id -un; echo $SHELL', { user: 'deploy' });
