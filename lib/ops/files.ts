@@ -304,8 +304,8 @@ function ownedAfter(current: Ownership | undefined, want: Wanted): Omit<Ownershi
 
 // The content as the path fact carries it (base64, up to its limit; never a secret's).
 function contentFact(next: Content): { content?: string } {
-  if (next.secret || next.size > CONTENT_LIMIT || next.stdin instanceof Secret) return {};
-  return { content: Buffer.from(next.stdin as string | Buffer).toString('base64') };
+  if (typeof next.stdin === 'string' || Buffer.isBuffer(next.stdin)) return next.size > CONTENT_LIMIT ? {} : { content: Buffer.from(next.stdin).toString('base64') };
+  return {};
 }
 
 // A write says what the path holds after it, so the steps after it that read it stay planned.
