@@ -2,7 +2,8 @@ import { sh, type Command } from '../command/command.ts';
 import type { Connection, ExecResult } from '../connection/connection.ts';
 import { TackleError, tail } from '../errors.ts';
 import { Interrupted } from './host-run.ts';
-import { parseHostState, type HostState } from './pending-handlers.ts';
+import type { FactBatch } from '../facts/gather.ts';
+import { parseStart, startScript, type HostStart } from './pending-handlers.ts';
 
 // One run at a time per host: two runs interleaving fact reads and writes lose each other's work.
 // The lock is flock(1) on a descriptor the host's session shell opens and keeps (fd 9; the
@@ -32,8 +33,7 @@ export interface LockOptions {
 }
 
 /** A lock held on a host, with what the run found there in the same round trip. */
-export interface HeldLock {
-  state: HostState;
+export interface HeldLock extends HostStart {
   /** Lets go of the lock while the connection stays open; closing the connection lets go of it too. */
   release(): Promise<void>;
 }
@@ -41,7 +41,7 @@ export interface HeldLock {
 /**
  * The script the session shell itself runs (`inShell`): open the lock directory on fd 9, wait up
  * to the timeout for the lock, record who holds it beside it, print the host's state (`read`, in a
- * subshell so its variables stay its own). On timeout it prints the holder record and exits 75.
+ * subshell so its variables stay its own, without the session's descriptors). On timeout it prints the holder record and exits 75.
  * A failed `exec 9<` must not end the session shell, hence `command exec`.
  *
  * @example lockCommand({ timeoutSeconds: 300, holder: 'task web from ctl (pid 42)' }, readStateScript('web'))
@@ -52,32 +52,26 @@ export function lockCommand(opts: LockOptions, read: Command): Command {
   const busy = String(BUSY_EXIT);
   // The marker goes first: a session whose controller is already gone dies on it before
   // overwriting the record of the run that really holds the lock.
-  return sh`mkdir -p ${dir} 2>/dev/null; if command exec 9<${dir}; then if flock -w ${String(opts.timeoutSeconds)} -E ${busy} 9; then echo ${LOCKED} && printf '%s since %s\n' ${opts.holder} "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > ${record} 2>/dev/null; (${read}); else tackle_rc=$?; exec 9<&-; if [ "$tackle_rc" = ${busy} ]; then printf '%s %s\n' ${BUSY} "$(cat ${record} 2>/dev/null)"; fi; (exit "$tackle_rc"); fi; else (exit 1); fi`;
+  return sh`mkdir -p ${dir} 2>/dev/null; if command exec 9<${dir}; then if flock -w ${String(opts.timeoutSeconds)} -E ${busy} 9; then echo ${LOCKED} && printf '%s since %s\n' ${opts.holder} "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > ${record} 2>/dev/null; (${read}) 8<&- 9<&-; else tackle_rc=$?; exec 9<&-; if [ "$tackle_rc" = ${busy} ]; then printf '%s %s\n' ${BUSY} "$(cat ${record} 2>/dev/null)"; fi; (exit "$tackle_rc"); fi; else (exit 1); fi`;
 }
 
 /**
- * Takes the run lock on a host in its session and reads its state in the same round trip. Rejects
- * with a TackleError naming the holder when the lock stays busy past the timeout ("busy: task
- * provision from ctl (pid 42) since 2026-11-30T10:00:00Z"), or with {@link Interrupted} when
- * `signal` aborts the wait.
+ * Takes the run lock on a host in its session and reads its state, and the facts of `batch`, in
+ * the same round trip. Rejects with a TackleError naming the holder when the lock stays busy past
+ * the timeout ("busy: task provision from ctl (pid 42) since 2026-11-30T10:00:00Z"), or with
+ * {@link Interrupted} when `signal` aborts the wait.
  *
  * @example
- * const lock = await takeHostLock(conn, { timeoutSeconds: 300, holder }, readStateScript('web'));
+ * const lock = await takeHostLock(conn, { timeoutSeconds: 300, holder }, readStateScript('web'), factBatch(facts));
  * try { … } finally { await conn.close(); }
  */
-export async function takeHostLock(conn: Connection, opts: LockOptions, read: Command): Promise<HeldLock> {
-  const result = await conn.exec(lockCommand(opts, read), { inShell: true, ...(opts.signal ? { signal: opts.signal } : {}) });
+export async function takeHostLock(conn: Connection, opts: LockOptions, read: Command, batch?: FactBatch): Promise<HeldLock> {
+  if (batch) conn.countCommands(batch.facts.length);
+  const result = await conn.exec(lockCommand(opts, startScript(read, batch)), { inShell: true, ...(opts.signal ? { signal: opts.signal } : {}) });
   if (opts.signal?.aborted) throw new Interrupted();
   if (result.exitCode !== 0 || !result.stdout.startsWith(`${LOCKED}\n`)) throw lockError(conn.host, opts, result);
-  let state: HostState | undefined;
-  try {
-    state = parseHostState(result.stdout);
-  } catch (err) {
-    throw new TackleError({ phase: 'fact', host: conn.host, reason: (err as Error).message, cause: err });
-  }
-  if (!state) throw new TackleError({ phase: 'fact', host: conn.host, reason: 'could not read pending handler records: the output ended early', command: read.toString(), stderrTail: tail(result.stderr) });
   return {
-    state,
+    ...parseStart(conn.host, result, batch),
     // A session that has ended holds nothing any more.
     release: () => conn.exec(sh`exec 9<&-`, { inShell: true }).then(() => {}, () => {}),
   };

@@ -78,6 +78,11 @@ export class HostRun<V extends Vars> implements HostContext<V> {
     this.#state = new FactState(dryRun);
   }
 
+  /** Values read before the first step (with the run lock): no step reads them again until a change invalidates them. */
+  know(facts: readonly Fact<unknown>[], values: readonly unknown[]): void {
+    this.#state.store(facts, values);
+  }
+
   /** A fact's value; in a dry-run the planned one, or the host's as it is now when earlier changes leave it unknown. */
   async fact<T>(fact: Fact<T>): Promise<T> {
     const [value] = await this.facts([fact]);

@@ -1,5 +1,6 @@
 import { Command, raw, sh } from '../command/command.ts';
-import { assertOk, type Connection } from '../connection/connection.ts';
+import { assertOk, type Connection, type ExecResult } from '../connection/connection.ts';
+import type { FactBatch } from '../facts/gather.ts';
 import { TackleError, tail } from '../errors.ts';
 
 // A notified handler must survive a failed step, Ctrl-C or a dead controller. So the notification
@@ -94,20 +95,48 @@ export function parseHostState(stdout: string): HostState | undefined {
   return { dir, pending };
 }
 
+/** What a run reads on a host before its first step: the task's pending records and, with them, the facts of its steps. */
+export interface HostStart {
+  state: HostState;
+  /** The values of the batch's facts, in its order (none without a batch). */
+  values: unknown[];
+}
+
 /**
- * Reads a task's pending records without taking the lock (a dry-run).
- *
- * @example const state = await readHostState(conn, readStateScript('web'));
+ * The script that prints a task's records ({@link readStateScript}) and then, in the same round
+ * trip, the output of a fact batch; the end line goes to stderr too, so each stream of the batch
+ * starts after it.
  */
-export async function readHostState(conn: Connection, read: Command): Promise<HostState> {
-  const result = assertOk(await conn.exec(read), conn.host, 'could not read pending handler records');
+export function startScript(read: Command, batch: FactBatch | undefined): Command {
+  return batch ? sh`${read}; echo ${STATE_END} >&2; ${batch.script}` : read;
+}
+
+/** The state and fact values printed by {@link startScript}; a TackleError naming the host when they are cut short. */
+export function parseStart(host: string, result: ExecResult, batch: FactBatch | undefined): HostStart {
+  let state: HostState | undefined;
   try {
-    const state = parseHostState(result.stdout);
-    if (state) return state;
+    state = parseHostState(result.stdout);
   } catch (err) {
-    throw new TackleError({ phase: 'fact', host: conn.host, reason: (err as Error).message, cause: err });
+    throw new TackleError({ phase: 'fact', host, reason: (err as Error).message, cause: err });
   }
-  throw new TackleError({ phase: 'fact', host: conn.host, reason: 'could not read pending handler records: the output ended early', command: read.toString(), stderrTail: tail(result.stderr) });
+  if (!state) throw new TackleError({ phase: 'fact', host, reason: 'could not read pending handler records: the output ended early', command: result.command.toString(), stderrTail: tail(result.stderr) });
+  if (!batch) return { state, values: [] };
+  const after = (text: string): string => {
+    const at = `\n${text}`.indexOf(`\n${STATE_END}\n`);
+    return at < 0 ? '' : text.slice(at + STATE_END.length + 1);
+  };
+  return { state, values: batch.read(host, { stdout: after(result.stdout), stderr: after(result.stderr), exitCode: result.exitCode }) };
+}
+
+/**
+ * Reads a task's pending records without taking the lock (a dry-run), and a fact batch with them.
+ *
+ * @example const { state } = await readHostState(conn, readStateScript('web'));
+ */
+export async function readHostState(conn: Connection, read: Command, batch?: FactBatch): Promise<HostStart> {
+  if (batch) conn.countCommands(batch.facts.length);
+  const result = assertOk(await conn.exec(startScript(read, batch)), conn.host, 'could not read pending handler records');
+  return parseStart(conn.host, result, batch);
 }
 
 /**

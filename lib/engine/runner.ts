@@ -3,10 +3,13 @@ import type { Connection } from '../connection/connection.ts';
 import { Semaphore } from '../concurrency.ts';
 import { TackleError } from '../errors.ts';
 import type { InventoryHost, Vars } from '../inventory/inventory.ts';
+import type { Fact } from '../facts/fact.ts';
+import { factBatch, type FactBatch } from '../facts/gather.ts';
+import type { Operation } from '../ops/operation.ts';
 import { VarError, checkShape, strayVars, type StrayVar } from '../inventory/vars.ts';
 import { takeHostLock } from './host-lock.ts';
 import { HostRun, Interrupted, StepFailed, asTackleError, type StepResult } from './host-run.ts';
-import { PendingHandlers, readHostState, readStateScript, type HandlerReport, type HostState } from './pending-handlers.ts';
+import { PendingHandlers, readHostState, readStateScript, type HandlerReport, type HostStart } from './pending-handlers.ts';
 import type { HostContext, Task } from './task.ts';
 
 export type HostStatus = 'ok' | 'changed' | 'failed' | 'unreachable' | 'skipped';
@@ -187,6 +190,15 @@ async function runHost<V extends Vars>(task: Task<V>, host: InventoryHost, vars:
   const failed = (error: TackleError): HostStatus => (error.phase === 'connect' ? 'unreachable' : 'failed');
   if (options.signal?.aborted) return done('skipped', []);
   emit({ type: 'host:start', host: host.name });
+  // A read-only task's steps are only planned: the dry-run's code path guarantees nothing is applied.
+  const dryRun = (options.dryRun ?? false) || task.readOnly;
+  let ops: Operation[] | undefined;
+  try {
+    ops = task.steps?.({ name: host.name, groups: host.groups, vars, dryRun });
+  } catch (err) {
+    const error = asTackleError(err, host.name);
+    return done('failed', [{ name: 'task', status: 'failed', durationMs: 0, error }], error);
+  }
   let conn: Connection;
   try {
     conn = await options.connect(host);
@@ -195,9 +207,12 @@ async function runHost<V extends Vars>(task: Task<V>, host: InventoryHost, vars:
   }
   const controller = options.controller ?? { name: hostname(), pid: process.pid };
   const by = `${controller.name} (pid ${controller.pid})`;
-  let state: HostState;
+  // The facts of every step ride along with the lock: a converged host is one round trip after its channel.
+  const first = task.readOnly ? [] : uniqueFacts((ops ?? []).flatMap((op) => Object.values(op.facts)));
+  const batch = first.length > 0 ? factBatch(first) : undefined;
+  let start: HostStart;
   try {
-    state = await hostState(task, host, options, `task ${task.name} from ${by}`, conn);
+    start = await hostState(task, host, options, `task ${task.name} from ${by}`, conn, batch);
   } catch (err) {
     await conn.close().catch(() => {});
     if (err instanceof Interrupted) return done('skipped', []);
@@ -205,14 +220,13 @@ async function runHost<V extends Vars>(task: Task<V>, host: InventoryHost, vars:
     return done(failed(error), [], error);
   }
   const handlerNames = Object.keys(task.handlers);
-  const pending = new PendingHandlers(conn, state, handlerNames, by);
+  const pending = new PendingHandlers(conn, start.state, handlerNames, by);
   const run = new HostRun(
     host.name,
     host.groups,
     vars,
     conn,
-    // A read-only task's steps are only planned: the dry-run's code path guarantees nothing is applied.
-    (options.dryRun ?? false) || task.readOnly,
+    dryRun,
     options.signal,
     (e) => emit(e.type === 'step:start' ? { type: 'step:start', host: host.name, step: e.step } : { type: 'step:end', host: host.name, step: e.step }),
     () => options.connect(host),
@@ -220,9 +234,11 @@ async function runHost<V extends Vars>(task: Task<V>, host: InventoryHost, vars:
     options.stop,
     { task: task.name, names: handlerNames },
   );
+  if (batch) run.know(batch.facts, start.values);
   let error: TackleError | undefined;
   try {
-    data = await task.run(task.readOnly ? readOnly(run, task.name) : run, task.handler);
+    const body = task.readOnly ? readOnly(run, task.name) : run;
+    data = await (ops ? body.runSteps(ops) : task.run(body, task.handler));
     await run.settled('the task body');
     // Handlers run in the order the task defines them, once, and only after the body succeeded:
     // those notified now and those an earlier run recorded and never got to. Not after a failed
@@ -253,23 +269,28 @@ async function runHost<V extends Vars>(task: Task<V>, host: InventoryHost, vars:
 
 /**
  * Before a host's first step: a real run takes the host's lock (held by its session until the
- * connection closes) and reads the pending handler records in the same round trip. A dry-run
+ * connection closes) and reads the pending handler records and the batch's facts in the same round trip. A dry-run
  * only reads the records, a read-only task not even those: it changes nothing, so it has no work
  * to lose, and it must never hold up a real run (nor wait minutes behind one to show a plan); its
  * plan may be stale if a real run is under way, as any plan may be.
  */
-async function hostState<V extends Vars>(task: Task<V>, host: InventoryHost, options: RunOptions, holder: string, conn: Connection): Promise<HostState> {
+async function hostState<V extends Vars>(task: Task<V>, host: InventoryHost, options: RunOptions, holder: string, conn: Connection, batch: FactBatch | undefined): Promise<HostStart> {
   const paths = options.hostPaths?.(host);
   // A read-only task has no handlers (defineTask refuses them), so no records of its own: one round trip saved.
-  if (task.readOnly) return { dir: '', pending: [] };
+  if (task.readOnly) return { state: { dir: '', pending: [] }, values: [] };
   const read = readStateScript(task.name, paths?.state);
-  if (options.dryRun) return readHostState(conn, read);
-  const lock = await takeHostLock(
+  if (options.dryRun) return readHostState(conn, read, batch);
+  return takeHostLock(
     conn,
     { timeoutSeconds: options.lockTimeoutSeconds ?? 300, holder, ...(paths ? { dir: paths.lock } : {}), ...(options.signal ? { signal: options.signal } : {}) },
     read,
+    batch,
   );
-  return lock.state;
+}
+
+/** Facts once each by key (steps share them). */
+function uniqueFacts(facts: readonly Fact<unknown>[]): Fact<unknown>[] {
+  return [...new Map(facts.map((f) => [f.key, f])).values()];
 }
 
 /** What a read-only task's body sees: the host, whose steps may plan but never change (the step that would fails the host). */

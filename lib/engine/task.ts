@@ -101,6 +101,11 @@ export interface Task<V extends Vars = Vars, H extends string = string> {
   readonly name: string;
   readonly vars: Shape;
   run(host: HostContext<V>, handler: HandlerLookup<H>): Promise<unknown>;
+  /**
+   * A declarative task's step list for a host (what `run` runs): the runner reads the facts of
+   * every step along with the run lock, in one round trip.
+   */
+  readonly steps?: (host: HostInfo<V>) => Operation[];
   /** Handler bodies as the runner runs them (a handler given as steps runs them planned as a whole). */
   readonly handlers: Readonly<Record<H, (host: HostContext<V>) => Promise<unknown>>>;
   /** A handler of this task for `notify` outside its body (a helper building steps, say); a TypeError for a name it lacks. */
@@ -158,8 +163,9 @@ export function defineTask<S extends Shape = Record<never, never>, H extends str
     if (ref) return ref;
     throw new TypeError(`task ${spec.name} has no handler ${JSON.stringify(name)} (${handlerList(spec.name, [...refs.keys()])})`);
   };
-  const run = steps ? (host: HostContext<InferShape<S>>) => host.runSteps(stepList(`task ${spec.name}: steps`, steps(host, handler))) : (spec.run as RunTaskSpec<S, H>['run']);
-  return { kind: 'tackle.task', name: spec.name, vars: spec.vars ?? {}, run, handlers, handler, flags: spec.flags ?? {}, readOnly: spec.readOnly ?? false };
+  const list = steps && ((host: HostInfo<InferShape<S>>) => stepList(`task ${spec.name}: steps`, steps(host, handler)));
+  const run = list ? (host: HostContext<InferShape<S>>) => host.runSteps(list(host)) : (spec.run as RunTaskSpec<S, H>['run']);
+  return { kind: 'tackle.task', name: spec.name, vars: spec.vars ?? {}, run, ...(list ? { steps: list } : {}), handlers, handler, flags: spec.flags ?? {}, readOnly: spec.readOnly ?? false };
 }
 
 /** The operations of a step list, conditions that left a step out dropped; anything else is a TypeError. */

@@ -5,46 +5,65 @@ import { TackleError, tail } from '../errors.ts';
 import type { Fact, FactOutput } from './fact.ts';
 
 /**
- * Runs many fact commands in one exec (one round trip) and splits their
- * outputs by a random marker no fact can print by accident.
+ * Many fact commands as one script, and the reader of its output: what a fact batch is, whether it
+ * goes alone ({@link gatherFacts}) or rides in another request (the run lock's, see
+ * lib/engine/host-lock.ts). A random marker no fact can print by accident splits the outputs.
  */
-export async function gatherFacts(conn: Connection, facts: readonly Fact<unknown>[]): Promise<unknown[]> {
-  if (facts.length === 0) return [];
+export interface FactBatch {
+  readonly facts: readonly Fact<unknown>[];
+  readonly script: Command;
+  /** The parsed values, in order; a TackleError naming the host when the output is cut short or a parser refuses it. */
+  read(host: string, output: FactOutput): unknown[];
+}
+
+export function factBatch(facts: readonly Fact<unknown>[]): FactBatch {
   const marker = `__TACKLE_${randomBytes(8).toString('hex')}__`;
   // Each fact runs in a subshell with stdin closed, so `exit` or a read cannot disturb the batch.
   const script = Command.join(
     facts.map((f) => sh`(${f.command}) </dev/null; printf '\n%s %s\n' ${marker} $?; printf '\n%s\n' ${marker} >&2`),
     '\n',
   );
-  conn.countCommands(facts.length - 1);
-  const result = await conn.exec(sh`${script}`);
-  const outputs = splitBatch(result.stdout, result.stderr, marker, facts.length);
-  if (!outputs) {
-    throw new TackleError({
-      phase: 'fact',
-      host: conn.host,
-      reason: 'could not read facts: the batch ended early (is the remote shell POSIX sh?)',
-      command: script.toString(),
-      exitCode: result.exitCode,
-      stderrTail: tail(result.stderr),
-    });
-  }
-  return facts.map((fact, i) => {
-    const output = outputs[i] as FactOutput;
-    try {
-      return fact.parse(output);
-    } catch (cause) {
-      throw new TackleError({
-        phase: 'fact',
-        host: conn.host,
-        reason: `could not understand fact ${fact.key}: ${(cause as Error).message}`,
-        command: fact.command.toString(),
-        exitCode: output.exitCode,
-        stderrTail: tail(output.stderr),
-        cause,
+  return {
+    facts,
+    script,
+    read(host, result) {
+      const outputs = splitBatch(result.stdout, result.stderr, marker, facts.length);
+      if (!outputs) {
+        throw new TackleError({
+          phase: 'fact',
+          host,
+          reason: 'could not read facts: the batch ended early (is the remote shell POSIX sh?)',
+          command: script.toString(),
+          exitCode: result.exitCode,
+          stderrTail: tail(result.stderr),
+        });
+      }
+      return facts.map((fact, i) => {
+        const output = outputs[i] as FactOutput;
+        try {
+          return fact.parse(output);
+        } catch (cause) {
+          throw new TackleError({
+            phase: 'fact',
+            host,
+            reason: `could not understand fact ${fact.key}: ${(cause as Error).message}`,
+            command: fact.command.toString(),
+            exitCode: output.exitCode,
+            stderrTail: tail(output.stderr),
+            cause,
+          });
+        }
       });
-    }
-  });
+    },
+  };
+}
+
+/** Runs many fact commands in one exec (one round trip); see {@link factBatch}. */
+export async function gatherFacts(conn: Connection, facts: readonly Fact<unknown>[]): Promise<unknown[]> {
+  if (facts.length === 0) return [];
+  const batch = factBatch(facts);
+  conn.countCommands(facts.length - 1);
+  return batch.read(conn.host, await conn.exec(sh`${batch.script}`));
 }
 
 /** Pure: the per-fact outputs of a batch, or undefined when it is incomplete. */

@@ -1,6 +1,7 @@
 // Issue 9 item 1: a host's run goes through one session, one channel running one shell that holds
 // the run lock: a converged baseline costs exactly one channel, and the host sees one tackle
-// process tree while a run is under way.
+// process tree while a run is under way. A declarative task's facts ride with the lock: two round
+// trips in all.
 import { readFile } from 'node:fs/promises';
 import t from 'tap';
 import { raw, sh } from '../../lib/command/command.ts';
@@ -24,9 +25,10 @@ const hosts = selectHosts(inventory);
 const ctx = { home: process.env.HOME ?? '/root', localUser: 'root' };
 
 /** Runs a task on lab1 as scripts/bench.ts does, keeping the connection to read its stats. */
-async function run<V extends Vars>(task: Task<V>): Promise<{ result: RunResult; stats: ConnectionStats[] }> {
+async function run<V extends Vars>(task: Task<V>, dryRun = false): Promise<{ result: RunResult; stats: ConnectionStats[] }> {
   const conns: Connection[] = [];
   const result = await runTask(task, hosts, {
+    dryRun,
     connect: async (h) => {
       const c = await openConnection(h, inventory, ctx);
       conns.push(c);
@@ -36,13 +38,17 @@ async function run<V extends Vars>(task: Task<V>): Promise<{ result: RunResult; 
   return { result, stats: conns.map((c) => c.stats()) };
 }
 
-t.test('a converged baseline costs one channel', async (t) => {
+t.test('a converged baseline costs one channel and two round trips', async (t) => {
   const first = await run(baseline);
   t.not(first.result.hosts[0]?.status, 'failed', 'the first run converges the host', { error: first.result.hosts[0]?.error?.message });
   const again = await run(baseline);
   t.equal(again.result.hosts[0]?.status, 'ok', 'the second run changes nothing', { error: again.result.hosts[0]?.error?.message });
   t.equal(again.stats.length, 1, 'one connection');
   t.equal(again.stats[0]?.channels, 1, 'one channel: the session');
+  t.equal(again.stats[0]?.roundTrips, 2, 'open the session; then take the lock, read the handler records and every fact of every step at once');
+  const dry = await run(baseline, true);
+  t.equal(dry.result.hosts[0]?.status, 'ok', 'the dry-run plans nothing', { error: dry.result.hosts[0]?.error?.message });
+  t.same(dry.stats.map((s) => [s.channels, s.roundTrips]), [[1, 2]], 'a dry-run too: one channel, two round trips');
   t.comment(`converged baseline on lab1: ${again.stats[0]?.roundTrips} round trips, ${again.stats[0]?.commands} commands, ${again.stats[0]?.channels} channel`);
 });
 
@@ -67,5 +73,5 @@ t.test('during a run the host holds one tackle process tree, and its shell holds
   const { result, stats } = await run(look);
   t.equal(result.hosts[0]?.status, 'ok', 'the run succeeds', { error: result.hosts[0]?.error?.message });
   t.equal(seen, 'root fd9=/run/lock/tackle\n', 'one root: the session shell, with the lock directory open', { seen });
-  t.same(stats, [{ channels: 1, roundTrips: 3, commands: 2 }], 'open the session, take the lock (with the handler records), read the fact');
+  t.same(stats, [{ channels: 1, roundTrips: 3, commands: 2 }], 'a run(host) body asks for its fact when it runs: open the session, take the lock (with the handler records), read the fact');
 });
