@@ -28,14 +28,17 @@ export type PathInfo =
 // One read-only script for every kind, so a step costs one entry in the fact batch.
 // Each kind prints its name on the first line; link targets go through base64
 // because they may hold newlines. `[ -L ]` comes first: a link is reported, not followed.
+// A file costs two processes, the fewest that read it (a converged run reads dozens): one stat
+// for ownership and size, then its content when small (its sha256 is computed from the very
+// bytes read), else sha256sum.
 const SCRIPT = `if [ -L "$p" ]; then
   echo link && readlink -n -- "$p" | base64 -w0
 elif [ -d "$p" ]; then
   echo directory && stat --printf '%a\\n%U\\n%G\\n%u\\n%g\\n' -- "$p"
 elif [ -f "$p" ]; then
-  s=$(stat -c %s -- "$p") &&
-  echo file && stat --printf '%a\\n%U\\n%G\\n%u\\n%g\\n' -- "$p" && echo "$s" && sha256sum < "$p" &&
-  if [ "$s" -le ${CONTENT_LIMIT} ]; then base64 -w0 < "$p"; fi
+  set -f && set -- $(stat --printf '%a %U %G %u %g %s' -- "$p") && [ $# = 6 ] &&
+  printf 'file\\n%s\\n%s\\n%s\\n%s\\n%s\\n%s\\n' "$@" &&
+  if [ "$6" -le ${CONTENT_LIMIT} ]; then echo content && base64 -w0 < "$p"; else sha256sum < "$p"; fi
 elif [ -e "$p" ]; then
   echo other && stat -c %F -- "$p"
 else
@@ -74,13 +77,15 @@ export function parsePathInfo({ stdout, stderr, exitCode }: FactOutput): PathInf
       return { kind: 'directory', ...ownership(lines) };
     case 'file': {
       const size = Number(field(lines, 6, 'size'));
+      if (!Number.isInteger(size)) throw new Error(`unexpected file output: ${JSON.stringify(stdout.slice(0, 200))}`);
+      if (lines[7] === 'content') {
+        // The bytes read are the truth: a file that changed after stat is described as read.
+        const bytes = Buffer.from(lines[8] ?? '', 'base64');
+        return { kind: 'file', ...ownership(lines), size: bytes.length, sha256: sha256Hex(bytes), content: bytes.toString('base64') };
+      }
       const sha256 = field(lines, 7, 'sha256').slice(0, 64);
-      if (!/^[0-9a-f]{64}$/.test(sha256) || !Number.isInteger(size)) throw new Error(`unexpected file output: ${JSON.stringify(stdout.slice(0, 200))}`);
-      const base64 = lines[8];
-      // The file may change between stat and read; a content that does not hash to
-      // sha256 would give a wrong diff, so it is dropped rather than trusted.
-      const content = base64 !== undefined && sha256Hex(Buffer.from(base64, 'base64')) === sha256 ? base64 : undefined;
-      return { kind: 'file', ...ownership(lines), size, sha256, ...(content === undefined ? {} : { content }) };
+      if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error(`unexpected file output: ${JSON.stringify(stdout.slice(0, 200))}`);
+      return { kind: 'file', ...ownership(lines), size, sha256 };
     }
     default:
       throw new Error(`unexpected output: ${JSON.stringify(stdout.slice(0, 200))}`);

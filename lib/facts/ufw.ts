@@ -53,27 +53,33 @@ export type UfwState =
 // Whether it runs is decided as `ufw status` decides it (get_status in ufw's backend_iptables.py):
 // its user chains are loaded in the kernel, else inactive; any other iptables failure is an error.
 // iptables answers in a few ms where ufw's Python start-up costs ~100 ms of the host's CPU on every
-// run. The status line keeps ufw's words.
+// run; one listing per family and shell builtins for the rest keep it to a few processes. The
+// status line keeps ufw's words.
 // Exported for facts that judge something against the firewall in the same round trip (docker.ts).
 export const UFW_STATE_SCRIPT = `PATH=$PATH:/usr/sbin:/sbin
 command -v ufw >/dev/null 2>&1 || { echo missing; exit 0; }
 echo ufw
+v6=no
+while IFS= read -r l || [ -n "$l" ]; do
+  case $l in IPV6=*|DEFAULT_INPUT_POLICY=*|DEFAULT_OUTPUT_POLICY=*|DEFAULT_FORWARD_POLICY=*) printf '%s\\n' "$l" ;; esac
+  case $l in IPV6=yes|'IPV6="yes"') [ -e /proc/sys/net/ipv6 ] && v6=yes ;; esac
+done < /etc/default/ufw
 ufw_status() {
-  v6=no; grep -Eq '^IPV6="?yes"?$' /etc/default/ufw && [ -e /proc/sys/net/ipv6 ] && v6=yes
+  t=$(LC_ALL=C /usr/sbin/iptables -w -S 2>&1) || { echo "ERROR: problem running iptables: $t"; return; }
   for c in input output forward; do
-    e=$(LC_ALL=C /usr/sbin/iptables -w -L "ufw-user-$c" -n 2>&1 >/dev/null); r=$?
-    [ $r = 1 ] && { echo 'Status: inactive'; return; }
-    [ $r = 0 ] || { echo "ERROR: problem running iptables: $e"; return; }
-    [ $v6 = no ] || LC_ALL=C /usr/sbin/ip6tables -w -L "ufw6-user-$c" -n >/dev/null 2>&1 || { echo 'ERROR: problem running ip6tables'; return; }
+    case $t in *"-N ufw-user-$c"*) ;; *) echo 'Status: inactive'; return ;; esac
   done
+  if [ $v6 = yes ]; then
+    t=$(LC_ALL=C /usr/sbin/ip6tables -w -S 2>/dev/null) || { echo 'ERROR: problem running ip6tables'; return; }
+    for c in input output forward; do
+      case $t in *"-N ufw6-user-$c"*) ;; *) echo 'ERROR: problem running ip6tables'; return ;; esac
+    done
+  fi
   echo 'Status: active'
 }
 printf 'status '; ufw_status
-grep -E '^(IPV6|DEFAULT_(INPUT|OUTPUT|FORWARD)_POLICY)=' /etc/default/ufw
-for f in /etc/ufw/user.rules /etc/ufw/user6.rules; do
-  v=v4; [ "$f" = /etc/ufw/user6.rules ] && v=v6
-  [ -f "$f" ] && grep '^### tuple ###' "$f" | sed "s/^### tuple ###/$v/"
-done
+[ -f /etc/ufw/user.rules ] && sed -n 's/^### tuple ###/v4/p' /etc/ufw/user.rules
+[ -f /etc/ufw/user6.rules ] && sed -n 's/^### tuple ###/v6/p' /etc/ufw/user6.rules
 exit 0`;
 
 /**
