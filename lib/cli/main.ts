@@ -112,7 +112,9 @@ export async function runCli<V extends Vars>(task: Task<V>, io: CliIo, output: C
     inventory = await loadInventoryFile(opts.inventory, { cwd: io.cwd });
     // Vars from the command line override the inventory, as Ansible's extra vars do.
     hosts = selectHosts(inventory, opts.limit).map((h) => ({ ...h, vars: { ...h.vars, ...opts.vars } }));
-    warnings = varWarnings(task, hosts, inventory.sharedVars);
+    // A var given on this command line was meant for this run, shared with other tasks or not. (An
+    // inventory built by another, older copy of tackle has no sharedVars.)
+    warnings = varWarnings(task, hosts, new Set([...(inventory.sharedVars ?? [])].filter((name) => !Object.hasOwn(opts.vars, name))));
     // Before the check: a misspelt var that left a required one missing explains the error below.
     for (const w of warnings) io.stderr.write(`${paint(33, 'warning:')} ${w.message}\n`);
     checkVars(task, hosts);

@@ -95,10 +95,10 @@ t.test('vars the task does not declare: one warning on stderr before the run, ca
   const hosts = "{ a: { connection: 'local', vars: { moot: 'x', backup: {} } }, b: { connection: 'local', vars: { backup: {} } } }";
   await writeFile(inventory, `import { defineInventory } from ${LIB};\nexport default defineInventory({ vars: { colour: 'red' }, hosts: ${hosts} });\n`);
   const task = defineTask({ name: 'motd', vars: { mood: v.string().default('calm') }, run: async () => {} });
-  const cli = async (file: string) => {
+  const cli = async (file: string, ...args: string[]) => {
     const out = { stdout: '', stderr: '' };
     const stream = (key: 'stdout' | 'stderr') => ({ write: (s: string) => ((out[key] += s), true), isTTY: false }) as unknown as NodeJS.WriteStream;
-    const code = await runCli(task, { argv: ['--inventory', file, '--json', '-'], cwd: '/', env: { NO_COLOR: '1' }, stdout: stream('stdout'), stderr: stream('stderr') });
+    const code = await runCli(task, { argv: ['--inventory', file, '--json', '-', ...args], cwd: '/', env: { NO_COLOR: '1' }, stdout: stream('stdout'), stderr: stream('stderr') });
     return { code, stderr: out.stderr, report: JSON.parse(out.stdout) as JsonReport };
   };
   const r = await cli(inventory);
@@ -113,6 +113,8 @@ t.test('vars the task does not declare: one warning on stderr before the run, ca
   await writeFile(shared, `import { defineInventory } from ${LIB};\nexport default defineInventory({ sharedVars: ['colour', 'backup'], vars: { colour: 'red' }, hosts: ${hosts} });\n`);
   const quiet = await cli(shared);
   t.same(quiet.report.warnings?.[0]?.vars.map((x) => x.path), ['moot'], "the inventory's sharedVars are left out");
+  const given = await cli(shared, '--var', 'backup=x');
+  t.same(given.report.warnings?.[0]?.vars.map((x) => x.path), ['moot', 'backup'], 'but not when given on the command line: that was meant for this run');
   const all = join(dir, 'all-shared.mts');
   await writeFile(all, `import { defineInventory } from ${LIB};\nexport default defineInventory({ sharedVars: ['colour', 'backup', 'moot'], vars: { colour: 'red' }, hosts: ${hosts} });\n`);
   const none = await cli(all);
