@@ -13,6 +13,9 @@ export default defineInventory({
   vars: {
     deployUser: 'deploy',
   },
+  // Vars that only some tasks read (deployUser: provision and baseline, not the scripts). Any other
+  // var a task does not declare is named in a warning, misspellings with "did you mean".
+  sharedVars: ['deployUser'],
   groups: {
     web: { vars: {} },
     db: { vars: {} },

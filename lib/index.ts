@@ -52,7 +52,7 @@ export {
   type TaskSpec,
   type VarsOf,
 } from './engine/task.ts';
-export { runTask, checkVars, type HostResult, type HostStatus, type RunEvent, type RunOptions, type RunResult } from './engine/runner.ts';
+export { runTask, checkVars, type HostResult, type HostStatus, type RunEvent, type RunOptions, type RunResult, type RunWarning } from './engine/runner.ts';
 export type { StepResult } from './engine/host-run.ts';
 
 // Operations, one area each, mirrored by lib/facts/
@@ -118,7 +118,7 @@ export type { TaskFlag } from './engine/task.ts';
 export type { StopSignal } from './cli/main.ts';
 export type { OutputFlag } from './cli/args.ts';
 export type { Paint } from './cli/ui.ts';
-export type { VarAbsent, VarProblem, VarStructure } from './inventory/vars.ts';
+export type { UndeclaredVar, VarAbsent, VarProblem, VarStructure } from './inventory/vars.ts';
 export type { HandlerReport, PendingHandler } from './engine/pending-handlers.ts';
 export type { HostReport, ReportError, StepReport } from './engine/report.ts';
 export type { RestoreRequest, TableCount } from './backup/restore.ts';

@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { connectContext, openConnection } from '../connection/open.ts';
-import { checkVars, runTask, varWarnings } from '../engine/runner.ts';
+import { checkVars, runTask, varWarnings, type RunWarning } from '../engine/runner.ts';
 import { EXIT, exitCodeOf, toJsonReport, type JsonReport } from '../engine/report.ts';
 import type { Task } from '../engine/task.ts';
 import type { Inventory, InventoryHost, Vars } from '../inventory/inventory.ts';
@@ -107,12 +107,16 @@ export async function runCli<V extends Vars>(task: Task<V>, io: CliIo, output: C
   }
   let inventory: Inventory;
   let hosts: InventoryHost[];
+  let warnings: RunWarning[];
   try {
     inventory = await loadInventoryFile(opts.inventory, { cwd: io.cwd });
     // Vars from the command line override the inventory, as Ansible's extra vars do.
     hosts = selectHosts(inventory, opts.limit).map((h) => ({ ...h, vars: { ...h.vars, ...opts.vars } }));
+    // A var given on this command line was meant for this run, shared with other tasks or not. (An
+    // inventory built by another, older copy of tackle has no sharedVars.)
+    warnings = varWarnings(task, hosts, new Set([...(inventory.sharedVars ?? [])].filter((name) => !Object.hasOwn(opts.vars, name))));
     // Before the check: a misspelt var that left a required one missing explains the error below.
-    for (const w of varWarnings(task, hosts, new Set(Object.keys(opts.vars)))) io.stderr.write(`${paint(33, 'warning:')} ${w}\n`);
+    for (const w of warnings) io.stderr.write(`${paint(33, 'warning:')} ${w.message}\n`);
     checkVars(task, hosts);
   } catch (err) {
     io.stderr.write(`${paint(31, 'error:')} ${(err as Error).message}\n`);
@@ -121,14 +125,14 @@ export async function runCli<V extends Vars>(task: Task<V>, io: CliIo, output: C
 
   const signals = watchSignals(io);
   try {
-    return await run(task, io, opts, output, inventory, hosts, signals);
+    return await run(task, io, opts, output, inventory, hosts, warnings, signals);
   } finally {
     signals.dispose();
   }
 }
 
 /** The run itself, under watched signals: live view, recap, report, exit code. */
-async function run<V extends Vars>(task: Task<V>, io: CliIo, opts: CliOptions, output: CliOutput, inv: Inventory, hosts: InventoryHost[], signals: ReturnType<typeof watchSignals>): Promise<number> {
+async function run<V extends Vars>(task: Task<V>, io: CliIo, opts: CliOptions, output: CliOutput, inv: Inventory, hosts: InventoryHost[], warnings: readonly RunWarning[], signals: ReturnType<typeof watchSignals>): Promise<number> {
   // With `--json -` stdout carries the report alone; what people read goes to stderr.
   const human: CliStreams = opts.json === '-' ? { ...io, stdout: io.stderr } : io;
   const paint = painter(human);
@@ -152,7 +156,7 @@ async function run<V extends Vars>(task: Task<V>, io: CliIo, opts: CliOptions, o
   await view.closed;
 
   if (opts.dryRun || opts.diff || opts.verbose) human.stdout.write(formatChanges(result, opts, paint));
-  const report = toJsonReport(result);
+  const report = toJsonReport(result, warnings);
   const recap = formatRecap(result, paint);
   human.stdout.write(output.render ? output.render(report, paint, recap) : recap);
   const json = `${JSON.stringify(report, null, 2)}\n`;

@@ -2,7 +2,7 @@
 // command line writes and renders them (lib/cli); scripts and the webhook read them from here.
 import type { TackleError } from '../errors.ts';
 import type { StepResult } from './host-run.ts';
-import type { HostResult, RunResult } from './runner.ts';
+import type { HostResult, RunResult, RunWarning } from './runner.ts';
 
 export interface ReportError {
   message: string;
@@ -29,6 +29,8 @@ export interface JsonReport {
   durationMs: number;
   hosts: HostReport[];
   summary: Record<'ok' | 'changed' | 'failed' | 'unreachable' | 'skipped', number>;
+  /** What the run noticed that did not stop it (vars the task does not declare); absent when nothing. */
+  warnings?: RunWarning[];
 }
 
 function errorReport(e: TackleError): ReportError {
@@ -36,8 +38,12 @@ function errorReport(e: TackleError): ReportError {
   return JSON.parse(JSON.stringify({ message: e.message, ...fields })) as ReportError;
 }
 
-/** Builds the JSON report of a run. @example toJsonReport(result).summary // { ok: 1, changed: 0, … } */
-export function toJsonReport(result: RunResult): JsonReport {
+/**
+ * Builds the JSON report of a run, with the warnings found before it (see varWarnings).
+ *
+ * @example toJsonReport(result).summary // { ok: 1, changed: 0, … }
+ */
+export function toJsonReport(result: RunResult, warnings: readonly RunWarning[] = []): JsonReport {
   const summary = { ok: 0, changed: 0, failed: 0, unreachable: 0, skipped: 0 };
   for (const h of result.hosts) summary[h.status]++;
   return {
@@ -56,6 +62,7 @@ export function toJsonReport(result: RunResult): JsonReport {
       ...(h.data !== undefined ? { data: h.data } : {}),
     })),
     summary,
+    ...(warnings.length > 0 ? { warnings: [...warnings] } : {}),
   };
 }
 

@@ -6,7 +6,7 @@ import type { InventoryHost, Vars } from '../inventory/inventory.ts';
 import type { Fact } from '../facts/fact.ts';
 import { factBatch, type FactBatch } from '../facts/gather.ts';
 import type { Operation } from '../ops/operation.ts';
-import { VarError, checkShape, strayVars, type StrayVar } from '../inventory/vars.ts';
+import { VarError, checkShape, undeclaredVars, undeclaredWarning, type UndeclaredVar } from '../inventory/vars.ts';
 import { takeHostLock } from './host-lock.ts';
 import { HostRun, Interrupted, StepFailed, asTackleError, type StepResult } from './host-run.ts';
 import { PendingHandlers, readHostState, readStateScript, type HandlerReport, type HostStart } from './pending-handlers.ts';
@@ -87,30 +87,24 @@ export function checkVars<V extends Vars>(task: Task<V>, hosts: readonly Invento
   return checked;
 }
 
+/** What a run noticed that does not stop it, as the JSON report carries it: the line people read, and the vars it names. */
+export interface RunWarning {
+  readonly message: string;
+  readonly vars: readonly UndeclaredVar[];
+}
+
 /**
- * Warnings for vars the hosts give that the task does not declare, one per var and suggestion,
- * naming the hosts. Which undeclared vars are worth a warning is {@link strayVars}' rule: one
- * inventory serves many tasks (provision, the backup scripts, deploy), so a var only another task
- * reads is silence, while a near miss of a declared var (`swapMB` for `swapMb`) is almost surely
- * a typo that leaves the task on its default. Vars in `given` (from this command line) were meant
- * for this run, so each of them is reported when the task does not declare it.
+ * The warning for the vars the hosts give that the task does not declare (none when there are
+ * none): one line for the run, near misses with "did you mean" ({@link undeclaredWarning}). One
+ * inventory serves many tasks (provision, the backup scripts, deploy), so a var of another task is
+ * listed too, but briefly; the inventory's `shared` vars are left out.
  *
- * @example varWarnings(task, hosts, new Set(Object.keys(opts.vars))) // ['var swapMB (host web1) is not a var of task provision; did you mean swapMb?']
+ * @example varWarnings(task, hosts, inventory.sharedVars) // [{ message: 'task provision ignores vars it does not declare: swapMB (web1: did you mean swapMb?)', vars: […] }]
  */
-export function varWarnings<V extends Vars>(task: Task<V>, hosts: readonly InventoryHost[], given: ReadonlySet<string> = new Set()): string[] {
-  const found = new Map<string, { stray: StrayVar; hosts: string[] }>();
-  for (const host of hosts) {
-    for (const stray of strayVars(task.vars, host.vars, given)) {
-      const key = `${stray.path}\0${stray.suggestion}`;
-      const entry = found.get(key) ?? { stray, hosts: [] };
-      entry.hosts.push(host.name);
-      found.set(key, entry);
-    }
-  }
-  return [...found.values()].map(({ stray: s, hosts: names }) => {
-    const meant = s.suggestion === undefined ? '' : `; did you mean ${s.path.slice(0, -s.name.length)}${s.suggestion}?`;
-    return `var ${s.path} (${names.length === 1 ? 'host' : 'hosts'} ${names.join(', ')}) is not a var of task ${task.name}${meant}`;
-  });
+export function varWarnings<V extends Vars>(task: Task<V>, hosts: readonly InventoryHost[], shared?: ReadonlySet<string>): RunWarning[] {
+  const vars = undeclaredVars(task.vars, hosts, shared);
+  if (vars.length === 0) return [];
+  return [{ message: undeclaredWarning(task.name, vars, hosts.map((h) => h.name)), vars }];
 }
 
 /**

@@ -51,6 +51,12 @@ export interface InventorySpec<V extends Vars = Vars> {
   vars?: Partial<V> & Vars;
   hosts: Readonly<Record<string, HostSpec<V>>>;
   groups?: Readonly<Record<string, GroupSpec<V>>>;
+  /**
+   * Top-level vars that only some tasks declare (`backup`, an app's deploy vars): a task that does
+   * not declare one of them says nothing of it, while every other var a task does not declare gets
+   * a warning.
+   */
+  sharedVars?: readonly string[];
 }
 
 /** A host after validation, with its vars merged (all → groups in order → host). */
@@ -66,6 +72,8 @@ export interface Inventory {
   readonly kind: 'tackle.inventory';
   readonly hosts: ReadonlyMap<string, InventoryHost>;
   readonly groups: ReadonlyMap<string, readonly string[]>;
+  /** {@link InventorySpec.sharedVars}. */
+  readonly sharedVars: ReadonlySet<string>;
 }
 
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
@@ -90,6 +98,9 @@ export function defineInventory<V extends Vars = Vars>(spec: InventorySpec<V>): 
     if (!NAME.test(name)) problems.push(`group ${JSON.stringify(name)}: name may use only letters, digits, '_', '.', '-'`);
     if (Object.hasOwn(hostSpecs, name)) problems.push(`group ${name}: a host has the same name, so --limit ${name} would be ambiguous`);
   }
+  const shared: unknown = spec.sharedVars ?? [];
+  const names = Array.isArray(shared) && shared.every((n) => typeof n === 'string' && n !== '') ? (shared as string[]) : [];
+  if (names !== shared) problems.push(`sharedVars must be an array of var names, got ${JSON.stringify(shared)}`);
   const endpoints = new Map<string, string>();
   const hosts = new Map<string, InventoryHost>();
   const members = new Map<string, string[]>(Object.keys(groupSpecs).map((g) => [g, []]));
@@ -131,7 +142,7 @@ export function defineInventory<V extends Vars = Vars>(spec: InventorySpec<V>): 
   }
   problems.push(...jumpCycles(hostSpecs), ...parentCycles(hostSpecs));
   if (problems.length > 0) throw inventoryError(problems);
-  return { kind: 'tackle.inventory', hosts, groups: members };
+  return { kind: 'tackle.inventory', hosts, groups: members, sharedVars: new Set(names) };
 }
 
 function jumpCycles(hosts: Readonly<Record<string, HostSpec>>): string[] {

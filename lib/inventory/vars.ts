@@ -316,38 +316,96 @@ export interface StrayVar {
 }
 
 /**
- * The vars in `vars` that `shape` does not declare. At the top level only those that `all`
- * names, or that are near misses of a declared var, are listed: an inventory is shared by many
- * tasks and most of its vars belong to others. Inside a declared object every unknown key is
- * listed, since that object's shape belongs to this task.
+ * The vars in `vars` that `shape` does not declare, at the top and inside declared objects, each
+ * with the declared var of its level it is a near miss of (`swapMB` for `swapMb`). Top-level vars
+ * in `shared` are left out: the inventory says other tasks read them. Inside a declared object
+ * every unknown key is listed, since that object's shape belongs to this task.
  *
- * @example strayVars({ swapMb: v.integer() }, { swapMB: 512, backup: {} }) // [{ path: 'swapMB', name: 'swapMB', suggestion: 'swapMb' }]
+ * @example strayVars({ swapMb: v.integer() }, { swapMB: 512, backup: {} }, new Set(['backup'])) // [{ path: 'swapMB', name: 'swapMB', suggestion: 'swapMb' }]
  */
-export function strayVars(shape: Shape, vars: Readonly<Record<string, unknown>>, all: ReadonlySet<string> = new Set()): StrayVar[] {
-  return strays(shape, vars, '', (name) => all.has(name));
+export function strayVars(shape: Shape, vars: Readonly<Record<string, unknown>>, shared: ReadonlySet<string> = new Set()): StrayVar[] {
+  return strays(shape, vars, '', shared);
 }
 
-function strays(shape: Shape, vars: Readonly<Record<string, unknown>>, prefix: string, listed: (name: string) => boolean): StrayVar[] {
+function strays(shape: Shape, vars: Readonly<Record<string, unknown>>, prefix: string, shared: ReadonlySet<string>): StrayVar[] {
   const declared = Object.keys(shape);
   const out: StrayVar[] = [];
   for (const [name, value] of Object.entries(vars)) {
     const type = shape[name];
-    if (type) {
-      out.push(...inside(type.structure, value, `${prefix}${name}`));
-      continue;
+    if (type) out.push(...inside(type.structure, value, `${prefix}${name}`));
+    else if (!shared.has(name)) {
+      const suggestion = nearest(name, declared);
+      out.push({ path: `${prefix}${name}`, name, ...(suggestion !== undefined ? { suggestion } : {}) });
     }
-    const suggestion = nearest(name, declared);
-    if (suggestion !== undefined || listed(name)) out.push({ path: `${prefix}${name}`, name, ...(suggestion !== undefined ? { suggestion } : {}) });
   }
   return out;
 }
 
 function inside(structure: VarStructure | undefined, value: unknown, path: string): StrayVar[] {
   if (structure?.kind === 'object' && typeof value === 'object' && value !== null && !Array.isArray(value)) {
-    return strays(structure.fields, value as Record<string, unknown>, `${path}.`, () => true);
+    return strays(structure.fields, value as Record<string, unknown>, `${path}.`, new Set());
   }
   if (structure?.kind === 'array' && Array.isArray(value)) return value.flatMap((x, i) => inside(structure.item.structure, x, `${path}[${i}]`));
   return [];
+}
+
+/** A var that hosts of a run give and its task does not declare, the hosts that give it, and the declared var it was probably meant to be. */
+export interface UndeclaredVar {
+  /** `colour`, or inside a declared object `sites[0].upstream`. */
+  readonly path: string;
+  readonly hosts: readonly string[];
+  /** The path of the declared var that `path` is a near miss of (`sites[0].upstreams`). */
+  readonly suggestion?: string;
+}
+
+/**
+ * Every var that `hosts` give and `shape` does not declare ({@link strayVars}), once per path and
+ * suggestion, with the hosts that give it, in the order first found.
+ *
+ * @example undeclaredVars({ swapMb: v.integer() }, [{ name: 'web1', vars: { swapMB: 512 } }]) // [{ path: 'swapMB', hosts: ['web1'], suggestion: 'swapMb' }]
+ */
+export function undeclaredVars(shape: Shape, hosts: readonly { readonly name: string; readonly vars: Readonly<Record<string, unknown>> }[], shared?: ReadonlySet<string>): UndeclaredVar[] {
+  const found = new Map<string, { path: string; hosts: string[]; suggestion?: string }>();
+  for (const host of hosts) {
+    for (const stray of strayVars(shape, host.vars, shared)) {
+      const suggestion = stray.suggestion === undefined ? undefined : `${stray.path.slice(0, -stray.name.length)}${stray.suggestion}`;
+      const key = `${stray.path}\0${suggestion}`;
+      const entry = found.get(key) ?? { path: stray.path, hosts: [], ...(suggestion !== undefined ? { suggestion } : {}) };
+      entry.hosts.push(host.name);
+      found.set(key, entry);
+    }
+  }
+  return [...found.values()];
+}
+
+/**
+ * One line for all of `vars` (from {@link undeclaredVars}) on a run of `hosts`: the near misses
+ * first, each with its hosts and the var it was probably meant to be, then the other vars, those
+ * on the same hosts together. A var on every host of a run of several says so instead of naming
+ * them; a long list of hosts is cut (the JSON report has them all). When a top-level var may just
+ * belong to another task, the line says how to leave such vars out.
+ *
+ * @example undeclaredWarning('provision', [{ path: 'swapMB', hosts: ['web1'], suggestion: 'swapMb' }], ['web1', 'web2']) // 'task provision ignores vars it does not declare: swapMB (web1: did you mean swapMb?)'
+ */
+export function undeclaredWarning(task: string, vars: readonly UndeclaredVar[], hosts: readonly string[]): string {
+  const where = (on: readonly string[]) => {
+    if (hosts.length > 1 && on.length === hosts.length) return 'every host';
+    return on.length > 4 ? `${on.slice(0, 3).join(', ')} and ${on.length - 3} more` : on.join(', ');
+  };
+  const others = new Map<string, { on: readonly string[]; paths: string[] }>();
+  for (const u of vars) {
+    if (u.suggestion !== undefined) continue;
+    const key = u.hosts.join('\0');
+    const group = others.get(key) ?? { on: u.hosts, paths: [] };
+    group.paths.push(u.path);
+    others.set(key, group);
+  }
+  const items = [
+    ...vars.flatMap((u) => (u.suggestion === undefined ? [] : [`${u.path} (${where(u.hosts)}: did you mean ${u.suggestion}?)`])),
+    ...[...others.values()].map((g) => `${g.paths.join(', ')} (${where(g.on)})`),
+  ];
+  const sharable = vars.some((u) => u.suggestion === undefined && /^[^.[]+$/.test(u.path));
+  return `task ${task} ignores vars it does not declare: ${items.join('; ')}${sharable ? ". Vars of other tasks can be named in the inventory's sharedVars" : ''}`;
 }
 
 /**

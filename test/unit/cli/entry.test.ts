@@ -8,6 +8,7 @@ import { parseCliArgs, usage } from '../../../lib/cli/args.ts';
 import { runCli, type CliOutput } from '../../../lib/cli/main.ts';
 import { EXIT, EXIT_CODE_MEANINGS, type JsonReport } from '../../../lib/engine/report.ts';
 import { defineTask } from '../../../lib/engine/task.ts';
+import { v } from '../../../lib/inventory/vars.ts';
 import { run } from '../../../lab/exec.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
@@ -86,4 +87,37 @@ t.test("the README's exit-code table is the code's", async (t) => {
   const rows = [...section.matchAll(/^\| (\d+) \| (.+) \|$/gm)].map((m) => ({ code: Number(m[1]), when: m[2] }));
   t.same(rows, EXIT_CODE_MEANINGS, 'one row per code, in order, in the same words');
   t.same(new Set(rows.map((r) => r.code)), new Set(Object.values(EXIT)), 'every exported code has a row');
+});
+
+t.test('vars the task does not declare: one warning on stderr before the run, carried by the JSON report; the exit code is the run\'s', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tackle-entry-'));
+  const inventory = join(dir, 'inventory.mts');
+  const hosts = "{ a: { connection: 'local', vars: { moot: 'x', backup: {} } }, b: { connection: 'local', vars: { backup: {} } } }";
+  await writeFile(inventory, `import { defineInventory } from ${LIB};\nexport default defineInventory({ vars: { colour: 'red' }, hosts: ${hosts} });\n`);
+  const task = defineTask({ name: 'motd', vars: { mood: v.string().default('calm') }, run: async () => {} });
+  const cli = async (file: string, ...args: string[]) => {
+    const out = { stdout: '', stderr: '' };
+    const stream = (key: 'stdout' | 'stderr') => ({ write: (s: string) => ((out[key] += s), true), isTTY: false }) as unknown as NodeJS.WriteStream;
+    const code = await runCli(task, { argv: ['--inventory', file, '--json', '-', ...args], cwd: '/', env: { NO_COLOR: '1' }, stdout: stream('stdout'), stderr: stream('stderr') });
+    return { code, stderr: out.stderr, report: JSON.parse(out.stdout) as JsonReport };
+  };
+  const r = await cli(inventory);
+  t.equal(r.code, EXIT.ok, 'a warning never changes the exit code');
+  const message = "task motd ignores vars it does not declare: moot (a: did you mean mood?); colour, backup (every host). Vars of other tasks can be named in the inventory's sharedVars";
+  t.equal(r.stderr.split('\n').filter((l) => l.includes('warning')).length, 1, 'one warning line for the run', { stderr: r.stderr });
+  t.match(r.stderr, new RegExp(`^warning: ${message.replace(/[.()?]/g, '\\$&')}\n`), 'first, before the view');
+  t.same(r.report.warnings, [
+    { message, vars: [{ path: 'colour', hosts: ['a', 'b'] }, { path: 'moot', hosts: ['a'], suggestion: 'mood' }, { path: 'backup', hosts: ['a', 'b'] }] },
+  ]);
+  const shared = join(dir, 'shared.mts');
+  await writeFile(shared, `import { defineInventory } from ${LIB};\nexport default defineInventory({ sharedVars: ['colour', 'backup'], vars: { colour: 'red' }, hosts: ${hosts} });\n`);
+  const quiet = await cli(shared);
+  t.same(quiet.report.warnings?.[0]?.vars.map((x) => x.path), ['moot'], "the inventory's sharedVars are left out");
+  const given = await cli(shared, '--var', 'backup=x');
+  t.same(given.report.warnings?.[0]?.vars.map((x) => x.path), ['moot', 'backup'], 'but not when given on the command line: that was meant for this run');
+  const all = join(dir, 'all-shared.mts');
+  await writeFile(all, `import { defineInventory } from ${LIB};\nexport default defineInventory({ sharedVars: ['colour', 'backup', 'moot'], vars: { colour: 'red' }, hosts: ${hosts} });\n`);
+  const none = await cli(all);
+  t.notMatch(none.stderr, /warning/);
+  t.equal(none.report.warnings, undefined, 'no warnings, no field');
 });

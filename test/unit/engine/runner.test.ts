@@ -220,7 +220,7 @@ t.test('checkVars lists every bad var of every host before anything connects', a
   t.equal(connected, 0, 'no host was connected to');
 });
 
-t.test('varWarnings: near misses and command-line vars the task does not declare, hosts grouped', async (t) => {
+t.test('varWarnings: one warning naming every var the task does not declare, with the vars as data', async (t) => {
   const provisionish = defineTask({ name: 'provision', vars: { swapMb: v.integer().default(0), timezone: v.string().default('UTC') }, run: async () => {} });
   const inv = defineInventory({
     vars: { backup: { databases: ['app'] } },
@@ -228,10 +228,17 @@ t.test('varWarnings: near misses and command-line vars the task does not declare
     hosts: { web1: { connection: 'local', groups: ['web'], vars: { swapMB: 512 } }, web2: { connection: 'local', groups: ['web'] } },
   });
   const hosts = [...inv.hosts.values()].map((h) => ({ ...h, vars: { ...h.vars, colour: 'red' } }));
-  t.same(varWarnings(provisionish, hosts, new Set(['colour'])), [
-    'var timeZone (hosts web1, web2) is not a var of task provision; did you mean timezone?',
-    'var swapMB (host web1) is not a var of task provision; did you mean swapMb?',
-    'var colour (hosts web1, web2) is not a var of task provision',
+  t.same(varWarnings(provisionish, hosts), [
+    {
+      message: "task provision ignores vars it does not declare: timeZone (every host: did you mean timezone?); swapMB (web1: did you mean swapMb?); backup, colour (every host). Vars of other tasks can be named in the inventory's sharedVars",
+      vars: [
+        { path: 'backup', hosts: ['web1', 'web2'] },
+        { path: 'timeZone', hosts: ['web1', 'web2'], suggestion: 'timezone' },
+        { path: 'swapMB', hosts: ['web1'], suggestion: 'swapMb' },
+        { path: 'colour', hosts: ['web1', 'web2'] },
+      ],
+    },
   ]);
-  t.same(varWarnings(provisionish, [...inv.hosts.values()]).length, 2, 'backup, a var of other tasks, is not warned about');
+  t.same(varWarnings(provisionish, hosts, new Set(['backup', 'colour'])).map((w) => w.vars.map((x) => x.path)), [['timeZone', 'swapMB']], 'shared vars are left out');
+  t.same(varWarnings(provisionish, [{ ...hosts[0]!, vars: { swapMb: 1 } }]), [], 'no stray var, no warning');
 });

@@ -71,3 +71,16 @@ t.test('typed vars: defaults, optional, nested errors with paths', async (t) => 
   const bad: InferShape<typeof shape> = { user: 1, port: 22, sites: [] };
   t.ok(bad);
 });
+
+t.test('sharedVars: names of vars that other tasks read, checked with the rest', async (t) => {
+  const inv = defineInventory({ sharedVars: ['backup', 'app'], hosts: { local: { connection: 'local', vars: { backup: {} } } } });
+  t.same([...inv.sharedVars], ['backup', 'app']);
+  t.same([...defineInventory({ hosts: {} }).sharedVars], [], 'none by default');
+  // @ts-expect-error a list, not one name
+  t.throws(() => defineInventory({ sharedVars: 'backup', hosts: {} }), { message: /sharedVars must be an array of var names, got "backup"/ });
+  t.throws(
+    // @ts-expect-error names only
+    () => defineInventory({ sharedVars: ['backup', 3, ''], hosts: { a: { address: '' } } }),
+    { phase: 'inventory', message: /sharedVars must be an array of var names, got \["backup",3,""\][\s\S]*host a: address is empty/ },
+  );
+});

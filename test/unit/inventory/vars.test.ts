@@ -2,7 +2,7 @@
 // problem of a shape is reported at once; undeclared vars are found with a suggestion.
 import t, { type Test } from 'tap';
 import { secret } from '../../../lib/command/command.ts';
-import { VarError, checkShape, nearest, strayVars, v, type VarType } from '../../../lib/inventory/vars.ts';
+import { VarError, checkShape, nearest, strayVars, undeclaredVars, undeclaredWarning, v, type VarType } from '../../../lib/inventory/vars.ts';
 
 /** Table test: each good value passes unchanged, each bad one throws a VarError at `x`. */
 function table<T>(t: Test, type: VarType<T>, good: readonly unknown[], bad: readonly unknown[]): void {
@@ -82,7 +82,7 @@ t.test('every problem of a shape is listed at once, nested ones with their paths
   t.throws(() => v.string().check(secret('hunter2'), 'token'), { message: 'token must be a string, got a secret' });
 });
 
-t.test('strayVars: near misses at the top, every unknown key inside declared objects', async (t) => {
+t.test('strayVars: every var the shape does not declare, at the top and inside declared objects, near misses named', async (t) => {
   const shape = {
     swapMb: v.integer(),
     timezone: v.string(),
@@ -90,27 +90,78 @@ t.test('strayVars: near misses at the top, every unknown key inside declared obj
     acme: v.object({ email: v.string() }).optional(),
     sites: v.array(v.object({ name: v.string(), upstreams: v.array(v.string()) })).default([]),
   };
+  const given = {
+    swapMB: 512,
+    timeZone: 'UTC',
+    deployKey: 'ssh-ed25519 A',
+    backup: { databases: [] },
+    deployUser: 'deploy',
+    acme: { email: 'a@b.c', emial: 'x' },
+    sites: [{ name: 'a', upstream: ['x:1'], tls: false }],
+  };
+  t.same(strayVars(shape, given), [
+    { path: 'swapMB', name: 'swapMB', suggestion: 'swapMb' },
+    { path: 'timeZone', name: 'timeZone', suggestion: 'timezone' },
+    { path: 'deployKey', name: 'deployKey', suggestion: 'deployKeys' },
+    { path: 'backup', name: 'backup' },
+    { path: 'deployUser', name: 'deployUser' },
+    { path: 'acme.emial', name: 'emial', suggestion: 'email' },
+    { path: 'sites[0].upstream', name: 'upstream', suggestion: 'upstreams' },
+    { path: 'sites[0].tls', name: 'tls' },
+  ]);
   t.same(
-    strayVars(shape, {
-      swapMB: 512,
-      timeZone: 'UTC',
-      deployKey: 'ssh-ed25519 A',
-      backup: { databases: [] },
-      deployUser: 'deploy',
-      acme: { email: 'a@b.c', emial: 'x' },
-      sites: [{ name: 'a', upstream: ['x:1'], tls: false }],
-    }),
-    [
-      { path: 'swapMB', name: 'swapMB', suggestion: 'swapMb' },
-      { path: 'timeZone', name: 'timeZone', suggestion: 'timezone' },
-      { path: 'deployKey', name: 'deployKey', suggestion: 'deployKeys' },
-      { path: 'acme.emial', name: 'emial', suggestion: 'email' },
-      { path: 'sites[0].upstream', name: 'upstream', suggestion: 'upstreams' },
-      { path: 'sites[0].tls', name: 'tls' },
-    ],
-    'backup and deployUser belong to other tasks: not listed',
+    strayVars(shape, given, new Set(['backup', 'deployUser', 'swapMB', 'tls'])).map((s) => s.path),
+    ['timeZone', 'deployKey', 'acme.emial', 'sites[0].upstream', 'sites[0].tls'],
+    'top-level vars the inventory shares with other tasks are left out; a declared object is this task\'s own',
   );
-  t.same(strayVars(shape, { colour: 'red', swapMb: 1 }, new Set(['colour'])), [{ path: 'colour', name: 'colour' }], 'a var named in `all` (the command line) is listed without a near miss');
+});
+
+t.test('undeclaredVars: each stray var once, with the hosts that give it and the full path it was meant to be', async (t) => {
+  const shape = { swapMb: v.integer().default(0), sites: v.array(v.object({ upstreams: v.array(v.string()) })).default([]) };
+  const hosts = [
+    { name: 'web1', vars: { swapMB: 512, backup: {}, colour: 'red', sites: [{ upstream: [] }] } },
+    { name: 'web2', vars: { colour: 'red', sites: [{ upstream: [] }] } },
+    { name: 'db1', vars: { backup: {}, colour: 'red' } },
+  ];
+  t.same(undeclaredVars(shape, hosts), [
+    { path: 'swapMB', hosts: ['web1'], suggestion: 'swapMb' },
+    { path: 'backup', hosts: ['web1', 'db1'] },
+    { path: 'colour', hosts: ['web1', 'web2', 'db1'] },
+    { path: 'sites[0].upstream', hosts: ['web1', 'web2'], suggestion: 'sites[0].upstreams' },
+  ]);
+  t.same(undeclaredVars(shape, hosts, new Set(['backup', 'colour'])).map((u) => u.path), ['swapMB', 'sites[0].upstream'], 'shared vars left out');
+  t.same(undeclaredVars(shape, [{ name: 'web1', vars: { swapMb: 1 } }]), [], 'nothing stray, nothing listed');
+});
+
+t.test('undeclaredWarning: one line; near misses first; vars on the same hosts together; every host said once', async (t) => {
+  const run = ['web1', 'web2', 'db1'];
+  t.equal(
+    undeclaredWarning(
+      'provision',
+      [
+        { path: 'backup', hosts: ['db1'] },
+        { path: 'colour', hosts: run },
+        { path: 'swapMB', hosts: ['web1'], suggestion: 'swapMb' },
+        { path: 'app', hosts: ['web1', 'web2'] },
+        { path: 'repo', hosts: ['web1', 'web2'] },
+        { path: 'notes', hosts: run },
+        { path: 'timeZone', hosts: run, suggestion: 'timezone' },
+      ],
+      run,
+    ),
+    "task provision ignores vars it does not declare: swapMB (web1: did you mean swapMb?); timeZone (every host: did you mean timezone?); backup (db1); colour, notes (every host); app, repo (web1, web2). Vars of other tasks can be named in the inventory's sharedVars",
+  );
+  t.equal(
+    undeclaredWarning('provision', [{ path: 'swapMB', hosts: ['web1'], suggestion: 'swapMb' }, { path: 'sites[0].tls', hosts: ['web1'] }], ['web1']),
+    'task provision ignores vars it does not declare: swapMB (web1: did you mean swapMb?); sites[0].tls (web1)',
+    'one host is named, not "every host"; no hint when no top-level var could be shared',
+  );
+  const many = Array.from({ length: 8 }, (_, i) => `web${i + 1}`);
+  t.equal(
+    undeclaredWarning('deploy', [{ path: 'backup', hosts: many.slice(0, 6) }], many),
+    "task deploy ignores vars it does not declare: backup (web1, web2, web3 and 3 more). Vars of other tasks can be named in the inventory's sharedVars",
+    'a long host list is cut (the JSON report has them all)',
+  );
 });
 
 t.test('nearest: case, typos and swaps; nothing for short or distant names', async (t) => {
