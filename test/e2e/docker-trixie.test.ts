@@ -57,7 +57,7 @@ t.test('Docker 26 and the Compose v2 plugin installed after provisioning', async
   // The docker unit comes with the package: the dry-run cannot know its state.
   await runTwice(t, (...args) => runTaskCli(dockerTask, [...dockerArgs, ...args]), { lab1: ['systemd.service docker started, enabled'] });
   t.match(await out('lab1', "docker version --format '{{.Server.Version}}'"), /^26\./, 'Docker 26');
-  t.match(await out('lab1', 'docker compose version --short'), /^2\./, '`docker compose` is the v2 plugin');
+  t.match(await out('lab1', 'docker compose version --short'), /^2\./, '`docker compose` is the v2 plugin: a compose deploy takes its branch (`if docker compose version`)');
   t.equal(await out('lab1', 'readlink -f /usr/bin/docker-compose'), '/usr/libexec/docker/cli-plugins/docker-compose\n', 'docker-compose is the same plugin');
   await importImages((command) => lab.ssh('lab1', command), await images);
   t.comment(`docker installed, images imported after ${((Date.now() - started) / 1000).toFixed(1)}s`);
