@@ -11,10 +11,10 @@ import { join, resolve } from 'node:path';
 import t from 'tap';
 import { apt, defineTask, openConnection, runTask, systemd, type Inventory } from '../../lib/index.ts';
 import { ensureBusyboxImage, ensurePostgresImage, importImages, POSTGRES_RUN } from '../../lab/docker-images.ts';
-import { run } from '../../lab/exec.ts';
 import { startS3 } from '../../lab/s3.ts';
 import { withLab } from '../../lab/lab.ts';
 import { changedSteps, labInventory, runTaskCli, plannedSteps, predicted } from './support/cli.ts';
+import { assertBrokenRolledBack, composeApp, dockerPortChecks, tcpConnect } from './support/docker.ts';
 import { INSIDE_CONF, insideScenario } from './support/inside.ts';
 
 const started = Date.now();
@@ -130,34 +130,14 @@ t.test('a Compose deploy with docker-compose v1: health-checked, and a broken re
   });
   t.equal(compose.hosts[0]?.status, 'changed', 'docker-compose installed');
   t.equal((await lab.ssh('lab1', 'docker compose version')).code === 0, false, 'no `docker compose` plugin on the host');
-  // Releases are image tags of a busybox httpd app; the tag `broken` exits at once.
-  const COMPOSE = `version: "3"
-services:
-  web:
-    image: "app:\${IMAGE_TAG}"
-    environment:
-      TAG: "\${IMAGE_TAG}"
-    command: ["/bin/sh", "-c", "test \\"$$TAG\\" != broken || exit 3; mkdir -p /www && echo $$TAG > /www/version && echo ok > /www/health && exec httpd -f -p 8000 -h /www"]
-    ports: ["127.0.0.1:8000:8000"]
-`;
-  await sh1('lab1', `for tag in 1 2 broken; do docker tag ${busybox.ref} app:$tag; done && mkdir -p /srv/shop-template && cat > /srv/shop-template/docker-compose.yml <<'EOF'\n${COMPOSE}EOF`);
-  const vars = { app: 'shop', compose: true, composeTemplate: '/srv/shop-template', healthUrl: 'http://127.0.0.1:8000/health', healthBody: 'ok', healthTimeout: 20 };
-  const inventory = await labInventory(lab, { lab1: { groups: ['lab'], vars } as never });
-  const deploy = (tag: string) => runTaskCli('scripts/deploy.ts', ['--inventory', inventory, '--limit', 'lab1', '--image-tag', tag]);
-  const version = async () => (await sh1('lab1', 'wget -qO- http://127.0.0.1:8000/version 2>/dev/null || curl -fsS http://127.0.0.1:8000/version')).trim();
-
+  const app = await composeApp(lab, 'lab1', busybox.ref);
   for (const tag of ['1', '2']) {
-    const r = await deploy(tag);
+    const r = await app.deploy(tag);
     t.equal(r.code, 0, `release ${tag} deployed`, { stdout: r.stdout.slice(-3000), stderr: r.stderr });
-    t.equal(await version(), tag, `release ${tag} answers`);
+    t.equal(await app.version(), tag, `release ${tag} answers`);
   }
-  t.equal((await sh1('lab1', `docker ps --filter label=com.docker.compose.project=shop --format '{{.Image}}'`)).trim(), 'app:2', 'one container, of the new image');
-  const bad = await deploy('broken');
-  t.equal(bad.code, 2, 'the broken release fails the host', { stdout: bad.stdout.slice(-3000) });
-  t.match(bad.stdout, /container of web exited with code 3/, 'the wait ended on the exited container, with the reason');
-  t.match(bad.stdout, /rolled back/i);
-  t.equal(await version(), '2', 'release 2 serves again after the automatic rollback');
-  t.equal((await sh1('lab1', 'cat /srv/shop/current/.env')).trim(), 'IMAGE_TAG=2', 'current points at release 2');
+  t.equal(await app.images(), 'app:2', 'one container, of the new image');
+  await assertBrokenRolledBack(t, lab, 'lab1', app);
 });
 
 t.test('a port Docker publishes past ufw is critical in health.ts; ufw.dockerUser closes it to other hosts, not to the host', async (t) => {
@@ -181,13 +161,8 @@ if (isMain(import.meta.url, process.argv)) process.exitCode = await runCli(task,
     );
   const inventory = await labInventory(lab);
   const args = ['--inventory', inventory, '--limit', 'lab1'];
-  // A TCP connect from one host to another, bounded: 'open', or why not.
-  const connect = async (from: string, address: string) =>
-    (await sh1(from, `python3 -c "import socket; s=socket.socket(); s.settimeout(3); print('open' if s.connect_ex(('${address}', 5432)) == 0 else 'closed')"`)).trim();
-  const health = async () => {
-    const r = await run(process.execPath, ['--import', 'tsx', 'scripts/health.ts', '--inventory', inventory, '--limit', 'lab1', '--json', '-'], { timeoutMs: 120_000 });
-    return { code: r.code, checks: (JSON.parse(r.stdout) as { hosts: Array<{ data?: { checks: Array<{ check: string; subject: string; value: string; severity: string }> } }> }).hosts[0]?.data?.checks.filter((c) => c.check === 'docker port' && c.subject.endsWith('(pgpub)')) };
-  };
+  const connect = (from: string, address: string) => tcpConnect(lab, from, address, 5432);
+  const health = () => dockerPortChecks(inventory, 'lab1', 'pgpub');
 
   await writeTask(false);
   const fw = await runTaskCli(task, args);
@@ -223,7 +198,7 @@ if (isMain(import.meta.url, process.argv)) process.exitCode = await runCli(task,
   t.equal(await connect('lab2', lab.host('lab1').address), 'closed', 'ufw on again: closed again');
   // A container started after the guard is covered too.
   await sh1('lab1', `docker rm -f pgpub && docker run -d --name pgpub2 -p 5433:5432 ${POSTGRES_RUN} && for i in $(seq 1 50); do docker exec pgpub2 psql -XAtq -c 'SELECT 1' >/dev/null 2>&1 && exit 0; sleep 0.2; done; exit 1`);
-  t.equal((await sh1('lab2', `python3 -c "import socket; s=socket.socket(); s.settimeout(3); print(s.connect_ex(('${lab.host('lab1').address}', 5433)))"`)).trim() === '0', false, 'a new published port is closed as well');
+  t.equal(await tcpConnect(lab, 'lab2', lab.host('lab1').address, 5433), 'closed', 'a new published port is closed as well');
 });
 
 t.teardown(() => t.comment(`docker.test.ts took ${((Date.now() - started) / 1000).toFixed(1)}s`));

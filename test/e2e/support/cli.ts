@@ -2,6 +2,7 @@
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { Test } from 'tap';
 import type { JsonReport } from '../../../lib/engine/report.ts';
 import type { HostSpec } from '../../../lib/inventory/inventory.ts';
 import { run } from '../../../lab/exec.ts';
@@ -76,4 +77,23 @@ export function predicted(dry: JsonReport | undefined, real: JsonReport | undefi
       return [h.name, lines];
     }),
   );
+}
+
+/**
+ * What a converging task must show: a dry-run, the real run it predicts (`unknown` as in
+ * {@link predicted}), and a second run that changes nothing. Resolves with the real run, whose
+ * outcomes the caller then reads on the hosts.
+ *
+ * @example const real = await runTwice(t, (...args) => runTaskCli('tasks/provision.ts', ['--inventory', inv, ...args]));
+ */
+export async function runTwice(t: Test, exec: (...args: string[]) => Promise<CliRun>, unknown: Record<string, readonly string[]> = {}): Promise<CliRun> {
+  const dry = await exec('--dry-run');
+  t.equal(dry.code, 0, 'dry-run', { stdout: dry.stdout.slice(-3000), stderr: dry.stderr });
+  const real = await exec();
+  t.equal(real.code, 0, 'first run', { stdout: real.stdout.slice(-5000), stderr: real.stderr });
+  t.same(plannedSteps(real.report), predicted(dry.report, real.report, unknown), 'the dry-run predicted the first run');
+  const again = await exec();
+  t.equal(again.code, 0, 'second run', { stdout: again.stdout.slice(-3000), stderr: again.stderr });
+  t.same(changedSteps(again.report), Object.fromEntries(Object.keys(changedSteps(real.report)).map((n) => [n, []])), 'second run: nothing changed');
+  return real;
 }
