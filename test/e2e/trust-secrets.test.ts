@@ -10,6 +10,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
+import { poll } from '../../lab/exec.ts';
 import { withLab } from '../../lab/lab.ts';
 import { runTaskCli, type CliRun } from './support/cli.ts';
 
@@ -25,6 +26,8 @@ const TOKEN_CMD = unique('cmd-token');
 const TOKEN_ENV = unique('env-token');
 const PG_PW = unique('pg-pass');
 const CONTENT = 'hello=world\n';
+/** The line the watcher writes after each sample of the process lists. */
+const SAMPLE = 'tackle-watch-sample';
 
 async function root(command: string, input?: string): Promise<string> {
   const r = await lab.ssh('lab1', command, input === undefined ? {} : { input });
@@ -60,7 +63,7 @@ const task = defineTask({ name: 'secrets', async run(host) {
   if (process.env.SLOW !== '1') return;
   await host.run(shell({ name: 'slow secret', command: sh\`tok=\${env.TOKEN_CMD}; [ -n "$tok" ] && [ -n "$TOKEN_ENV" ] && sleep 3 && echo "\${env.TOKEN_CMD}" >/dev/null\`, env: { TOKEN_ENV: env.TOKEN_ENV } }));
   await host.run(files.directory({ path: '/var/backups/pg-' + host.name, mode: '0700' }));
-  await host.run(postgres.dump({ database: 'app', dir: '/var/backups/pg-' + host.name, via: { kind: 'host', osUser: null }, connection: { host: '127.0.0.1', user: 'bk', password: env.PG_PW } }));
+  await host.run(postgres.dump({ database: 'app_' + host.name, dir: '/var/backups/pg-' + host.name, via: { kind: 'host', osUser: null }, connection: { host: '127.0.0.1', user: 'bk', password: env.PG_PW } }));
 } });
 if (isMain(import.meta.url, process.argv)) process.exitCode = await runCli(task, { argv: process.argv.slice(2), cwd: process.cwd(), env: process.env, stdout: process.stdout, stderr: process.stderr });
 `,
@@ -153,22 +156,57 @@ t.test('a wrong password fails only that host, with a plain reason', async (t) =
   t.equal(await onHost({ WRONG }, 'everywhere'), '', 'the wrong password is nowhere on the host');
 });
 
+// ct is a container as tackle sees one: its commands go through the parent's connection, wrapped.
+const hostsOfSlowRun: Record<string, Login> = { ops: setups.ops, root: { user: 'root' }, ct: { parent: { host: 'root', via: { wrap: ['env', 'TACKLE_CT=1'] } } } };
+
 t.test('secrets stay off command lines: shell command, shell env, pg_dump password, become password', async (t) => {
   await root('DEBIAN_FRONTEND=noninteractive apt-get -qq update && DEBIAN_FRONTEND=noninteractive apt-get -qq install -y postgresql >/dev/null');
-  await root(`cd / && runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1`, `CREATE ROLE bk LOGIN SUPERUSER PASSWORD '${PG_PW}';\nCREATE DATABASE app;\n`);
-  // The watcher samples every process's arguments, both ways an adversary would read them.
+  await root(`cd / && runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1`, `CREATE ROLE bk LOGIN SUPERUSER PASSWORD '${PG_PW}';\n`);
+  const psql = (sql: string, db = 'postgres') => root(`cd / && runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -d ${db} -c ${JSON.stringify(sql)}`);
+  // pg_dump is quick; to be sampled for sure it must be held. It locks every table it dumps
+  // (ACCESS SHARE) and waits for as long as another session holds one exclusively, with
+  // PGPASSWORD in its environment all the while. The hosts' runs take turns (they share lab1's
+  // run lock), so each host dumps a database of its own whose table is held until the watcher has
+  // taken two whole samples while that host's pg_dump waited.
+  const dbs = Object.keys(hostsOfSlowRun).map((h) => `app_${h}`);
+  for (const db of dbs) {
+    await psql(`CREATE DATABASE ${db}`);
+    await psql('CREATE TABLE held (id int)', db);
+    // `cd /` alone: an `&` after `&&` would background a subshell that keeps this SSH session's output open.
+    await root(`cd /; nohup setsid runuser -u postgres -- env PGAPPNAME=hold-${db} psql -X -q -d ${db} -c BEGIN -c 'LOCK TABLE held IN ACCESS EXCLUSIVE MODE' -c 'SELECT pg_sleep(600)' >/dev/null 2>&1 </dev/null &`);
+  }
+  const granted = "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.application_name LIKE 'hold-%' AND l.mode = 'AccessExclusiveLock' AND l.granted";
+  await poll(async () => ((await psql(granted)) === `${dbs.length}\n` ? true : undefined), { timeoutMs: 30_000, intervalMs: 200, onTimeout: () => new Error('the lock holders never held their tables') });
+  // The watcher samples every process's arguments, both ways an adversary would read them; a line of its own ends each sample.
   await root(`rm -f /root/watch.log /root/watch.stop
-nohup setsid sh -c 'while [ ! -e /root/watch.stop ]; do ps -eo args; cat /proc/[0-9]*/cmdline 2>/dev/null | tr "\\0" " "; echo; done >> /root/watch.log 2>/dev/null' >/dev/null 2>&1 &`);
-  // ct is a container as tackle sees one: its commands go through the parent's connection, wrapped.
-  const hosts: Record<string, Login> = { ops: setups.ops, root: { user: 'root' }, ct: { parent: { host: 'root', via: { wrap: ['env', 'TACKLE_CT=1'] } } } };
-  const r = await runTaskCli(task, ['--inventory', await inventory(hosts)], envFor(hosts, { SLOW: '1' }));
+nohup setsid sh -c 'while [ ! -e /root/watch.stop ]; do ps -eo args; cat /proc/[0-9]*/cmdline 2>/dev/null | tr "\\0" " "; echo; echo ${SAMPLE}; done >> /root/watch.log 2>/dev/null' >/dev/null 2>&1 &`);
+  const running = runTaskCli(task, ['--inventory', await inventory(hostsOfSlowRun)], envFor(hostsOfSlowRun, { SLOW: '1' }));
+  let ended = false; // a run that fails early must not leave the test waiting for its dumps
+  void running.then(() => (ended = true));
+  const samples = async () => Number(await root(`grep -cx ${SAMPLE} /root/watch.log || true`));
+  // The dumps connect as bk; the lock holders and these queries as postgres.
+  const waiting = "SELECT datname FROM pg_stat_activity WHERE usename = 'bk' AND wait_event_type = 'Lock'";
+  for (let released = 0; released < dbs.length && !ended; released++) {
+    const db = await poll(async () => (ended ? '' : (await psql(waiting)).trim() || undefined), { timeoutMs: 120_000, intervalMs: 200, onTimeout: () => new Error('no dump waited on its lock') });
+    if (ended) break;
+    const whileWaiting = (await samples()) + 2;
+    await poll(async () => ((await samples()) > whileWaiting ? true : undefined), { timeoutMs: 30_000, intervalMs: 100, onTimeout: () => new Error('the watcher stopped sampling') });
+    await psql(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'hold-${db}'`);
+  }
+  const r = await running;
   await root('touch /root/watch.stop; sleep 0.5');
   t.equal(r.code, 0, 'the run succeeded', { stdout: r.stdout, stderr: r.stderr });
   for (const h of r.report?.hosts ?? []) t.same(h.steps.slice(1).map((s) => s.status), ['changed', 'changed', 'changed'], `${h.name}: the slow shell step, the directory, the dump`);
-  const samples = await root('wc -l < /root/watch.log; grep -c "sleep 3" /root/watch.log; ls /var/backups/pg-*/*.dump | wc -l');
-  const [lines = 0, sawSleep = 0, dumps = 0] = samples.trim().split('\n').map(Number);
+  const seen = await root(`wc -l < /root/watch.log; grep -c "sleep 3" /root/watch.log; grep -cF "sudo -S -p [tackle-sudo-" /root/watch.log; ls /var/backups/pg-*/*.dump | wc -l`);
+  const [lines = 0, sawSleep = 0, sawSudo = 0, dumps = 0] = seen.trim().split('\n').map(Number);
   t.ok(lines > 100, `the watcher sampled (${lines} lines)`);
   t.ok(sawSleep > 0, 'the watcher saw the slow step running');
+  t.ok(sawSudo > 0, `the watcher saw the session ops entered with its sudo password (${sawSudo} lines)`);
+  for (const db of dbs) {
+    // Two whole samples while it waited, each showing it in ps's list and in /proc: four lines at least.
+    const sawDump = Number(await root(`grep -cF -- "pg_dump -h 127.0.0.1 -U bk -Fc -d ${db}" /root/watch.log || true`));
+    t.ok(sawDump >= 4, `the watcher saw the pg_dump of ${db} running, PGPASSWORD in its environment (${sawDump} lines)`);
+  }
   t.equal(dumps, 3, 'every host wrote its dump');
   const secrets = { TOKEN_CMD, TOKEN_ENV, PG_PW, ...PW };
   t.same(found(r.stdout + r.stderr + JSON.stringify(r.report), secrets), [], 'no secret in the output or report');

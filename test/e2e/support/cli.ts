@@ -1,6 +1,7 @@
 // Runs a task file as a person would (`npx tsx tasks/NAME.ts …`) and reads its JSON report.
+import { spawn } from 'node:child_process';
 import { mkdtemp, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { constants, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Test } from 'tap';
 import type { JsonReport } from '../../../lib/engine/report.ts';
@@ -19,13 +20,43 @@ export interface CliRun {
 
 /** Runs `tasks/<file>` (or any task path) with flags; the JSON report is read back when written. */
 export async function runTaskCli(taskFile: string, args: readonly string[], env: Record<string, string> = {}): Promise<CliRun> {
-  const dir = await mkdtemp(join(tmpdir(), 'tackle-cli-'));
-  const json = join(dir, 'report.json');
-  const result = await run('env', [...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, '--import', 'tsx', resolve(ROOT, taskFile), ...args, '--json', json], {
-    timeoutMs: 600_000,
-  });
-  const report = await readFile(json, 'utf8').then((t) => JSON.parse(t) as JsonReport, () => undefined);
-  return { ...result, report };
+  const { argv, readReport } = await cliArgv(taskFile, args);
+  const result = await run('env', [...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...argv], { timeoutMs: 600_000 });
+  return { ...result, report: await readReport() };
+}
+
+/** A controller started by {@link startTaskCli}: its pid, to signal it, and how its run ended. */
+export interface StartedCli {
+  pid: number;
+  /** Settles when the controller has exited; `code` is 128 + the signal's number when a signal ended it. */
+  done: Promise<CliRun>;
+}
+
+/**
+ * Starts `tasks/<file>` (or any task path) like {@link runTaskCli} without waiting for it, so that
+ * a test can signal the controller mid-run.
+ *
+ * @example const cli = await startTaskCli(task, ['--inventory', inv]); process.kill(cli.pid, 'SIGKILL'); await cli.done;
+ */
+export async function startTaskCli(taskFile: string, args: readonly string[], env: Record<string, string> = {}): Promise<StartedCli> {
+  const { argv, readReport } = await cliArgv(taskFile, args);
+  const [file = process.execPath, ...rest] = argv;
+  const child = spawn(file, rest, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, timeout: 600_000, killSignal: 'SIGKILL' });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const exited = new Promise<number>((resolve) => child.on('close', (code, signal) => resolve(code ?? 128 + (signal ? constants.signals[signal] : 0))));
+  return { pid: child.pid as number, done: exited.then(async (code) => ({ code, stdout, stderr, report: await readReport() })) };
+}
+
+/** The controller's command line for a task file, with `--json` into a fresh temporary directory, and how to read that report back. */
+async function cliArgv(taskFile: string, args: readonly string[]): Promise<{ argv: string[]; readReport: () => Promise<JsonReport | undefined> }> {
+  const json = join(await mkdtemp(join(tmpdir(), 'tackle-cli-')), 'report.json');
+  return {
+    argv: [process.execPath, '--import', 'tsx', resolve(ROOT, taskFile), ...args, '--json', json],
+    readReport: () => readFile(json, 'utf8').then((t) => JSON.parse(t) as JsonReport, () => undefined),
+  };
 }
 
 /** Writes an inventory module for lab hosts in a temporary directory; `overrides` may change any field of each host. */
