@@ -71,12 +71,22 @@ export class TackleError extends Error {
 
 function formatMessage(f: ErrorFields): string {
   const where = [f.host, f.step].filter(Boolean).join(' › ');
-  let msg = where ? `${where}: ${f.reason}` : f.reason;
+  let msg = where ? `${where}: ${withoutOp(f.reason, f.step)}` : f.reason;
   if (f.command) msg += `\n  command: ${f.command}`;
   if (f.exitCode !== undefined && f.exitCode !== null) msg += `\n  exit code: ${f.exitCode} (${explainExitCode(f.exitCode)})`;
   if (f.signal) msg += `\n  signal: ${f.signal}`;
   if (f.stderrTail) msg += `\n  stderr: ${f.stderrTail.replace(/\n/g, '\n          ')}`;
   return msg;
+}
+
+/**
+ * A refusal's reason starts with its operation ("files.file: path must be absolute") so that it
+ * reads well alone; after a step named for that operation the name would come twice.
+ */
+function withoutOp(reason: string, step: string | undefined): string {
+  const op = /^([a-z][A-Za-z0-9]*\.[A-Za-z0-9.]+): /.exec(reason)?.[1];
+  const last = step?.split(' › ').at(-1);
+  return op && last && (last === op || last.startsWith(`${op} `)) ? reason.slice(op.length + 2) : reason;
 }
 
 /** Says in words what a shell exit code usually means. */
