@@ -18,7 +18,7 @@ import { check, CommandError, lastLines, poll, run, type RunResult } from './exe
 import { DOCKER_IMAGE_DIR, HOST_DOCKER_IMAGE_DIR } from './docker-images.ts';
 import { makeFresh } from './fresh.ts';
 import { ensureImage, type ImageOptions } from './image.ts';
-import { childPids, processArgv, processStartTime, removeCgroup, signal, systemdCgroupRoots, unmountUnder, waitForExit } from './system.ts';
+import { cgroupPids, childPids, processArgv, processRoot, processStartTime, removeCgroup, signal, systemdCgroupRoots, unmountUnder, waitForExit } from './system.ts';
 import type { HostSpec } from '../lib/index.ts';
 
 export { DEFAULT_IMAGE_DIR, ensureImage, OPS_PASSWORD, readMirrors, type ImageOptions, type Mirrors } from './image.ts';
@@ -549,7 +549,23 @@ async function killHost(state: LabState, host: HostState): Promise<void> {
   const pid = await nspawnPid(state, host);
   if (pid) await killContainer(pid);
   await rm(hostPidFile(state, host), { force: true });
-  for (const dir of await hostCgroups(host)) await removeCgroup(dir);
+  const cgroups = await hostCgroups(host);
+  await killLeftovers(host, cgroups);
+  for (const dir of cgroups) await removeCgroup(dir);
+}
+
+/**
+ * Kills what is left of this host's container in its cgroups: a container whose nspawn died before
+ * it (killed while starting) keeps running without it, and its cgroups cannot go while it does.
+ * Only processes whose root is this host's root (or an nspawn of it) are this lab's: another lab
+ * that has since taken the index uses the same cgroup names.
+ */
+async function killLeftovers(host: HostState, cgroups: readonly string[]): Promise<void> {
+  const pids = [...new Set((await Promise.all(cgroups.map(cgroupPids))).flat())];
+  const ours = await Promise.all(pids.map(async (p) => (await processRoot(p)) === host.root || ((await processArgv(p)) ?? []).includes(`--directory=${host.root}`)));
+  const doomed = pids.filter((_, i) => ours[i]);
+  for (const p of doomed) signal(p, 'SIGKILL');
+  await Promise.all(doomed.map((p) => waitForExit(p, 5000)));
 }
 
 /**

@@ -1,6 +1,6 @@
 // Views of the controller's own state (mounts, processes) read from /proc, so that teardown can
 // find what a crashed run left behind without having recorded it.
-import { readdir, readFile, rmdir } from 'node:fs/promises';
+import { readdir, readlink, readFile, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { check, delay } from './exec.ts';
 
@@ -122,6 +122,19 @@ export async function systemdCgroupRoots(): Promise<string[]> {
   return (await mountTable())
     .filter((m) => m.fstype === 'cgroup2' || (m.fstype === 'cgroup' && m.superOptions.includes('name=systemd')))
     .map((m) => m.point);
+}
+
+/** The processes in a cgroup and every cgroup below it. */
+export async function cgroupPids(dir: string): Promise<number[]> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  const own = (await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => '')).split('\n').filter(Boolean).map(Number);
+  const below = await Promise.all(entries.filter((e) => e.isDirectory()).map((e) => cgroupPids(join(dir, e.name))));
+  return [...own, ...below.flat()];
+}
+
+/** The directory a process sees as `/` (a container's processes: its root), or undefined once it is gone. */
+export async function processRoot(pid: number): Promise<string | undefined> {
+  return readlink(`/proc/${pid}/root`).catch(() => undefined);
 }
 
 /**

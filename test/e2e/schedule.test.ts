@@ -63,6 +63,6 @@ t.test('an OnCalendar the host systemd rejects fails the step, naming host and s
   const result = await runTask(task, [...inventory.hosts.values()], { connect: (h) => openConnection(h, inventory, { home: homedir(), localUser: 'root', acceptNewHostKeys: false }) });
   const step = result.hosts[0]?.steps[0];
   t.equal(step?.status, 'failed');
-  t.match(step?.error?.message, /^lab1 › schedule\.timer bad-calendar: schedule\.timer: the schedule "Mon \*-\*-\* 25:61" is not valid for systemd: Failed to parse calendar specification 'Mon \*-\*-\* 25:61': Invalid argument/);
+  t.match(step?.error?.message, /^lab1 › schedule\.timer bad-calendar: the schedule "Mon \*-\*-\* 25:61" is not valid for systemd: Failed to parse calendar specification 'Mon \*-\*-\* 25:61': Invalid argument/);
   t.equal(await onHost('ls /etc/systemd/system | grep -c bad-calendar || true'), '0\n', 'no unit file written');
 });
