@@ -18,9 +18,15 @@ import { defineInventory, type InventoryHost } from '../../../lib/inventory/inve
 import { v } from '../../../lib/inventory/vars.ts';
 import { tempDir } from '../../support/temp-dir.ts';
 
-/** A stream the view writes to: a terminal (isTTY, 100 columns) or a pipe; `text()` is what was written. */
+// listr2 wraps lines at the width of the global process.stdout (80 columns when it is a pipe), not
+// at the stream's: both are wide, so that no line holding a temporary path (as long as TMPDIR makes
+// it) is wrapped.
+const COLUMNS = 300;
+process.stdout.columns = COLUMNS;
+
+/** A stream the view writes to: a terminal (isTTY, wide) or a pipe; `text()` is what was written. */
 function screen(tty: boolean) {
-  const stream = Object.assign(new PassThrough(), { isTTY: tty, columns: 100, rows: 40 });
+  const stream = Object.assign(new PassThrough(), { isTTY: tty, columns: COLUMNS, rows: 40 });
   let written = '';
   stream.on('data', (d: Buffer) => (written += d.toString()));
   return { stream: stream as unknown as NodeJS.WriteStream, text: () => written };
