@@ -3,13 +3,13 @@
 // deploy, roll back and probe.
 import { execFileSync } from 'node:child_process';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, stat, writeFile } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join, normalize } from 'node:path';
 import { run } from '../../../lab/exec.ts';
 import type { Lab } from '../../../lab/lab.ts';
+import { tempDir } from '../../support/temp-dir.ts';
 
 /** How a release behaves: healthy, answering 500 on /health, or exiting at once (its unit fails). */
 export type AppState = 'ok' | 'broken' | 'crash';
@@ -43,7 +43,7 @@ export const APP_UNIT = '[Unit]\nDescription=tiny app\n[Service]\nEnvironment=PO
  * serves it on the lab bridge until the test ends, and resolves with its URL.
  */
 export async function serveAppRepo(t: { teardown(fn: () => unknown): void }, lab: Lab, releases: ReadonlyArray<readonly [tag: string, state: AppState]>): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'tackle-deploy-repo-'));
+  const dir = tempDir('deploy-repo');
   const work = join(dir, 'work');
   const git = (cwd: string, ...args: string[]) => execFileSync('git', ['-C', cwd, '-c', 'user.name=t', '-c', 'user.email=t@t', ...args], { stdio: 'pipe' }).toString();
   execFileSync('git', ['init', '-q', '-b', 'main', work]);

@@ -1,13 +1,14 @@
 // Runs a task file as a person would (`npx tsx tasks/NAME.ts …`) and reads its JSON report.
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile } from 'node:fs/promises';
-import { constants, tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
+import { constants } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Test } from 'tap';
 import type { JsonReport } from '../../../lib/engine/report.ts';
 import type { HostSpec } from '../../../lib/inventory/inventory.ts';
 import { run } from '../../../lab/exec.ts';
 import { writeInventory, type Lab } from '../../../lab/lab.ts';
+import { tempDir } from '../../support/temp-dir.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 
@@ -52,7 +53,7 @@ export async function startTaskCli(taskFile: string, args: readonly string[], en
 
 /** The controller's command line for a task file, with `--json` into a fresh temporary directory, and how to read that report back. */
 async function cliArgv(taskFile: string, args: readonly string[]): Promise<{ argv: string[]; readReport: () => Promise<JsonReport | undefined> }> {
-  const json = join(await mkdtemp(join(tmpdir(), 'tackle-cli-')), 'report.json');
+  const json = join(tempDir('cli'), 'report.json');
   return {
     argv: [process.execPath, '--import', 'tsx', resolve(ROOT, taskFile), ...args, '--json', json],
     readReport: () => readFile(json, 'utf8').then((t) => JSON.parse(t) as JsonReport, () => undefined),
@@ -61,7 +62,7 @@ async function cliArgv(taskFile: string, args: readonly string[]): Promise<{ arg
 
 /** Writes an inventory module for lab hosts in a temporary directory; `overrides` may change any field of each host. */
 export async function labInventory(lab: Lab, overrides: Record<string, Partial<HostSpec>> = {}, extra = ''): Promise<string> {
-  const file = join(await mkdtemp(join(tmpdir(), 'tackle-inv-')), 'inventory.ts');
+  const file = join(tempDir('inv'), 'inventory.ts');
   await writeInventory(lab, file, { overrides, extra });
   return file;
 }

@@ -1,11 +1,11 @@
 // One small task run inside hosts reached through a parent on lab1 (a chroot, a docker container):
 // the inventory of lab1 and its children, and the task file, shared by the tests of each way in.
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ParentSpec } from '../../../lib/index.ts';
 import type { Lab } from '../../../lab/lab.ts';
 import { writeTaskFile } from './task-file.ts';
+import { tempDir } from '../../support/temp-dir.ts';
 
 /** The config file the task writes: quotes and a `$` that no shell on the way may touch. */
 export const INSIDE_CONF = `# it's "quoted"\nname = $HOME\n`;
@@ -18,7 +18,7 @@ export const INSIDE_CONF = `# it's "quoted"\nname = $HOME\n`;
  */
 export async function insideScenario(lab: Lab, children: Readonly<Record<string, ParentSpec>>, opts: { link?: boolean } = {}): Promise<{ inventoryFile: string; task: string; steps: string[] }> {
   const h = lab.host('lab1');
-  const inventoryFile = join(await mkdtemp(join(tmpdir(), 'tackle-inside-')), 'inventory.ts');
+  const inventoryFile = join(tempDir('inside'), 'inventory.ts');
   const hosts = {
     lab1: { address: h.address, user: 'root', privateKeyPath: lab.privateKeyPath, knownHostsPath: lab.knownHostsPath },
     ...Object.fromEntries(Object.entries(children).map(([name, parent]) => [name, { parent }])),

@@ -1,7 +1,7 @@
 // Writes a throwaway task script into a temp dir, runnable like tasks/*.ts through the CLI.
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { tempDir } from '../../support/temp-dir.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 
@@ -12,7 +12,7 @@ const ROOT = resolve(import.meta.dirname, '../../..');
  * @example await writeTaskFile('race', ['files'], `{ name: 'race', async run(host) { … } }`)
  */
 export async function writeTaskFile(name: string, names: readonly string[], spec: string): Promise<string> {
-  const file = join(await mkdtemp(join(tmpdir(), 'tackle-task-')), `${name}.mts`);
+  const file = join(tempDir('task'), `${name}.mts`);
   const imports = [...new Set(['defineTask', 'runIfMain', ...names])].join(', ');
   await writeFile(
     file,

@@ -1,16 +1,15 @@
 // The scripts' own edges, without hosts: what happens before runCli is reached.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import t from 'tap';
 import { main as nightly } from '../../../scripts/nightly-backup.ts';
 import { main as restore } from '../../../scripts/restore.ts';
 import { startWebhook } from '../../../lab/webhook.ts';
+import { tempDir } from '../../support/temp-dir.ts';
 
 function io(argv: string[], env: Record<string, string>) {
   const out = { stdout: '', stderr: '' };
   const stream = (key: 'stdout' | 'stderr') => ({ write: (s: string) => ((out[key] += s), true), isTTY: false }) as unknown as NodeJS.WriteStream;
   // An empty working directory: no .env is read by accident.
-  return { out, io: { argv, cwd: mkdtempSync(`${tmpdir()}/tackle-script-`), env, stdout: stream('stdout'), stderr: stream('stderr') } };
+  return { out, io: { argv, cwd: tempDir('script'), env, stdout: stream('stdout'), stderr: stream('stderr') } };
 }
 
 t.test('nightly-backup: missing keys exit 1 and tell the webhook, unless it is a dry-run', async (t) => {

@@ -2,14 +2,13 @@
 // it runs the rest (arguments through, exit code back). Temp projects live outside this checkout
 // so that its own package.json is not the nearest one.
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import t from 'tap';
+import { tempDir } from '../../support/temp-dir.ts';
 
 const BIN = resolve(import.meta.dirname, '../../../bin/tackle.js');
-const root = await mkdtemp(join(tmpdir(), 'tackle-bin-'));
-t.teardown(() => rm(root, { recursive: true, force: true }));
+const root = tempDir('bin');
 
 async function project(name: string, pkg: object | undefined, files: Record<string, string>): Promise<string> {
   const dir = join(root, name);

@@ -1,6 +1,6 @@
 // The one command line: a task file's last line (`await runIfMain(import.meta, task)`), the report
 // on stdout with `--json -`, a program's output flags, and the one exit-code table.
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
@@ -10,13 +10,14 @@ import { EXIT, EXIT_CODE_MEANINGS, type JsonReport } from '../../../lib/engine/r
 import { defineTask } from '../../../lib/engine/task.ts';
 import { v } from '../../../lib/inventory/vars.ts';
 import { run } from '../../../lab/exec.ts';
+import { tempDir } from '../../support/temp-dir.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 const LIB = JSON.stringify(join(ROOT, 'lib/index.ts'));
 
 /** A task file ending in the one line, and an inventory of this machine. */
 async function taskFile(body: string, ending = 'await runIfMain(import.meta, task);'): Promise<{ file: string; inventory: string; dir: string }> {
-  const dir = await mkdtemp(join(tmpdir(), 'tackle-entry-'));
+  const dir = tempDir('entry');
   const file = join(dir, 'task.mts');
   await writeFile(file, `import { defineTask, files, runIfMain } from ${LIB};\nconst task = defineTask(${body});\n${ending}\n`);
   const inventory = join(dir, 'inventory.mts');
@@ -46,7 +47,7 @@ t.test("a script's own main ends in the same line; importing a program runs noth
   const r = await node(file, 'a', 'b');
   t.equal(r.code, 7);
   t.equal(r.stdout, 'a b');
-  const importer = join(await mkdtemp(join(tmpdir(), 'tackle-entry-')), 'import.mts');
+  const importer = join(tempDir('entry'), 'import.mts');
   await writeFile(importer, `await import(${JSON.stringify(file)});\nprocess.stdout.write('imported');\n`);
   const imported = await node(importer, '--help');
   t.equal(imported.code, 0);
@@ -90,7 +91,7 @@ t.test("the README's exit-code table is the code's", async (t) => {
 });
 
 t.test('vars the task does not declare: one warning on stderr before the run, carried by the JSON report; the exit code is the run\'s', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'tackle-entry-'));
+  const dir = tempDir('entry');
   const inventory = join(dir, 'inventory.mts');
   const hosts = "{ a: { connection: 'local', vars: { moot: 'x', backup: {} } }, b: { connection: 'local', vars: { backup: {} } } }";
   await writeFile(inventory, `import { defineInventory } from ${LIB};\nexport default defineInventory({ vars: { colour: 'red' }, hosts: ${hosts} });\n`);

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import t from 'tap';
+import { tempDir } from '../../support/temp-dir.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 
@@ -17,7 +17,7 @@ interface Interrupted {
 
 /** Runs the slow fixture, sends `signals` (200 ms apart) once its slow step runs, and reads what it left. */
 async function interrupt(signals: readonly NodeJS.Signals[], seconds: number): Promise<Interrupted> {
-  const dir = mkdtempSync(join(tmpdir(), 'tackle-int-'));
+  const dir = tempDir('int');
   const inv = join(dir, 'inventory.mts');
   writeFileSync(inv, `import { defineInventory } from ${JSON.stringify(join(ROOT, 'lib/index.ts'))};\nexport default defineInventory({ hosts: { here: { connection: 'local', vars: { dir: ${JSON.stringify(dir)} } } } });\n`);
   const report = join(dir, 'report.json');

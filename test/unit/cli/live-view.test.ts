@@ -1,8 +1,6 @@
 // The live view tells the truth: runs of two fake hosts (directories on this machine, through
 // LocalConnection) rendered into a fake terminal (listr2's default renderer on a PassThrough
 // with isTTY) and into plain output (CI), read back as text with the ANSI codes stripped.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { stripVTControlCharacters } from 'node:util';
@@ -18,10 +16,17 @@ import { secret } from '../../../lib/command/command.ts';
 import { defineFact } from '../../../lib/facts/fact.ts';
 import { defineInventory, type InventoryHost } from '../../../lib/inventory/inventory.ts';
 import { v } from '../../../lib/inventory/vars.ts';
+import { tempDir } from '../../support/temp-dir.ts';
 
-/** A stream the view writes to: a terminal (isTTY, 100 columns) or a pipe; `text()` is what was written. */
+// listr2 wraps lines at the width of the global process.stdout (80 columns when it is a pipe), not
+// at the stream's: both are wide, so that no line holding a temporary path (as long as TMPDIR makes
+// it) is wrapped.
+const COLUMNS = 300;
+process.stdout.columns = COLUMNS;
+
+/** A stream the view writes to: a terminal (isTTY, wide) or a pipe; `text()` is what was written. */
 function screen(tty: boolean) {
-  const stream = Object.assign(new PassThrough(), { isTTY: tty, columns: 100, rows: 40 });
+  const stream = Object.assign(new PassThrough(), { isTTY: tty, columns: COLUMNS, rows: 40 });
   let written = '';
   stream.on('data', (d: Buffer) => (written += d.toString()));
   return { stream: stream as unknown as NodeJS.WriteStream, text: () => written };
@@ -51,7 +56,7 @@ const task = defineTask({
 });
 
 function fleet() {
-  const dir = mkdtempSync(join(tmpdir(), 'tackle-view-'));
+  const dir = tempDir('view');
   const inv = defineInventory({ hosts: { web1: { connection: 'local', vars: { dir: join(dir, 'web1') } }, web2: { connection: 'local', vars: { dir: join(dir, 'web2') } } } });
   const hosts = [...inv.hosts.values()];
   for (const h of hosts) new LocalConnection('x').exec(sh`mkdir -p ${join(dir, h.name)}`);

@@ -2,17 +2,17 @@
 // for dependencies that only some runs need. Each is loaded at its point of use (lib/lazy.ts,
 // `await import()` in the SSH connection and the live view).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import t from 'tap';
+import { tempDir } from '../../support/temp-dir.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 const HEAVY = ['ssh2', 'listr2', 'diff', 'cron-parser'];
 
 /** Runs `node <args>` in the checkout with every module URL it resolves (ESM) or requires (CJS) logged; resolves with the log's lines. */
 function loadedBy(args: readonly string[]): Promise<{ code: number | null; stdout: string; loaded: string[] }> {
-  const log = join(mkdtempSync(join(tmpdir(), 'tackle-startup-')), 'loaded');
+  const log = join(tempDir('startup'), 'loaded');
   // Resolve hooks run in the loader thread and see every import; require() goes through Module._load.
   // (A dynamic import inside the hook would wait on the hook itself.)
   const hooks = `import { appendFileSync } from 'node:fs';\nexport async function resolve(s, c, next) { const r = await next(s, c); appendFileSync(${JSON.stringify(log)}, r.url + '\\n'); return r; }`;

@@ -1,12 +1,12 @@
 import { Buffer } from 'node:buffer';
-import { chmod, mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { secret, sh } from '../../../lib/command/command.ts';
 import { ContainerConnection, openContainer, wrapCommand } from '../../../lib/connection/container.ts';
 import { LocalConnection } from '../../../lib/connection/local.ts';
 import { TackleError } from '../../../lib/errors.ts';
+import { tempDir } from '../../support/temp-dir.ts';
 
 t.test('the wrapped command: one sh -c word after the way in', async (t) => {
   const cmd = sh`echo ${"it's"} > /tmp/x`;
@@ -25,7 +25,7 @@ t.test('a container with an unusable spec is refused at once', async (t) => {
 // Real processes: the "parent" is this machine; the way in is `env` (a wrapper that runs its
 // arguments), or fake `pct`/`docker` programs that check their arguments and run the rest.
 t.test('exec, exit codes, stdin, put and get through a wrapper', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'tackle-ct-'));
+  const dir = tempDir('ct');
   const ct = await openContainer(new LocalConnection('parent'), 'nested', { via: { wrap: ['env', 'TACKLE_INSIDE=yes'] } });
   t.equal(ct.host, 'nested');
   const r = await ct.exec(sh`echo "$TACKLE_INSIDE"; cd /; pwd; exit 3`);
@@ -42,7 +42,7 @@ t.test('exec, exit codes, stdin, put and get through a wrapper', async (t) => {
 });
 
 t.test('pct and docker argument shapes, with fake programs on PATH', async (t) => {
-  const bin = await mkdtemp(join(tmpdir(), 'tackle-ct-bin-'));
+  const bin = tempDir('ct-bin');
   await writeFile(join(bin, 'pct'), '#!/bin/sh\n[ "$1" = exec ] && [ "$3" = -- ] || { echo "bad pct call: $*" >&2; exit 99; }\nid=$2; shift 3\nexec env CT="pct:$id" "$@"\n');
   await writeFile(join(bin, 'docker'), '#!/bin/sh\n[ "$1" = exec ] && [ "$2" = -i ] || { echo "bad docker call: $*" >&2; exit 99; }\nid=$3; shift 3\nexec env CT="docker:$id" "$@"\n');
   await chmod(join(bin, 'pct'), 0o755);

@@ -2,14 +2,13 @@
 // stream by its marker) and, on this machine through LocalConnection, one shell for every command.
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { secret, sh } from '../../../lib/command/command.ts';
 import { LocalConnection } from '../../../lib/connection/local.ts';
 import { MarkedStream, request } from '../../../lib/connection/session.ts';
 import { TackleError } from '../../../lib/errors.ts';
+import { tempDir } from '../../support/temp-dir.ts';
 
 const M = '__TACKLE_00ff__';
 
@@ -77,7 +76,7 @@ t.test('one shell runs every command, one at a time; stdin byte-exact, large std
   for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7919) & 0xff;
   const sum = await conn.exec(sh`sha256sum | cut -c1-64; echo after`, { stdin: bytes });
   t.equal(sum.stdout, `${createHash('sha256').update(bytes).digest('hex')}\nafter\n`, 'a large binary stdin arrives whole');
-  const dir = await mkdtemp(join(tmpdir(), 'tackle-session-'));
+  const dir = tempDir('session');
   await conn.put(join(dir, 'f'), bytes);
   t.same(await conn.get(join(dir, 'f')), bytes, 'put and get through the session');
   t.equal((await conn.exec(sh`printf 'a\\0b'`)).stdout, 'a\0b');
@@ -97,7 +96,7 @@ t.test('a session that ends mid-command fails that command clearly, and every la
 });
 
 t.test('an abort kills the command and closes the session; what it held in its shell goes with it', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'tackle-session-'));
+  const dir = tempDir('session');
   const conn = new LocalConnection('here');
   t.teardown(() => conn.close());
   const held = await conn.exec(sh`exec 9<${dir} && flock -n 9 && echo locked`, { inShell: true });

@@ -3,17 +3,17 @@
 // from ssh2 (a reset after a protocol error, "connection lost before handshake") is left unheard,
 // which would end the whole process.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { connectSsh, type SshEndpoint } from '../../../lib/connection/ssh.ts';
 import { TackleError } from '../../../lib/errors.ts';
 import { startFaultProxy, type Fault } from '../../../lab/fault-proxy.ts';
+import { tempDir } from '../../support/temp-dir.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'tackle-ssh-faults-'));
+const dir = tempDir('ssh-faults');
 execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'key')]);
 writeFileSync(join(dir, 'known_hosts'), '');
 const endpoint = (port: number): SshEndpoint => ({

@@ -2,8 +2,7 @@
 // -S does in each sudoers setup (asks for the password, does not ask, refuses it).
 import { Buffer } from 'node:buffer';
 import { spawnSync } from 'node:child_process';
-import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { secret, sh } from '../../../lib/command/command.ts';
@@ -11,6 +10,7 @@ import { framed } from '../../../lib/connection/connection.ts';
 import { LocalConnection } from '../../../lib/connection/local.ts';
 import { SudoConnection } from '../../../lib/connection/sudo.ts';
 import { TackleError } from '../../../lib/errors.ts';
+import { tempDir } from '../../support/temp-dir.ts';
 
 const PASSWORD = 'pa55 word';
 // Usage as tackle calls it: sudo -S -p PROMPT -H -u USER -- sh -c CMD. FAKE_SUDO picks the setup.
@@ -32,7 +32,7 @@ exec "$@"
 `;
 
 async function fakeSudo(t: { teardown: (fn: () => void) => void }): Promise<void> {
-  const bin = await mkdtemp(join(tmpdir(), 'tackle-sudo-bin-'));
+  const bin = tempDir('sudo-bin');
   await writeFile(join(bin, 'sudo'), FAKE_SUDO);
   await chmod(join(bin, 'sudo'), 0o755);
   const path = process.env.PATH;

@@ -3,8 +3,7 @@
 // runner does with a JavaScript typo, a name built at run time and a missing `await`, read back
 // from the files the fake hosts (directories on this machine) were left with.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import t from 'tap';
 import { sh } from '../../../lib/command/command.ts';
@@ -16,6 +15,7 @@ import { defineFact } from '../../../lib/facts/fact.ts';
 import { defineInventory, type InventoryHost } from '../../../lib/inventory/inventory.ts';
 import { v } from '../../../lib/inventory/vars.ts';
 import { files } from '../../../lib/ops/files.ts';
+import { tempDir } from '../../support/temp-dir.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 
@@ -29,7 +29,7 @@ const touch = (path: string, opts: { seconds?: number; notify?: HandlerRef | rea
   });
 
 function setup(names: readonly string[] = ['a', 'b']) {
-  const dir = mkdtempSync(join(tmpdir(), 'tackle-handlers-'));
+  const dir = tempDir('handlers');
   const inv = defineInventory({ hosts: Object.fromEntries(names.map((n) => [n, { connection: 'local' as const, vars: { dir: join(dir, n) } }])) });
   const hosts = [...inv.hosts.values()];
   for (const h of hosts) new LocalConnection('x').exec(sh`mkdir -p ${join(dir, h.name)}`);
@@ -108,7 +108,7 @@ t.test('JavaScript: a misspelt handler() fails that host before the step touches
 });
 
 t.test('CLI: a misspelt name looked up when the task module loads exits 1 before any host is contacted', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'tackle-handlers-cli-'));
+  const dir = tempDir('handlers-cli');
   const inv = join(dir, 'inventory.mts');
   writeFileSync(inv, `import { defineInventory } from ${JSON.stringify(join(ROOT, 'lib/index.ts'))};\nexport default defineInventory({ hosts: { here: { connection: 'local' } } });\n`);
   const task = join(dir, 'task.mjs');

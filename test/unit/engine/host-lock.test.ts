@@ -1,16 +1,15 @@
 // The run lock lives in the host's session: held across the run's commands without a channel of
 // its own, gone with the session, and never silently lost (a broken session runs nothing more).
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { sh } from '../../../lib/command/command.ts';
 import { LocalConnection } from '../../../lib/connection/local.ts';
 import { takeHostLock, type LockOptions } from '../../../lib/engine/host-lock.ts';
 import { readStateScript } from '../../../lib/engine/pending-handlers.ts';
+import { tempDir } from '../../support/temp-dir.ts';
 
 function setup(): { opts: LockOptions; read: ReturnType<typeof readStateScript> } {
-  const dir = mkdtempSync(join(tmpdir(), 'tackle-lock-'));
+  const dir = tempDir('lock');
   return { opts: { timeoutSeconds: 0.2, holder: 'task x from ctl (pid 1)', dir: join(dir, 'lock') }, read: readStateScript('x', join(dir, 'state')) };
 }
 

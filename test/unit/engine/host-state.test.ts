@@ -1,7 +1,6 @@
 // The run lock and the pending handler records, on this machine through LocalConnection with a
 // real flock(1): each test gives its host its own lock directory and state directory.
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { sh } from '../../../lib/command/command.ts';
@@ -15,9 +14,10 @@ import { defineFact } from '../../../lib/facts/fact.ts';
 import { defineInventory } from '../../../lib/inventory/inventory.ts';
 import { v } from '../../../lib/inventory/vars.ts';
 import { formatChanges, formatRecap } from '../../../lib/cli/ui.ts';
+import { tempDir } from '../../support/temp-dir.ts';
 
 function setup() {
-  const dir = mkdtempSync(join(tmpdir(), 'tackle-hoststate-'));
+  const dir = tempDir('hoststate');
   const inv = defineInventory({ hosts: { here: { connection: 'local', vars: { dir } } } });
   const options: RunOptions = {
     connect: async (h) => new LocalConnection(h.name),

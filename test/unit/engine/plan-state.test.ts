@@ -1,7 +1,6 @@
 // A task planned as a whole: facts in one round trip, each step planned against the state the
 // earlier ones leave, unknown where nothing predicts it, and only invalidated facts read again.
-import { existsSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { sh } from '../../../lib/command/command.ts';
@@ -17,6 +16,7 @@ import { defineInventory } from '../../../lib/inventory/inventory.ts';
 import { files } from '../../../lib/ops/files.ts';
 import { shell } from '../../../lib/ops/shell.ts';
 import { execSpy } from '../../support/exec-spy.ts';
+import { tempDir } from '../../support/temp-dir.ts';
 
 const exists = (path: string) => defineFact(`exists:${path}`, sh`test -e ${path}`, (o) => o.exitCode === 0, { reads: [path] });
 
@@ -37,8 +37,8 @@ function recording(host: string, log: string[]): Connection {
 
 /** Runs a declarative task of these steps on one local host; returns the steps and the commands sent. */
 async function run(steps: (dir: string) => StepEntry[], opts: { dryRun?: boolean; dir?: string; handlers?: boolean } = {}) {
-  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'tackle-plan-'));
-  const state = mkdtempSync(join(tmpdir(), 'tackle-plan-state-'));
+  const dir = opts.dir ?? tempDir('plan');
+  const state = tempDir('plan-state');
   const task = defineTask({
     name: 'planned',
     steps: (_, handler) => [...steps(dir), opts.handlers && touch(join(dir, 'notifier'), true, handler('after'))],

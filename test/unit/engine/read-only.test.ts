@@ -1,7 +1,6 @@
 // A read-only task (a report): its steps are only planned, a step that would change fails the
 // host with nothing changed, and it has no handlers.
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { LocalConnection } from '../../../lib/connection/local.ts';
@@ -9,9 +8,10 @@ import { runTask } from '../../../lib/engine/runner.ts';
 import { defineTask } from '../../../lib/engine/task.ts';
 import { defineInventory } from '../../../lib/inventory/inventory.ts';
 import { files } from '../../../lib/ops/files.ts';
+import { tempDir } from '../../support/temp-dir.ts';
 
 t.test('a step of a read-only task that would change fails the host and changes nothing', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'tackle-readonly-'));
+  const dir = tempDir('readonly');
   writeFileSync(join(dir, 'same'), 'same\n');
   const audit = defineTask({
     name: 'audit',

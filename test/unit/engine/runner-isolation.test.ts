@@ -1,7 +1,6 @@
 // Whatever is thrown for one host ends that host only: the run resolves with every host's result.
 import t from 'tap';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sh } from '../../../lib/command/command.ts';
 import { LocalConnection } from '../../../lib/connection/local.ts';
@@ -11,6 +10,7 @@ import { defineTask } from '../../../lib/engine/task.ts';
 import { defineFact } from '../../../lib/facts/fact.ts';
 import { defineInventory } from '../../../lib/inventory/inventory.ts';
 import { v } from '../../../lib/inventory/vars.ts';
+import { tempDir } from '../../support/temp-dir.ts';
 
 const write = (path: string) =>
   defineOperation({
@@ -28,7 +28,7 @@ const task = defineTask({
 });
 
 function hosts() {
-  const dir = mkdtempSync(join(tmpdir(), 'tackle-isolation-'));
+  const dir = tempDir('isolation');
   const inv = defineInventory({ vars: { dir: join(dir, 'out') }, hosts: { a: { connection: 'local' }, b: { connection: 'local' }, c: { connection: 'local' } } });
   return { dir, hosts: [...inv.hosts.values()] };
 }

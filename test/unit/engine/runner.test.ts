@@ -1,6 +1,5 @@
 import t from 'tap';
-import { mkdtempSync, existsSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sh } from '../../../lib/command/command.ts';
 import { LocalConnection } from '../../../lib/connection/local.ts';
@@ -13,9 +12,10 @@ import { defineInventory } from '../../../lib/inventory/inventory.ts';
 import { v } from '../../../lib/inventory/vars.ts';
 import type { Task } from '../../../lib/engine/task.ts';
 import type { InventoryHost, Vars } from '../../../lib/inventory/inventory.ts';
+import { tempDir } from '../../support/temp-dir.ts';
 
 // These fake hosts all live on this machine: each gets its own lock and handler records.
-const stateRoot = mkdtempSync(join(tmpdir(), 'tackle-runner-state-'));
+const stateRoot = tempDir('runner-state');
 const hostPaths = (h: InventoryHost) => ({ lock: join(stateRoot, h.name, 'lock'), state: join(stateRoot, h.name, 'state') });
 const runTask = <V extends Vars>(task: Task<V>, hosts: readonly InventoryHost[], options: RunOptions) => runTaskOn(task, hosts, { hostPaths, ...options });
 
@@ -34,7 +34,7 @@ const touch = (path: string, notify?: HandlerRef) => {
 const failing = defineOperation({ name: 'always fails', facts: {}, plan: () => ({ summary: 'fail', actions: [{ command: sh`echo boom >&2; exit 3` }] }) });
 
 function setup() {
-  const dir = mkdtempSync(join(tmpdir(), 'tackle-runner-'));
+  const dir = tempDir('runner');
   const inv = defineInventory({
     hosts: { a: { connection: 'local', vars: { dir: join(dir, 'a') } }, b: { connection: 'local', vars: { dir: join(dir, 'b') } }, c: { connection: 'local', vars: { dir: join(dir, 'c') } } },
   });

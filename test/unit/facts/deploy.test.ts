@@ -1,10 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import type { FactOutput } from '../../../lib/facts/fact.ts';
 import { composeStopped, gitRemoteRef, liveUpstream, parseComposeStopped, parseLiveUpstream, parseLsRemote, parseReleasesState, releaseIdOfTarget, releasesState } from '../../../lib/facts/deploy.ts';
+import { tempDir } from '../../support/temp-dir.ts';
 
 // Real outputs; see the fixture's _comment for how each was made.
 const lab = JSON.parse(readFileSync(new URL('./fixtures/deploy.json', import.meta.url), 'utf8')) as Record<string, FactOutput>;
@@ -79,7 +79,7 @@ function runLocally<T>(fact: { command: { toString(): string }; parse(out: FactO
 }
 
 t.test('blue/green: each color\'s current-PORT link and the port recorded with a release', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'tackle-bg-'));
+  const dir = tempDir('bg');
   for (const id of ['20250101T000000Z-v1', '20250102T000000Z-v2']) mkdirSync(join(dir, 'releases', id), { recursive: true });
   symlinkSync('releases/20250102T000000Z-v2', join(dir, 'current'));
   symlinkSync('releases/20250101T000000Z-v1', join(dir, 'current-3001'));
@@ -103,7 +103,7 @@ t.test('blue/green: each color\'s current-PORT link and the port recorded with a
 });
 
 t.test('blue/green: the live port from the upstream file', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'tackle-up-'));
+  const dir = tempDir('up');
   const file = join(dir, 'upstream-app.conf');
   t.same(runLocally(liveUpstream(file)), { kind: 'missing' });
   writeFileSync(file, '# Managed by tackle\nupstream app {\n    server 127.0.0.1:3002;\n}\n');

@@ -1,10 +1,10 @@
 import t from 'tap';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LocalConnection } from '../../../lib/connection/local.ts';
 import { parsePathInfo, pathInfo, sha256Hex } from '../../../lib/facts/files.ts';
 import { gatherFacts } from '../../../lib/facts/gather.ts';
+import { tempDir } from '../../support/temp-dir.ts';
 
 // Output of pathInfo's command as a Debian 12 machine prints it (dash, GNU coreutils).
 const captured = (stdout: string, stderr = '', exitCode: number | null = 0) => parsePathInfo({ stdout, stderr, exitCode });
@@ -53,8 +53,7 @@ t.test('a file that changed after stat is described by the bytes read', async (t
 });
 
 t.test('the script reads real files as the parser expects', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'tackle-pathinfo-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir('pathinfo');
   writeFileSync(join(dir, 'small'), 'hello\nworld');
   writeFileSync(join(dir, 'big'), Buffer.alloc(300_000, 1));
   writeFileSync(join(dir, 'empty'), '');

@@ -1,7 +1,6 @@
 // The health report as a read-only task: what it reads (one round trip per host, no lock), what it
 // leaves in the report, and how its findings become the exit code of the one CLI.
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import t from 'tap';
 import { LocalConnection } from '../../../lib/connection/local.ts';
@@ -14,6 +13,7 @@ import { healthExitCode, healthOf, healthTask } from '../../../lib/health/task.t
 import { defineInventory } from '../../../lib/inventory/inventory.ts';
 import { loadInventoryFile } from '../../../lib/inventory/load.ts';
 import { healthOutput } from '../../../scripts/health.ts';
+import { tempDir } from '../../support/temp-dir.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 
@@ -24,7 +24,7 @@ function streams() {
 }
 
 async function inventoryFile(hosts: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'tackle-health-'));
+  const dir = tempDir('health');
   const file = join(dir, 'inventory.ts');
   await writeFile(file, `import { defineInventory } from ${JSON.stringify(join(ROOT, 'lib/index.ts'))};\nexport default defineInventory({ hosts: ${hosts} });\n`);
   return file;
@@ -35,7 +35,7 @@ const host = (name: string, severity: HostHealth['severity']): HostHealth => ({ 
 t.test('a read-only task: one round trip per host, no lock, no handler records, its findings in the report', async (t) => {
   const inv = defineInventory({ hosts: { here: { connection: 'local', vars: { health: { services: [] } } } } });
   const conns: LocalConnection[] = [];
-  const dir = await mkdtemp(join(tmpdir(), 'tackle-health-'));
+  const dir = tempDir('health');
   const result = await runTask(healthTask, [...inv.hosts.values()], {
     connect: async (h) => {
       const c = new LocalConnection(h.name);
@@ -100,7 +100,7 @@ t.test('tables: padded columns, styled rows', async (t) => {
 });
 
 t.test('loading an inventory module', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'tackle-report-'));
+  const dir = tempDir('report');
   const good = join(dir, 'good.ts');
   await writeFile(good, `import { defineInventory } from ${JSON.stringify(resolve('lib/index.ts'))};\nexport default defineInventory({ hosts: { x: { connection: 'local' } } });\n`);
   t.same([...(await loadInventoryFile(good)).hosts.keys()], ['x']);

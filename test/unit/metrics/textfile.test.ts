@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { hostTextfile, readSamples, renderTextfile, writeTextfile, type Metric } from '../../../lib/metrics/textfile.ts';
 import { parseExposition } from '../../support/exposition.ts';
+import { tempDir } from '../../support/temp-dir.ts';
 
 const gauge = (name: string, samples: Metric['samples'], help = 'Help.'): Metric => ({ name, help, type: 'gauge', samples });
 
@@ -63,7 +63,7 @@ t.test('the strict reader refuses what the format does not allow', async (t) => 
 });
 
 t.test('writeTextfile replaces the file whole and leaves no temporary file', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'tackle-textfile-'));
+  const dir = tempDir('textfile');
   const file = join(dir, 'tackle.prom');
   await writeFile(file, 'old\n');
   await writeTextfile(file, 'new\n');

@@ -1,6 +1,5 @@
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { UNKNOWN, type Change } from '../../../lib/ops/operation.ts';
@@ -11,6 +10,7 @@ import { run } from '../../../lab/exec.ts';
 import { runOp } from '../../support/run-op.ts';
 import { handlerRef } from '../../support/handler.ts';
 import { TackleError } from '../../../lib/errors.ts';
+import { tempDir } from '../../support/temp-dir.ts';
 
 // A host as parseDpkgQuery gives it (see test/unit/facts/apt.test.ts for the captured output).
 const dpkg: DpkgPackages = parseDpkgQuery({
@@ -139,9 +139,8 @@ t.test('lockTimeoutSeconds reaches every apt-get of the step', async (t) => {
 });
 
 // The wrapper run by dash against a fake apt-get that fails on a lock `failures` times, then succeeds.
-async function fakeApt(t: { teardown(fn: () => Promise<void>): void }, failures: number, lockLine: string): Promise<(timeout: number) => Promise<{ code: number; stdout: string; stderr: string; ms: number }>> {
-  const dir = await mkdtemp(join(tmpdir(), 'tackle-fake-apt-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+async function fakeApt(failures: number, lockLine: string): Promise<(timeout: number) => Promise<{ code: number; stdout: string; stderr: string; ms: number }>> {
+  const dir = tempDir('fake-apt');
   const script = [
     '#!/bin/sh',
     `n=$(cat ${dir}/calls 2>/dev/null || echo 0); echo $((n + 1)) > ${dir}/calls`,
@@ -161,34 +160,34 @@ async function fakeApt(t: { teardown(fn: () => Promise<void>): void }, failures:
 const HELD = 'E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 812 (unattended-upgr)';
 
 t.test('wrapper: noninteractive, C locale, and the lock timeout handed to apt-get', { skip: !existsSync('/bin/dash') && 'needs dash' }, async (t) => {
-  const r = await (await fakeApt(t, 0, HELD))(600);
+  const r = await (await fakeApt(0, HELD))(600);
   t.equal(r.code, 0);
   t.match(r.stdout, /^frontend=noninteractive lang=C args=-y -q -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install nginx\ndone\n$/);
 });
 
 t.test('wrapper: a lock still held when the time is up fails with the lock, its holder and the wait', { skip: !existsSync('/bin/dash') && 'needs dash' }, async (t) => {
-  const r = await (await fakeApt(t, 99, HELD))(0);
+  const r = await (await fakeApt(99, HELD))(0);
   t.equal(r.code, 100, "apt-get's exit code");
   // The holder is read from this machine's /proc/locks, where no apt runs (the e2e test names one).
   // The wait is whole seconds of wall time: a busy machine can make it 1 s.
   t.match(r.stderr, /\napt is busy: .+ for \d+ s \(lock timeout 0 s\)\n$/, 'the last line says why');
   t.match(r.stderr, /It is held by process 812/, "apt's own words are kept above it");
   // What apt says after it waited for DPkg::Lock::Timeout: no "Could not get lock" any more.
-  const waited = await (await fakeApt(t, 99, 'E: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), is another process using it?'))(0);
+  const waited = await (await fakeApt(99, 'E: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), is another process using it?'))(0);
   t.match(waited.stderr, /\napt is busy: .+ for \d+ s \(lock timeout 0 s\)\n$/);
-  const lists = await (await fakeApt(t, 99, 'E: Unable to lock directory /var/lib/apt/lists/'))(0);
+  const lists = await (await fakeApt(99, 'E: Unable to lock directory /var/lib/apt/lists/'))(0);
   t.match(lists.stderr, /\napt is busy: /);
 });
 
 t.test('wrapper: a lock apt-get does not wait for (lists, archives) is tried again until it is free', { skip: !existsSync('/bin/dash') && 'needs dash' }, async (t) => {
-  const r = await (await fakeApt(t, 1, HELD))(30);
+  const r = await (await fakeApt(1, HELD))(30);
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /Lock::Timeout=2[4-5] .*\ndone\n$/, 'the second try waits only for the time left');
   t.ok(r.ms >= 5000 && r.ms < 15_000, `one retry after 5 s (${r.ms} ms)`);
 });
 
 t.test('wrapper: any other failure is passed on at once, without "apt is busy"', { skip: !existsSync('/bin/dash') && 'needs dash' }, async (t) => {
-  const r = await (await fakeApt(t, 99, 'E: Unable to locate package nginx'))(60);
+  const r = await (await fakeApt(99, 'E: Unable to locate package nginx'))(60);
   t.equal(r.code, 100);
   t.notMatch(r.stderr, /apt is busy/);
   t.ok(r.ms < 5000, 'no waiting');

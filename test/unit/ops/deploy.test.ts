@@ -1,8 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
-import { mkdtemp, readFile, readlink, readdir, writeFile, mkdir } from 'node:fs/promises';
+import { readFile, readlink, readdir, writeFile, mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { secret, sh } from '../../../lib/command/command.ts';
@@ -13,6 +12,7 @@ import { colorUnit, deploy, planRelease, planRollback, previousRelease, releaseI
 import { health } from '../../../lib/ops/health.ts';
 import { runOp } from '../../support/run-op.ts';
 import { TackleError } from '../../../lib/errors.ts';
+import { tempDir } from '../../support/temp-dir.ts';
 
 const NOW = new Date('2025-03-04T05:06:07.890Z');
 const layout = releaseLayout('shop');
@@ -227,7 +227,7 @@ t.test('blue/green options are checked at once', async (t) => {
 });
 
 t.test('switching the upstream for real (fake nginx and systemctl): written, checked, reloaded; restored when nginx -t refuses', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'tackle-upstream-'));
+  const dir = tempDir('upstream');
   const bin = join(dir, 'bin');
   await mkdir(bin);
   // nginx -t fails while the file names port 9999; systemctl logs what it is asked.
@@ -316,7 +316,7 @@ t.test('what ends a health wait early: the restarted unit failed, or a compose c
 // The whole cycle for real on this machine: a git repository with three tags, a "service" that
 // is a node HTTP server answering from whatever `current` points at, health checked from here.
 t.test('real run: deploy, converge, fail and roll back, roll back by hand, records', async (t) => {
-  const root = await mkdtemp(join(tmpdir(), 'tackle-deploy-'));
+  const root = tempDir('deploy');
   const repo = join(root, 'src');
   await mkdir(repo);
   const g = (...args: string[]) => execFileSync('git', ['-C', repo, '-c', 'user.name=t', '-c', 'user.email=t@t', ...args], { stdio: 'pipe' });

@@ -1,7 +1,6 @@
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
-import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { Secret, secret } from '../../../lib/command/command.ts';
@@ -14,6 +13,7 @@ import { runOp } from '../../support/run-op.ts';
 import { refusal } from '../../support/plan.ts';
 import { handlerRef } from '../../support/handler.ts';
 import { TackleError } from '../../../lib/errors.ts';
+import { tempDir } from '../../support/temp-dir.ts';
 
 // ------------------------------------------------------------------ planning, from given facts
 
@@ -286,8 +286,7 @@ t.test('step names escape control characters', async (t) => {
 
 // ------------------------------------------------------------------ real runs on this machine
 
-const root = mkdtempSync(join(tmpdir(), 'tackle-files-'));
-t.teardown(() => rmSync(root, { recursive: true, force: true }));
+const root = tempDir('files');
 let count = 0;
 /** A fresh directory whose name has spaces, quotes, `$(id)` and a newline. */
 function hostileDir(): string {

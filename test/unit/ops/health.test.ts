@@ -1,7 +1,6 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { sh } from '../../../lib/command/command.ts';
@@ -25,6 +24,7 @@ import {
   type Probe,
 } from '../../../lib/ops/health.ts';
 import { TackleError } from '../../../lib/errors.ts';
+import { tempDir } from '../../support/temp-dir.ts';
 
 const httpProbe = (opts: Parameters<typeof health.http>[1] = {}) => health.http('http://127.0.0.1:8000/health', opts) as Probe & { kind: 'http' };
 
@@ -92,7 +92,7 @@ t.test('waiting: backoff doubles up to the cap and stops at the deadline', async
 });
 
 t.test('waiting ends at once when the service stopped for good, with that reason first', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'tackle-stop-'));
+  const dir = tempDir('stop');
   const state = join(dir, 'state');
   await writeFile(state, 'activating\n');
   // A stop sign read like unitStop's: the unit's state, here from a file the test changes.

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { secret } from '../../../lib/command/command.ts';
@@ -9,6 +8,7 @@ import { TackleError } from '../../../lib/errors.ts';
 import { dumpFiles, type DumpFiles, type PgDatabases, type RowCounts } from '../../../lib/facts/postgres.ts';
 import { postgres } from '../../../lib/ops/postgres.ts';
 import { runOp } from '../../support/run-op.ts';
+import { tempDir } from '../../support/temp-dir.ts';
 
 const AT = new Date('2026-11-22T02:00:00Z');
 const commands = (change: Change | undefined): string[] => (change?.actions ?? []).map((a) => a.command.toString());
@@ -96,7 +96,7 @@ t.test('postgres.dump refuses bad input at once', async (t) => {
 
 /** A directory with stand-ins for pg_dump and pg_restore, put first in PATH for the test. */
 function fakeBin(t: { teardown(fn: () => void): void }): string {
-  const bin = mkdtempSync(join(tmpdir(), 'tackle-pgbin-'));
+  const bin = tempDir('pgbin');
   // pg_dump writes an "archive" ending in END; FAKE_PG=truncate cuts it (exit 0), FAKE_PG=fail exits 3 after writing part.
   writeFileSync(
     join(bin, 'pg_dump'),
@@ -119,7 +119,7 @@ const sha = (data: string | Buffer) => createHash('sha256').update(data).digest(
 
 t.test('applied: a good dump is published with its checksum; the file names are final only at the end', async (t) => {
   fakeBin(t);
-  const dir = mkdtempSync(join(tmpdir(), 'tackle-dump-'));
+  const dir = tempDir('dump');
   const step = await runOp(postgres.dump({ database: 'app', dir, at: AT, via: { kind: 'host', osUser: null } }));
   t.equal(step.status, 'changed', JSON.stringify(step.error?.message));
   t.same(readdirSync(dir).sort(), ['app-20261122T020000Z.dump', 'app-20261122T020000Z.dump.sha256']);
@@ -136,7 +136,7 @@ t.test('applied: a good dump is published with its checksum; the file names are 
 async function applyDump(t: { teardown(fn: () => void): void }, mode: 'truncate' | 'fail') {
   fakeBin(t);
   process.env.FAKE_PG = mode;
-  const dir = mkdtempSync(join(tmpdir(), 'tackle-dump-'));
+  const dir = tempDir('dump');
   return { dir, step: await runOp(postgres.dump({ database: 'app', dir, at: AT, via: { kind: 'host', osUser: null } })) };
 }
 
@@ -230,7 +230,7 @@ t.test('postgres.restore checks the sha256, creates from template0, restores, dr
 });
 
 t.test('applied: a dump whose checksum does not match is not restored', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'tackle-restore-'));
+  const dir = tempDir('restore');
   writeFileSync(join(dir, 'app-20261122T020000Z.dump'), 'PGDMP corrupted\n');
   writeFileSync(join(dir, 'app-20261122T020000Z.dump.sha256'), `${sha('PGDMP original\n')}  app-20261122T020000Z.dump\n`);
   const step = await runOp(postgres.restore({ file: join(dir, 'app-20261122T020000Z.dump'), database: 'x', via: { kind: 'host', osUser: null } }));

@@ -1,6 +1,5 @@
 import { Buffer } from 'node:buffer';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { secret } from '../../../lib/command/command.ts';
@@ -10,6 +9,7 @@ import { sha256Hex, type PathInfo } from '../../../lib/facts/files.ts';
 import type { RemoteFiles } from '../../../lib/facts/rclone.ts';
 import { rclone, replaceSection } from '../../../lib/ops/rclone.ts';
 import { runOp } from '../../support/run-op.ts';
+import { tempDir } from '../../support/temp-dir.ts';
 
 const KEY_ID = 'AKIDEXAMPLE0123';
 const KEY = 'wJalr/XUtnFEMI+K7MDENG';
@@ -116,7 +116,7 @@ t.test('rclone.copy and rclone.check: exactly the new files, copy never sync, ch
 });
 
 t.test('applied: rclone.check fails when rclone could compare sizes only', async (t) => {
-  const bin = mkdtempSync(join(tmpdir(), 'tackle-rclonebin-'));
+  const bin = tempDir('rclonebin');
   writeFileSync(join(bin, 'rclone'), '#!/bin/sh\necho "NOTICE: S3 bucket b: 1 hashes could not be checked" >&2\necho "NOTICE: 0 differences found" >&2\nexit 0\n');
   chmodSync(join(bin, 'rclone'), 0o755);
   const path = process.env.PATH;

@@ -1,5 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { sh } from '../../../lib/command/command.ts';
@@ -8,11 +7,11 @@ import { pathInfo } from '../../../lib/facts/files.ts';
 import { files } from '../../../lib/ops/files.ts';
 import { previousVersions, replaceChecked } from '../../../lib/ops/replace-checked.ts';
 import { runOp } from '../../support/run-op.ts';
+import { tempDir } from '../../support/temp-dir.ts';
 
 // Real runs in a temporary directory on this machine: a site file and its link, as nginx.site
 // writes them, checked by a stand-in for `nginx -t` that rejects any file containing "bad".
-const root = mkdtempSync(join(tmpdir(), 'tackle-replace-checked-'));
-t.teardown(() => rmSync(root, { recursive: true, force: true }));
+const root = tempDir('replace-checked');
 
 function layout(name: string): { file: string; link: string; available: string; enabled: string } {
   const available = join(root, name, 'available');
