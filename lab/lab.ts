@@ -18,7 +18,7 @@ import { check, CommandError, lastLines, poll, run, type RunResult } from './exe
 import { DOCKER_IMAGE_DIR, HOST_DOCKER_IMAGE_DIR } from './docker-images.ts';
 import { makeFresh } from './fresh.ts';
 import { ensureImage, type ImageOptions } from './image.ts';
-import { cgroupPids, childPids, processArgv, processRoot, processStartTime, removeCgroup, signal, systemdCgroupRoots, unmountUnder, waitForExit } from './system.ts';
+import { cgroupPids, childPids, processArgv, processMounts, processStartTime, removeCgroup, signal, systemdCgroupRoots, unmountUnder, waitForExit } from './system.ts';
 import type { HostSpec } from '../lib/index.ts';
 
 export { DEFAULT_IMAGE_DIR, ensureImage, OPS_PASSWORD, readMirrors, type ImageOptions, type Mirrors } from './image.ts';
@@ -227,7 +227,7 @@ export async function startLab(opts: StartLabOptions): Promise<Lab> {
   const lab = labFromState(state);
   if (!state.keepAfterExit) exitCleanup.add(index, id);
   try {
-    await createLab(state);
+    await createLab(state, log);
   } catch (err) {
     await lab.down().catch((downErr: unknown) => log(`lab ${index}: teardown after a failed start failed too: ${String(downErr)}`));
     throw err;
@@ -335,7 +335,7 @@ function planLab(p: { index: number; id: string; name: string; image: string; tm
   };
 }
 
-async function createLab(state: LabState): Promise<void> {
+async function createLab(state: LabState, log: (line: string) => void): Promise<void> {
   await Promise.all([
     check('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `tackle-lab-${state.index}`, '-f', state.privateKeyPath]),
     createBridge(state),
@@ -344,7 +344,32 @@ async function createLab(state: LabState): Promise<void> {
   const [, ...hostKeys] = await Promise.all([startProxy(state), ...state.hosts.map((host) => prepareHost(state, host, authorizedKey))]);
   await writeFile(state.knownHostsPath, state.hosts.map((host, i) => `${host.address} ${hostKeys[i]}\n`).join(''));
   await writeInventory(labFromState(state), state.inventoryFile);
-  await Promise.all(state.hosts.map((host) => bootHost(state, host)));
+  await Promise.all(state.hosts.map((host) => bootOrRetry(state, host, log)));
+}
+
+/** systemd-nspawn ended while its host booted; `said` is the end of its log. */
+class NspawnExited extends Error {
+  constructor(
+    host: HostState,
+    readonly said: string,
+  ) {
+    super(`${host.name}: systemd-nspawn exited during boot; ${nspawnLog(host)} ends with:\n${said}`);
+  }
+}
+
+/**
+ * Boots a host, once more if its nspawn died silently (a signal: nspawn reports every error it
+ * meets in its log) after killing what that boot left; a boot that failed with a reason fails.
+ */
+async function bootOrRetry(state: LabState, host: HostState, log: (line: string) => void): Promise<void> {
+  try {
+    await bootHost(state, host);
+  } catch (err) {
+    if (!(err instanceof NspawnExited) || err.said.trim() !== '') throw err;
+    log(`lab ${state.index}: ${host.name}'s systemd-nspawn ended during boot without a word (killed?); booting it again`);
+    await killHost(state, host);
+    await bootHost(state, host);
+  }
 }
 
 async function createBridge(state: LabState): Promise<void> {
@@ -490,7 +515,7 @@ async function bootHost(state: LabState, host: HostState): Promise<void> {
       const result = await lab.ssh(host.name, 'true');
       if (result.code === 0) return true;
       lastError = result.stderr.trim();
-      if (!(await processArgv(pid))) throw new Error(`${host.name}: systemd-nspawn exited during boot; ${nspawnLog(host)} ends with:\n${await tailOf(nspawnLog(host))}`);
+      if (!(await processArgv(pid))) throw new NspawnExited(host, await tailOf(nspawnLog(host)));
       return undefined;
     },
     {
@@ -557,12 +582,13 @@ async function killHost(state: LabState, host: HostState): Promise<void> {
 /**
  * Kills what is left of this host's container in its cgroups: a container whose nspawn died before
  * it (killed while starting) keeps running without it, and its cgroups cannot go while it does.
- * Only processes whose root is this host's root (or an nspawn of it) are this lab's: another lab
- * that has since taken the index uses the same cgroup names.
+ * Only processes whose root is this host's overlay (its upper dir, in this lab's own tmp dir), or
+ * an nspawn of it, are this lab's: another lab that has since taken the index uses the same
+ * cgroup names.
  */
 async function killLeftovers(host: HostState, cgroups: readonly string[]): Promise<void> {
   const pids = [...new Set((await Promise.all(cgroups.map(cgroupPids))).flat())];
-  const ours = await Promise.all(pids.map(async (p) => (await processRoot(p)) === host.root || ((await processArgv(p)) ?? []).includes(`--directory=${host.root}`)));
+  const ours = await Promise.all(pids.map(async (p) => (await processMounts(p)).includes(`upperdir=${host.dir}/upper,`) || ((await processArgv(p)) ?? []).includes(`--directory=${host.root}`)));
   const doomed = pids.filter((_, i) => ours[i]);
   for (const p of doomed) signal(p, 'SIGKILL');
   await Promise.all(doomed.map((p) => waitForExit(p, 5000)));

@@ -1,6 +1,6 @@
 // Views of the controller's own state (mounts, processes) read from /proc, so that teardown can
 // find what a crashed run left behind without having recorded it.
-import { readdir, readlink, readFile, rmdir } from 'node:fs/promises';
+import { readdir, readFile, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { check, delay } from './exec.ts';
 
@@ -132,9 +132,9 @@ export async function cgroupPids(dir: string): Promise<number[]> {
   return [...own, ...below.flat()];
 }
 
-/** The directory a process sees as `/` (a container's processes: its root), or undefined once it is gone. */
-export async function processRoot(pid: number): Promise<string | undefined> {
-  return readlink(`/proc/${pid}/root`).catch(() => undefined);
+/** The mount table a process sees (its mount namespace's), or '' once it is gone. */
+export async function processMounts(pid: number): Promise<string> {
+  return readFile(`/proc/${pid}/mountinfo`, 'utf8').catch(() => '');
 }
 
 /**

@@ -99,6 +99,15 @@ async function assertGone(t: Test, lab: Lab, what: string): Promise<void> {
   for (const host of lab.hosts) t.equal(existsSync(`/run/netns/tkl-${lab.index}-${host.name}`), false, `${what}: ${host.name}'s namespace is gone`);
   const machines = await findProcesses((argv) => argv.some((arg) => arg.startsWith(`--machine=tkl-${lab.index}-`)));
   t.same(machines, [], `${what}: no container of it runs`);
+  t.same(await rootedIn(lab), [], `${what}: no process runs on its hosts' disks`);
+}
+
+/** Processes whose mounts name the lab's own tmp dir: its hosts' containers, with or without their nspawn. */
+async function rootedIn(lab: Lab): Promise<number[]> {
+  const dir = dirname(lab.privateKeyPath);
+  const pids = (await readdir('/proc')).filter((e) => /^\d+$/.test(e));
+  const mounts = await Promise.all(pids.map((p) => readFile(`/proc/${p}/mountinfo`, 'utf8').catch(() => '')));
+  return pids.filter((_, i) => mounts[i]?.includes(`upperdir=${dir}/`)).map(Number);
 }
 
 async function assertAnswers(t: Test, lab: Lab, what: string): Promise<void> {
@@ -140,6 +149,21 @@ t.test('down without an index removes what this checkout left behind, and nothin
   const status = await npmLab(ROOT, ['status']);
   t.match(status.stdout, `lab ${theirs.index}`, 'status lists the lab of the other checkout');
   t.match(status.stdout, otherDir, 'and names its checkout');
+});
+
+t.test('a host whose nspawn was killed keeps running without it: down kills it and removes the lab', async (t) => {
+  // Seen in CI: an nspawn killed while its host booted left the container running, and every later
+  // down of that lab failed (its cgroups stayed busy).
+  const lab = await withLab(t, 1, { name: 'orphan' });
+  const [nspawn] = await findProcesses((argv) => argv.includes(`--machine=tkl-${lab.index}-orphan1`));
+  if (!nspawn) throw new Error(`no nspawn for lab ${lab.index}`);
+  process.kill(nspawn.pid, 'SIGKILL');
+  await poll(async () => ((await findProcesses((argv) => argv.includes(`--machine=tkl-${lab.index}-orphan1`))).length === 0 ? true : undefined), { timeoutMs: 10_000, onTimeout: () => new Error('nspawn outlived SIGKILL') });
+  t.not((await rootedIn(lab)).length, 0, 'its container runs on without nspawn');
+  const down = await npmLab(ROOT, ['down', String(lab.index)]);
+  t.equal(down.code, 0, `npm run lab -- down ${lab.index}`, { stdout: down.stdout, stderr: down.stderr });
+  await assertGone(t, lab, `lab ${lab.index}`);
+  await assertAnswers(t, bystander, `the other lab ${bystander.index}`);
 });
 
 t.test('a test run stopped by SIGTERM has its lab, and only that one, removed by its reaper', async (t) => {
