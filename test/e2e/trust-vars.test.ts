@@ -60,6 +60,21 @@ t.test('a port outside 1-65535 in an upstream is refused before any connection',
 /** The lines of `stderr` that are warnings. */
 const warnings = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('warning:'));
 
+/**
+ * Runs `file` on `inventory` and checks it was refused before any host was contacted: exit 1,
+ * exactly the `expected` problems listed (each a line's start), this one warning, no report, and
+ * nothing on the hosts changed.
+ */
+async function refused(t: Test, file: string, args: string[], expected: readonly string[], warning: string): Promise<void> {
+  const r = await runTaskCli(file, args);
+  t.equal(r.code, 1, 'exit 1: refused before any host was contacted', { stdout: r.stdout.slice(-2000), stderr: r.stderr });
+  for (const line of expected) t.ok(r.stderr.includes(line), `listed: ${line}`, { stderr: r.stderr });
+  t.equal(r.stderr.match(/host lab\d: var /g)?.length, expected.length, 'no other problem listed', { stderr: r.stderr });
+  t.same(warnings(r.stderr), [warning], 'one warning for the run');
+  t.equal(r.report, undefined, 'no run happened, so no report');
+  await untouched(t);
+}
+
 t.test('every bad var of every host is listed at once; undeclared vars are warned about, misspelt ones with a suggestion', async (t) => {
   const inventory = await labInventory(lab, {
     lab1: {
@@ -86,28 +101,26 @@ t.test('every bad var of every host is listed at once; undeclared vars are warne
       },
     },
   });
-  const r = await runTaskCli('tasks/provision.ts', ['--inventory', inventory]);
-  t.equal(r.code, 1, 'exit 1', { stdout: r.stdout.slice(-2000), stderr: r.stderr });
-  const expected = [
-    'host lab1: var timezone must be',
-    'host lab1: var deployUser must be',
-    'host lab1: var swapMb must be',
-    'host lab1: var openPorts[0].port must be',
-    'host lab1: var acme.email must be',
-    'host lab2: var hostname must be',
-    'host lab2: var trusted[0] must be',
-    'host lab2: var fail2ban.bantime must be',
-    'host lab2: var autoReboot.time must be',
-    'host lab2: var sites[0].serverNames[0] must be',
-    'host lab2: var sites[0].rateLimit.rate must be',
-  ];
-  for (const line of expected) t.ok(r.stderr.includes(line), `listed: ${line}`, { stderr: r.stderr });
-  t.same(
-    warnings(r.stderr),
-    ["warning: task provision ignores vars it does not declare: swapMB (lab1: did you mean swapMb?); timeZone (lab1: did you mean timezone?); backup (lab1). Vars of other tasks can be named in the inventory's sharedVars"],
-    'one warning for the run: the misspelt vars with a suggestion, then a var of other tasks',
+  await refused(
+    t,
+    'tasks/provision.ts',
+    ['--inventory', inventory],
+    [
+      'host lab1: var timezone must be',
+      'host lab1: var deployUser must be',
+      'host lab1: var swapMb must be',
+      'host lab1: var openPorts[0].port must be',
+      'host lab1: var acme.email must be',
+      'host lab2: var hostname must be',
+      'host lab2: var trusted[0] must be',
+      'host lab2: var fail2ban.bantime must be',
+      'host lab2: var autoReboot.time must be',
+      'host lab2: var sites[0].serverNames[0] must be',
+      'host lab2: var sites[0].rateLimit.rate must be',
+    ],
+    // The misspelt vars with a suggestion, then a var of other tasks.
+    "warning: task provision ignores vars it does not declare: swapMB (lab1: did you mean swapMb?); timeZone (lab1: did you mean timezone?); backup (lab1). Vars of other tasks can be named in the inventory's sharedVars",
   );
-  await untouched(t);
 });
 
 t.test('warnings do not fail a run: a dry-run with undeclared vars plans on the defaults, says so once, and the report carries it', async (t) => {
@@ -149,24 +162,23 @@ t.test('a script (scripts/deploy.ts): every bad var of every host listed at once
       },
     },
   });
-  const r = await runTaskCli('scripts/deploy.ts', ['--inventory', inventory, '--ref', 'v1..2']);
-  t.equal(r.code, 1, 'exit 1: refused before any host was contacted', { stdout: r.stdout.slice(-2000), stderr: r.stderr });
-  const expected = [
-    'host lab1: var app must be',
-    'host lab1: var healthUrl must be an http(s) URL',
-    'host lab1: var healthTimeout must be',
-    'host lab1: var keepReleases must be',
-    'host lab1: var ref must be',
-    'host lab2: var service must be',
-    'host lab2: var healthFrom must be',
-    'host lab2: var blueGreen.ports must be two different ports',
-    'host lab2: var blueGreen.drainSeconds must be',
-    'host lab2: var repo must be',
-    'host lab2: var ref must be',
-  ];
-  for (const line of expected) t.ok(r.stderr.includes(line), `listed: ${line}`, { stderr: r.stderr });
-  t.equal(r.stderr.match(/host lab\d: var /g)?.length, expected.length, 'no other problem listed', { stderr: r.stderr });
-  t.same(warnings(r.stderr), ['warning: task deploy ignores vars it does not declare: healthURL (lab1: did you mean healthUrl?)']);
-  t.equal(r.report, undefined, 'no run happened, so no report');
-  await untouched(t);
+  await refused(
+    t,
+    'scripts/deploy.ts',
+    ['--inventory', inventory, '--ref', 'v1..2'],
+    [
+      'host lab1: var app must be',
+      'host lab1: var healthUrl must be an http(s) URL',
+      'host lab1: var healthTimeout must be',
+      'host lab1: var keepReleases must be',
+      'host lab1: var ref must be',
+      'host lab2: var service must be',
+      'host lab2: var healthFrom must be',
+      'host lab2: var blueGreen.ports must be two different ports',
+      'host lab2: var blueGreen.drainSeconds must be',
+      'host lab2: var repo must be',
+      'host lab2: var ref must be',
+    ],
+    'warning: task deploy ignores vars it does not declare: healthURL (lab1: did you mean healthUrl?)',
+  );
 });
