@@ -9,12 +9,12 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, realpathSync } from 'node:fs';
-import { appendFile, mkdir, mkdtemp, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { check, CommandError, lastLines, poll, run, type RunResult } from './exec.ts';
+import { check, CommandError, delay, lastLines, poll, run, type RunResult } from './exec.ts';
 import { DOCKER_IMAGE_DIR, HOST_DOCKER_IMAGE_DIR } from './docker-images.ts';
 import { makeFresh } from './fresh.ts';
 import { ensureImage, type ImageOptions } from './image.ts';
@@ -697,17 +697,65 @@ export async function downLab(index: number, opts: { id?: string | undefined } =
   const state = await readState(index);
   if (opts.id !== undefined && state?.id !== opts.id) return;
   if (state) {
-    await Promise.all([
-      ...state.hosts.map(async (host) => {
-        await killHost(state, host);
-        await unmountUnder(host.root);
-      }),
-      stopProxy(state),
-    ]);
-    await removeNetwork(state.hosts.map((h) => h.netns), [...state.hosts.map((h) => h.veth), state.bridge]);
-    await removeTmpDir(state.tmpDir);
+    const claim = await claimTeardown(state);
+    if (!claim) return;
+    await tearDown(state).catch(async (err: unknown) => {
+      await claim.release(); // a later `down` may try again
+      throw err;
+    });
   }
   await rm(labDir(index), { recursive: true, force: true });
+}
+
+/** How long a finished teardown's record stays: longer than any teardown that read the same state. */
+const TEARDOWN_RECORD_MS = 3_600_000;
+
+/**
+ * One teardown per lab, found by its id: a second one that read the same state (the exit reaper,
+ * a `down` at the same moment) would otherwise go on after the first freed the index, and reach
+ * the lab that took it next, whose pid files, cgroups and namespaces have the same names. The
+ * second waits for the first and then finds the lab gone; a claim whose process died is taken
+ * over. The record of a finished teardown stays a while, so a late second one still finds it.
+ * Resolves undefined when another teardown took the lab down.
+ */
+async function claimTeardown(state: LabState): Promise<{ release(): Promise<void> } | undefined> {
+  const file = join(STATE_ROOT, `.teardown-${state.id}`);
+  for (;;) {
+    try {
+      await writeFile(file, JSON.stringify(await thisProcess()), { flag: 'wx' });
+      await pruneTeardownRecords();
+      return { release: () => rm(file, { force: true }) };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    if ((await readState(state.index))?.id !== state.id) return undefined;
+    // Empty while its writer is between create and write: alive then.
+    const holder = JSON.parse((await readFile(file, 'utf8').catch(() => '')) || 'null') as ProcessIdentity | null;
+    if (holder && !(await isAlive(holder))) await rm(file, { force: true });
+    else await delay(200);
+  }
+}
+
+async function pruneTeardownRecords(): Promise<void> {
+  for (const entry of await readdir(STATE_ROOT).catch(() => [])) {
+    if (!entry.startsWith('.teardown-')) continue;
+    const path = join(STATE_ROOT, entry);
+    const at = (await stat(path).catch(() => undefined))?.mtimeMs;
+    if (at !== undefined && Date.now() - at > TEARDOWN_RECORD_MS) await rm(path, { force: true });
+  }
+}
+
+/** Everything of a lab but its state dir: containers, proxy, overlays, network, tmp dir. */
+async function tearDown(state: LabState): Promise<void> {
+  await Promise.all([
+    ...state.hosts.map(async (host) => {
+      await killHost(state, host);
+      await unmountUnder(host.root);
+    }),
+    stopProxy(state),
+  ]);
+  await removeNetwork(state.hosts.map((h) => h.netns), [...state.hosts.map((h) => h.veth), state.bridge]);
+  await removeTmpDir(state.tmpDir);
 }
 
 async function stopProxy(state: LabState): Promise<void> {

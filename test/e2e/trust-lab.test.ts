@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import t, { type Test } from 'tap';
 import { poll, run, type RunResult } from '../../lab/exec.ts';
-import { downLab, listLabs, STATE_ROOT, withLab, type Lab } from '../../lab/lab.ts';
+import { downLab, listLabs, startLab, STATE_ROOT, withLab, type Lab } from '../../lab/lab.ts';
 import { findProcesses } from '../../lab/system.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -164,6 +164,21 @@ t.test('a host whose nspawn was killed keeps running without it: down kills it a
   t.equal(down.code, 0, `npm run lab -- down ${lab.index}`, { stdout: down.stdout, stderr: down.stderr });
   await assertGone(t, lab, `lab ${lab.index}`);
   await assertAnswers(t, bystander, `the other lab ${bystander.index}`);
+});
+
+t.test('two teardowns of one lab at once: one does it, the other waits, and a lab that takes the index next is left alone', async (t) => {
+  const first = await startLab({ hosts: 1, name: 'twice' });
+  // Both read the lab's state now, as a test's teardown and its exit reaper (or two `down`s) can.
+  const one = downLab(first.index);
+  const other = downLab(first.index);
+  await one;
+  // The index is free again: a new lab may take it while the other teardown still holds the old state.
+  const next = await withLab(t, 1, { name: 'twice' });
+  await other;
+  // Only what is the first lab's own: the index's names may be the next lab's by now.
+  t.equal(existsSync(dirname(first.privateKeyPath)), false, 'the first lab: its temp dir is gone');
+  t.same(await rootedIn(first), [], 'the first lab: no process runs on its disks');
+  await assertAnswers(t, next, `lab ${next.index}, which took the index ${first.index === next.index ? 'again' : 'next'}`);
 });
 
 t.test('a test run stopped by SIGTERM has its lab, and only that one, removed by its reaper', async (t) => {
