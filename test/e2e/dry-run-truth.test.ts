@@ -2,8 +2,7 @@
 // and summary equal what the real run then does (not only which steps change), a converged host
 // plans and runs all ok, and it costs one round trip for all the facts of the task.
 import { readFile } from 'node:fs/promises';
-import t from 'tap';
-import type { JsonReport } from '../../lib/engine/report.ts';
+import t, { type Test } from 'tap';
 import type { Connection } from '../../lib/connection/connection.ts';
 import { openConnection } from '../../lib/connection/open.ts';
 import { runTask } from '../../lib/engine/runner.ts';
@@ -12,7 +11,7 @@ import { selectHosts } from '../../lib/inventory/select.ts';
 import { provision } from '../../tasks/provision.ts';
 import { withAcme } from '../../lab/acme.ts';
 import { withLab } from '../../lab/lab.ts';
-import { labInventory, runTaskCli } from './support/cli.ts';
+import { labInventory, plannedSteps, runTaskCli } from './support/cli.ts';
 import { execSpy } from '../support/exec-spy.ts';
 
 const lab = await withLab(t, 1);
@@ -38,26 +37,23 @@ const inventory = await labInventory(
   ),
 );
 
-/** Per host, each step as `status name: summary`, in order. */
-function plan(report: JsonReport | undefined): Record<string, string[]> {
-  return Object.fromEntries((report?.hosts ?? []).map((h) => [h.name, h.steps.map((s) => `${s.status} ${s.name}${s.summary ? `: ${s.summary}` : ''}`)]));
+/** Runs `file` as a dry-run, then for real: each step's status and summary must be what the dry-run planned. */
+async function dryThenReal(t: Test, file: string): Promise<Record<string, string[]>> {
+  const dry = await runTaskCli(file, ['--inventory', inventory, '--dry-run']);
+  t.equal(dry.code, 0, 'dry-run', { stdout: dry.stdout.slice(-3000), stderr: dry.stderr });
+  const real = await runTaskCli(file, ['--inventory', inventory]);
+  t.equal(real.code, 0, 'real run', { stdout: real.stdout.slice(-5000), stderr: real.stderr });
+  t.same(plannedSteps(dry.report), plannedSteps(real.report), 'the dry-run planned exactly what the real run did');
+  return plannedSteps(real.report);
 }
 
 t.test('dry-run on a fresh host: each step has the status and summary the real run then has', async (t) => {
-  const dry = await runTaskCli('tasks/provision.ts', ['--inventory', inventory, '--dry-run']);
-  t.equal(dry.code, 0, 'dry-run', { stdout: dry.stdout.slice(-3000), stderr: dry.stderr });
-  const real = await runTaskCli('tasks/provision.ts', ['--inventory', inventory]);
-  t.equal(real.code, 0, 'real run', { stdout: real.stdout.slice(-5000), stderr: real.stderr });
-  t.same(plan(dry.report), plan(real.report), 'the dry-run planned exactly what the real run did');
-  for (const h of lab.hosts) t.ok((plan(real.report)[h.name] ?? []).some((s) => s.startsWith('changed ')), `${h.name}: the first run changed something`);
+  const real = await dryThenReal(t, 'tasks/provision.ts');
+  for (const h of lab.hosts) t.ok((real[h.name] ?? []).some((s) => s.startsWith('changed ')), `${h.name}: the first run changed something`);
 });
 
 t.test('tasks/baseline.ts on the same host (a unit file, a service, handlers): the dry-run says what the real run does', async (t) => {
-  const dry = await runTaskCli('tasks/baseline.ts', ['--inventory', inventory, '--dry-run']);
-  t.equal(dry.code, 0, 'dry-run', { stdout: dry.stdout.slice(-3000), stderr: dry.stderr });
-  const real = await runTaskCli('tasks/baseline.ts', ['--inventory', inventory]);
-  t.equal(real.code, 0, 'real run', { stdout: real.stdout.slice(-3000), stderr: real.stderr });
-  t.same(plan(dry.report), plan(real.report), 'the dry-run planned exactly what the real run did');
+  await dryThenReal(t, 'tasks/baseline.ts');
   for (const h of lab.hosts) t.equal((await lab.ssh(h.name, 'systemctl is-active demo')).stdout, 'active\n', `${h.name}: the demo service runs`);
 });
 
@@ -65,7 +61,7 @@ t.test('converged: dry-run and real run are all ok', async (t) => {
   for (const args of [['--dry-run'], []]) {
     const run = await runTaskCli('tasks/provision.ts', ['--inventory', inventory, ...args]);
     t.equal(run.code, 0, args.join(' ') || 'real run', { stdout: run.stdout.slice(-3000), stderr: run.stderr });
-    for (const [host, steps] of Object.entries(plan(run.report))) t.same(steps.filter((s) => !s.startsWith('ok ')), [], `${host} ${args.join(' ')}: every step ok`);
+    for (const [host, steps] of Object.entries(plannedSteps(run.report))) t.same(steps.filter((s) => !s.startsWith('ok ')), [], `${host} ${args.join(' ')}: every step ok`);
   }
 });
 
