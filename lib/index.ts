@@ -21,7 +21,7 @@ export { ContainerConnection, openContainer, wrapCommand } from './connection/co
 export type { ContainerSpec, ContainerVia } from './inventory/container.ts';
 
 // Facts, operations, tasks, running
-export { defineFact, type Fact, type FactOutput, type FactScope, type FactValue } from './facts/fact.ts';
+export { defineFact, type Fact, type FactGroup, type FactOutput, type FactScope, type FactValue } from './facts/fact.ts';
 export {
   afterEach,
   combine,

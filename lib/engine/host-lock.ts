@@ -66,7 +66,7 @@ export function lockCommand(opts: LockOptions, read: Command): Command {
  * try { … } finally { await conn.close(); }
  */
 export async function takeHostLock(conn: Connection, opts: LockOptions, read: Command, batch?: FactBatch): Promise<HeldLock> {
-  if (batch) conn.countCommands(batch.facts.length);
+  if (batch) conn.countCommands(batch.commands);
   const result = await conn.exec(lockCommand(opts, startScript(read, batch)), { inShell: true, ...(opts.signal ? { signal: opts.signal } : {}) });
   if (opts.signal?.aborted) throw new Interrupted();
   if (result.exitCode !== 0 || !result.stdout.startsWith(`${LOCKED}\n`)) throw lockError(conn.host, opts, result);

@@ -134,7 +134,7 @@ export function parseStart(host: string, result: ExecResult, batch: FactBatch | 
  * @example const { state } = await readHostState(conn, readStateScript('web'));
  */
 export async function readHostState(conn: Connection, read: Command, batch?: FactBatch): Promise<HostStart> {
-  if (batch) conn.countCommands(batch.facts.length);
+  if (batch) conn.countCommands(batch.commands);
   const result = assertOk(await conn.exec(startScript(read, batch)), conn.host, 'could not read pending handler records');
   return parseStart(conn.host, result, batch);
 }

@@ -23,17 +23,34 @@ export interface Fact<T> {
   readonly reads?: readonly string[];
   /** The answer may change with any change on the host (a guard running an arbitrary command). */
   readonly volatile?: boolean;
+  /** The group that reads this fact together with others of its kind in a batch; `item` is its argument. */
+  readonly group?: { readonly of: FactGroup; readonly item: string };
+}
+
+/**
+ * Facts of one kind that a batch reads with one command: several files cost one `stat` for all
+ * of them instead of one each, and on a converged host a process costs about as much as reading.
+ * `split` cuts the command's output into what each fact's own command would have printed, so each
+ * fact's parser reads it unchanged.
+ */
+export interface FactGroup {
+  /** Facts whose group has this id are read together. */
+  readonly id: string;
+  command(items: readonly string[]): Command;
+  /** Pure: one output per item, in order; throws when the output does not hold them all. */
+  split(output: FactOutput, items: readonly string[]): FactOutput[];
 }
 
 /** What a fact depends on, for planning later steps (see {@link Fact.reads}). */
 export interface FactScope {
   reads?: readonly string[];
   volatile?: boolean;
+  group?: Fact<unknown>['group'];
 }
 
 /** @example defineFact('os.release', sh`cat /etc/os-release`, ({ stdout }) => parseOsRelease(stdout), { reads: ['/etc/os-release'] }) */
 export function defineFact<T>(key: string, command: Command, parse: (output: FactOutput) => T, scope: FactScope = {}): Fact<T> {
-  return { key, command, parse, ...(scope.reads ? { reads: scope.reads } : {}), ...(scope.volatile ? { volatile: true } : {}) };
+  return { key, command, parse, ...(scope.reads ? { reads: scope.reads } : {}), ...(scope.volatile ? { volatile: true } : {}), ...(scope.group ? { group: scope.group } : {}) };
 }
 
 /** The parsed value of a fact. */

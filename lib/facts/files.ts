@@ -1,7 +1,7 @@
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { raw, sh } from '../command/command.ts';
-import { defineFact, type Fact, type FactOutput } from './fact.ts';
+import { defineFact, type Fact, type FactGroup, type FactOutput } from './fact.ts';
 
 /** Files up to this size come back with their content, so that a change can show a diff. */
 export const CONTENT_LIMIT = 256 * 1024;
@@ -54,8 +54,49 @@ fi`;
  * if (info.kind === 'file') console.log(info.mode, info.sha256);
  */
 export function pathInfo(path: string): Fact<PathInfo> {
-  return defineFact(`files.path:${path}`, sh`p=${path}\n${raw(SCRIPT)}`, parsePathInfo, { reads: [path] });
+  // The group lists paths one per line.
+  const group = path.includes('\n') ? {} : { group: { of: PATHS, item: path } };
+  return defineFact(`files.path:${path}`, sh`p=${path}\n${raw(SCRIPT)}`, parsePathInfo, { reads: [path], ...group });
 }
+
+// Several paths in one batch cost a few processes in all (a converged provisioning reads a dozen
+// paths, and on the host a process costs about what reading costs): their kinds from the shell's
+// own tests, one stat for every file and directory, one readlink for every link, and one cat for
+// the content of every small file, cut by the sizes stat gave. Output: a kind line per path, `--`,
+// stat's lines, `--`, the links' targets (NUL-ended, base64), `--`, the small files' bytes
+// (base64), then `h SHA256` for each larger file.
+const PATHS_LOOP = `  if [ -L "$p" ]; then echo link; l="$l$p$nl"
+  elif [ -d "$p" ]; then echo directory; set -- "$@" "$p"
+  elif [ -f "$p" ]; then echo file; set -- "$@" "$p"
+  elif [ -e "$p" ]; then echo "other $(stat -c %F -- "$p")"
+  else echo missing; fi
+done
+m=
+[ $# = 0 ] || m=$(stat --printf '%a %U %G %u %g %s %F\\n' -- "$@")
+echo --
+[ -z "$m" ] || printf '%s\\n' "$m"
+echo --
+IFS=$nl
+[ -z "$l" ] || readlink -z -- $l | base64 -w0
+echo; echo --
+small= big=
+[ -z "$m" ] || while IFS=' ' read -r a u g ui gi s f; do
+  [ $# -gt 0 ] || break
+  case $f in directory) ;; *) if [ "$s" -le ${CONTENT_LIMIT} ]; then small="$small$1$nl"; else big="$big$1$nl"; fi ;; esac
+  shift
+done <<EOF
+$m
+EOF
+[ -z "$small" ] || cat -- $small | base64 -w0
+echo
+for p in $big; do printf 'h '; sha256sum < "$p" || echo; done
+`;
+
+const PATHS: FactGroup = {
+  id: 'files.path',
+  command: (paths) => sh`set -f; set --; l=; nl='\n'\nfor p in ${[...paths]}; do\n${raw(PATHS_LOOP)}`,
+  split: splitPaths,
+};
 
 /**
  * Pure parser of the {@link pathInfo} script's output.
@@ -90,6 +131,50 @@ export function parsePathInfo({ stdout, stderr, exitCode }: FactOutput): PathInf
     default:
       throw new Error(`unexpected output: ${JSON.stringify(stdout.slice(0, 200))}`);
   }
+}
+
+/**
+ * Pure: the group's output (see PATHS_LOOP) as each path's own script would have printed it, so
+ * that {@link parsePathInfo} reads both. A path that changed while it was read fails them all.
+ */
+export function splitPaths({ stdout, stderr }: FactOutput, paths: readonly string[]): FactOutput[] {
+  const sections = stdout.split('\n--\n');
+  const kinds = (sections[0] ?? '').split('\n');
+  if (sections.length !== 4 || kinds.length !== paths.length) throw new Error(`unexpected output: ${JSON.stringify(stdout.slice(0, 200))}`);
+  const meta = (sections[1] as string).split('\n').filter((l) => l !== '');
+  const targets = Buffer.from(sections[2] as string, 'base64').toString().split('\0');
+  const [small = '', ...big] = (sections[3] as string).split('\n');
+  const bytes = Buffer.from(small, 'base64');
+  let at = 0;
+  const ok = (out: string): FactOutput => ({ stdout: out, stderr: '', exitCode: 0 });
+  const outputs = kinds.map((line, i) => {
+    const [kind = '', rest = ''] = splitOnce(line, ' ');
+    if (kind === 'missing') return ok('missing\n');
+    if (kind === 'link') return ok(`link\n${Buffer.from(targets.shift() ?? '').toString('base64')}`);
+    if (kind === 'other') return ok(`other\n${rest}\n`);
+    if (kind !== 'file' && kind !== 'directory') throw new Error(`unexpected output: ${JSON.stringify(stdout.slice(0, 200))}`);
+    const fields = (meta.shift() ?? '').split(' ');
+    const type = fields.slice(6).join(' ');
+    if ((kind === 'directory') !== (type === 'directory') || (kind === 'file' && !type.startsWith('regular'))) {
+      throw new Error(`${paths[i]} changed while it was read (${kind}, then ${type || 'gone'}) ${stderr}`);
+    }
+    if (kind === 'directory') return ok(`directory\n${fields.slice(0, 5).join('\n')}\n`);
+    const head = `file\n${fields.slice(0, 6).join('\n')}\n`;
+    const size = Number(fields[5]);
+    if (size > CONTENT_LIMIT) return ok(`${head}${(big.shift() ?? '').replace(/^h /, '')}\n`);
+    const content = bytes.subarray(at, at + size);
+    at += size;
+    return ok(`${head}content\n${content.toString('base64')}`);
+  });
+  if (at !== bytes.length) {
+    throw new Error(`the files gave ${bytes.length} bytes for sizes adding up to ${at}: one changed or could not be read ${stderr}`.trim());
+  }
+  return outputs;
+}
+
+function splitOnce(text: string, separator: string): [string, string?] {
+  const at = text.indexOf(separator);
+  return at < 0 ? [text] : [text.slice(0, at), text.slice(at + separator.length)];
 }
 
 function field(lines: readonly string[], index: number, name: string): string {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Command, sh } from '../command/command.ts';
 import type { Connection } from '../connection/connection.ts';
 import { TackleError, tail } from '../errors.ts';
-import type { Fact, FactOutput } from './fact.ts';
+import type { Fact, FactGroup, FactOutput } from './fact.ts';
 
 /**
  * Many fact commands as one script, and the reader of its output: what a fact batch is, whether it
@@ -12,22 +12,52 @@ import type { Fact, FactOutput } from './fact.ts';
 export interface FactBatch {
   readonly facts: readonly Fact<unknown>[];
   readonly script: Command;
+  /** How many commands the script runs: one per fact, but one for the facts of a group. */
+  readonly commands: number;
   /** The parsed values, in order; a TackleError naming the host when the output is cut short or a parser refuses it. */
   read(host: string, output: FactOutput): unknown[];
 }
 
+/** What the batch runs: one fact's command, or one command for the facts of a group. */
+interface Entry {
+  readonly command: Command;
+  /** Indexes into the batch's facts. */
+  readonly members: readonly number[];
+  readonly group?: FactGroup;
+}
+
+/** The batch's entries: facts of a group present more than once run as one, at the first one's place. */
+function entries(facts: readonly Fact<unknown>[]): Entry[] {
+  const byGroup = new Map<string, number[]>();
+  facts.forEach((f, i) => {
+    if (f.group) byGroup.set(f.group.of.id, [...(byGroup.get(f.group.of.id) ?? []), i]);
+  });
+  const out: Entry[] = [];
+  facts.forEach((f, i) => {
+    const members = f.group ? (byGroup.get(f.group.of.id) as number[]) : [i];
+    if (members.length === 1 || !f.group) return void out.push({ command: f.command, members: [i] });
+    if (members[0] !== i) return;
+    const group = f.group.of;
+    out.push({ command: group.command(members.map((m) => (facts[m] as Fact<unknown>).group?.item as string)), members, group });
+  });
+  return out;
+}
+
 export function factBatch(facts: readonly Fact<unknown>[]): FactBatch {
   const marker = `__TACKLE_${randomBytes(8).toString('hex')}__`;
-  // Each fact runs in a subshell with stdin closed, so `exit` or a read cannot disturb the batch.
+  const list = entries(facts);
+  // Each entry runs in a subshell with stdin closed, so `exit` or a read cannot disturb the batch.
   const script = Command.join(
-    facts.map((f) => sh`(${f.command}) </dev/null; printf '\n%s %s\n' ${marker} $?; printf '\n%s\n' ${marker} >&2`),
+    list.map((e) => sh`(${e.command}) </dev/null; printf '\n%s %s\n' ${marker} $?; printf '\n%s\n' ${marker} >&2`),
     '\n',
   );
   return {
     facts,
     script,
+    commands: list.length,
     read(host, result) {
-      const outputs = splitBatch(result.stdout, result.stderr, marker, facts.length);
+      const split = splitBatch(result.stdout, result.stderr, marker, list.length);
+      const outputs = split && memberOutputs(list, split, facts);
       if (!outputs) {
         throw new TackleError({
           phase: 'fact',
@@ -58,11 +88,30 @@ export function factBatch(facts: readonly Fact<unknown>[]): FactBatch {
   };
 }
 
+/** Each fact's output, in the batch's order; a group's output that does not split stands for all its facts, so that their parsers say why. */
+function memberOutputs(list: readonly Entry[], outputs: readonly FactOutput[], facts: readonly Fact<unknown>[]): FactOutput[] {
+  const byFact: FactOutput[] = [];
+  list.forEach((e, i) => {
+    const output = outputs[i] as FactOutput;
+    if (!e.group) return void (byFact[e.members[0] as number] = output);
+    let parts: FactOutput[];
+    try {
+      parts = e.group.split(output, e.members.map((m) => (facts[m] as Fact<unknown>).group?.item as string));
+      if (parts.length !== e.members.length) throw new Error(`${e.group.id}: ${parts.length} outputs for ${e.members.length} facts`);
+    } catch (err) {
+      const failed = { stdout: '', stderr: `${output.stderr}${(err as Error).message}`, exitCode: output.exitCode || 1 };
+      parts = e.members.map(() => failed);
+    }
+    e.members.forEach((m, j) => (byFact[m] = parts[j] as FactOutput));
+  });
+  return byFact;
+}
+
 /** Runs many fact commands in one exec (one round trip); see {@link factBatch}. */
 export async function gatherFacts(conn: Connection, facts: readonly Fact<unknown>[]): Promise<unknown[]> {
   if (facts.length === 0) return [];
   const batch = factBatch(facts);
-  conn.countCommands(facts.length - 1);
+  conn.countCommands(batch.commands - 1);
   return batch.read(conn.host, await conn.exec(sh`${batch.script}`));
 }
 

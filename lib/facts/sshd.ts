@@ -73,16 +73,17 @@ export type SshdConfig =
       files: readonly SshdConfigFile[];
     };
 
-// One script: the effective values (base64, so sshd's own lines cannot confuse the parser)
-// and the files, each as `file PATH64 CONTENT64`.
+// One script, with few processes (a converged run reads this on every host): a line
+// `effective RC SIZE…` (sshd -T's exit code, the size of each file), then one base64 line
+// holding sshd -T's output and the files' paths, each NUL-ended, and the files' bytes one after
+// the other. base64, so that sshd's own lines cannot confuse the parser.
 const CONFIG_SCRIPT = `PATH=$PATH:/usr/sbin:/sbin
 if ! command -v sshd >/dev/null 2>&1; then echo missing; exit 0; fi
 out=$(sshd -T 2>&1); rc=$?
-printf 'effective %s ' "$rc"; printf '%s' "$out" | base64 -w0; echo
-for f in ${SSHD_MAIN_CONFIG} ${SSHD_DROPIN_DIR}/*; do
-  [ -f "$f" ] || continue
-  printf 'file %s ' "$(printf '%s' "$f" | base64 -w0)"; base64 -w0 < "$f"; echo
-done`;
+set --
+for f in ${SSHD_MAIN_CONFIG} ${SSHD_DROPIN_DIR}/*; do [ -f "$f" ] && set -- "$@" "$f"; done
+printf 'effective %s' "$rc"; [ $# = 0 ] || printf ' %s' $(stat -c %s -- "$@"); echo
+{ printf '%s\\0' "$out" "$@"; [ $# = 0 ] || cat -- "$@"; } | base64 -w0; echo`;
 
 /**
  * sshd's effective configuration (`sshd -T`) and its files (main file and drop-ins).
@@ -102,15 +103,27 @@ export function parseSshdConfig({ stdout, stderr, exitCode }: FactOutput): SshdC
   if (exitCode !== 0) throw new Error(`cannot read the sshd configuration (exit ${exitCode}): ${stderr.trim() || 'no error output'}`);
   const lines = stdout.split('\n').filter((l) => l !== '');
   if (lines[0] === 'missing') return { kind: 'missing' };
-  const head = /^effective (\d+) ?(\S*)$/.exec(lines[0] ?? '');
-  if (!head) throw new Error(`unexpected output: ${JSON.stringify(stdout.slice(0, 200))}`);
-  const text = Buffer.from(head[2] ?? '', 'base64').toString();
+  const head = /^effective (\d+)((?: \d+)*)$/.exec(lines[0] ?? '');
+  if (!head || lines.length > 2) throw new Error(`unexpected output: ${JSON.stringify(stdout.slice(0, 200))}`);
+  const sizes = (head[2] ?? '').trim().split(' ').filter((n) => n !== '').map(Number);
+  const bytes = Buffer.from(lines[1] ?? '', 'base64');
+  // sshd -T's output and the paths, each NUL-ended, then the files' bytes.
+  const texts: string[] = [];
+  let at = 0;
+  for (let i = 0; i <= sizes.length; i++) {
+    const end = bytes.indexOf(0, at);
+    if (end < 0) throw new Error(`unexpected output: ${JSON.stringify(stdout.slice(0, 200))}`);
+    texts.push(bytes.subarray(at, end).toString());
+    at = end + 1;
+  }
+  const text = texts[0] as string;
   const effective = head[1] === '0' ? ({ kind: 'valid', values: parseSshdT(text) } as const) : ({ kind: 'invalid', error: text.trim() } as const);
-  const files = lines.slice(1).map((line) => {
-    const m = /^file (\S+) ?(\S*)$/.exec(line);
-    if (!m) throw new Error(`unexpected line: ${JSON.stringify(line.slice(0, 100))}`);
-    return { path: Buffer.from(m[1] ?? '', 'base64').toString(), content: Buffer.from(m[2] ?? '', 'base64').toString() };
+  const files = sizes.map((size, i) => {
+    const content = bytes.subarray(at, at + size).toString();
+    at += size;
+    return { path: texts[i + 1] as string, content };
   });
+  if (at !== bytes.length) throw new Error(`the configuration files gave ${bytes.length - at} bytes more or less than their sizes: one changed while it was read`);
   return { kind: 'sshd', effective, files };
 }
 

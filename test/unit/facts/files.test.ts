@@ -1,8 +1,8 @@
 import t from 'tap';
-import { writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LocalConnection } from '../../../lib/connection/local.ts';
-import { parsePathInfo, pathInfo, sha256Hex } from '../../../lib/facts/files.ts';
+import { parsePathInfo, pathInfo, sha256Hex, splitPaths } from '../../../lib/facts/files.ts';
 import { gatherFacts } from '../../../lib/facts/gather.ts';
 import { tempDir } from '../../support/temp-dir.ts';
 
@@ -63,7 +63,48 @@ t.test('the script reads real files as the parser expects', async (t) => {
   t.match(big, { kind: 'file', size: 300_000, sha256: sha256Hex(Buffer.alloc(300_000, 1)) });
   t.notOk(big && typeof big === 'object' && 'content' in big, 'no content over the limit');
   t.match(empty, { kind: 'file', size: 0, content: '' });
-  t.equal(conn.stats().commands, 3);
+  t.equal(conn.stats().commands, 1, 'the three paths are read as a group');
+});
+
+t.test('paths read together say what each says alone, in one command', async (t) => {
+  const dir = tempDir('pathgroup');
+  writeFileSync(join(dir, 'small'), 'hello\nworld');
+  writeFileSync(join(dir, 'big'), Buffer.alloc(300_000, 7));
+  writeFileSync(join(dir, 'empty'), '');
+  writeFileSync(join(dir, "it's $(id) *"), Buffer.from([0, 1, 2, 255]));
+  mkdirSync(join(dir, 'sub'));
+  chmodSync(join(dir, 'sub'), 0o2750);
+  symlinkSync('../t\narget', join(dir, 'link'));
+  symlinkSync('small', join(dir, 'link2'));
+  const names = ['small', 'link', 'big', 'missing', 'sub', 'empty', "it's $(id) *", 'link2', 'small/below', 'sub/none'];
+  const grouped = new LocalConnection('local');
+  const together = await gatherFacts(grouped, names.map((f) => pathInfo(join(dir, f))));
+  t.equal(grouped.stats().commands, 1);
+  const alone = [];
+  for (const f of names) alone.push(...(await gatherFacts(new LocalConnection('local'), [pathInfo(join(dir, f))])));
+  t.same(together, alone);
+  t.match(together, [
+    { kind: 'file', content: 'aGVsbG8Kd29ybGQ=' },
+    { kind: 'link', target: '../t\narget' },
+    { kind: 'file', size: 300_000, sha256: sha256Hex(Buffer.alloc(300_000, 7)) },
+    { kind: 'missing' },
+    { kind: 'directory', mode: '2750' },
+    { kind: 'file', size: 0, content: '' },
+    { kind: 'file', content: 'AAEC/w==' },
+    { kind: 'link', target: 'small' },
+    { kind: 'missing' },
+    { kind: 'missing' },
+  ]);
+});
+
+t.test('a group whose files changed while they were read says so, for every path', async (t) => {
+  const out = (content: string) => ({ stdout: `file\nfile\n--\n644 root root 0 0 2 regular file\n644 root root 0 0 3 regular file\n--\n\n--\n${Buffer.from(content).toString('base64')}\n`, stderr: '', exitCode: 0 });
+  t.match(splitPaths(out('abcde'), ['/a', '/b']).map((o) => parsePathInfo(o)), [{ content: 'YWI=' }, { content: 'Y2Rl' }]);
+  t.throws(() => splitPaths(out('abcdef'), ['/a', '/b']), /6 bytes for sizes adding up to 5/);
+  t.throws(() => splitPaths(out('abcd'), ['/a', '/b']), /one changed or could not be read/);
+  const gone = { stdout: 'file\n--\n\n--\n\n--\n\n', stderr: "stat: cannot statx '/a': No such file or directory\n", exitCode: 0 };
+  t.throws(() => splitPaths(gone, ['/a']), /\/a changed while it was read \(file, then gone\)/);
+  t.throws(() => splitPaths({ stdout: 'file\n', stderr: '', exitCode: 0 }, ['/a']), /unexpected output/);
 });
 
 t.test('a symlink is reported, not followed; its target may hold a newline', async (t) => {

@@ -2,7 +2,7 @@ import t from 'tap';
 import { sh } from '../../../lib/command/command.ts';
 import { LocalConnection } from '../../../lib/connection/local.ts';
 import { gatherFacts, splitBatch } from '../../../lib/facts/gather.ts';
-import { defineFact } from '../../../lib/facts/fact.ts';
+import { defineFact, type FactGroup } from '../../../lib/facts/fact.ts';
 
 t.test('splitBatch separates outputs, stderr and exit codes', async (t) => {
   const m = '__M__';
@@ -35,4 +35,27 @@ t.test('a parser that throws becomes a fact error naming the fact and host', asy
     throw new Error('unexpected output');
   });
   await t.rejects(gatherFacts(conn, [bad]), { phase: 'fact', host: 'web1', message: /bad\.fact: unexpected output/ });
+});
+
+t.test('facts of one group run as one command at the first one\'s place; a split that fails fails each of them', async (t) => {
+  const echo: FactGroup = {
+    id: 'echo',
+    command: (items) => sh`printf '%s\n' ${[...items]}`,
+    split: (out, items) => {
+      const lines = out.stdout.split('\n');
+      if (lines.includes('boom')) throw new Error('no split');
+      return items.map((_, i) => ({ stdout: lines[i] as string, stderr: '', exitCode: 0 }));
+    },
+  };
+  const member = (item: string) => defineFact(`echo:${item}`, sh`echo ${item}`, (o) => {
+      // As real parsers do: a failed command is an error, with its stderr.
+      if (o.exitCode !== 0) throw new Error(o.stderr);
+      return `grouped ${o.stdout}`;
+    }, { group: { of: echo, item } });
+  const alone = defineFact('alone', sh`echo alone`, (o) => o.stdout.trim());
+  const conn = new LocalConnection('web1');
+  t.same(await gatherFacts(conn, [member('a'), alone, member('b')]), ['grouped a', 'alone', 'grouped b']);
+  t.same(conn.stats(), { channels: 1, roundTrips: 1, commands: 2 }, 'two commands: the group and the other fact');
+  t.same(await gatherFacts(conn, [member('c')]), ['grouped c\n'], 'a group of one runs its own command');
+  await t.rejects(gatherFacts(conn, [member('x'), member('boom')]), { phase: 'fact', host: 'web1', message: /echo:x.*no split/s });
 });

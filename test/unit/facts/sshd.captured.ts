@@ -7,8 +7,10 @@ const b64 = (s: string) => Buffer.from(s).toString('base64');
 
 /** The sshdConfig script's output for these parts, encoded the way the script prints them. */
 export function configOutput(effective: { rc: number; text: string }, files: Record<string, string>): FactOutput {
-  const lines = [`effective ${effective.rc} ${b64(effective.text)}`, ...Object.entries(files).map(([p, c]) => `file ${b64(p)} ${b64(c)}`)];
-  return { stdout: `${lines.join('\n')}\n`, stderr: '', exitCode: 0 };
+  const entries = Object.entries(files);
+  const sizes = entries.map(([, c]) => ` ${Buffer.byteLength(c)}`).join('');
+  const blob = [effective.text, ...entries.map(([p]) => p)].map((t) => `${t}\0`).join('') + entries.map(([, c]) => c).join('');
+  return { stdout: `effective ${effective.rc}${sizes}\n${b64(blob)}\n`, stderr: '', exitCode: 0 };
 }
 
 /** `sshd -T` on a fresh Debian 12 host (the fact strips the trailing newline, as `$(…)` does). */
