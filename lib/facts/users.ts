@@ -130,7 +130,7 @@ export type KeysFileState =
  */
 export function authorizedKeysFact(name: string, home?: string): Fact<AuthorizedKeysInfo> {
   const command = sh`e=$(getent passwd ${name}) || { echo no-user; exit 0; }
-h=$(printf '%s\n' "$e" | cut -d: -f6); d="$h/.ssh"; f="$d/authorized_keys"
+h=\${e#*:*:*:*:*:}; h=\${h%%:*}; d="$h/.ssh"; f="$d/authorized_keys"
 printf 'home %s\n' "$h"
 stat -c 'dir %F|%U|%a' -- "$d" 2>/dev/null || echo 'dir missing'
 [ -d "$d" ] && [ ! -L "$d" ] || exit 0
