@@ -36,6 +36,8 @@ interface InProcess {
   cpuMs: number;
   changedSteps: number;
   failedHosts: number;
+  /** The first failed host's error, for a converging run that failed. */
+  firstError?: string;
   channels: number;
   roundTrips: number;
   commands: number;
@@ -67,6 +69,7 @@ async function measure(inventoryFile: string, taskName: string, concurrency: num
     cpuMs: (cpu.user + cpu.system) / 1000,
     changedSteps: result.hosts.flatMap((h) => h.steps).filter((s) => s.status === 'changed').length,
     failedHosts: result.hosts.filter((h) => h.status === 'failed' || h.status === 'unreachable').length,
+    firstError: result.hosts.find((h) => h.error)?.error?.message,
     channels: total('channels'),
     roundTrips: total('roundTrips'),
     commands: total('commands'),
@@ -229,7 +232,7 @@ async function startLabs(hosts: number, lab: number | undefined): Promise<{ labs
 async function converge(inventory: string, task: string, concurrency: number): Promise<InProcess> {
   console.error(`converging the hosts with tasks/${task}.ts (installs packages through the lab proxy)…`);
   const first = await inProcess(inventory, task, concurrency);
-  if (first.failedHosts > 0) throw new Error(`the converging run failed on ${first.failedHosts} host(s)`);
+  if (first.failedHosts > 0) throw new Error(`the converging run failed on ${first.failedHosts} host(s), the first with: ${first.firstError}`);
   console.error(`converged in ${s(first.wallMs)}`);
   return first;
 }

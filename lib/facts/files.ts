@@ -138,12 +138,13 @@ export function parsePathInfo({ stdout, stderr, exitCode }: FactOutput): PathInf
  * that {@link parsePathInfo} reads both. A path that changed while it was read fails them all.
  */
 export function splitPaths({ stdout, stderr }: FactOutput, paths: readonly string[]): FactOutput[] {
-  const sections = stdout.split('\n--\n');
-  const kinds = (sections[0] ?? '').split('\n');
-  if (sections.length !== 4 || kinds.length !== paths.length) throw new Error(`unexpected output: ${JSON.stringify(stdout.slice(0, 200))}`);
-  const meta = (sections[1] as string).split('\n').filter((l) => l !== '');
-  const targets = Buffer.from(sections[2] as string, 'base64').toString().split('\0');
-  const [small = '', ...big] = (sections[3] as string).split('\n');
+  const lines = stdout.split('\n');
+  const kinds = lines.slice(0, paths.length);
+  const metaEnd = lines.indexOf('--', paths.length + 1);
+  if (lines[paths.length] !== '--' || metaEnd < 0 || lines[metaEnd + 2] !== '--') throw new Error(`unexpected output: ${JSON.stringify(stdout.slice(0, 200))}`);
+  const meta = lines.slice(paths.length + 1, metaEnd);
+  const targets = Buffer.from(lines[metaEnd + 1] as string, 'base64').toString().split('\0');
+  const [small = '', ...big] = lines.slice(metaEnd + 3);
   const bytes = Buffer.from(small, 'base64');
   let at = 0;
   const ok = (out: string): FactOutput => ({ stdout: out, stderr: '', exitCode: 0 });

@@ -76,6 +76,10 @@ t.test('paths read together say what each says alone, in one command', async (t)
   chmodSync(join(dir, 'sub'), 0o2750);
   symlinkSync('../t\narget', join(dir, 'link'));
   symlinkSync('small', join(dir, 'link2'));
+  const missing = await gatherFacts(new LocalConnection('local'), [pathInfo(join(dir, 'none1')), pathInfo(join(dir, 'none2'))]);
+  t.same(missing, [{ kind: 'missing' }, { kind: 'missing' }], 'a group of missing paths only');
+  const links = await gatherFacts(new LocalConnection('local'), [pathInfo(join(dir, 'link')), pathInfo(join(dir, 'link2'))]);
+  t.same(links, [{ kind: 'link', target: '../t\narget' }, { kind: 'link', target: 'small' }], 'a group of links only');
   const names = ['small', 'link', 'big', 'missing', 'sub', 'empty', "it's $(id) *", 'link2', 'small/below', 'sub/none'];
   const grouped = new LocalConnection('local');
   const together = await gatherFacts(grouped, names.map((f) => pathInfo(join(dir, f))));
