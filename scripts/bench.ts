@@ -12,7 +12,7 @@
 // In-process figures come from a fresh child process per run, so that its peak RSS is its own.
 // The hosts' CPU time is their cgroups' usage (the lab gives each host its own) across a run.
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -93,11 +93,11 @@ interface Timed {
 }
 
 /** Runs a command to its end; resolves with its wall and CPU time in ms, rejects on a non-zero exit. */
-async function timed(command: string, args: readonly string[]): Promise<Timed & { stdout: string }> {
+async function timed(command: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<Timed & { stdout: string }> {
   const cpu0 = await childrenCpuMs();
   const r = await new Promise<{ ms: number; stdout: string }>((resolve, reject) => {
     const t0 = performance.now();
-    const p = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -121,7 +121,7 @@ async function inProcess(inventoryFile: string, taskName: string, concurrency: n
  * Whole process from spawn until the controller's first TCP connection reaches a host: a local
  * listener stands in for the host, and the process is killed once it connected.
  */
-async function untilFirstConnection(task: string, inventoryOf: (port: number) => Promise<string>): Promise<number> {
+async function untilFirstConnection(task: string, inventoryOf: (port: number) => Promise<string>, env: NodeJS.ProcessEnv): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as { port: number }).port;
@@ -130,7 +130,7 @@ async function untilFirstConnection(task: string, inventoryOf: (port: number) =>
     return await new Promise<number>((resolve, reject) => {
       const t0 = performance.now();
       // Its own process group, so that npx, tsx's CLI and the node it starts all go together.
-      const p = spawn('npx', ['tsx', task, '--inventory', inventory], { cwd: ROOT, stdio: 'ignore', detached: true });
+      const p = spawn('npx', ['tsx', task, '--inventory', inventory], { cwd: ROOT, env, stdio: 'ignore', detached: true });
       server.once('connection', (socket) => {
         resolve(performance.now() - t0);
         socket.destroy();
@@ -152,6 +152,21 @@ async function repeat<T>(runs: number, f: () => Promise<T>): Promise<T[]> {
   const out: T[] = [];
   for (let i = 0; i < runs; i++) out.push(await f());
   return out;
+}
+
+/** `runs` measured runs after one unmeasured, which fills tsx's cache as a user's earlier runs did. */
+async function warmThenRepeat<T>(runs: number, f: () => Promise<T>): Promise<T[]> {
+  await f();
+  return repeat(runs, f);
+}
+
+/**
+ * The environment of a command timed as a user runs it: tsx caches its compiled files under
+ * TMPDIR, and the one on a machine that runs the tests holds tens of thousands of entries (tsx
+ * scans them at every start), where a user's holds their project's; the bench gives it its own.
+ */
+function userEnv(dir: string): NodeJS.ProcessEnv {
+  return { ...process.env, TMPDIR: join(dir, 'tmp') };
 }
 
 /** Writes an inventory module: each lab host as root with the lab's key, with `vars`. */
@@ -268,23 +283,24 @@ async function provisionFigures(labs: readonly BenchLab[], runs: number, dir: st
   const idle = await settle(labs);
 
   console.error('start-up: node, tsx, --help, first connection…');
-  const nodeFloor = await repeat(runs, () => timed('node', ['-e', '']));
-  const tsxFloor = await repeat(runs, () => timed('npx', ['tsx', '-e', '']));
-  const help = await repeat(runs, () => timed('npx', ['tsx', 'tasks/provision.ts', '--help']));
-  const helpNode = await repeat(runs, () => timed('node', ['--import', 'tsx', 'tasks/provision.ts', '--help']));
+  const env = userEnv(dir);
+  const nodeFloor = await warmThenRepeat(runs, () => timed('node', ['-e', ''], env));
+  const tsxFloor = await warmThenRepeat(runs, () => timed('npx', ['tsx', '-e', ''], env));
+  const help = await warmThenRepeat(runs, () => timed('npx', ['tsx', 'tasks/provision.ts', '--help'], env));
+  const helpNode = await warmThenRepeat(runs, () => timed('node', ['--import', 'tsx', 'tasks/provision.ts', '--help'], env));
   const firstLab = labs[0] as BenchLab;
   const firstConnection = median(
-    await repeat(runs, () =>
+    await warmThenRepeat(runs, () =>
       untilFirstConnection('tasks/provision.ts', (port) =>
         writeInventory(dir, 'first-connection', { target: { address: '127.0.0.1', port, user: 'root', privateKeyPath: firstLab.privateKeyPath, knownHostsPath: firstLab.knownHostsPath } }),
-      ),
+      env),
     ),
   );
 
   console.error(`whole process on ${n} hosts…`);
   const report = join(dir, 'report.json');
-  const whole = await repeat(runs, async () => {
-    const r = await timed('npx', ['tsx', 'tasks/provision.ts', '--inventory', inventory, '--json', report]);
+  const whole = await warmThenRepeat(runs, async () => {
+    const r = await timed('npx', ['tsx', 'tasks/provision.ts', '--inventory', inventory, '--json', report], env);
     const summary = (JSON.parse(await readFile(report, 'utf8')) as { summary: { changed: number; failed: number; unreachable: number } }).summary;
     if (summary.changed + summary.failed + summary.unreachable > 0) throw new Error(`the whole-process run was not converged: ${JSON.stringify(summary)}`);
     return r;
@@ -347,6 +363,10 @@ async function main(argv: string[]): Promise<void> {
   const runs = Number(values.runs);
   if (!Number.isInteger(hosts) || hosts < 1 || !Number.isInteger(runs) || runs < 1) throw new Error('--hosts and --runs take whole numbers ≥ 1');
   const dir = await mkdtemp(join(tmpdir(), 'tackle-bench-'));
+  // The inventories written here load as ES modules, as a project's own inventory.ts does (a
+  // directory without "type": "module" would load them as CommonJS: tackle's modules twice).
+  await writeFile(join(dir, 'package.json'), '{ "type": "module" }\n');
+  await mkdir(join(dir, 'tmp'));
   const { labs, down } = await startLabs(hosts, values.lab === undefined ? undefined : Number(values.lab));
   try {
     const rows = hosts > 10 ? await fleetFigures(labs, runs, dir) : await provisionFigures(labs, runs, dir);
