@@ -52,7 +52,7 @@ export function lockCommand(opts: LockOptions, read: Command): Command {
   const busy = String(BUSY_EXIT);
   // The marker goes first: a session whose controller is already gone dies on it before
   // overwriting the record of the run that really holds the lock.
-  return sh`mkdir -p ${dir} 2>/dev/null; if command exec 9<${dir}; then if flock -w ${String(opts.timeoutSeconds)} -E ${busy} 9; then echo ${LOCKED} && printf '%s since %s\n' ${opts.holder} "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > ${record} 2>/dev/null; (${read}) 8<&- 9<&-; else tackle_rc=$?; exec 9<&-; if [ "$tackle_rc" = ${busy} ]; then printf '%s %s\n' ${BUSY} "$(cat ${record} 2>/dev/null)"; fi; (exit "$tackle_rc"); fi; else (exit 1); fi`;
+  return sh`[ -d ${dir} ] || mkdir -p ${dir} 2>/dev/null; if command exec 9<${dir}; then if flock -w ${String(opts.timeoutSeconds)} -E ${busy} 9; then echo ${LOCKED} && printf '%s since %s\n' ${opts.holder} "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > ${record} 2>/dev/null; (${read}) 8<&- 9<&-; else tackle_rc=$?; exec 9<&-; if [ "$tackle_rc" = ${busy} ]; then printf '%s %s\n' ${BUSY} "$(cat ${record} 2>/dev/null)"; fi; (exit "$tackle_rc"); fi; else (exit 1); fi`;
 }
 
 /**

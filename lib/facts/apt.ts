@@ -257,7 +257,8 @@ const RELEASE_SOURCES = new Set(['debian.sources', 'ubuntu.sources']);
  */
 export const aptRelease: Fact<AptRelease> = defineFact(
   'apt.release',
-  sh`. /etc/os-release 2>/dev/null; printf '%s %s\n' "$ID" "$VERSION_CODENAME"; ls -A ${`${SOURCES}.d`} 2>/dev/null; exit 0`,
+  // The directory's entries by the shell's own glob (as `ls -A` lists them, without a process).
+  sh`. /etc/os-release 2>/dev/null; printf '%s %s\n' "$ID" "$VERSION_CODENAME"; for f in ${raw(`${SOURCES}.d/* ${SOURCES}.d/.[!.]* ${SOURCES}.d/..?*`)}; do if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\n' "\${f##*/}"; fi; done; exit 0`,
   parseAptRelease,
   { reads: ['/etc/os-release', `${SOURCES}.d/`] },
 );

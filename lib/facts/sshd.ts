@@ -16,9 +16,11 @@ export type SshSession =
   | { kind: 'none' }
   | { kind: 'ssh'; clientAddress: string; clientPort: number; serverAddress: string; serverPort: number };
 
-// sudo may reset the environment, so the variable is looked up in each ancestor's environ
-// (readable as root) until one has it: the user's shell, sshd's session child.
-const SESSION_SCRIPT = `p=$$
+// The shell's own SSH_CONNECTION when it has one (without sudo, it has sshd's); sudo may reset
+// the environment, so else the variable is looked up in each ancestor's environ (readable as
+// root) until one has it: the user's shell, sshd's session child.
+const SESSION_SCRIPT = `if [ -n "\${SSH_CONNECTION:-}" ]; then echo "ssh $SSH_CONNECTION"; exit 0; fi
+p=$$
 while [ -n "$p" ] && [ "$p" -gt 1 ]; do
   c=$(tr '\\000' '\\n' < "/proc/$p/environ" 2>/dev/null | sed -n 's/^SSH_CONNECTION=//p')
   if [ -n "$c" ]; then echo "ssh $c"; exit 0; fi
