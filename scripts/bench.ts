@@ -347,6 +347,8 @@ async function fleetFigures(labs: readonly BenchLab[], runs: number, dir: string
     if (used !== undefined) cpu.push(used / n);
   }
   measured.forEach(assertConverged);
+  // The machine's speed at the time, to compare runs made at different times.
+  const nodeFloor = await warmThenRepeat(runs, () => timed('node', ['-e', '']));
   const last = measured.at(-1) as InProcess;
   return [
     [`${n} hosts, converged baseline, in-process wall (median of ${runs})`, wallAndCpu(measured.map((r) => ({ ms: r.wallMs, cpuMs: r.cpuMs }))), '≤ 6 s'],
@@ -354,6 +356,7 @@ async function fleetFigures(labs: readonly BenchLab[], runs: number, dir: string
     [`${n} hosts, channels / round trips per host`, `${(last.channels / n).toFixed(1)} / ${(last.roundTrips / n).toFixed(1)}`, '1 / ≤ 2'],
     ["hosts' CPU time per converged host (median)", cpu.length ? `${Math.round(median(cpu))} ms` : 'unmeasured (no cgroup2 usage)', '—'],
     ["the hosts' own idle load before measuring", `${(idle * 100).toFixed(1)} % of a core`, '—'],
+    ['floor: `node -e ""` (median)', wallAndCpu(nodeFloor), '—'],
   ];
 }
 
