@@ -269,6 +269,19 @@ async function settle(labs: readonly BenchLab[], maxMs = 180_000): Promise<numbe
   }
 }
 
+/** `runs` in-process runs of a converged task on every host, each with the hosts' CPU per host it cost. */
+async function convergedRuns(labs: readonly BenchLab[], inventory: string, task: string, runs: number): Promise<{ measured: InProcess[]; hostCpu: number[] }> {
+  const n = labs.reduce((sum, l) => sum + l.hosts.length, 0);
+  const measured: InProcess[] = [];
+  const hostCpu: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const used = await hostsCpuMs(labs, async () => measured.push(await inProcess(inventory, task, n)));
+    if (used !== undefined) hostCpu.push(used / n);
+  }
+  measured.forEach(assertConverged);
+  return { measured, hostCpu };
+}
+
 function assertConverged(r: InProcess): void {
   if (r.changedSteps > 0 || r.failedHosts > 0) throw new Error(`a measured run was not converged: ${r.changedSteps} changed steps, ${r.failedHosts} failed hosts`);
 }
@@ -307,13 +320,7 @@ async function provisionFigures(labs: readonly BenchLab[], runs: number, dir: st
   });
 
   console.error(`in-process on ${n} hosts…`);
-  const runsIn: InProcess[] = [];
-  const cpu: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const used = await hostsCpuMs(labs, async () => runsIn.push(await inProcess(inventory, 'provision', n)));
-    if (used !== undefined) cpu.push(used / n);
-  }
-  runsIn.forEach(assertConverged);
+  const { measured: runsIn, hostCpu: cpu } = await convergedRuns(labs, inventory, 'provision', runs);
   const last = runsIn.at(-1) as InProcess;
   return [
     [`${n} hosts, whole process (\`npx tsx tasks/provision.ts\`, median of ${runs})`, wallAndCpu(whole), '≤ 1.0 s'],
@@ -340,13 +347,7 @@ async function fleetFigures(labs: readonly BenchLab[], runs: number, dir: string
   const inventory = await labInventory(dir, labs, () => ({ deployKeys: [key] }));
   await converge(inventory, 'baseline', n);
   const idle = await settle(labs);
-  const measured: InProcess[] = [];
-  const cpu: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const used = await hostsCpuMs(labs, async () => measured.push(await inProcess(inventory, 'baseline', n)));
-    if (used !== undefined) cpu.push(used / n);
-  }
-  measured.forEach(assertConverged);
+  const { measured, hostCpu: cpu } = await convergedRuns(labs, inventory, 'baseline', runs);
   // The machine's speed at the time, to compare runs made at different times.
   const nodeFloor = await warmThenRepeat(runs, () => timed('node', ['-e', '']));
   const last = measured.at(-1) as InProcess;
