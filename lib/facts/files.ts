@@ -54,7 +54,7 @@ fi`;
  * if (info.kind === 'file') console.log(info.mode, info.sha256);
  */
 export function pathInfo(path: string): Fact<PathInfo> {
-  // The group lists paths one per line.
+  // A path holding a newline is read on its own: the group lists paths one per line.
   const group = path.includes('\n') ? {} : { group: { of: PATHS, item: path } };
   return defineFact(`files.path:${path}`, sh`p=${path}\n${raw(SCRIPT)}`, parsePathInfo, { reads: [path], ...group });
 }
@@ -157,7 +157,7 @@ export function splitPaths({ stdout, stderr }: FactOutput, paths: readonly strin
     const fields = (meta.shift() ?? '').split(' ');
     const type = fields.slice(6).join(' ');
     if ((kind === 'directory') !== (type === 'directory') || (kind === 'file' && !type.startsWith('regular'))) {
-      throw new Error(`${paths[i]} changed while it was read (${kind}, then ${type || 'gone'}) ${stderr}`);
+      throw new Error(`${paths[i]} changed while it was read (${kind}, then ${type || 'gone'}) ${stderr.trim()}`.trim());
     }
     if (kind === 'directory') return ok(`directory\n${fields.slice(0, 5).join('\n')}\n`);
     const head = `file\n${fields.slice(0, 6).join('\n')}\n`;
@@ -168,7 +168,7 @@ export function splitPaths({ stdout, stderr }: FactOutput, paths: readonly strin
     return ok(`${head}content\n${content.toString('base64')}`);
   });
   if (at !== bytes.length) {
-    throw new Error(`the files gave ${bytes.length} bytes for sizes adding up to ${at}: one changed or could not be read ${stderr}`.trim());
+    throw new Error(`the files gave ${bytes.length} bytes for sizes adding up to ${at}: one changed or could not be read ${stderr.trim()}`.trim());
   }
   return outputs;
 }

@@ -119,13 +119,16 @@ export function parseSshdConfig({ stdout, stderr, exitCode }: FactOutput): SshdC
     at = end + 1;
   }
   const text = texts[0] as string;
+  const contentBytes = bytes.length - at;
   const effective = head[1] === '0' ? ({ kind: 'valid', values: parseSshdT(text) } as const) : ({ kind: 'invalid', error: text.trim() } as const);
   const files = sizes.map((size, i) => {
     const content = bytes.subarray(at, at + size).toString();
     at += size;
     return { path: texts[i + 1] as string, content };
   });
-  if (at !== bytes.length) throw new Error(`the configuration files gave ${bytes.length - at} bytes more or less than their sizes: one changed while it was read`);
+  if (at !== bytes.length) {
+    throw new Error(`the configuration files gave ${contentBytes} bytes for sizes adding up to ${sizes.reduce((a, b) => a + b, 0)}: one changed while it was read`);
+  }
   return { kind: 'sshd', effective, files };
 }
 

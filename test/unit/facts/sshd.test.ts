@@ -54,3 +54,10 @@ t.test('parseSshdT: accumulating keywords after two drop-ins (captured)', async 
     acceptenv: ['FOO', 'BAR', 'LANG', 'LC_*'],
   });
 });
+
+t.test('sshd config files that changed size while read are an error, not a guess', async (t) => {
+  const good = configOutput({ rc: 0, text: 'port 22' }, { '/etc/ssh/sshd_config': 'Port 22\n' });
+  t.match(parseSshdConfig(good), { kind: 'sshd', files: [{ path: '/etc/ssh/sshd_config', content: 'Port 22\n' }] });
+  const grown = { ...good, stdout: good.stdout.replace(/^effective 0 8/, 'effective 0 5') };
+  t.throws(() => parseSshdConfig(grown), /gave 8 bytes for sizes adding up to 5: one changed while it was read/);
+});
