@@ -18,29 +18,34 @@ export interface FactBatch {
   read(host: string, output: FactOutput): unknown[];
 }
 
-/** What the batch runs: one fact's command, or one command for the facts of a group. */
+/** What the batch runs: one fact's command, or one command for the facts of a group (with their items). */
 interface Entry {
   readonly command: Command;
   /** Indexes into the batch's facts. */
   readonly members: readonly number[];
-  readonly group?: FactGroup;
+  readonly group?: { readonly of: FactGroup; readonly items: readonly string[] };
 }
 
 /** The batch's entries: facts of a group present more than once run as one, at the first one's place. */
 function entries(facts: readonly Fact<unknown>[]): Entry[] {
-  const byGroup = new Map<string, number[]>();
+  type Forming = { members: number[]; items: string[]; group?: FactGroup };
+  const order: Forming[] = [];
+  const byGroup = new Map<string, Forming>();
   facts.forEach((f, i) => {
-    if (f.group) byGroup.set(f.group.of.id, [...(byGroup.get(f.group.of.id) ?? []), i]);
+    if (!f.group) return void order.push({ members: [i], items: [] });
+    const joined = byGroup.get(f.group.of.id);
+    if (joined) {
+      joined.members.push(i);
+      joined.items.push(f.group.item);
+      return;
+    }
+    const forming = { members: [i], items: [f.group.item], group: f.group.of };
+    byGroup.set(f.group.of.id, forming);
+    order.push(forming);
   });
-  const out: Entry[] = [];
-  facts.forEach((f, i) => {
-    const members = f.group ? (byGroup.get(f.group.of.id) as number[]) : [i];
-    if (members.length === 1 || !f.group) return void out.push({ command: f.command, members: [i] });
-    if (members[0] !== i) return;
-    const group = f.group.of;
-    out.push({ command: group.command(members.map((m) => (facts[m] as Fact<unknown>).group?.item as string)), members, group });
-  });
-  return out;
+  return order.map(({ members, group, items }) =>
+    group && members.length > 1 ? { command: group.command(items), members, group: { of: group, items } } : { command: (facts[members[0] as number] as Fact<unknown>).command, members },
+  );
 }
 
 export function factBatch(facts: readonly Fact<unknown>[]): FactBatch {
@@ -57,7 +62,7 @@ export function factBatch(facts: readonly Fact<unknown>[]): FactBatch {
     commands: list.length,
     read(host, result) {
       const split = splitBatch(result.stdout, result.stderr, marker, list.length);
-      const outputs = split && memberOutputs(list, split, facts);
+      const outputs = split && memberOutputs(list, split);
       if (!outputs) {
         throw new TackleError({
           phase: 'fact',
@@ -89,15 +94,15 @@ export function factBatch(facts: readonly Fact<unknown>[]): FactBatch {
 }
 
 /** Each fact's output, in the batch's order; a group's output that does not split stands for all its facts, so that their parsers say why. */
-function memberOutputs(list: readonly Entry[], outputs: readonly FactOutput[], facts: readonly Fact<unknown>[]): FactOutput[] {
+function memberOutputs(list: readonly Entry[], outputs: readonly FactOutput[]): FactOutput[] {
   const byFact: FactOutput[] = [];
   list.forEach((e, i) => {
     const output = outputs[i] as FactOutput;
     if (!e.group) return void (byFact[e.members[0] as number] = output);
     let parts: FactOutput[];
     try {
-      parts = e.group.split(output, e.members.map((m) => (facts[m] as Fact<unknown>).group?.item as string));
-      if (parts.length !== e.members.length) throw new Error(`${e.group.id}: ${parts.length} outputs for ${e.members.length} facts`);
+      parts = e.group.of.split(output, e.group.items);
+      if (parts.length !== e.members.length) throw new Error(`${e.group.of.id}: ${parts.length} outputs for ${e.members.length} facts`);
     } catch (err) {
       const failed = { stdout: '', stderr: `${output.stderr}${(err as Error).message}`, exitCode: output.exitCode || 1 };
       parts = e.members.map(() => failed);
